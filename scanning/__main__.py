@@ -1,0 +1,5 @@
+import sys
+
+from scanning.cli import main
+
+sys.exit(main())

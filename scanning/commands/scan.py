@@ -1,0 +1,11 @@
+"""`python -m scanning scan`: not built yet."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser("scan", help="(not built yet)")
+    parser.set_defaults(handler=lambda args: 2)

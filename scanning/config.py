@@ -1,0 +1,67 @@
+"""Settings, read from the environment (Azure app settings) with documented defaults.
+
+Every name here is set by ``infra/main.bicep``; a test checks that. Locally the same names come
+from the environment or the git-ignored ``local.settings.json`` (see ``scanning/local``).
+"""
+
+from __future__ import annotations
+
+import os
+
+from scanning.errors import ConfigError
+
+# name -> default ("" means unset / feature off)
+SETTINGS: dict[str, str] = {
+    # Storage: a connection string locally (Azurite); in Azure, identity-based connections use
+    # AzureWebJobsStorage__blobServiceUri / __queueServiceUri / __tableServiceUri instead.
+    "AzureWebJobsStorage": "",
+    "AzureWebJobsStorage__blobServiceUri": "",
+    "AzureWebJobsStorage__queueServiceUri": "",
+    "AzureWebJobsStorage__tableServiceUri": "",
+    "AzureWebJobsStorage__clientId": "",
+    # Client id of the user-assigned managed identity (DefaultAzureCredential reads it).
+    "AZURE_CLIENT_ID": "",
+    # Advisories: OSV bulk base URL (https mirror, or file:///path for air-gapped copies).
+    "ADVISORY_FEED_URL": "https://osv-vulnerabilities.storage.googleapis.com",
+    "ADVISORY_ECOSYSTEMS": "",
+    "ADVISORY_CONTAINER": "advisories",
+    # Schedules: six-field NCRONTAB as Azure Functions uses.
+    "RESCAN_SCHEDULE": "0 0 3 * * 0",
+    "ADVISORY_REFRESH_SCHEDULE": "0 0 2 * * *",
+    "CATCHUP_SCHEDULE": "0 30 */6 * * *",
+    "PULL_WINDOW_DAYS": "30",
+    # Registries the catch-up job lists, comma separated login servers.
+    "REGISTRIES": "",
+    # Hosts reached over plain http (loopback always may be).
+    "REGISTRY_INSECURE_HOSTS": "",
+    # Notifications.
+    "NOTIFY_QUEUE_NAME": "scan-notifications",
+    "NOTIFY_WEBHOOK_URL": "",
+    # Billing: price per image digest scanned for the first time.
+    "BILLING_UNIT_PRICE": "0.29",
+    "BILLING_CURRENCY": "USD",
+    # Pull ledger source in Azure.
+    "LOG_ANALYTICS_WORKSPACE_ID": "",
+}
+
+
+def setting(name: str) -> str:
+    if name not in SETTINGS:
+        raise ConfigError(f"unknown setting {name!r}")
+    return os.environ.get(name, SETTINGS[name])
+
+
+def int_setting(name: str) -> int:
+    raw = setting(name)
+    try:
+        return int(raw)
+    except ValueError as error:
+        raise ConfigError(f"setting {name} must be an integer, got {raw!r}") from error
+
+
+def float_setting(name: str) -> float:
+    raw = setting(name)
+    try:
+        return float(raw)
+    except ValueError as error:
+        raise ConfigError(f"setting {name} must be a number, got {raw!r}") from error

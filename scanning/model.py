@@ -1,0 +1,201 @@
+"""Data shared by every layer of the scanner: packages, OS, findings and their closed sets.
+
+Frozen, slotted, keyword-only dataclasses with tuples inside, so results can be cached,
+compared and hashed. ``to_json``/``from_json`` helpers live next to the code that stores them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum, StrEnum
+
+
+class PackageType(StrEnum):
+    """Where a package was found; with the OS this decides the OSV ecosystem to match in."""
+
+    DPKG = "deb"
+    APK = "apk"
+    RPM = "rpm"
+    PYPI = "pypi"
+    NPM = "npm"
+    GOLANG = "golang"
+    MAVEN = "maven"
+
+    @property
+    def is_os(self) -> bool:
+        return self in (PackageType.DPKG, PackageType.APK, PackageType.RPM)
+
+
+class Severity(Enum):
+    """Ordered: compare with ``.rank`` (``UNKNOWN`` sorts lowest)."""
+
+    UNKNOWN = "unknown"
+    NEGLIGIBLE = "negligible"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_ORDER.index(self)
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank < other.rank
+
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank <= other.rank
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank > other.rank
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank >= other.rank
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls(text.strip().lower())
+        except ValueError:
+            return cls.UNKNOWN
+
+
+_SEVERITY_ORDER = (
+    Severity.UNKNOWN,
+    Severity.NEGLIGIBLE,
+    Severity.LOW,
+    Severity.MEDIUM,
+    Severity.HIGH,
+    Severity.CRITICAL,
+)
+
+
+class FixStatus(StrEnum):
+    FIXED = "fixed"
+    NOT_FIXED = "not_fixed"
+    WONT_FIX = "wont_fix"
+    UNIMPORTANT = "unimportant"
+    END_OF_LIFE = "end_of_life"
+    UNKNOWN = "unknown"
+
+
+class AssessmentStatus(StrEnum):
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"
+    UNSUPPORTED = "unsupported"
+    NOT_APPLICABLE = "not_applicable"
+    FAILED = "failed"
+    PARTIAL = "partial"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OSInfo:
+    """What os-release (or an older release file) says. ``id`` is os-release ``ID``."""
+
+    id: str
+    version_id: str = ""
+    codename: str = ""
+    pretty_name: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Package:
+    """One installed package.
+
+    ``version`` is the full version as the ecosystem writes it (dpkg ``epoch:upstream-rev``,
+    rpm ``epoch:version-release`` with the epoch only when set, apk ``1.2.3-r4``).
+    ``source_name``/``source_version`` are the distro source package (dpkg ``Source:``, apk
+    origin, rpm source rpm); they default to the binary package's own.
+    """
+
+    type: PackageType
+    name: str
+    version: str
+    purl: str
+    path: str
+    source_name: str = ""
+    source_version: str = ""
+    arch: str = ""
+    layer_digest: str = ""
+    layer_instruction: str = ""
+    licenses: tuple[str, ...] = ()
+
+    @property
+    def source(self) -> str:
+        return self.source_name or self.name
+
+    @property
+    def source_ver(self) -> str:
+        return self.source_version or self.version
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Platform:
+    os: str
+    architecture: str
+    variant: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.os}/{self.architecture}"
+        return f"{text}/{self.variant}" if self.variant else text
+
+    @classmethod
+    def parse(cls, text: str) -> Platform:
+        parts = text.split("/")
+        if len(parts) not in (2, 3) or not all(parts):
+            raise ValueError(f"platform must be OS/ARCH[/VARIANT], got {text!r}")
+        return cls(os=parts[0], architecture=parts[1], variant=parts[2] if len(parts) == 3 else "")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CvssScore:
+    version: str  # "2.0", "3.0", "3.1", "4.0"
+    vector: str
+    base_score: float
+    severity: Severity
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MatchDetail:
+    """How a finding was matched, so it can be explained."""
+
+    ecosystem: str
+    searched_name: str
+    searched_version: str
+    range: str  # e.g. "introduced 0, fixed 1.2.3" or "versions list"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finding:
+    id: str
+    aliases: tuple[str, ...]
+    package: str
+    installed_version: str
+    package_type: PackageType
+    purl: str
+    source_package: str
+    fixed_version: str
+    fix_status: FixStatus
+    severity: Severity
+    vendor_severity: str
+    cvss: tuple[CvssScore, ...]
+    remediation: str
+    summary: str
+    description: str
+    published: str
+    modified: str
+    references: tuple[str, ...]
+    layer_digest: str
+    layer_instruction: str
+    path: str
+    match: MatchDetail
+    disabled_by: str = ""  # id of the disable rule that hides it, if any
+    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)

@@ -84,7 +84,8 @@ def normalise(payload: Any) -> list[RegistryEvent]:
         if event_type not in _ACTION_BY_TYPE:
             raise BadRequest(f"unsupported event type {event_type!r}")
         time = _str(payload, "eventTime") or _str(payload, "time")
-        return [_from_data(payload.get("data"), default_action=_ACTION_BY_TYPE[event_type], time=time)]
+        action = _ACTION_BY_TYPE[event_type]
+        return [_from_data(payload.get("data"), default_action=action, time=time)]
     if "target" in payload:
         return [_from_data(payload)]
     raise BadRequest("not a registry event: no eventType, type, events or target")

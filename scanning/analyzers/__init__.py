@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import hashlib
 
+from scanning.analyzers.apk import ApkAnalyzer
 from scanning.analyzers.base import Analyzer, AnalyzerInput, AnalyzerOutput
+from scanning.analyzers.dpkg import DpkgAnalyzer
+from scanning.analyzers.npm import NpmAnalyzer
+from scanning.analyzers.os_release import OSReleaseAnalyzer
+from scanning.analyzers.python import PythonAnalyzer
 
-ANALYZERS: tuple[Analyzer, ...] = ()
+# Every analyzer, once. Adding one: a module, one line here, tests with real fixture files.
+ANALYZERS: tuple[Analyzer, ...] = (
+    OSReleaseAnalyzer(),
+    DpkgAnalyzer(),
+    ApkAnalyzer(),
+    PythonAnalyzer(),
+    NpmAnalyzer(),
+    # --- analyzers added by other areas (rpm, Go binaries, Java): one line each below ---
+)
 
 
 def analyzer_set_version(analyzers: tuple[Analyzer, ...] = ANALYZERS) -> str:

@@ -1,0 +1,231 @@
+"""The distribution: os-release and the older, distribution-specific release files.
+
+One ``OSInfo`` per file; ``best_os`` chooses among the files an image has. Precedence:
+``etc/os-release`` > ``usr/lib/os-release`` (distroless ships only this one) > the specific
+files in ``SPECIFIC_FILES`` order (most specific first: Rocky, Alma, Oracle and CentOS also
+ship a ``redhat-release``; Ubuntu also ships ``debian_version``). One merge: Debian testing and
+sid have no ``VERSION_ID`` in os-release, so ``etc/debian_version`` (``trixie/sid``) supplies it.
+
+Formats:
+
+* os-release(5) (freedesktop.org): ``KEY=value`` lines, values optionally in single or double
+  quotes, with ``\\``-escapes inside double quotes; ``#`` comments. We use ``ID``, ``VERSION_ID``,
+  ``VERSION_CODENAME`` (else ``UBUNTU_CODENAME``) and ``PRETTY_NAME``. A file without ``ID``
+  or with a line that is not an assignment is an ``AnalyzerError``.
+* ``etc/alpine-release``: the version (``3.10.4``).
+* ``etc/debian_version``: the version (``10.3``) or ``<codename>/sid`` on testing and sid.
+* ``etc/lsb-release``: ``DISTRIB_ID``, ``DISTRIB_RELEASE``, ``DISTRIB_CODENAME``,
+  ``DISTRIB_DESCRIPTION`` in os-release syntax.
+* ``etc/redhat-release`` and relatives: ``<name> release <version> (<codename>)``; ``<name>``
+  maps to the os-release ID the distribution uses (``Red Hat Enterprise Linux`` -> ``rhel``).
+  An unknown name gives no OS (not a guessed id).
+* ``etc/mariner-release``: ``CBL-Mariner 2.0.20220226`` -> ``mariner`` ``2.0``.
+* ``etc/SuSE-release``: a title line, then ``VERSION = 12`` and ``PATCHLEVEL = 3`` -> ``12.3``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+
+from scanning.analyzers.base import AnalyzerInput, AnalyzerOutput
+from scanning.analyzers.textfile import clean_text, decode_lenient, is_regular_file, read_capped
+from scanning.errors import AnalyzerError
+from scanning.model import OSInfo
+
+logger = logging.getLogger(__name__)
+
+ETC_OS_RELEASE = "etc/os-release"
+USR_LIB_OS_RELEASE = "usr/lib/os-release"
+DEBIAN_VERSION = "etc/debian_version"
+# Distribution-specific files, most specific first (see module docstring).
+SPECIFIC_FILES = (
+    "etc/alpine-release",
+    "etc/mariner-release",
+    "etc/SuSE-release",
+    "etc/rocky-release",
+    "etc/almalinux-release",
+    "etc/oracle-release",
+    "etc/fedora-release",
+    "etc/centos-release",
+    "etc/redhat-release",
+    "etc/system-release",
+    "etc/lsb-release",
+    DEBIAN_VERSION,
+)
+PRECEDENCE = (ETC_OS_RELEASE, USR_LIB_OS_RELEASE, *SPECIFIC_FILES)
+
+_ASSIGNMENT_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)")
+_DOUBLE_QUOTED_ESCAPE_RE = re.compile(r"\\([$\"\\`])")
+# "<name> release <version> [(<codename>)]" (redhat-release and its relatives).
+_RELEASE_LINE_RE = re.compile(
+    r"(?P<name>.+?) release (?P<version>[0-9][0-9.]*)(?: \((?P<codename>[^)]*)\))?"
+)
+_MARINER_RE = re.compile(r"CBL-Mariner (?P<major_minor>[0-9]+\.[0-9]+)(?:\.[0-9]+)?")
+_SUSE_KEY_RE = re.compile(r"(VERSION|PATCHLEVEL|CODENAME)\s*=\s*(\S.*)")
+_PLAIN_VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~/-]*")
+
+# Distribution names in redhat-release-style files -> os-release ID of that distribution.
+_RELEASE_NAME_TO_ID = (
+    ("Red Hat Enterprise Linux", "rhel"),
+    ("CentOS Stream", "centos"),
+    ("CentOS", "centos"),
+    ("Rocky Linux", "rocky"),
+    ("AlmaLinux", "almalinux"),
+    ("Oracle Linux", "ol"),
+    ("Fedora", "fedora"),
+    ("Amazon Linux", "amzn"),
+)
+
+
+class OSReleaseAnalyzer:
+    name = "os-release"
+    version = 1
+    max_file_size = 64 * 1024
+
+    def required(self, path: str, mode: int) -> bool:
+        return path in PRECEDENCE and is_regular_file(mode)
+
+    def analyze(self, file: AnalyzerInput) -> AnalyzerOutput:
+        text = decode_lenient(read_capped(file, self.max_file_size, self.name))
+        return AnalyzerOutput(os=parse_release_file(file.path, text))
+
+
+def parse_release_file(path: str, text: str) -> OSInfo | None:
+    """The OS ``text`` (the content of ``path``) names; ``None`` for an unknown distribution."""
+    if path in (ETC_OS_RELEASE, USR_LIB_OS_RELEASE):
+        return _os_release(path, text)
+    if path == "etc/lsb-release":
+        return _lsb_release(path, text)
+    if path == "etc/alpine-release":
+        return OSInfo(id="alpine", version_id=_single_version(path, text))
+    if path == DEBIAN_VERSION:
+        return OSInfo(id="debian", version_id=_single_version(path, text))
+    if path == "etc/mariner-release":
+        match = _MARINER_RE.match(text.strip())
+        if match is None:
+            raise AnalyzerError(f"os-release: {path}: not 'CBL-Mariner <version>'")
+        return OSInfo(id="mariner", version_id=match["major_minor"])
+    if path == "etc/SuSE-release":
+        return _suse_release(path, text)
+    return _release_line(path, text)
+
+
+def best_os(found: Mapping[str, OSInfo]) -> OSInfo | None:
+    """The image's OS from the release files found (path -> what each says), by precedence."""
+    chosen_path = next((path for path in PRECEDENCE if path in found), None)
+    if chosen_path is None:
+        return None
+    chosen = found[chosen_path]
+    debian_version = found.get(DEBIAN_VERSION)
+    if chosen.id == "debian" and not chosen.version_id and debian_version is not None:
+        return OSInfo(
+            id=chosen.id,
+            version_id=debian_version.version_id,
+            codename=chosen.codename,
+            pretty_name=chosen.pretty_name,
+        )
+    return chosen
+
+
+def parse_assignments(path: str, text: str) -> dict[str, str]:
+    """os-release(5) syntax: ``KEY=value`` lines, quoting and escapes as a shell would."""
+    values: dict[str, str] = {}
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = _ASSIGNMENT_RE.fullmatch(line)
+        if match is None:
+            raise AnalyzerError(f"os-release: {path} line {number}: not a KEY=value assignment")
+        values[match.group(1)] = _unquote(path, number, match.group(2))
+    return values
+
+
+def _unquote(path: str, number: int, value: str) -> str:
+    if value[:1] in ("'", '"'):
+        quote = value[0]
+        if len(value) < 2 or value[-1] != quote:
+            raise AnalyzerError(f"os-release: {path} line {number}: unbalanced quotes")
+        inner = value[1:-1]
+        return _DOUBLE_QUOTED_ESCAPE_RE.sub(r"\1", inner) if quote == '"' else inner
+    return value
+
+
+def _os_release(path: str, text: str) -> OSInfo:
+    values = parse_assignments(path, text)
+    os_id = values.get("ID", "").strip().lower()
+    if not os_id:
+        raise AnalyzerError(f"os-release: {path}: no ID")
+    return OSInfo(
+        id=clean_text(os_id),
+        version_id=clean_text(values.get("VERSION_ID", "").strip()),
+        codename=clean_text(
+            (values.get("VERSION_CODENAME") or values.get("UBUNTU_CODENAME") or "").strip()
+        ),
+        pretty_name=clean_text(values.get("PRETTY_NAME", "").strip()),
+    )
+
+
+def _lsb_release(path: str, text: str) -> OSInfo:
+    values = parse_assignments(path, text)
+    os_id = values.get("DISTRIB_ID", "").strip().lower()
+    if not os_id:
+        raise AnalyzerError(f"os-release: {path}: no DISTRIB_ID")
+    return OSInfo(
+        id=clean_text(os_id),
+        version_id=clean_text(values.get("DISTRIB_RELEASE", "").strip()),
+        codename=clean_text(values.get("DISTRIB_CODENAME", "").strip()),
+        pretty_name=clean_text(values.get("DISTRIB_DESCRIPTION", "").strip()),
+    )
+
+
+def _single_version(path: str, text: str) -> str:
+    version = text.strip()
+    if not _PLAIN_VERSION_RE.fullmatch(version):
+        raise AnalyzerError(f"os-release: {path}: not a version: {clean_text(version[:80])!r}")
+    return version
+
+
+def _release_line(path: str, text: str) -> OSInfo | None:
+    first_line = text.strip().split("\n", 1)[0].strip()
+    match = _RELEASE_LINE_RE.fullmatch(first_line)
+    if match is None:
+        raise AnalyzerError(f"os-release: {path}: not '<name> release <version> (<codename>)'")
+    name = match["name"]
+    os_id = next((i for prefix, i in _RELEASE_NAME_TO_ID if name.startswith(prefix)), None)
+    if os_id is None:
+        logger.info("os-release: %s names an unknown distribution %r", path, clean_text(name))
+        return None
+    return OSInfo(
+        id=os_id,
+        version_id=match["version"],
+        codename=clean_text(match["codename"] or ""),
+        pretty_name=clean_text(first_line),
+    )
+
+
+def _suse_release(path: str, text: str) -> OSInfo:
+    lines = text.strip().split("\n")
+    title = lines[0].strip()
+    values = {
+        match.group(1): match.group(2).strip()
+        for line in lines[1:]
+        if (match := _SUSE_KEY_RE.fullmatch(line.strip()))
+    }
+    version = values.get("VERSION", "")
+    if not version or not _PLAIN_VERSION_RE.fullmatch(version):
+        raise AnalyzerError(f"os-release: {path}: no VERSION = <version> line")
+    patch_level = values.get("PATCHLEVEL", "0")
+    if not patch_level.isdigit():
+        raise AnalyzerError(f"os-release: {path}: malformed PATCHLEVEL")
+    if patch_level != "0":
+        version = f"{version}.{patch_level}"
+    os_id = "opensuse" if title.lower().startswith("opensuse") else "sles"
+    return OSInfo(
+        id=os_id,
+        version_id=version,
+        codename=clean_text(values.get("CODENAME", "")),
+        pretty_name=clean_text(title),
+    )

@@ -7,9 +7,12 @@ import hashlib
 from scanning.analyzers.apk import ApkAnalyzer
 from scanning.analyzers.base import Analyzer, AnalyzerInput, AnalyzerOutput
 from scanning.analyzers.dpkg import DpkgAnalyzer
+from scanning.analyzers.gobinary import GoBinaryAnalyzer
+from scanning.analyzers.java import JavaArchiveAnalyzer
 from scanning.analyzers.npm import NpmAnalyzer
 from scanning.analyzers.os_release import OSReleaseAnalyzer
 from scanning.analyzers.python import PythonAnalyzer
+from scanning.analyzers.rpm import RpmAnalyzer
 
 # Every analyzer, once. Adding one: a module, one line here, tests with real fixture files.
 ANALYZERS: tuple[Analyzer, ...] = (
@@ -19,6 +22,9 @@ ANALYZERS: tuple[Analyzer, ...] = (
     PythonAnalyzer(),
     NpmAnalyzer(),
     # --- analyzers added by other areas (rpm, Go binaries, Java): one line each below ---
+    RpmAnalyzer(),
+    GoBinaryAnalyzer(),
+    JavaArchiveAnalyzer(),
 )
 
 

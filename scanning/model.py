@@ -199,3 +199,13 @@ class Finding:
     match: MatchDetail
     disabled_by: str = ""  # id of the disable rule that hides it, if any
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+
+class ScanTrigger(StrEnum):
+    """Why a scan ran; billing depends on it (first scans are billed, rescans never)."""
+
+    PUSH = "push"
+    IMPORT = "import"
+    RESCAN = "rescan"
+    MANUAL = "manual"
+    CATCHUP = "catchup"

@@ -1,0 +1,50 @@
+"""Table and Blob Storage persistence (Azure Storage; Azurite locally).
+
+Start with ``Store`` (``store.py``): one object per storage namespace with one attribute per
+table: ``images`` (and tag history), ``findings`` (sub-assessments, replaced through a
+generation pointer), ``scans`` (history), ``pulls`` (ledger), ``billing`` (one record per
+digest, ever), ``rules`` (disable rules) and ``blobs`` (inventories, layer results). Key
+encoding is in ``keys``, paging in ``paging``, client construction from the app settings in
+``clients``. This package holds no business rules: disable-rule logic is ``scanning.rules``.
+"""
+
+from scanning.store.billing import BILLABLE_TRIGGERS, BillingRecord, BillingResult, BillingSummary
+from scanning.store.blobs import BlobKind
+from scanning.store.clients import StorageClients, StorageSettings
+from scanning.store.findings import (
+    Assessment,
+    FindingFilter,
+    FindingHit,
+    FlipResult,
+    PlatformFindings,
+)
+from scanning.store.images import ImageFilter, ImageRecord, TagEvent
+from scanning.store.paging import Page
+from scanning.store.pulls import PullLedgerEntry
+from scanning.store.scans import ScanFilter, ScanRecord, new_scan_id
+from scanning.store.store import DEFAULT_PREFIX, Store
+
+__all__ = [
+    "BILLABLE_TRIGGERS",
+    "DEFAULT_PREFIX",
+    "Assessment",
+    "BillingRecord",
+    "BillingResult",
+    "BillingSummary",
+    "BlobKind",
+    "FindingFilter",
+    "FindingHit",
+    "FlipResult",
+    "ImageFilter",
+    "ImageRecord",
+    "Page",
+    "PlatformFindings",
+    "PullLedgerEntry",
+    "ScanFilter",
+    "ScanRecord",
+    "StorageClients",
+    "StorageSettings",
+    "Store",
+    "TagEvent",
+    "new_scan_id",
+]

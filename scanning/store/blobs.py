@@ -1,0 +1,96 @@
+"""Blob Storage for what does not fit a table row: image inventories and layer results.
+
+One container per kind, ``<prefix>-<kind>``. Blob names are built from key-encoded parts
+(``scanning.store.keys``) so registry and repository names never create odd paths; the
+content is opaque bytes (the pipeline owns its format).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import BlobServiceClient, ContentSettings
+
+from scanning.errors import NotFound
+from scanning.store.entities import storage_errors
+from scanning.store.keys import encode_key
+
+
+class BlobKind(StrEnum):
+    INVENTORIES = "inventories"
+    LAYERS = "layers"
+
+
+class BlobStore:
+    def __init__(self, service: BlobServiceClient, prefix: str) -> None:
+        self.service = service
+        self.prefix = prefix
+
+    def container_name(self, kind: BlobKind) -> str:
+        return f"{self.prefix}-{kind.value}"
+
+    def create_containers(self) -> None:
+        for kind in BlobKind:
+            name = self.container_name(kind)
+            with storage_errors(f"creating container {name}"), contextlib.suppress(
+                ResourceExistsError
+            ):
+                self.service.create_container(name)
+
+    def delete_containers(self) -> None:
+        for kind in BlobKind:
+            name = self.container_name(kind)
+            with storage_errors(f"deleting container {name}"), contextlib.suppress(
+                ResourceNotFoundError
+            ):
+                self.service.delete_container(name)
+
+    def put(self, kind: BlobKind, name: str, data: bytes,
+            content_type: str = "application/octet-stream") -> None:
+        blob = self.service.get_blob_client(self.container_name(kind), name)
+        with storage_errors(f"writing blob {name}"):
+            blob.upload_blob(data, overwrite=True,
+                             content_settings=ContentSettings(content_type=content_type))
+
+    def get(self, kind: BlobKind, name: str) -> bytes:
+        blob = self.service.get_blob_client(self.container_name(kind), name)
+        with storage_errors(f"reading blob {name}"):
+            return blob.download_blob().readall()
+
+    def exists(self, kind: BlobKind, name: str) -> bool:
+        blob = self.service.get_blob_client(self.container_name(kind), name)
+        with storage_errors(f"checking blob {name}"):
+            return bool(blob.exists())
+
+    def delete(self, kind: BlobKind, name: str) -> None:
+        blob = self.service.get_blob_client(self.container_name(kind), name)
+        with storage_errors(f"deleting blob {name}"), contextlib.suppress(ResourceNotFoundError):
+            blob.delete_blob()
+
+    # ------------------------------------------------------------ inventories
+
+    @staticmethod
+    def inventory_name(registry: str, digest: str) -> str:
+        return f"{encode_key(registry)}/{encode_key(digest)}.json"
+
+    def put_inventory(self, registry: str, digest: str, data: bytes | Mapping[str, Any]) -> None:
+        """Store an image's inventory: bytes as given, a mapping as compact JSON."""
+        content = data if isinstance(data, bytes) else json.dumps(
+            data, separators=(",", ":")).encode()
+        self.put(BlobKind.INVENTORIES, self.inventory_name(registry, digest), content,
+                 content_type="application/json")
+
+    def get_inventory(self, registry: str, digest: str) -> bytes:
+        """The inventory bytes; NotFound when the image has none (re-analyse it)."""
+        try:
+            return self.get(BlobKind.INVENTORIES, self.inventory_name(registry, digest))
+        except NotFound:
+            raise NotFound(f"no inventory stored for {digest} in {registry}") from None
+
+    def has_inventory(self, registry: str, digest: str) -> bool:
+        return self.exists(BlobKind.INVENTORIES, self.inventory_name(registry, digest))

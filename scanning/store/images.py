@@ -1,0 +1,408 @@
+"""The images table (one row per registry + digest) and the tag history table.
+
+images: PartitionKey ``encode_key(registry)``, RowKey ``encode_key(digest)``. Listing one
+registry is a partition query. Besides what the image is (repository, tags, platforms, media
+type, size, push/pull times, deleted flag) the row carries the latest assessment (status,
+reason, counts per severity active and disabled as ``active_<severity>``/``disabled_<severity>``
+Int32 columns so they can be filtered on, analyzer and index versions) and the pointer
+``current_generation`` to the findings rows of that assessment (see ``findings``).
+
+tags: PartitionKey ``join_key(registry, repository)``, RowKey ``join_key(tag) | <inverted
+time>``: each push of a tag appends a row saying which digest the tag pointed to when, newest
+first. A tag that moves to a new digest is removed from the old image's ``tags``; the old image
+row and its results stay (it can still be pulled by digest) and the history shows the move.
+
+Updates to an image row are read-modify-write with an ETag condition, retried on conflict,
+so concurrent events never lose each other's changes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from azure.data.tables import TableClient, TableEntity
+
+from scanning.errors import BadRequest, NotFound, StoreError
+from scanning.model import AssessmentStatus, OSInfo, ScanTrigger, Severity
+from scanning.rules import FindingCounts
+from scanning.store.entities import (
+    as_datetime,
+    as_int,
+    as_str,
+    bounded_json_list,
+    int64,
+    json_list,
+    modify_entity,
+    read_entity,
+    storage_errors,
+    utc,
+)
+from scanning.store.keys import SEPARATOR, decode_key, encode_key, join_key
+from scanning.store.paging import Page, query_page
+
+log = logging.getLogger(__name__)
+
+_MAX_MICROS = 10**19 - 1
+
+
+def count_column(kind: str, severity: Severity) -> str:
+    """``active_high``, ``disabled_critical``…: one Int32 column per kind and severity."""
+    return f"{kind}_{severity.value}"
+
+
+def image_keys(registry: str, digest: str) -> tuple[str, str]:
+    return encode_key(registry), encode_key(digest)
+
+
+def inverted_time(moment: datetime) -> str:
+    """Row-key text that sorts newest first (fixed width, so string order is time order)."""
+    micros = int(utc(moment).timestamp() * 1_000_000)
+    return f"{_MAX_MICROS - micros:019d}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlatformDetail:
+    """One assessed platform of an image: its manifest and detected OS."""
+
+    platform: str
+    manifest_digest: str = ""
+    os: OSInfo | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageRecord:
+    registry: str
+    repository: str
+    digest: str
+    tags: tuple[str, ...] = ()
+    platforms: tuple[str, ...] = ()
+    media_type: str = ""
+    size_bytes: int = 0
+    first_pushed: datetime | None = None
+    last_pushed: datetime | None = None
+    last_pulled: datetime | None = None
+    status: AssessmentStatus | None = None  # None until the first assessment
+    # What the scan itself concluded before disable rules (partial, failed…); see
+    # scanning.rules.assessment_status.
+    analysis_status: AssessmentStatus | None = None
+    reason: str = ""
+    counts: FindingCounts = field(default_factory=FindingCounts)
+    analyzer_version: str = ""
+    index_version: str = ""
+    assessed_at: datetime | None = None
+    last_scan_id: str = ""
+    first_scan_trigger: ScanTrigger | None = None
+    deleted: bool = False
+    deleted_at: datetime | None = None
+    current_generation: str = ""
+    platform_details: tuple[PlatformDetail, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TagEvent:
+    """``tag`` of ``repository`` pointed to ``digest`` from ``at`` on."""
+
+    registry: str
+    repository: str
+    tag: str
+    digest: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageFilter:
+    """``severity``: images with at least one active finding at or above it."""
+
+    registry: str = ""
+    repository: str = ""
+    status: AssessmentStatus | None = None
+    severity: Severity | None = None
+    include_deleted: bool = False
+
+
+def counts_from_entity(entity: Mapping[str, Any]) -> FindingCounts:
+    return FindingCounts(
+        active={sev: as_int(entity.get(count_column("active", sev))) for sev in Severity},
+        disabled={sev: as_int(entity.get(count_column("disabled", sev))) for sev in Severity},
+    )
+
+
+def counts_to_entity(counts: FindingCounts) -> dict[str, int]:
+    columns = {}
+    for severity in Severity:
+        columns[count_column("active", severity)] = counts.active.get(severity, 0)
+        columns[count_column("disabled", severity)] = counts.disabled.get(severity, 0)
+    return columns
+
+
+def platform_details_to_json(details: tuple[PlatformDetail, ...]) -> str:
+    return bounded_json_list(
+        {"platform": detail.platform, "manifest_digest": detail.manifest_digest,
+         "os": None if detail.os is None else {
+             "id": detail.os.id, "version_id": detail.os.version_id,
+             "codename": detail.os.codename, "pretty_name": detail.os.pretty_name}}
+        for detail in details
+    )
+
+
+def platform_details_from_json(value: object) -> tuple[PlatformDetail, ...]:
+    details = []
+    for item in json_list(value):
+        os_data = item.get("os")
+        details.append(PlatformDetail(
+            platform=item["platform"], manifest_digest=item.get("manifest_digest", ""),
+            os=OSInfo(**os_data) if isinstance(os_data, dict) else None,
+        ))
+    return tuple(details)
+
+
+def image_from_entity(entity: Mapping[str, Any]) -> ImageRecord:
+    status = as_str(entity.get("status"))
+    analysis = as_str(entity.get("analysis_status"))
+    trigger = as_str(entity.get("first_scan_trigger"))
+    try:
+        return ImageRecord(
+            registry=as_str(entity.get("registry")) or decode_key(entity["PartitionKey"]),
+            repository=as_str(entity.get("repository")),
+            digest=as_str(entity.get("digest")) or decode_key(entity["RowKey"]),
+            tags=tuple(json_list(entity.get("tags"))),
+            platforms=tuple(json_list(entity.get("platforms"))),
+            media_type=as_str(entity.get("media_type")),
+            size_bytes=as_int(entity.get("size_bytes")),
+            first_pushed=as_datetime(entity.get("first_pushed")),
+            last_pushed=as_datetime(entity.get("last_pushed")),
+            last_pulled=as_datetime(entity.get("last_pulled")),
+            status=AssessmentStatus(status) if status else None,
+            analysis_status=AssessmentStatus(analysis) if analysis else None,
+            reason=as_str(entity.get("reason")),
+            counts=counts_from_entity(entity),
+            analyzer_version=as_str(entity.get("analyzer_version")),
+            index_version=as_str(entity.get("index_version")),
+            assessed_at=as_datetime(entity.get("assessed_at")),
+            last_scan_id=as_str(entity.get("last_scan_id")),
+            first_scan_trigger=ScanTrigger(trigger) if trigger else None,
+            deleted=bool(entity.get("deleted", False)),
+            deleted_at=as_datetime(entity.get("deleted_at")),
+            current_generation=as_str(entity.get("current_generation")),
+            platform_details=platform_details_from_json(entity.get("platform_details")),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise StoreError(f"image row {entity.get('RowKey')!r} is malformed: {error}") from error
+
+
+class ImageTable:
+    """Images and their tag history. Build through ``scanning.store.Store``."""
+
+    def __init__(self, images: TableClient, tags: TableClient) -> None:
+        self.table = images
+        self.tags_table = tags
+
+    # ------------------------------------------------------------ reads
+
+    def find(self, registry: str, digest: str) -> ImageRecord | None:
+        entity = self.entity(registry, digest)
+        return image_from_entity(entity) if entity is not None else None
+
+    def get(self, registry: str, digest: str) -> ImageRecord:
+        record = self.find(registry, digest)
+        if record is None:
+            raise NotFound(f"no image {digest} in registry {registry}")
+        return record
+
+    def entity(self, registry: str, digest: str) -> TableEntity | None:
+        """The raw image row (None when absent)."""
+        partition_key, row_key = image_keys(registry, digest)
+        return read_entity(self.table, partition_key, row_key, f"reading image {digest}")
+
+    def find_by_digest(self, digest: str) -> tuple[ImageRecord, ...]:
+        """Every registry's row for ``digest`` (a digest alone may be ambiguous).
+
+        A cross-partition query on RowKey: the service scans the table, fine for the API's
+        occasional lookups, not for jobs (they know the registry).
+        """
+        with storage_errors(f"finding image {digest}"):
+            entities = list(self.table.query_entities(
+                "RowKey eq @digest", parameters={"digest": encode_key(digest)}
+            ))
+        return tuple(image_from_entity(entity) for entity in entities)
+
+    def list(self, filters: ImageFilter = ImageFilter(), page_size: int = 100,
+             token: str | None = None) -> Page[ImageRecord]:
+        """One page of images matching ``filters``, in registry then digest order."""
+        clauses: list[str] = []
+        parameters: dict[str, Any] = {}
+        if filters.registry:
+            clauses.append("PartitionKey eq @registry")
+            parameters["registry"] = encode_key(filters.registry)
+        if filters.repository:
+            clauses.append("repository eq @repository")
+            parameters["repository"] = filters.repository
+        if filters.status is not None:
+            clauses.append("status eq @status")
+            parameters["status"] = filters.status.value
+        if filters.severity is not None:
+            at_or_above = [sev for sev in Severity if sev >= filters.severity]
+            clauses.append("(" + " or ".join(
+                f"{count_column('active', sev)} gt 0" for sev in at_or_above) + ")")
+        if not filters.include_deleted:
+            clauses.append("deleted eq false")
+        return query_page(
+            self.table, query_filter=" and ".join(clauses), parameters=parameters,
+            page_size=page_size, token=token, convert=image_from_entity, operation="listing images",
+        )
+
+    def iter_all(self, filters: ImageFilter = ImageFilter()) -> Iterator[ImageRecord]:
+        """Every matching image, following the pages (for jobs, not for HTTP)."""
+        token: str | None = None
+        while True:
+            page = self.list(filters, page_size=1000, token=token)
+            yield from page.items
+            if page.next_token is None:
+                return
+            token = page.next_token
+
+    # ------------------------------------------------------------ writes
+
+    def modify(
+        self, registry: str, digest: str,
+        change: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+        operation: str,
+    ) -> ImageRecord | None:
+        """Read-modify-write the image row (see ``entities.modify_entity``)."""
+        partition_key, row_key = image_keys(registry, digest)
+        row = modify_entity(self.table, partition_key, row_key, change, operation)
+        return image_from_entity(row) if row is not None else None
+
+    def record_push(
+        self, *, registry: str, repository: str, digest: str, at: datetime, tag: str = "",
+        media_type: str = "", platforms: tuple[str, ...] = (), size_bytes: int = 0,
+    ) -> ImageRecord:
+        """Create or update the image for a push (or import) of ``digest``, and its tag.
+
+        A push of a deleted digest brings it back. Pushing the same event twice is harmless.
+        """
+        if not registry or not repository or not digest:
+            raise BadRequest("registry, repository and digest are required")
+        moment = utc(at)
+
+        def change(row: dict[str, Any] | None) -> dict[str, Any]:
+            row = row or new_image_row(registry, repository, digest)
+            first = as_datetime(row.get("first_pushed"))
+            last = as_datetime(row.get("last_pushed"))
+            row["repository"] = repository
+            row["first_pushed"] = min(first, moment) if first else moment
+            row["last_pushed"] = max(last, moment) if last else moment
+            if media_type:
+                row["media_type"] = media_type
+            if platforms:
+                row["platforms"] = json.dumps(list(platforms))
+            if size_bytes:
+                row["size_bytes"] = int64(size_bytes)
+            if tag:
+                tags = json_list(row.get("tags"))
+                if tag not in tags:
+                    row["tags"] = bounded_json_list(sorted([*tags, tag]))
+            row["deleted"] = False
+            row.pop("deleted_at", None)
+            return row
+
+        record = self.modify(registry, digest, change, f"recording push of {digest}")
+        assert record is not None
+        if tag:
+            self._record_tag(registry, repository, tag, digest, moment)
+        return self.get(registry, digest) if tag else record
+
+    def _record_tag(self, registry: str, repository: str, tag: str, digest: str,
+                    at: datetime) -> None:
+        previous = self.tag_history(registry, repository, tag)
+        if previous and previous[0].digest == digest:
+            return  # the same push delivered again: the tag did not move
+        partition_key = join_key(registry, repository)
+        with storage_errors(f"recording tag {tag} of {repository}"):
+            self.tags_table.upsert_entity({
+                "PartitionKey": partition_key,
+                "RowKey": f"{join_key(tag)}{SEPARATOR}{inverted_time(at)}",
+                "registry": registry, "repository": repository, "tag": tag,
+                "digest": digest, "at": at,
+            })
+        for event in previous[:1]:
+            if event.digest != digest:
+                self._drop_tag(registry, event.digest, tag, repository)
+
+    def _drop_tag(self, registry: str, digest: str, tag: str, repository: str) -> None:
+        def change(row: dict[str, Any] | None) -> dict[str, Any] | None:
+            if row is None or row.get("repository") != repository:
+                return None
+            tags = json_list(row.get("tags"))
+            if tag not in tags:
+                return None
+            row["tags"] = json.dumps([item for item in tags if item != tag])
+            return row
+
+        self.modify(registry, digest, change, f"moving tag {tag} off {digest}")
+
+    def tag_history(self, registry: str, repository: str, tag: str = "") -> tuple[TagEvent, ...]:
+        """Where tags pointed, newest first per tag (all tags, or one)."""
+        parameters = {"pk": join_key(registry, repository)}
+        query_filter = "PartitionKey eq @pk"
+        if tag:
+            query_filter += " and RowKey gt @low and RowKey lt @high"
+            parameters["low"] = join_key(tag) + SEPARATOR
+            parameters["high"] = join_key(tag) + chr(ord(SEPARATOR) + 1)
+        with storage_errors(f"reading tag history of {repository}"):
+            entities = list(self.tags_table.query_entities(query_filter, parameters=parameters))
+        return tuple(
+            TagEvent(registry=registry, repository=repository, tag=as_str(entity.get("tag")),
+                     digest=as_str(entity.get("digest")),
+                     at=as_datetime(entity.get("at")) or datetime.min)
+            for entity in entities
+        )
+
+    def mark_deleted(self, registry: str, digest: str, at: datetime) -> ImageRecord:
+        """Mark the image deleted (no more rescans); its results and history stay."""
+        moment = utc(at)
+
+        def change(row: dict[str, Any] | None) -> dict[str, Any] | None:
+            if row is None:
+                return None
+            if row.get("deleted"):
+                return None
+            row["deleted"] = True
+            row["deleted_at"] = moment
+            return row
+
+        record = self.modify(registry, digest, change, f"deleting image {digest}")
+        if record is None:
+            raise NotFound(f"no image {digest} in registry {registry}")
+        return record
+
+    def set_last_pulled(self, registry: str, digest: str, at: datetime) -> None:
+        """Move ``last_pulled`` forward (never back); no-op for an unknown image."""
+        moment = utc(at)
+
+        def change(row: dict[str, Any] | None) -> dict[str, Any] | None:
+            if row is None:
+                return None
+            last = as_datetime(row.get("last_pulled"))
+            if last is not None and last >= moment:
+                return None
+            row["last_pulled"] = moment
+            return row
+
+        self.modify(registry, digest, change, f"recording pull of {digest}")
+
+
+def new_image_row(registry: str, repository: str, digest: str) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "registry": registry, "repository": repository, "digest": digest,
+        "tags": "[]", "platforms": "[]", "media_type": "", "size_bytes": int64(0),
+        "status": "", "reason": "", "deleted": False, "current_generation": "",
+    }
+    row.update(counts_to_entity(FindingCounts()))
+    return row
+

@@ -1,0 +1,150 @@
+"""``Store``: every table and container of one namespace, built from one set of clients."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+
+from azure.core.exceptions import ResourceExistsError
+from azure.data.tables import TableClient
+
+from scanning.rules import DisableRule, ImageContext, apply_rules, assessment_status
+from scanning.store.billing import BillingTable
+from scanning.store.blobs import BlobStore
+from scanning.store.clients import StorageClients
+from scanning.store.entities import storage_errors
+from scanning.store.findings import (
+    Assessment,
+    FindingFilter,
+    FindingHit,
+    FindingTable,
+    PlatformFindings,
+)
+from scanning.store.images import ImageFilter, ImageRecord, ImageTable
+from scanning.store.keys import validate_prefix
+from scanning.store.paging import Page
+from scanning.store.pulls import PullLedgerEntry, PullTable
+from scanning.store.rule_table import RuleTable
+from scanning.store.scans import ScanTable
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "acrscan"
+TABLES = ("images", "tags", "findings", "scans", "pulls", "billing", "billingdigests", "rules")
+
+
+class Store:
+    """The persistence layer. Tables are ``<prefix><name>`` (``acrscanimages``…), containers
+    ``<prefix>-<kind>``; a different prefix is a separate namespace (tests use a fresh one).
+
+    Call ``create()`` once (idempotent) before first use.
+    """
+
+    def __init__(self, clients: StorageClients, prefix: str = DEFAULT_PREFIX) -> None:
+        self.clients = clients
+        self.prefix = validate_prefix(prefix)
+        service = clients.table_service()
+
+        def table(name: str) -> TableClient:
+            return service.get_table_client(self.table_name(name))
+
+        self.images = ImageTable(table("images"), table("tags"))
+        self.findings = FindingTable(table("findings"), self.images)
+        self.scans = ScanTable(table("scans"))
+        self.pulls = PullTable(table("pulls"))
+        self.billing = BillingTable(table("billing"), table("billingdigests"))
+        self.rules = RuleTable(table("rules"))
+        self.blobs = BlobStore(clients.blob_service(), self.prefix)
+
+    @classmethod
+    def from_settings(cls, prefix: str = DEFAULT_PREFIX) -> Store:
+        return cls(StorageClients.from_settings(), prefix)
+
+    @classmethod
+    def from_connection_string(cls, connection_string: str,
+                               prefix: str = DEFAULT_PREFIX) -> Store:
+        return cls(StorageClients.from_connection_string(connection_string), prefix)
+
+    def table_name(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    def create(self) -> None:
+        """Create every table and container that does not exist yet."""
+        service = self.clients.table_service()
+        for name in TABLES:
+            with storage_errors(f"creating table {self.table_name(name)}"), contextlib.suppress(
+                ResourceExistsError
+            ):
+                service.create_table(self.table_name(name))
+        self.blobs.create_containers()
+
+    def drop(self) -> None:
+        """Delete every table and container of this namespace (tests, teardown)."""
+        service = self.clients.table_service()
+        for name in TABLES:
+            with storage_errors(f"deleting table {self.table_name(name)}"):
+                service.delete_table(self.table_name(name))
+        self.blobs.delete_containers()
+
+    # ------------------------------------------------------------ operations across tables
+
+    def save_assessment(self, registry: str, digest: str, assessment: Assessment,
+                        repository: str = "") -> ImageRecord:
+        """Replace the image's findings and status atomically for readers (``findings``)."""
+        self.findings.save(registry, digest, assessment, repository)
+        return self.images.get(registry, digest)
+
+    def apply_rules(self, registry: str, digest: str, rules: Iterable[DisableRule],
+                    now: datetime) -> ImageRecord:
+        """Re-apply disable rules to the stored findings (no rescan) and republish them.
+
+        The logic is ``scanning.rules``; this reads the current findings, applies the rules
+        per platform (with that platform's OS), recomputes the status from the scan's own
+        outcome, and saves through the same generation flip. An image never assessed is
+        returned unchanged. A scan that lands meanwhile wins (its ``assessed_at`` is newer).
+        """
+        image = self.images.get(registry, digest)
+        if image.status is None or image.assessed_at is None:
+            return image
+        rule_list = tuple(rules)
+        results = tuple(
+            dataclasses.replace(result, findings=apply_rules(
+                rule_list, result.findings,
+                ImageContext(registry=registry, repository=image.repository, digest=digest,
+                             manifest_digest=result.manifest_digest, os=result.os),
+                now))
+            for result in self.findings.current(registry, digest)
+        )
+        analysis = image.analysis_status or image.status
+        status = assessment_status(
+            (finding for result in results for finding in result.findings), analysis)
+        return self.save_assessment(registry, digest, Assessment(
+            status=status, analysis_status=analysis, assessed_at=image.assessed_at,
+            results=results, reason=image.reason, analyzer_version=image.analyzer_version,
+            index_version=image.index_version, scan_id=image.last_scan_id,
+        ))
+
+    def findings_of(self, registry: str, digest: str) -> tuple[PlatformFindings, ...]:
+        return self.findings.current(registry, digest)
+
+    def list_images(self, filters: ImageFilter | None = None, page_size: int = 100,
+                    token: str | None = None) -> Page[ImageRecord]:
+        return self.images.list(filters or ImageFilter(), page_size, token)
+
+    def query_findings(self, filters: FindingFilter | None = None, page_size: int = 100,
+                       token: str | None = None) -> Page[FindingHit]:
+        return self.findings.query(filters or FindingFilter(), page_size, token)
+
+    def record_pull(self, *, registry: str, repository: str, digest: str, at: datetime,
+                    count: int = 1) -> PullLedgerEntry:
+        """Add to the pull ledger and move the image's ``last_pulled`` forward."""
+        entry = self.pulls.record_pull(registry=registry, repository=repository, digest=digest,
+                                       at=at, count=count)
+        self.images.set_last_pulled(registry, digest, entry.last_pulled)
+        return entry
+
+    def images_pulled_since(self, since: datetime) -> Iterator[PullLedgerEntry]:
+        return self.pulls.pulled_since(since)

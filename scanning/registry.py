@@ -1,0 +1,977 @@
+"""Image references, image sources (registries, OCI layouts, docker archives) and manifests.
+
+Four sources, one small interface (``ImageSource``: fetch a manifest, fetch a small blob, stream
+a large one):
+
+* ``AcrSource``: Azure Container Registry through ``azure-containerregistry``'s
+  ``ContainerRegistryClient`` with ``DefaultAzureCredential`` (managed identity in Azure). The
+  SDK's pipeline brings ACR's AAD token exchange, retries (429/5xx, azure-core ``RetryPolicy``),
+  manifest digest checks and chunked, digest-checked blob downloads.
+* ``HttpRegistrySource``: any other registry (Distribution, Docker Hub, GHCR, Quay, Harbor...).
+  The ACR SDK cannot serve these: its challenge policy only speaks ACR's ``/oauth2/exchange``
+  flow, not the Docker token protocol (``WWW-Authenticate: Bearer realm=..., service=...,
+  scope=...``, https://distribution.github.io/distribution/spec/auth/token/), and azure-core's
+  ``PipelineClient`` offers no policy for that challenge either. So this is a small client on
+  ``requests`` (the HTTP stack azure-core's default transport already uses): anonymous, basic and
+  bearer-token challenge, retries with backoff on 429/5xx/timeouts, streamed blobs. ``requests``
+  drops the ``Authorization`` header when a blob redirect leaves the registry's host (to S3 or
+  Blob Storage signed URLs), which is what the Distribution spec expects.
+* ``OciLayoutSource``: an OCI image layout directory (image-spec ``image-layout.md``).
+* ``DockerArchiveSource``: a ``docker save`` tar, the legacy format (``<id>/layer.tar``) and
+  Docker 25+ (OCI blobs plus ``manifest.json``); the tar may be gzipped.
+
+Every request carries ``User-Agent: acr-scan/<version>`` so the registry's pull log can tell
+the scanner's pulls from real ones. Plain http is used only for loopback hosts and hosts listed
+in ``REGISTRY_INSECURE_HOSTS``.
+
+``resolve_image`` turns a reference into one ``PlatformImage`` per platform (OCI index / Docker
+manifest list → every platform; attestation and ``unknown/unknown`` entries are skipped and
+reported), or an explicit ``unsupported`` (schema 1) / ``not_applicable`` (signatures, SBOMs,
+Helm charts and other artifacts) result. Manifests are capped at 4 MiB (the limit ACR and
+Distribution enforce), configs at 8 MiB, JSON nesting at 64 levels; every digest is checked.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import ipaddress
+import json
+import logging
+import re
+import tarfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+import requests
+
+from scanning import USER_AGENT
+from scanning.config import setting
+from scanning.errors import (
+    AuthError,
+    ManifestError,
+    NotFound,
+    RegistryError,
+    ScanError,
+    TransientRegistryError,
+)
+from scanning.inventory import LayerInfo
+from scanning.model import Platform
+
+log = logging.getLogger(__name__)
+
+MiB = 1 << 20
+MAX_MANIFEST_BYTES = 4 * MiB
+MAX_CONFIG_BYTES = 8 * MiB
+MAX_JSON_DEPTH = 64
+MAX_INDEX_DEPTH = 2  # an index may point at an index once (nested indexes are rare)
+CHUNK_SIZE = 1 * MiB
+
+# Media types (image-spec media-types.md; Docker registry image-manifest-v2-2).
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+json"
+DOCKER_SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
+
+INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
+MANIFEST_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
+SCHEMA1_TYPES = frozenset({DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED})
+IMAGE_CONFIG_TYPES = frozenset({OCI_CONFIG, DOCKER_CONFIG})
+ACCEPT = ", ".join((OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST,
+                    DOCKER_SCHEMA1_SIGNED, DOCKER_SCHEMA1))
+# BuildKit marks its provenance/SBOM attestation manifests inside an index with this annotation.
+ATTESTATION_ANNOTATION = "vnd.docker.reference.type"
+OCI_REF_NAME = "org.opencontainers.image.ref.name"
+
+_DIGEST_RE = re.compile(r"(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})")
+# distribution/reference grammar: path components of lowercase alphanumerics and separators.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPOSITORY_RE = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_TRANSIENT_REQUEST_ERRORS = (requests.ConnectionError, requests.Timeout,
+                             requests.exceptions.ChunkedEncodingError)
+
+
+# ---------------------------------------------------------------------------------------------
+# References
+
+
+class ReferenceKind(StrEnum):
+    REGISTRY = "registry"
+    OCI_LAYOUT = "oci"
+    DOCKER_ARCHIVE = "docker-archive"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageReference:
+    kind: ReferenceKind
+    registry: str = ""
+    repository: str = ""
+    tag: str = ""
+    digest: str = ""
+    path: str = ""  # OCI layout directory or docker archive file
+
+    @property
+    def ref(self) -> str:
+        """What to ask the source for: the digest when pinned, else the tag."""
+        return self.digest or self.tag
+
+    def __str__(self) -> str:
+        if self.kind is ReferenceKind.REGISTRY:
+            text = f"{self.registry}/{self.repository}"
+            if self.tag:
+                text += f":{self.tag}"
+            return f"{text}@{self.digest}" if self.digest else text
+        suffix = f":{self.tag or self.digest}" if self.tag or self.digest else ""
+        return f"{self.kind.value}:{self.path}{suffix}"
+
+
+def parse_reference(text: str) -> ImageReference:
+    """``REGISTRY/REPO[:TAG][@DIGEST]``, ``oci:DIR[:REF]`` or ``docker-archive:FILE``.
+
+    A name without a registry host (``alpine``, ``library/alpine``) means Docker Hub, as
+    ``docker pull`` reads it; a reference without tag or digest means ``latest``.
+    """
+    text = text.strip()
+    if text.startswith("oci:"):
+        rest = text[len("oci:"):]
+        path, sep, ref = rest.rpartition(":")
+        if not sep or "/" in ref or not ref:
+            path, ref = rest, ""
+        if not path:
+            raise ValueError(f"no directory in {text!r}")
+        if _DIGEST_RE.fullmatch(ref):
+            return ImageReference(kind=ReferenceKind.OCI_LAYOUT, path=path, digest=ref)
+        return ImageReference(kind=ReferenceKind.OCI_LAYOUT, path=path, tag=ref)
+    if text.startswith("docker-archive:"):
+        path = text[len("docker-archive:"):]
+        if not path:
+            raise ValueError(f"no file in {text!r}")
+        return ImageReference(kind=ReferenceKind.DOCKER_ARCHIVE, path=path)
+    name, _, digest = text.partition("@")
+    if digest and not _DIGEST_RE.fullmatch(digest):
+        raise ValueError(f"malformed digest in {text!r}")
+    first, slash, remainder = name.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        registry, path = first, remainder
+    else:
+        registry, path = "docker.io", name
+    repository, colon, tag = path.rpartition(":")
+    if not colon or "/" in tag:
+        repository, tag = path, ""
+    if registry == "docker.io" and "/" not in repository:
+        repository = f"library/{repository}"
+    if not _REPOSITORY_RE.fullmatch(repository):
+        raise ValueError(f"malformed repository name in {text!r}")
+    if tag and not _TAG_RE.fullmatch(tag):
+        raise ValueError(f"malformed tag in {text!r}")
+    if not tag and not digest:
+        tag = "latest"
+    return ImageReference(kind=ReferenceKind.REGISTRY, registry=registry, repository=repository,
+                          tag=tag, digest=digest)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FetchedManifest:
+    media_type: str
+    digest: str
+    document: Mapping[str, Any]
+    size: int
+
+
+class ImageSource(Protocol):
+    def fetch_manifest(self, ref: str) -> FetchedManifest:
+        """A manifest or index by tag or digest (``""``: the source's only/default one)."""
+        ...
+
+    def fetch_blob(self, digest: str, max_size: int) -> bytes:
+        """A small blob (a config), digest-checked."""
+        ...
+
+    def blob_chunks(self, digest: str) -> Iterator[bytes]:
+        """A large blob (a layer) as it streams; the reader checks the digest at the end."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def verify_digest(data: bytes, digest: str, what: str) -> None:
+    algorithm, _, expected = digest.partition(":")
+    if algorithm not in ("sha256", "sha512"):
+        raise ManifestError(f"{what}: unsupported digest algorithm in {digest!r}")
+    actual = hashlib.new(algorithm, data).hexdigest()
+    if actual != expected:
+        raise ManifestError(f"{what} {digest} fails its digest check (got {algorithm}:{actual})")
+
+
+def parse_json_document(data: bytes, what: str) -> dict[str, Any]:
+    """A JSON object with nesting at most ``MAX_JSON_DEPTH``."""
+    try:
+        document = json.loads(data)
+    except (ValueError, RecursionError) as error:
+        raise ManifestError(f"{what} is not valid JSON: {error}") from error
+    if not isinstance(document, dict):
+        raise ManifestError(f"{what} is not a JSON object")
+    check_json_depth(document, what)
+    return document
+
+
+def check_json_depth(document: Any, what: str) -> None:
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ManifestError(f"{what} nests JSON deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(value, dict):
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+
+
+def _manifest_from_bytes(data: bytes, media_type: str, digest: str,
+                         what: str) -> FetchedManifest:
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"{what} is {len(data)} bytes, over the {MAX_MANIFEST_BYTES} cap")
+    verify_digest(data, digest, what)
+    document = parse_json_document(data, what)
+    declared = document.get("mediaType")
+    return FetchedManifest(media_type=media_type or (declared if isinstance(declared, str)
+                                                     else ""),
+                           digest=digest, document=document, size=len(data))
+
+
+def sha256_digest(data: bytes) -> str:
+    return f"sha256:{hashlib.sha256(data).hexdigest()}"
+
+
+class OciLayoutSource:
+    """An OCI image layout: ``oci-layout``, ``index.json``, ``blobs/<alg>/<hex>``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        if not (root / "index.json").is_file():
+            raise NotFound(f"{root} is not an OCI image layout (no index.json)")
+
+    def _blob_path(self, digest: str) -> Path:
+        if not _DIGEST_RE.fullmatch(digest):
+            raise ManifestError(f"malformed digest {digest!r}")
+        algorithm, _, hex_digest = digest.partition(":")
+        return self.root / "blobs" / algorithm / hex_digest
+
+    def _read_capped(self, path: Path, max_size: int, what: str) -> bytes:
+        try:
+            with path.open("rb") as file:
+                data = file.read(max_size + 1)
+        except FileNotFoundError as error:
+            raise NotFound(f"{what} missing from {self.root}") from error
+        if len(data) > max_size:
+            raise ManifestError(f"{what} is over the {max_size}-byte cap")
+        return data
+
+    def fetch_manifest(self, ref: str) -> FetchedManifest:
+        if not _DIGEST_RE.fullmatch(ref):
+            index_bytes = self._read_capped(self.root / "index.json", MAX_MANIFEST_BYTES,
+                                            "index.json")
+            index = parse_json_document(index_bytes, f"{self.root}/index.json")
+            descriptor = _pick_layout_entry(index, ref, str(self.root))
+            ref = descriptor["digest"]
+        data = self._read_capped(self._blob_path(ref), MAX_MANIFEST_BYTES, f"manifest {ref}")
+        return _manifest_from_bytes(data, "", ref, f"manifest {ref}")
+
+    def fetch_blob(self, digest: str, max_size: int) -> bytes:
+        data = self._read_capped(self._blob_path(digest), max_size, f"blob {digest}")
+        verify_digest(data, digest, "blob")
+        return data
+
+    def blob_chunks(self, digest: str) -> Iterator[bytes]:
+        path = self._blob_path(digest)
+        if not path.is_file():
+            raise NotFound(f"blob {digest} missing from {self.root}")
+        return _file_chunks(path)
+
+    def close(self) -> None:
+        return None
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as file:
+        while chunk := file.read(CHUNK_SIZE):
+            yield chunk
+
+
+def _pick_layout_entry(index: Mapping[str, Any], ref: str, where: str) -> dict[str, Any]:
+    entries = [entry for entry in index.get("manifests", []) if isinstance(entry, dict)]
+    if ref:
+        named = [e for e in entries if e.get("annotations", {}).get(OCI_REF_NAME) == ref]
+        if not named:
+            raise NotFound(f"no image named {ref!r} in {where}")
+        return named[0]
+    if len(entries) != 1:
+        names = sorted(str(e.get("annotations", {}).get(OCI_REF_NAME, e.get("digest")))
+                       for e in entries)
+        raise NotFound(f"{where} holds {len(entries)} images; name one of {names}")
+    return entries[0]
+
+
+_ARCHIVE_BLOB_RE = re.compile(r"blobs/(sha256|sha512)/([a-f0-9]+)")
+
+
+class DockerArchiveSource:
+    """A ``docker save`` archive, read as an image with a synthesised Docker v2 manifest.
+
+    Legacy archives (Docker < 25) name layers ``<id>/layer.tar``, where ``<id>`` is not a
+    digest: those layers are hashed once when the archive is opened. Docker 25+ archives name
+    them ``blobs/sha256/<hex>`` and the name is the digest (checked when read).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by close()
+            self._members = {
+                member.name.removeprefix("./"): member
+                for member in self._tar.getmembers()
+                if member.isfile()
+            }
+        except (OSError, tarfile.TarError, EOFError) as error:
+            raise ManifestError(f"{path} is not a readable docker archive: {error}") from error
+        self._blobs: dict[str, str] = {}  # digest -> member name
+        self._manifest = self._synthesise()
+
+    def _read_member(self, name: str, max_size: int) -> bytes:
+        member = self._members.get(name)
+        if member is None:
+            raise ManifestError(f"{self.path}: {name} is missing from the archive")
+        if member.size > max_size:
+            raise ManifestError(f"{self.path}: {name} is over the {max_size}-byte cap")
+        extracted = self._tar.extractfile(member)
+        if extracted is None:
+            raise ManifestError(f"{self.path}: {name} is not a regular file")
+        return extracted.read()
+
+    def _member_digest(self, name: str) -> str:
+        match = _ARCHIVE_BLOB_RE.fullmatch(name)
+        if match:
+            return f"{match.group(1)}:{match.group(2)}"
+        hasher = hashlib.sha256()
+        for chunk in self._member_chunks(name):
+            hasher.update(chunk)
+        return f"sha256:{hasher.hexdigest()}"
+
+    def _member_chunks(self, name: str) -> Iterator[bytes]:
+        member = self._members.get(name)
+        extracted = self._tar.extractfile(member) if member is not None else None
+        if extracted is None:
+            raise ManifestError(f"{self.path}: {name} is missing from the archive")
+        while chunk := extracted.read(CHUNK_SIZE):
+            yield chunk
+
+    def _synthesise(self) -> FetchedManifest:
+        if "manifest.json" not in self._members:
+            raise ManifestError(
+                f"{self.path} has no manifest.json (the pre-Docker-1.10 save format is not "
+                "supported)"
+            )
+        entries = json.loads(self._read_member("manifest.json", MAX_MANIFEST_BYTES))
+        if not isinstance(entries, list) or not entries or not isinstance(entries[0], dict):
+            raise ManifestError(f"{self.path}: manifest.json lists no image")
+        if len(entries) > 1:
+            log.warning("%s holds %d images; scanning the first", self.path, len(entries))
+        entry = entries[0]
+        config_name = str(entry.get("Config", ""))
+        config = self._read_member(config_name, MAX_CONFIG_BYTES)
+        config_digest = sha256_digest(config)
+        self._blobs[config_digest] = config_name
+        layers = []
+        for name in entry.get("Layers", []):
+            name = str(name)
+            digest = self._member_digest(name)
+            self._blobs[digest] = name
+            head = next(self._member_chunks(name), b"")[:2]
+            media_type = DOCKER_LAYER_GZIP if head == b"\x1f\x8b" else DOCKER_LAYER_TAR
+            layers.append({"mediaType": media_type, "size": self._members[name].size,
+                           "digest": digest})
+        document = {
+            "schemaVersion": 2,
+            "mediaType": DOCKER_MANIFEST,
+            "config": {"mediaType": DOCKER_CONFIG, "size": len(config), "digest": config_digest},
+            "layers": layers,
+        }
+        data = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+        return FetchedManifest(media_type=DOCKER_MANIFEST, digest=sha256_digest(data),
+                               document=document, size=len(data))
+
+    def fetch_manifest(self, ref: str) -> FetchedManifest:
+        if ref and ref != self._manifest.digest:
+            raise NotFound(f"{self.path} has no manifest {ref}")
+        return self._manifest
+
+    def fetch_blob(self, digest: str, max_size: int) -> bytes:
+        name = self._blobs.get(digest)
+        if name is None:
+            raise NotFound(f"{self.path} has no blob {digest}")
+        data = self._read_member(name, max_size)
+        verify_digest(data, digest, "blob")
+        return data
+
+    def blob_chunks(self, digest: str) -> Iterator[bytes]:
+        name = self._blobs.get(digest)
+        if name is None:
+            raise NotFound(f"{self.path} has no blob {digest}")
+        return self._member_chunks(name)
+
+    def close(self) -> None:
+        self._tar.close()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BasicCredentials:
+    username: str
+    password: str = ""
+
+    def __repr__(self) -> str:  # never print the password
+        return f"BasicCredentials(username={self.username!r})"
+
+
+def is_insecure_host(registry: str) -> bool:
+    """Plain http only for loopback and hosts listed in ``REGISTRY_INSECURE_HOSTS``."""
+    host = registry.rsplit(":", 1)[0] if registry.count(":") == 1 else registry
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(host).is_loopback:
+            return True
+    allowed = {item.strip() for item in setting("REGISTRY_INSECURE_HOSTS").split(",")}
+    return registry in allowed or host in allowed
+
+
+def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    scheme, _, rest = header.strip().partition(" ")
+    params = {key.lower(): value for key, value in
+              re.findall(r'([A-Za-z_]+)="([^"]*)"', rest)}
+    return scheme.lower(), params
+
+
+class HttpRegistrySource:
+    """A Distribution-API registry over ``requests``: see the module docstring for why."""
+
+    def __init__(self, registry: str, repository: str, *,
+                 credentials: BasicCredentials | None = None,
+                 session: requests.Session | None = None, max_attempts: int = 4,
+                 backoff_seconds: float = 0.5, timeout: tuple[float, float] = (10.0, 120.0)
+                 ) -> None:
+        self.registry = registry
+        self.repository = repository
+        scheme = "http" if is_insecure_host(registry) else "https"
+        self.base_url = f"{scheme}://{registry}/v2/{repository}"
+        self._credentials = credentials
+        self._session = session or requests.Session()
+        self._session.headers["User-Agent"] = USER_AGENT
+        self._authorization: str | None = None
+        self._max_attempts = max_attempts
+        self._backoff = backoff_seconds
+        self._timeout = timeout
+
+    def _authenticate(self, challenge: str) -> None:
+        scheme, params = _parse_challenge(challenge)
+        if scheme == "basic":
+            if self._credentials is None:
+                raise AuthError(f"{self.registry} requires credentials (basic auth)")
+            token = base64.b64encode(
+                f"{self._credentials.username}:{self._credentials.password}".encode()
+            ).decode()
+            self._authorization = f"Basic {token}"
+            return
+        if scheme != "bearer" or "realm" not in params:
+            raise AuthError(f"{self.registry}: unsupported authentication challenge {scheme!r}")
+        query = {"scope": params.get("scope", f"repository:{self.repository}:pull")}
+        if "service" in params:
+            query["service"] = params["service"]
+        auth = ((self._credentials.username, self._credentials.password)
+                if self._credentials else None)
+        response = self._send_once("GET", params["realm"], params=query, auth=auth,
+                                   authorize=False)
+        if response.status_code in (401, 403):
+            raise AuthError(f"{self.registry} token service refused us ({response.status_code})")
+        if response.status_code != 200:
+            raise RegistryError(f"{self.registry} token service answered {response.status_code}")
+        try:
+            body = response.json()
+            token = body.get("token") or body.get("access_token")
+        except ValueError as error:
+            raise AuthError(f"{self.registry} token service sent no JSON") from error
+        if not isinstance(token, str) or not token:
+            raise AuthError(f"{self.registry} token service sent no token")
+        self._authorization = f"Bearer {token}"
+
+    def _send_once(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
+                   params: Mapping[str, str] | None = None, auth: Any = None,
+                   authorize: bool = True, stream: bool = False) -> requests.Response:
+        """One request, retried on transient failures with exponential backoff."""
+        request_headers = dict(headers or {})
+        if authorize and self._authorization:
+            request_headers["Authorization"] = self._authorization
+        last_problem = ""
+        for attempt in range(self._max_attempts):
+            if attempt:
+                time.sleep(self._backoff * 2 ** (attempt - 1))
+            try:
+                response = self._session.request(method, url, headers=request_headers,
+                                                 params=params, auth=auth, stream=stream,
+                                                 timeout=self._timeout)
+            except _TRANSIENT_REQUEST_ERRORS as error:
+                last_problem = f"{type(error).__name__}: {error}"
+                log.info("registry %s: %s (attempt %d)", self.registry, last_problem, attempt + 1)
+                continue
+            except requests.RequestException as error:
+                raise RegistryError(f"{self.registry}: {error}") from error
+            if response.status_code in _RETRY_STATUSES:
+                last_problem = f"HTTP {response.status_code}"
+                response.close()
+                continue
+            return response
+        raise TransientRegistryError(
+            f"{self.registry}: {method} {url} failed {self._max_attempts} times ({last_problem})"
+        )
+
+    def _get(self, path: str, *, headers: Mapping[str, str] | None = None,
+             stream: bool = False) -> requests.Response:
+        url = f"{self.base_url}/{path}"
+        response = self._send_once("GET", url, headers=headers, stream=stream)
+        if response.status_code == 401:
+            response.close()
+            self._authenticate(response.headers.get("WWW-Authenticate", ""))
+            response = self._send_once("GET", url, headers=headers, stream=stream)
+        if response.status_code in (401, 403):
+            response.close()
+            raise AuthError(f"{self.registry} refused access to {self.repository} "
+                            f"({response.status_code})")
+        if response.status_code == 404:
+            response.close()
+            raise NotFound(f"{self.registry}/{self.repository}: {path} not found")
+        if response.status_code != 200:
+            response.close()
+            raise RegistryError(f"{self.registry}: GET {path} answered {response.status_code}")
+        return response
+
+    def _read_capped(self, response: requests.Response, max_size: int, what: str) -> bytes:
+        declared = response.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > max_size:
+            response.close()
+            raise ManifestError(f"{what} is {declared} bytes, over the {max_size}-byte cap")
+        pieces: list[bytes] = []
+        total = 0
+        try:
+            for chunk in response.iter_content(64 * 1024):
+                total += len(chunk)
+                if total > max_size:
+                    raise ManifestError(f"{what} is over the {max_size}-byte cap")
+                pieces.append(chunk)
+        except _TRANSIENT_REQUEST_ERRORS as error:
+            raise TransientRegistryError(f"{self.registry}: reading {what}: {error}") from error
+        finally:
+            response.close()
+        return b"".join(pieces)
+
+    def fetch_manifest(self, ref: str) -> FetchedManifest:
+        response = self._get(f"manifests/{ref or 'latest'}", headers={"Accept": ACCEPT})
+        media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        header_digest = response.headers.get("Docker-Content-Digest", "")
+        data = self._read_capped(response, MAX_MANIFEST_BYTES, f"manifest {ref}")
+        digest = ref if _DIGEST_RE.fullmatch(ref) else sha256_digest(data)
+        manifest = _manifest_from_bytes(data, media_type, digest, f"manifest {ref}")
+        if header_digest.startswith("sha256:") and header_digest != sha256_digest(data):
+            raise ManifestError(f"manifest {ref}: registry says {header_digest}, content "
+                                f"hashes to {sha256_digest(data)}")
+        return manifest
+
+    def fetch_blob(self, digest: str, max_size: int) -> bytes:
+        data = self._read_capped(self._get(f"blobs/{digest}", stream=True), max_size,
+                                 f"blob {digest}")
+        verify_digest(data, digest, "blob")
+        return data
+
+    def blob_chunks(self, digest: str) -> Iterator[bytes]:
+        response = self._get(f"blobs/{digest}", stream=True)
+        try:
+            yield from response.iter_content(CHUNK_SIZE)
+        except _TRANSIENT_REQUEST_ERRORS as error:
+            raise TransientRegistryError(f"{self.registry}: blob {digest}: {error}") from error
+        finally:
+            response.close()
+
+    def close(self) -> None:
+        self._session.close()
+
+
+class AcrSource:
+    """Azure Container Registry through the SDK (AAD tokens, retries, digest checks)."""
+
+    def __init__(self, registry: str, repository: str, *, credential: Any,
+                 endpoint: str | None = None) -> None:
+        from azure.containerregistry import ContainerRegistryClient
+
+        self.registry = registry
+        self.repository = repository
+        endpoint = endpoint or f"https://{registry}"
+        self._client = ContainerRegistryClient(endpoint, credential, user_agent=USER_AGENT)
+        # The SDK refuses http unless told per call (azure.containerregistry._helpers).
+        self._call_options: dict[str, Any] = (
+            {} if endpoint.startswith("https://") else {"enforce_https": False}
+        )
+
+    def _translate(self, error: Exception, what: str) -> ScanError:
+        from azure.containerregistry import DigestValidationError
+        from azure.core.exceptions import (
+            ClientAuthenticationError,
+            HttpResponseError,
+            ResourceNotFoundError,
+            ServiceRequestError,
+            ServiceResponseError,
+        )
+
+        if isinstance(error, DigestValidationError):
+            return ManifestError(f"{self.registry}: {what} fails its digest check")
+        if isinstance(error, ResourceNotFoundError):
+            return NotFound(f"{self.registry}/{self.repository}: {what} not found")
+        if isinstance(error, ClientAuthenticationError):
+            return AuthError(f"{self.registry} refused access to {self.repository}")
+        if isinstance(error, ServiceRequestError | ServiceResponseError):
+            return TransientRegistryError(f"{self.registry}: {what}: {error}")
+        if isinstance(error, HttpResponseError):
+            status = error.status_code or 0
+            if status in _RETRY_STATUSES:
+                return TransientRegistryError(f"{self.registry}: {what}: HTTP {status}")
+            if status in (401, 403):
+                return AuthError(f"{self.registry} refused access to {self.repository}")
+            return RegistryError(f"{self.registry}: {what}: HTTP {status}")
+        if isinstance(error, ValueError):  # the SDK's 4 MiB manifest cap and header checks
+            return ManifestError(f"{self.registry}: {what}: {error}")
+        return RegistryError(f"{self.registry}: {what}: {error}")
+
+    def fetch_manifest(self, ref: str) -> FetchedManifest:
+        from azure.core.exceptions import AzureError
+
+        try:
+            result = self._client.get_manifest(self.repository, ref or "latest",
+                                               **self._call_options)
+        except (AzureError, ValueError) as error:
+            raise self._translate(error, f"manifest {ref}") from error
+        if not isinstance(result.manifest, Mapping) or not result.digest:
+            raise ManifestError(f"{self.registry}: manifest {ref} is not a JSON object")
+        document = dict(result.manifest)
+        check_json_depth(document, f"manifest {ref}")
+        media_type = (result.media_type or "").split(";")[0].strip()
+        return FetchedManifest(media_type=media_type, digest=result.digest, document=document,
+                               size=len(json.dumps(document)))
+
+    def fetch_blob(self, digest: str, max_size: int) -> bytes:
+        pieces: list[bytes] = []
+        total = 0
+        for chunk in self.blob_chunks(digest):
+            total += len(chunk)
+            if total > max_size:
+                raise ManifestError(f"blob {digest} is over the {max_size}-byte cap")
+            pieces.append(chunk)
+        return b"".join(pieces)
+
+    def blob_chunks(self, digest: str) -> Iterator[bytes]:
+        from azure.core.exceptions import AzureError
+
+        try:
+            with self._client.download_blob(self.repository, digest,
+                                            **self._call_options) as stream:
+                yield from stream
+        except (AzureError, ValueError) as error:
+            raise self._translate(error, f"blob {digest}") from error
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def is_acr(registry: str) -> bool:
+    return registry.lower().endswith(".azurecr.io")
+
+
+def open_source(reference: ImageReference, *,
+                credentials: BasicCredentials | None = None) -> ImageSource:
+    """The source that serves ``reference``: ACR via the SDK, other registries over HTTP."""
+    if reference.kind is ReferenceKind.OCI_LAYOUT:
+        return OciLayoutSource(Path(reference.path))
+    if reference.kind is ReferenceKind.DOCKER_ARCHIVE:
+        return DockerArchiveSource(Path(reference.path))
+    if is_acr(reference.registry) and credentials is None:
+        from azure.identity import DefaultAzureCredential
+
+        return AcrSource(reference.registry, reference.repository,
+                         credential=DefaultAzureCredential())
+    return HttpRegistrySource(reference.registry, reference.repository, credentials=credentials)
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolving a reference to its platform images
+
+
+class ResolveStatus(StrEnum):
+    IMAGE = "image"
+    UNSUPPORTED = "unsupported"
+    NOT_APPLICABLE = "not_applicable"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlatformImage:
+    platform: Platform
+    manifest_digest: str
+    media_type: str
+    config_digest: str
+    layers: tuple[LayerInfo, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SkippedManifest:
+    digest: str
+    platform: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResolvedImage:
+    reference: str
+    digest: str
+    media_type: str
+    status: ResolveStatus
+    reason: str = ""
+    platforms: tuple[PlatformImage, ...] = ()
+    skipped: tuple[SkippedManifest, ...] = ()
+
+
+class _NotAnImage(Exception):
+    def __init__(self, status: ResolveStatus, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def _classify(manifest: FetchedManifest) -> str:
+    document = manifest.document
+    media_type = manifest.media_type
+    if media_type in ("", "application/json", "text/plain"):
+        declared = document.get("mediaType")
+        media_type = declared if isinstance(declared, str) else ""
+    if document.get("schemaVersion") == 1 or media_type in SCHEMA1_TYPES:
+        return DOCKER_SCHEMA1
+    if media_type in INDEX_TYPES or media_type in MANIFEST_TYPES:
+        return media_type
+    if not media_type:  # OCI allows mediaType to be absent: tell index from manifest by shape
+        if isinstance(document.get("manifests"), list):
+            return OCI_INDEX
+        if isinstance(document.get("config"), dict):
+            return OCI_MANIFEST
+    return media_type
+
+
+def _is_layer_type(media_type: str) -> bool:
+    return (media_type.startswith(("application/vnd.oci.image.layer.",
+                                   "application/vnd.docker.image.rootfs."))
+            and ".tar" in media_type)
+
+
+def _check_image_manifest(document: Mapping[str, Any]) -> None:
+    config = document.get("config")
+    if not isinstance(config, dict) or not isinstance(config.get("digest"), str):
+        raise ManifestError("image manifest has no config descriptor")
+    artifact_type = document.get("artifactType")
+    config_type = str(config.get("mediaType", ""))
+    if artifact_type and artifact_type not in IMAGE_CONFIG_TYPES:
+        raise _NotAnImage(ResolveStatus.NOT_APPLICABLE, f"artifact of type {artifact_type}")
+    if config_type not in IMAGE_CONFIG_TYPES:
+        raise _NotAnImage(ResolveStatus.NOT_APPLICABLE,
+                          f"artifact with config media type {config_type or '(none)'}")
+    layers = document.get("layers")
+    if not isinstance(layers, list):
+        raise ManifestError("image manifest has no layer list")
+    for layer in layers:
+        if not isinstance(layer, dict) or not isinstance(layer.get("digest"), str):
+            raise ManifestError("image manifest has a malformed layer descriptor")
+        layer_type = str(layer.get("mediaType", ""))
+        if not _is_layer_type(layer_type):
+            raise _NotAnImage(ResolveStatus.NOT_APPLICABLE,
+                              f"artifact with layer media type {layer_type or '(none)'}")
+
+
+def clean_instruction(created_by: str) -> str:
+    """The Dockerfile instruction from a config ``history[].created_by`` entry."""
+    text = created_by.strip()
+    if text.startswith("|"):
+        # ``|2 A=1 B=2 /bin/sh -c cmd``: the classic builder's RUN with build arguments.
+        words = text.split(" ")
+        count = int(words[0][1:]) if words[0][1:].isdigit() else 0
+        text = " ".join(words[1 + count:])
+    if text.startswith("/bin/sh -c #(nop) "):
+        return text[len("/bin/sh -c #(nop) "):].strip()
+    if text.startswith("/bin/sh -c "):
+        return f"RUN {text[len('/bin/sh -c '):]}"
+    return text.removesuffix(" # buildkit")
+
+
+def layer_instructions(config: Mapping[str, Any], layer_count: int) -> list[str]:
+    """One instruction per layer from ``history`` (entries with ``empty_layer`` made none).
+
+    When the history does not line up with the layers (squashed or hand-made images) no
+    instruction is guessed.
+    """
+    history = config.get("history")
+    if not isinstance(history, list):
+        return [""] * layer_count
+    made_layers = [entry for entry in history
+                   if isinstance(entry, dict) and not entry.get("empty_layer")]
+    if len(made_layers) != layer_count:
+        return [""] * layer_count
+    return [clean_instruction(str(entry.get("created_by", ""))) for entry in made_layers]
+
+
+def _platform_of(entry: Mapping[str, Any]) -> Platform | None:
+    platform = entry.get("platform")
+    if not isinstance(platform, dict):
+        return None
+    return Platform(os=str(platform.get("os", "")),
+                    architecture=str(platform.get("architecture", "")),
+                    variant=str(platform.get("variant", "")))
+
+
+def _matches(platform: Platform, wanted: Platform | None) -> bool:
+    if wanted is None:
+        return True
+    return (platform.os == wanted.os and platform.architecture == wanted.architecture
+            and (not wanted.variant or platform.variant == wanted.variant))
+
+
+def _image(source: ImageSource, manifest: FetchedManifest,
+           declared: Platform | None) -> PlatformImage:
+    _check_image_manifest(manifest.document)
+    config_descriptor = manifest.document["config"]
+    config_digest = config_descriptor["digest"]
+    config_bytes = source.fetch_blob(config_digest, MAX_CONFIG_BYTES)
+    config = parse_json_document(config_bytes, f"config {config_digest}")
+    layers = manifest.document["layers"]
+    instructions = layer_instructions(config, len(layers))
+    platform = declared or Platform(os=str(config.get("os", "") or "unknown"),
+                                    architecture=str(config.get("architecture", "") or "unknown"),
+                                    variant=str(config.get("variant", "")))
+    return PlatformImage(
+        platform=platform,
+        manifest_digest=manifest.digest,
+        media_type=manifest.media_type,
+        config_digest=config_digest,
+        layers=tuple(
+            LayerInfo(digest=layer["digest"], size=int(layer.get("size", 0)),
+                      media_type=str(layer.get("mediaType", "")), instruction=instruction)
+            for layer, instruction in zip(layers, instructions, strict=True)
+        ),
+    )
+
+
+def resolve_image(source: ImageSource, reference: ImageReference, *,
+                  platform: Platform | None = None) -> ResolvedImage:
+    """Every platform image ``reference`` names (or the one matching ``platform``)."""
+    top = source.fetch_manifest(reference.ref)
+    kind = _classify(top)
+    result = ResolvedImage(reference=str(reference), digest=top.digest, media_type=kind,
+                           status=ResolveStatus.IMAGE)
+    if kind == DOCKER_SCHEMA1:
+        return replace(result, status=ResolveStatus.UNSUPPORTED,
+                        reason="Docker image manifest schema 1 is not supported (deprecated "
+                               "format; re-push with a current client)")
+    if kind in MANIFEST_TYPES:
+        try:
+            image = _image(source, top, None)
+        except _NotAnImage as outcome:
+            return replace(result, status=outcome.status, reason=outcome.reason)
+        if not _matches(image.platform, platform):
+            raise NotFound(f"{reference} is {image.platform}, not {platform}")
+        return replace(result, platforms=(image,))
+    if kind not in INDEX_TYPES:
+        return replace(result, status=ResolveStatus.NOT_APPLICABLE,
+                        reason=f"not an image (media type {kind or '(none)'})")
+    images: list[PlatformImage] = []
+    skipped: list[SkippedManifest] = []
+    _walk_index(source, top, platform, images, skipped, depth=1)
+    if not images:
+        if platform is not None and not skipped:
+            raise NotFound(f"{reference} has no {platform} image")
+        if platform is not None and all("not requested" in s.reason for s in skipped):
+            available = sorted({s.platform for s in skipped})
+            raise NotFound(f"{reference} has no {platform} image (has {', '.join(available)})")
+        reasons = "; ".join(sorted({s.reason for s in skipped})) or "empty index"
+        return replace(result, status=ResolveStatus.NOT_APPLICABLE, skipped=tuple(skipped),
+                        reason=f"index holds no image: {reasons}")
+    return replace(result, platforms=tuple(images), skipped=tuple(skipped))
+
+
+def _walk_index(source: ImageSource, index: FetchedManifest, wanted: Platform | None,
+                images: list[PlatformImage], skipped: list[SkippedManifest], depth: int) -> None:
+    entries = index.document.get("manifests")
+    if not isinstance(entries, list):
+        raise ManifestError(f"index {index.digest} has no manifest list")
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("digest"), str):
+            raise ManifestError(f"index {index.digest} has a malformed entry")
+        digest = entry["digest"]
+        declared = _platform_of(entry)
+        label = str(declared) if declared else "(none)"
+        annotations = entry.get("annotations") or {}
+        if annotations.get(ATTESTATION_ANNOTATION) == "attestation-manifest":
+            skipped.append(SkippedManifest(digest=digest, platform=label,
+                                           reason="attestation manifest"))
+            continue
+        if declared and declared.os == "unknown" and declared.architecture == "unknown":
+            skipped.append(SkippedManifest(digest=digest, platform=label,
+                                           reason="unknown platform"))
+            continue
+        if declared and not _matches(declared, wanted):
+            skipped.append(SkippedManifest(digest=digest, platform=label,
+                                           reason="platform not requested"))
+            continue
+        child = source.fetch_manifest(digest)
+        kind = _classify(child)
+        if kind in INDEX_TYPES and depth < MAX_INDEX_DEPTH:
+            _walk_index(source, child, wanted, images, skipped, depth + 1)
+            continue
+        if kind == DOCKER_SCHEMA1:
+            skipped.append(SkippedManifest(digest=digest, platform=label,
+                                           reason="schema 1 manifest (unsupported)"))
+            continue
+        if kind not in MANIFEST_TYPES:
+            skipped.append(SkippedManifest(digest=digest, platform=label,
+                                           reason=f"not an image ({kind or 'no media type'})"))
+            continue
+        try:
+            image = _image(source, child, declared)
+        except _NotAnImage as outcome:
+            skipped.append(SkippedManifest(digest=digest, platform=label, reason=outcome.reason))
+            continue
+        if not _matches(image.platform, wanted):
+            skipped.append(SkippedManifest(digest=digest, platform=str(image.platform),
+                                           reason="platform not requested"))
+            continue
+        images.append(image)
+

@@ -1,0 +1,177 @@
+"""Merging layer results: whiteouts, replacement, attribution, symlinks, JSON round trips."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from layers.helpers import pypi
+
+from scanning.inventory import (
+    AnalyzedFile,
+    ImageInventory,
+    InventoryError,
+    InventoryStatus,
+    LayerInfo,
+    LayerResult,
+    merge_layers,
+    normalize_member_path,
+    resolve_symlinks,
+)
+from scanning.model import OSInfo, PackageType, Platform
+
+LAYERS = tuple(
+    LayerInfo(digest=f"sha256:{str(n) * 64}", size=n, instruction=f"RUN step {n}")
+    for n in range(1, 5)
+)
+
+
+def layer(n: int, **fields: object) -> LayerResult:
+    base = dict(digest=LAYERS[n - 1].digest, analyzer_set_version="v", compression="gzip",
+                compressed_size=1, uncompressed_size=1, entries=1)
+    return LayerResult(**{**base, **fields})  # type: ignore[arg-type]
+
+
+def listed(path: str, *packages: tuple[str, str]) -> AnalyzedFile:
+    return AnalyzedFile(path=path, analyzer="list",
+                        packages=tuple(pypi(name, version, path) for name, version in packages))
+
+
+def at(n: int, name: str, version: str, path: str) -> object:
+    info = LAYERS[n - 1]
+    return pypi(name, version, path, info.digest, info.instruction)
+
+
+def test_upgraded_package_is_attributed_to_the_layer_that_changed_it() -> None:
+    results = [layer(1, files=(listed("p/pkgs.txt", ("six", "1.0"), ("idna", "3.0")),)),
+               layer(2, files=(listed("p/pkgs.txt", ("six", "2.0"), ("idna", "3.0")),))]
+    merged = merge_layers(LAYERS[:2], results)
+    assert merged.packages == (at(1, "idna", "3.0", "p/pkgs.txt"),
+                               at(2, "six", "2.0", "p/pkgs.txt"))
+
+
+def test_unchanged_package_keeps_the_layer_that_introduced_it_across_rewrites() -> None:
+    results = [layer(1, files=(listed("p/pkgs.txt", ("six", "1.0")),)),
+               layer(2, files=(listed("p/pkgs.txt", ("six", "1.0"), ("idna", "3.0")),)),
+               layer(3, files=(listed("p/pkgs.txt", ("six", "1.0"), ("idna", "3.0")),))]
+    merged = merge_layers(LAYERS[:3], results)
+    assert merged.packages == (at(2, "idna", "3.0", "p/pkgs.txt"),
+                               at(1, "six", "1.0", "p/pkgs.txt"))
+
+
+def test_package_removed_by_a_later_rewrite_is_gone() -> None:
+    results = [layer(1, files=(listed("p/pkgs.txt", ("six", "1.0"), ("idna", "3.0")),)),
+               layer(2, files=(listed("p/pkgs.txt", ("idna", "3.0")),))]
+    assert merge_layers(LAYERS[:2], results).packages == (at(1, "idna", "3.0", "p/pkgs.txt"),)
+
+
+def test_whiteout_of_a_file_removes_its_packages() -> None:
+    results = [layer(1, files=(listed("a/pkgs.txt", ("six", "1.0")),
+                               listed("b/pkgs.txt", ("idna", "3.0")))),
+               layer(2, whiteouts=("a/pkgs.txt",))]
+    assert merge_layers(LAYERS[:2], results).packages == (at(1, "idna", "3.0", "b/pkgs.txt"),)
+
+
+def test_whiteout_of_a_directory_removes_everything_under_it() -> None:
+    results = [layer(1, files=(listed("venv/lib/x/pkgs.txt", ("six", "1.0")),
+                               listed("venvx/pkgs.txt", ("idna", "3.0")))),
+               layer(2, whiteouts=("venv",))]
+    assert merge_layers(LAYERS[:2], results).packages == (at(1, "idna", "3.0", "venvx/pkgs.txt"),)
+
+
+def test_opaque_directory_hides_lower_layers_but_not_its_own_layer() -> None:
+    results = [layer(1, files=(listed("app/old/pkgs.txt", ("six", "1.0")),)),
+               layer(2, opaque_dirs=("app",), files=(listed("app/new/pkgs.txt", ("idna", "3.0")),))]
+    assert merge_layers(LAYERS[:2], results).packages == (at(2, "idna", "3.0", "app/new/pkgs.txt"),)
+
+
+def test_file_whited_out_and_added_again_is_attributed_to_the_new_layer() -> None:
+    results = [layer(1, files=(listed("pkgs.txt", ("six", "1.0")),)),
+               layer(2, whiteouts=("pkgs.txt",)),
+               layer(3, files=(listed("pkgs.txt", ("six", "1.0")),))]
+    assert merge_layers(LAYERS[:3], results).packages == (at(3, "six", "1.0", "pkgs.txt"),)
+
+
+def test_symlink_replacing_a_file_removes_its_packages() -> None:
+    results = [layer(1, files=(listed("pkgs.txt", ("six", "1.0")),)),
+               layer(2, symlinks=(("pkgs.txt", "/dev/null"),))]
+    merged = merge_layers(LAYERS[:2], results)
+    assert (merged.packages, dict(merged.symlinks)) == ((), {"pkgs.txt": "/dev/null"})
+
+
+def test_os_release_reached_through_a_symlink_decides_the_os() -> None:
+    debian = OSInfo(id="debian", version_id="12", codename="bookworm")
+    results = [layer(1, files=(AnalyzedFile(path="usr/lib/os-release", analyzer="os-release",
+                                            os=debian),),
+                     symlinks=(("etc/os-release", "../usr/lib/os-release"),))]
+    assert merge_layers(LAYERS[:1], results).os == debian
+
+
+def test_analyzer_errors_of_files_still_present_are_reported() -> None:
+    results = [layer(1, files=(AnalyzedFile(path="pkgs.txt", analyzer="list", error="bad"),))]
+    assert merge_layers(LAYERS[:1], results).errors == (
+        f"analyzer list failed on pkgs.txt (layer {LAYERS[0].digest}): bad",)
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    ("dir1/absolute-symlink.txt", "dir1/sample.txt"),
+    ("dir1/relative-symlink.txt", "dir1/sample.txt"),
+    ("dir1/chain-symlink.txt", "dir1/sample.txt"),
+    ("lib/x.so", "usr/lib/x.so"),
+    ("dir1/attack.txt", "secret.txt"),
+    ("dir1/loop-a", None),
+])
+def test_symlinks_resolve_inside_the_root_and_cycles_give_none(path: str,
+                                                                expected: str | None) -> None:
+    symlinks = {
+        "dir1/absolute-symlink.txt": "/dir1/sample.txt",
+        "dir1/relative-symlink.txt": "sample.txt",
+        "dir1/chain-symlink.txt": "absolute-symlink.txt",
+        "lib": "usr/lib",
+        "dir1/attack.txt": "../../../../secret.txt",
+        "dir1/loop-a": "loop-b",
+        "dir1/loop-b": "/dir1/loop-a",
+    }
+    assert resolve_symlinks(path, symlinks) == expected
+
+
+def test_symlink_chain_longer_than_the_depth_limit_gives_none() -> None:
+    symlinks = {f"l{n}": f"l{n - 1}" for n in range(1, 8)}
+    assert (resolve_symlinks("l7", symlinks, max_depth=6),
+            resolve_symlinks("l7", symlinks, max_depth=7)) == (None, "l0")
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("/etc/passwd", "etc/passwd"), ("./a/./b", "a/b"), ("../../x", "x"), ("a/../../b", "b"),
+    ("/", ""),
+])
+def test_member_names_are_normalised_inside_the_root(name: str, expected: str) -> None:
+    assert normalize_member_path(name) == expected
+
+
+def test_layer_result_json_round_trips() -> None:
+    result = layer(1, files=(listed("p/pkgs.txt", ("six", "1.0")),
+                             AnalyzedFile(path="etc/os-release", analyzer="os",
+                                          os=OSInfo(id="alpine", version_id="3.19"))),
+                   whiteouts=("a",), opaque_dirs=("b",), symlinks=(("c", "d"),),
+                   hardlinks=(("e", "f"),), warnings=("w",))
+    assert LayerResult.from_json(result.to_json()) == result
+
+
+def test_image_inventory_json_round_trips() -> None:
+    package = dataclasses.replace(pypi("six", "1.0", "p", LAYERS[0].digest, "RUN x"),
+                                  type=PackageType.DPKG, source_name="six-src", arch="amd64",
+                                  licenses=("MIT",))
+    inventory = ImageInventory(
+        reference="r/x:1", image_digest="sha256:" + "a" * 64, manifest_digest="sha256:" + "b" * 64,
+        config_digest="sha256:" + "c" * 64, platform=Platform(os="linux", architecture="arm",
+                                                              variant="v7"),
+        analyzer_set_version="abc", status=InventoryStatus.PARTIAL,
+        os=OSInfo(id="debian", version_id="12"), packages=(package,), layers=LAYERS[:1],
+        errors=("e",), warnings=("w",))
+    assert ImageInventory.from_json(inventory.to_json()) == inventory
+
+
+def test_inventory_of_an_unknown_schema_version_is_refused() -> None:
+    with pytest.raises(InventoryError, match="inventory schema 99 unknown"):
+        ImageInventory.from_json({"schema_version": 99})

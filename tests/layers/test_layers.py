@@ -1,0 +1,163 @@
+"""One streaming pass over a layer: compression, tar entries, whiteouts, links, hostile input."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+
+import pytest
+import zstandard
+
+from layers.helpers import ListAnalyzer, digest_of, gz, pypi, tar_bytes
+from scanning.errors import LayerError
+from scanning.inventory import AnalyzedFile, LayerResult
+from scanning.layers import LayerLimits, scan_layer
+
+PKGS = b"flask 2.0.1\nrequests 2.31.0\n"
+
+
+def scan(blob: bytes, *, limits: LayerLimits | None = None, digest: str | None = None,
+         analyzer: ListAnalyzer | None = None) -> LayerResult:
+    return scan_layer([blob[i:i + 1000] for i in range(0, len(blob), 1000)],
+                      digest=digest or digest_of(blob), analyzers=(analyzer or ListAnalyzer(),),
+                      analyzer_version="v1", limits=limits)
+
+
+def test_gzip_layer_is_detected_by_magic_and_its_required_file_analyzed() -> None:
+    plain = tar_bytes([("app", None, "dir"), ("app/pkgs.txt", PKGS, "file")])
+    blob = gz(plain)
+    result = scan(blob)
+    assert result == LayerResult(
+        digest=digest_of(blob), analyzer_set_version="v1", compression="gzip",
+        compressed_size=len(blob), uncompressed_size=len(plain), entries=2,
+        files=(AnalyzedFile(path="app/pkgs.txt", analyzer="list",
+                            packages=(pypi("flask", "2.0.1", "app/pkgs.txt"),
+                                      pypi("requests", "2.31.0", "app/pkgs.txt"))),),
+    )
+
+
+def test_zstd_layer_is_detected_by_magic() -> None:
+    blob = zstandard.ZstdCompressor().compress(tar_bytes([("pkgs.txt", PKGS, "file")]))
+    result = scan(blob)
+    assert (result.compression, [f.path for f in result.files]) == ("zstd", ["pkgs.txt"])
+
+
+def test_plain_tar_layer_is_read_uncompressed() -> None:
+    result = scan(tar_bytes([("pkgs.txt", PKGS, "file")]))
+    assert (result.compression, [f.path for f in result.files]) == ("none", ["pkgs.txt"])
+
+
+def test_whiteouts_and_opaque_markers_are_recorded_for_the_merge() -> None:
+    blob = tar_bytes([("etc/.wh.passwd", b"", "file"), ("opt/app/.wh..wh..opq", b"", "file"),
+                      ("var/.wh..wh.plnk", b"", "file")])
+    result = scan(blob)
+    assert (result.whiteouts, result.opaque_dirs, result.files) == (
+        ("etc/passwd",), ("opt/app",), ())
+
+
+def test_absolute_and_dotdot_names_stay_inside_the_root() -> None:
+    blob = tar_bytes([("/abs/pkgs.txt", PKGS, "file"), ("../../../up/pkgs.txt", PKGS, "file"),
+                      ("./a/../b/pkgs.txt", PKGS, "file")])
+    assert [f.path for f in scan(blob).files] == ["abs/pkgs.txt", "b/pkgs.txt", "up/pkgs.txt"]
+
+
+def test_symlinks_are_recorded_not_followed() -> None:
+    blob = tar_bytes([("lib", None, "symlink:usr/lib"),
+                      ("evil/pkgs.txt", None, "symlink:../../../../etc/shadow")])
+    result = scan(blob)
+    assert (result.symlinks, result.files) == (
+        (("evil/pkgs.txt", "../../../../etc/shadow"), ("lib", "usr/lib")), ())
+
+
+def test_hard_link_to_an_analyzed_file_gets_its_packages_under_its_own_path() -> None:
+    blob = tar_bytes([("a/pkgs.txt", b"six 1.16.0\n", "file"),
+                      ("b/pkgs.txt", None, "hardlink:a/pkgs.txt")])
+    result = scan(blob)
+    assert (result.hardlinks, result.files) == (
+        (("b/pkgs.txt", "a/pkgs.txt"),),
+        (AnalyzedFile(path="a/pkgs.txt", analyzer="list",
+                      packages=(pypi("six", "1.16.0", "a/pkgs.txt"),)),
+         AnalyzedFile(path="b/pkgs.txt", analyzer="list",
+                      packages=(pypi("six", "1.16.0", "b/pkgs.txt"),))),
+    )
+
+
+def test_later_entry_in_the_same_layer_replaces_the_earlier_one() -> None:
+    blob = tar_bytes([("pkgs.txt", b"six 1.0\n", "file"), ("pkgs.txt", b"six 2.0\n", "file")])
+    assert scan(blob).files == (
+        AnalyzedFile(path="pkgs.txt", analyzer="list", packages=(pypi("six", "2.0", "pkgs.txt"),)),
+    )
+
+
+def test_long_names_from_pax_headers_are_used() -> None:
+    name = "/".join(["d" * 60] * 4) + "/pkgs.txt"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo(name)
+        info.size = len(PKGS)
+        tar.addfile(info, io.BytesIO(PKGS))
+    assert [f.path for f in scan(buffer.getvalue()).files] == [name]
+
+
+def test_file_over_the_analyzer_cap_is_skipped_with_a_warning() -> None:
+    blob = tar_bytes([("pkgs.txt", b"x" * 2000, "file")])
+    result = scan(blob)
+    assert (result.files, result.warnings) == (
+        (), ("pkgs.txt: 2000 bytes is over list's cap of 1024; not analyzed",))
+
+
+def test_analyzer_error_is_recorded_on_the_file() -> None:
+    result = scan(tar_bytes([("pkgs.txt", b"boom\n", "file")]))
+    assert result.files == (AnalyzedFile(path="pkgs.txt", analyzer="list",
+                                         error="pkgs.txt: boom"),)
+
+
+def test_digest_mismatch_names_the_layer() -> None:
+    blob = gz(tar_bytes([("pkgs.txt", PKGS, "file")]))
+    wrong = "sha256:" + "0" * 64
+    with pytest.raises(LayerError, match=f"layer {wrong} digest mismatch"):
+        scan(blob, digest=wrong)
+
+
+def test_truncated_gzip_stream_is_a_layer_error() -> None:
+    blob = gz(tar_bytes([("pkgs.txt", PKGS, "file")]))[:-30]
+    with pytest.raises(LayerError, match="cannot be read"):
+        scan(blob)
+
+
+def test_truncated_plain_tar_is_a_layer_error() -> None:
+    blob = tar_bytes([("pkgs.txt", PKGS * 100, "file")])[:1200]
+    with pytest.raises(LayerError, match="truncated"):
+        scan(blob)
+
+
+def test_data_that_is_not_a_tar_is_a_layer_error() -> None:
+    with pytest.raises(LayerError, match="checksum"):
+        scan(b"this is not a tar archive" * 40)
+
+
+def test_decompression_bomb_is_stopped_at_the_cap() -> None:
+    blob = gz(tar_bytes([("zeros", bytes(5_000_000), "file")]))
+    with pytest.raises(LayerError, match="decompression bomb cap"):
+        scan(blob, limits=LayerLimits(max_decompressed_bytes=1_000_000))
+
+
+def test_entry_count_is_capped() -> None:
+    blob = tar_bytes([(f"f{i}", b"", "file") for i in range(20)])
+    with pytest.raises(LayerError, match="more than 10 entries"):
+        scan(blob, limits=LayerLimits(max_entries=10))
+
+
+def test_oversized_pax_header_is_refused_before_it_is_read() -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("f")
+        info.pax_headers = {"comment": "x" * 5000}
+        tar.addfile(info, io.BytesIO(b""))
+    with pytest.raises(LayerError,
+                       match=r"extended tar header of \d+ bytes exceeds the cap of 1000"):
+        scan(buffer.getvalue(), limits=LayerLimits(max_header_bytes=1000))
+
+
+def test_empty_blob_is_an_empty_layer() -> None:
+    assert scan(b"").entries == 0

@@ -1,0 +1,171 @@
+"""Resolving references to platform images: indexes, attestations, artifacts, caps, digests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from scanning.errors import ManifestError, NotFound
+from scanning.model import Platform
+from scanning.ocibuild import build_oci_layout
+from scanning.registry import (
+    OciLayoutSource,
+    ResolveStatus,
+    SkippedManifest,
+    clean_instruction,
+    parse_reference,
+    resolve_image,
+)
+
+AMD64 = Platform(os="linux", architecture="amd64")
+ARM64 = Platform(os="linux", architecture="arm64", variant="v8")
+
+
+def two_platforms(directory: Path, attestation: bool = False) -> str:
+    return build_oci_layout(directory, [
+        (AMD64, [{"etc/os-release": b"ID=alpine\n"}, {"app/x": b"1"}]),
+        (ARM64, [{"etc/os-release": b"ID=alpine\n"}]),
+    ], tag="multi", attestation=attestation)
+
+
+def resolve(directory: Path, ref: str = "", platform: Platform | None = None):  # type: ignore[no-untyped-def]
+    reference = parse_reference(f"oci:{directory}" + (f":{ref}" if ref else ""))
+    return resolve_image(OciLayoutSource(directory), reference, platform=platform)
+
+
+def test_index_resolves_to_every_platform_and_reports_the_attestation(tmp_path: Path) -> None:
+    digest = two_platforms(tmp_path, attestation=True)
+    resolved = resolve(tmp_path, "multi")
+    assert (resolved.status, resolved.digest,
+            [(str(p.platform), len(p.layers), p.layers[1].instruction if len(p.layers) > 1
+              else p.layers[0].instruction) for p in resolved.platforms]) == (
+        ResolveStatus.IMAGE, digest,
+        [("linux/amd64", 2, "COPY layer2 /"), ("linux/arm64/v8", 1, "COPY layer1 /")])
+    (skipped,) = resolved.skipped
+    assert (skipped.platform, skipped.reason) == ("unknown/unknown", "attestation manifest")
+
+
+def test_platform_filter_keeps_one_platform(tmp_path: Path) -> None:
+    two_platforms(tmp_path)
+    resolved = resolve(tmp_path, platform=Platform(os="linux", architecture="arm64"))
+    assert [str(p.platform) for p in resolved.platforms] == ["linux/arm64/v8"]
+    assert [s.reason for s in resolved.skipped] == ["platform not requested"]
+
+
+def test_missing_platform_is_not_found(tmp_path: Path) -> None:
+    two_platforms(tmp_path)
+    with pytest.raises(NotFound, match="has no linux/s390x image"):
+        resolve(tmp_path, platform=Platform(os="linux", architecture="s390x"))
+
+
+def write_blob(directory: Path, document: object) -> tuple[str, int]:
+    data = json.dumps(document).encode()
+    digest = hashlib.sha256(data).hexdigest()
+    (directory / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+    (directory / "blobs" / "sha256" / digest).write_bytes(data)
+    return f"sha256:{digest}", len(data)
+
+
+def layout_pointing_at(directory: Path, document: object, media_type: str) -> str:
+    digest, size = write_blob(directory, document)
+    (directory / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": media_type, "digest": digest, "size": size}]}))
+    return digest
+
+
+def test_helm_chart_is_not_applicable(tmp_path: Path) -> None:
+    config, size = write_blob(tmp_path, {"name": "chart"})
+    layout_pointing_at(tmp_path, {
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.cncf.helm.config.v1+json", "digest": config,
+                   "size": size},
+        "layers": []}, "application/vnd.oci.image.manifest.v1+json")
+    resolved = resolve(tmp_path)
+    assert (resolved.status, resolved.reason) == (
+        ResolveStatus.NOT_APPLICABLE,
+        "artifact with config media type application/vnd.cncf.helm.config.v1+json")
+
+
+def test_cosign_signature_is_not_applicable(tmp_path: Path) -> None:
+    config, size = write_blob(tmp_path, {})
+    layout_pointing_at(tmp_path, {
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config,
+                   "size": size},
+        "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+                    "digest": config, "size": size}]},
+        "application/vnd.oci.image.manifest.v1+json")
+    resolved = resolve(tmp_path)
+    assert (resolved.status, resolved.reason) == (
+        ResolveStatus.NOT_APPLICABLE,
+        "artifact with layer media type application/vnd.dev.cosign.simplesigning.v1+json")
+
+
+def test_sbom_artifact_type_is_not_applicable(tmp_path: Path) -> None:
+    config, size = write_blob(tmp_path, {})
+    layout_pointing_at(tmp_path, {
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/spdx+json",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config,
+                   "size": size}, "layers": []}, "application/vnd.oci.image.manifest.v1+json")
+    assert resolve(tmp_path).reason == "artifact of type application/spdx+json"
+
+
+def test_schema1_manifest_is_unsupported(tmp_path: Path) -> None:
+    layout_pointing_at(tmp_path, {"schemaVersion": 1, "name": "x", "fsLayers": []},
+                       "application/vnd.docker.distribution.manifest.v1+prettyjws")
+    assert resolve(tmp_path).status is ResolveStatus.UNSUPPORTED
+
+
+def test_index_of_only_artifacts_is_not_applicable(tmp_path: Path) -> None:
+    config, size = write_blob(tmp_path, {})
+    child, child_size = write_blob(tmp_path, {
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.cncf.helm.config.v1+json", "digest": config,
+                   "size": size}, "layers": []})
+    layout_pointing_at(tmp_path, {"schemaVersion": 2, "mediaType":
+                                  "application/vnd.oci.image.index.v1+json", "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": child,
+         "size": child_size}]}, "application/vnd.oci.image.index.v1+json")
+    resolved = resolve(tmp_path)
+    assert (resolved.status, resolved.skipped) == (ResolveStatus.NOT_APPLICABLE, (
+        SkippedManifest(digest=child, platform="(none)", reason="artifact with config media "
+                        "type application/vnd.cncf.helm.config.v1+json"),))
+
+
+def test_tampered_blob_fails_its_digest_check(tmp_path: Path) -> None:
+    digest = layout_pointing_at(tmp_path, {"schemaVersion": 1}, "application/json")
+    (tmp_path / "blobs/sha256" / digest.split(":")[1]).write_text('{"schemaVersion": 2}')
+    with pytest.raises(ManifestError, match="fails its digest check"):
+        resolve(tmp_path)
+
+
+def test_manifest_over_the_size_cap_is_refused(tmp_path: Path) -> None:
+    layout_pointing_at(tmp_path, {"schemaVersion": 2, "pad": "x" * (4 * 1024 * 1024)},
+                       "application/vnd.oci.image.manifest.v1+json")
+    with pytest.raises(ManifestError, match="cap"):
+        resolve(tmp_path)
+
+
+def test_deeply_nested_json_is_refused(tmp_path: Path) -> None:
+    nested: object = {}
+    for _ in range(100):
+        nested = {"a": nested}
+    layout_pointing_at(tmp_path, {"schemaVersion": 2, "x": nested},
+                       "application/vnd.oci.image.manifest.v1+json")
+    with pytest.raises(ManifestError, match="nests JSON deeper than 64 levels"):
+        resolve(tmp_path)
+
+
+@pytest.mark.parametrize(("created_by", "expected"), [
+    ("/bin/sh -c #(nop) ADD file:abc in / ", "ADD file:abc in /"),
+    ("/bin/sh -c apk add curl", "RUN apk add curl"),
+    ("|2 A=1 B=2 /bin/sh -c make", "RUN make"),
+    ("RUN /bin/sh -c apt-get update # buildkit", "RUN /bin/sh -c apt-get update"),
+    ("COPY dir /app # buildkit", "COPY dir /app"),
+])
+def test_history_entries_become_dockerfile_instructions(created_by: str, expected: str) -> None:
+    assert clean_instruction(created_by) == expected

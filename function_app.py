@@ -1,0 +1,11 @@
+"""The Azure Functions app: creates the app and registers the blueprints, nothing else."""
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from scanning.functions import events, http, orchestration
+
+app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(events.bp)
+app.register_functions(orchestration.bp)
+app.register_functions(http.bp)

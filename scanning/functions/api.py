@@ -1,0 +1,147 @@
+"""The results API's HTTP functions (``/api/images``, ``findings``, ``scans``, ``rules``,
+``billing``): parse the request, call one handler of ``scanning.api``, return its JSON.
+
+Every route needs a function key (``AuthLevel.FUNCTION``). The routes are documented in
+``openapi.yaml`` and the README; the behaviour and its tests live in ``scanning.api``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from scanning import api
+from scanning.functions.events import start_scan_once
+from scanning.store import Store
+
+log = logging.getLogger(__name__)
+
+bp = df.Blueprint()
+
+AUTH = func.AuthLevel.FUNCTION
+
+_store_lock = threading.Lock()
+_stores: list[Store] = []
+
+
+def store() -> Store:
+    """The app's store, built from the settings and its tables created once per worker."""
+    with _store_lock:
+        if not _stores:
+            created = Store.from_settings()
+            created.create()
+            _stores.append(created)
+        return _stores[0]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def fetch_manifest(request: api.ScanRequest) -> tuple[str, str]:
+    """The registry lookup ``POST scans`` uses (a seam for tests)."""
+    return api.fetch_manifest_identity(request)
+
+
+def http_response(response: api.ApiResponse) -> func.HttpResponse:
+    headers = dict(response.headers)
+    if response.body is None:
+        return func.HttpResponse(status_code=response.status, headers=headers)
+    return func.HttpResponse(json.dumps(response.body, indent=2), status_code=response.status,
+                             headers=headers, mimetype="application/json")
+
+
+def answer(handler: Callable[[], api.ApiResponse]) -> func.HttpResponse:
+    return http_response(api.respond(handler))
+
+
+def _query(req: func.HttpRequest) -> dict[str, str]:
+    return dict(req.params)
+
+
+def _route(req: func.HttpRequest, name: str) -> str:
+    return str(req.route_params.get(name, ""))
+
+
+@bp.route(route="images", methods=["GET"], auth_level=AUTH)
+def api_list_images(req: func.HttpRequest) -> func.HttpResponse:
+    return answer(lambda: api.list_images(store(), _query(req), req.url))
+
+
+@bp.route(route="images/{digest}", methods=["GET"], auth_level=AUTH)
+def api_get_image(req: func.HttpRequest) -> func.HttpResponse:
+    return answer(lambda: api.get_image(store(), _route(req, "digest"), _query(req), now()))
+
+
+@bp.route(route="findings", methods=["GET"], auth_level=AUTH)
+def api_query_findings(req: func.HttpRequest) -> func.HttpResponse:
+    return answer(lambda: api.query_findings(store(), _query(req), now(), req.url))
+
+
+@bp.route(route="scans", methods=["GET"], auth_level=AUTH)
+def api_list_scans(req: func.HttpRequest) -> func.HttpResponse:
+    return answer(lambda: api.list_scans(store(), _query(req), req.url))
+
+
+@bp.route(route="scans", methods=["POST"], auth_level=AUTH)
+@bp.durable_client_input(client_name="client")
+async def api_start_scan(req: func.HttpRequest,
+                         client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Scan ``{"image": "<registry>/<repository>[:tag][@digest]"}``: 202 and status URLs."""
+    try:
+        request = api.scan_request(req.get_body())
+        # Resolving the tag is a blocking registry call: keep it off the event loop.
+        event = await asyncio.to_thread(api.scan_event, request, now(), fetch_manifest)
+        instance_id = await start_scan_once(client, event)
+    except Exception as error:  # every failure is an API error response, never a crash
+        return http_response(api.error_response(error))
+    log.info("scan %s requested for %s/%s@%s", instance_id, event.registry, event.repository,
+             event.digest)
+    return client.create_check_status_response(req, instance_id)
+
+
+@bp.route(route="scans/{id}", methods=["GET"], auth_level=AUTH)
+@bp.durable_client_input(client_name="client")
+async def api_get_scan(req: func.HttpRequest,
+                       client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """A scan history record (its id has the history format) or an orchestration's status."""
+    scan_id = _route(req, "id")
+    if api.is_scan_record_id(scan_id):
+        return answer(lambda: api.get_scan_record(store(), scan_id))
+    try:
+        status = await client.get_status(api.check_instance_id(scan_id))
+    except Exception as error:
+        return http_response(api.error_response(error))
+    if status is None or status.runtime_status is None:
+        return http_response(api.ApiResponse(status=404, body=api.error_body(
+            "NotFound", f"no scan {scan_id}")))
+    return answer(lambda: api.ApiResponse(status=200,
+                                          body=api.orchestration_status_json(status)))
+
+
+@bp.route(route="rules", methods=["GET"], auth_level=AUTH)
+def api_list_rules(req: func.HttpRequest) -> func.HttpResponse:
+    return answer(lambda: api.list_rules(store(), _query(req), now(), req.url))
+
+
+@bp.route(route="rules", methods=["POST"], auth_level=AUTH)
+def api_create_rules(req: func.HttpRequest) -> func.HttpResponse:
+    return answer(lambda: api.create_rules(store(), req.get_body(),
+                                           req.headers.get("content-type", ""), now()))
+
+
+@bp.route(route="rules/{id}", methods=["DELETE"], auth_level=AUTH)
+def api_delete_rule(req: func.HttpRequest) -> func.HttpResponse:
+    return answer(lambda: api.delete_rule(store(), _route(req, "id"), now()))
+
+
+@bp.route(route="billing", methods=["GET"], auth_level=AUTH)
+def api_billing(req: func.HttpRequest) -> func.HttpResponse:
+    return answer(lambda: api.billing(store(), _query(req), now(), req.url))

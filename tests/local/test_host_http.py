@@ -1,0 +1,99 @@
+"""The local host serves HTTP functions from the app's own definitions, with the key check."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import azure.durable_functions as df
+import azure.functions as func
+import pytest
+
+from scanning.local.host import FunctionHost
+from tests.local.helpers import FUNCTION_KEY, REGISTRY_TOKEN, request
+
+app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+
+@app.route(route="repos/{name}/items/{item_id:int}", methods=["GET"])
+def get_item(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps({"route": dict(req.route_params),
+                                         "query": {"q": req.params.get("q")}}),
+                             mimetype="application/json")
+
+
+@app.route(route="open", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def open_route(req: func.HttpRequest) -> str:
+    return "open"
+
+
+@app.route(route="echo", methods=["POST"])
+def echo(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(req.get_body(), status_code=201,
+                             headers={"X-Method": req.method})
+
+
+@app.route(route="broken", methods=["GET"])
+def broken(req: func.HttpRequest) -> func.HttpResponse:
+    raise RuntimeError("boom")
+
+
+@pytest.fixture(scope="module")
+def host() -> Iterator[FunctionHost]:
+    server = FunctionHost(app, function_key=FUNCTION_KEY, registry_token=REGISTRY_TOKEN, port=0)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_route_parameters_and_query_reach_the_function(host: FunctionHost) -> None:
+    status, body = request(f"{host.base_url}/api/repos/library/items/42?q=x",
+                           headers={"x-functions-key": FUNCTION_KEY})
+    assert (status, json.loads(body)) == (
+        200, {"route": {"name": "library", "item_id": "42"}, "query": {"q": "x"}})
+
+
+def test_key_in_code_query_parameter_is_accepted(host: FunctionHost) -> None:
+    status, _ = request(f"{host.base_url}/api/repos/a/items/1?code={FUNCTION_KEY}")
+    assert status == 200
+
+
+def test_missing_key_is_401(host: FunctionHost) -> None:
+    assert request(f"{host.base_url}/api/repos/a/items/1") == (401, b"")
+
+
+def test_wrong_key_is_401(host: FunctionHost) -> None:
+    assert request(f"{host.base_url}/api/repos/a/items/1",
+                   headers={"x-functions-key": "wrong"}) == (401, b"")
+
+
+def test_anonymous_route_needs_no_key(host: FunctionHost) -> None:
+    assert request(f"{host.base_url}/api/open") == (200, b"open")
+
+
+def test_route_constraint_mismatch_is_404(host: FunctionHost) -> None:
+    status, _ = request(f"{host.base_url}/api/repos/a/items/abc",
+                        headers={"x-functions-key": FUNCTION_KEY})
+    assert status == 404
+
+
+def test_wrong_method_is_405(host: FunctionHost) -> None:
+    status, _ = request(f"{host.base_url}/api/echo", headers={"x-functions-key": FUNCTION_KEY})
+    assert status == 405
+
+
+def test_body_status_and_headers_round_trip(host: FunctionHost) -> None:
+    prepared_headers = {"x-functions-key": FUNCTION_KEY}
+    status, body = request(f"{host.base_url}/api/echo", method="POST",
+                           headers=prepared_headers, body=b"hello")
+    assert (status, body) == (201, b"hello")
+
+
+def test_function_exception_is_500(host: FunctionHost) -> None:
+    assert request(f"{host.base_url}/api/broken",
+                   headers={"x-functions-key": FUNCTION_KEY}) == (500, b"")
+
+
+def test_unknown_route_is_404(host: FunctionHost) -> None:
+    assert request(f"{host.base_url}/api/nothing-here",
+                   headers={"x-functions-key": FUNCTION_KEY})[0] == 404

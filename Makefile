@@ -5,6 +5,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
+CHECKOV_STAMP := .venv-checkov/.installed
 PYTEST_ARGS ?=
 
 .PHONY: demo test setup system-packages down
@@ -19,7 +20,13 @@ test: setup
 down:
 	$(PYTHON) -m scanning local down
 
-setup: $(VENV_STAMP) $(NPM_STAMP) system-packages
+setup: $(VENV_STAMP) $(NPM_STAMP) $(CHECKOV_STAMP) system-packages
+
+# checkov gets its own virtualenv: its pins would downgrade packageurl-python and packaging.
+$(CHECKOV_STAMP): infra/requirements-checkov.txt
+	@test -x .venv-checkov/bin/python || $$(command -v python3.11 || command -v python3) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet --disable-pip-version-check -r infra/requirements-checkov.txt
+	@touch $@
 
 $(VENV_STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PYTHON) || $$(command -v python3.11 || command -v python3) -m venv $(VENV)

@@ -1,0 +1,77 @@
+"""Publish the compiled index to Blob Storage and load it from there.
+
+The refresh job compiles the index and publishes it; scans and rescans load the latest copy.
+The blob is ``<ADVISORY_CONTAINER>/index/current.idx`` (container from the setting of that name).
+An upload commits in one step (Put Blob, or Put Block List for large files), so readers see the
+old index or the new one, never a mix. Before publishing, the file is parsed: a broken build is
+refused here rather than breaking every scan that loads it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import BlobServiceClient, ContentSettings
+
+from scanning.advisories.index import AdvisoryIndex, parse_index
+from scanning.config import setting
+from scanning.errors import StoreError, TransientStoreError
+
+logger = logging.getLogger(__name__)
+
+INDEX_BLOB_NAME = "index/current.idx"
+
+
+def publish_index(
+    service: BlobServiceClient, path: Path, *, container: str | None = None
+) -> AdvisoryIndex:
+    """Upload the index file at ``path``; returns the parsed index that was published."""
+    data = path.read_bytes()
+    index = parse_index(data, str(path))
+    container_name = container or setting("ADVISORY_CONTAINER")
+    try:
+        container_client = service.get_container_client(container_name)
+        with contextlib.suppress(ResourceExistsError):
+            container_client.create_container()
+        container_client.upload_blob(
+            INDEX_BLOB_NAME,
+            data,
+            overwrite=True,
+            content_settings=ContentSettings(content_type="application/zstd"),
+            metadata={
+                "built": index.built.replace(":", "-"),
+                "records": str(len(index.advisories)),
+            },
+        )
+    except AzureError as error:
+        raise TransientStoreError(
+            f"cannot publish the advisory index to {container_name}/{INDEX_BLOB_NAME}: {error}"
+        ) from error
+    logger.info(
+        "published advisory index built %s (%d advisories) to %s/%s",
+        index.built,
+        len(index.advisories),
+        container_name,
+        INDEX_BLOB_NAME,
+    )
+    return index
+
+
+def load_index_from_blob(
+    service: BlobServiceClient, *, container: str | None = None
+) -> AdvisoryIndex:
+    container_name = container or setting("ADVISORY_CONTAINER")
+    try:
+        blob = service.get_blob_client(container_name, INDEX_BLOB_NAME)
+        data = blob.download_blob().readall()
+    except ResourceNotFoundError as error:
+        raise StoreError(
+            f"no advisory index at {container_name}/{INDEX_BLOB_NAME}: publish one with "
+            "`python -m scanning db publish`"
+        ) from error
+    except AzureError as error:
+        raise TransientStoreError(f"cannot read the advisory index: {error}") from error
+    return parse_index(bytes(data), f"blob {container_name}/{INDEX_BLOB_NAME}")

@@ -1,0 +1,289 @@
+"""The compiled advisory index: OSV records keyed by (ecosystem, normalised package name).
+
+One file, zstd-compressed JSON (never pickle: the index travels through Blob Storage, and
+unpickling a blob would run whatever code it holds). Shape, version 1::
+
+    {
+      "format": "acr-scan-advisory-index", "version": 1,
+      "built": "2024-10-10T12:00:00Z",            # UTC build time
+      "sources": ["…/pypi-pypa-advisory-database", …],
+      "counts": {"PyPI": 2662, "Go": 4291, …},     # records per base ecosystem
+      "advisories": {"<id>": {<metadata shared by every affected entry>}},
+      "packages": {"<ecosystem>": {"<name>": [["<id>", {<affected entry>}], …]}}
+    }
+
+An affected entry holds the ranges pre-compiled by ``scanning.versions.osv_ranges`` (events
+sorted once at build time, so matching never sorts), the enumerated ``versions`` and the small
+scalar parts of ``ecosystem_specific``/``database_specific`` that severity and fix status read.
+Large per-package lists (Ubuntu binaries, Go import symbols, Chainguard components) are dropped:
+matching does not read them and they would triple the size of the index.
+
+Compile: ``compile_index(iter_records(path) …)``; write: ``write_index``; read: ``load_index``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import zstandard
+
+from scanning.advisories.ecosystems import base_ecosystem, normalize_name
+from scanning.errors import AdvisoryError
+from scanning.versions import osv_ranges
+
+logger = logging.getLogger(__name__)
+
+INDEX_FORMAT = "acr-scan-advisory-index"
+INDEX_VERSION = 1
+# A decompressed index of every osv.dev ecosystem is a few GB at most; cap what we inflate.
+MAX_INDEX_BYTES = 8 * 1024 * 1024 * 1024
+# Text kept per advisory: the summary and the start of the details are enough for a report;
+# the full text is one click away in the references.
+MAX_DETAILS_CHARS = 2000
+MAX_REFERENCES = 20
+ZSTD_LEVEL = 6
+
+Entry = tuple[str, dict[str, Any]]
+
+
+@dataclass(slots=True, kw_only=True)
+class AdvisoryIndex:
+    """The loaded index. Mutable only while it is being compiled."""
+
+    built: str
+    sources: tuple[str, ...] = ()
+    counts: dict[str, int] = field(default_factory=dict)
+    advisories: dict[str, dict[str, Any]] = field(default_factory=dict)
+    packages: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    # Entries are turned into CompiledAffected on first use, keyed by the entry's identity:
+    # loading stays one json.loads, and a re-match touches only the packages it meets.
+    _compiled: dict[int, osv_ranges.CompiledAffected] = field(default_factory=dict, repr=False)
+    # Per-entry values derived by the matcher (severity, aliases), keyed the same way.
+    memo: dict[int, object] = field(default_factory=dict, repr=False, compare=False)
+
+    def compiled(self, entry: Mapping[str, Any]) -> osv_ranges.CompiledAffected:
+        """The pre-compiled ranges of one affected entry from ``lookup``."""
+        key = id(entry)
+        found = self._compiled.get(key)
+        if found is None:
+            found = osv_ranges.CompiledAffected.from_json(entry["ranges"])
+            self._compiled[key] = found
+        return found
+
+    def lookup(self, ecosystem: str, name: str) -> list[Any]:
+        """``[[advisory_id, affected_entry], …]`` for one package in one ecosystem."""
+        by_name = self.packages.get(ecosystem)
+        if not by_name:
+            return []
+        return by_name.get(normalize_name(ecosystem, name), [])
+
+    def has_ecosystem(self, ecosystem: str) -> bool:
+        return ecosystem in self.packages
+
+    def ecosystems(self) -> tuple[str, ...]:
+        return tuple(sorted(self.packages))
+
+    def advisory(self, advisory_id: str) -> dict[str, Any]:
+        return self.advisories[advisory_id]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": INDEX_FORMAT,
+            "version": INDEX_VERSION,
+            "built": self.built,
+            "sources": list(self.sources),
+            "counts": dict(sorted(self.counts.items())),
+            "advisories": self.advisories,
+            "packages": self.packages,
+        }
+
+
+def compile_index(
+    records: Iterable[Mapping[str, Any]],
+    *,
+    sources: Iterable[str] = (),
+    ecosystems: Iterable[str] = (),
+    built: datetime | None = None,
+) -> AdvisoryIndex:
+    """Compile OSV records into an index.
+
+    ``ecosystems`` keeps only affected entries whose base ecosystem is listed (all when empty).
+    Withdrawn records are dropped. When two records share an id (the same feed read twice, or a
+    mirror overlapping a folder), the one with the later ``modified`` wins.
+    """
+    wanted = {base_ecosystem(e) for e in ecosystems}
+    latest: dict[str, Mapping[str, Any]] = {}
+    for record in records:
+        if record.get("withdrawn"):
+            continue
+        advisory_id = str(record["id"])
+        previous = latest.get(advisory_id)
+        if previous is None or str(record.get("modified", "")) >= str(previous.get("modified", "")):
+            latest[advisory_id] = record
+    moment = (built or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    index = AdvisoryIndex(built=moment, sources=tuple(sources))
+    for advisory_id in sorted(latest):
+        record = latest[advisory_id]
+        entries = list(_entries(record, wanted))
+        if not entries:
+            continue
+        index.advisories[advisory_id] = _metadata(record)
+        counted: set[str] = set()
+        for ecosystem, name, entry in entries:
+            index.packages.setdefault(ecosystem, {}).setdefault(name, []).append(
+                [advisory_id, entry]
+            )
+            base = base_ecosystem(ecosystem)
+            if base not in counted:
+                counted.add(base)
+                index.counts[base] = index.counts.get(base, 0) + 1
+    return index
+
+
+def _entries(
+    record: Mapping[str, Any], wanted: set[str]
+) -> Iterable[tuple[str, str, dict[str, Any]]]:
+    affected = record.get("affected") or []
+    if not isinstance(affected, list):
+        raise AdvisoryError(f"{record['id']}: 'affected' must be a list")
+    for item in affected:
+        if not isinstance(item, Mapping):
+            raise AdvisoryError(f"{record['id']}: every 'affected' entry must be an object")
+        package = item.get("package")
+        if not isinstance(package, Mapping):
+            continue  # schema 1.x allows affected entries without a package (e.g. only a git repo)
+        ecosystem = str(package.get("ecosystem") or "").strip()
+        name = str(package.get("name") or "").strip()
+        if not ecosystem or not name:
+            continue
+        if wanted and base_ecosystem(ecosystem) not in wanted:
+            continue
+        try:
+            compiled = osv_ranges.compile_affected(item)
+        except (ValueError, TypeError, KeyError, AttributeError) as error:
+            raise AdvisoryError(f"{record['id']}: malformed affected entry: {error}") from error
+        for problem in compiled.skipped_ranges:
+            logger.warning("advisory %s %s %s: %s", record["id"], ecosystem, name, problem)
+        if not compiled.ranges and not compiled.versions:
+            continue  # nothing a package version can be checked against (GIT ranges only)
+        entry: dict[str, Any] = {"ranges": compiled.to_json()}
+        ecosystem_specific = _scalars(item.get("ecosystem_specific"))
+        if ecosystem_specific:
+            entry["es"] = ecosystem_specific
+        database_specific = _scalars(item.get("database_specific"))
+        if database_specific:
+            entry["ds"] = database_specific
+        severity = _severity(item.get("severity"))
+        if severity:
+            entry["severity"] = severity
+        yield ecosystem, normalize_name(ecosystem, name), entry
+
+
+def _metadata(record: Mapping[str, Any]) -> dict[str, Any]:
+    details = str(record.get("details") or "")
+    if len(details) > MAX_DETAILS_CHARS:
+        details = details[:MAX_DETAILS_CHARS].rstrip() + "…"
+    references = [
+        str(ref["url"])
+        for ref in (record.get("references") or [])
+        if isinstance(ref, Mapping) and ref.get("url")
+    ][:MAX_REFERENCES]
+    metadata: dict[str, Any] = {
+        "aliases": _strings(record.get("aliases")),
+        "upstream": _strings(record.get("upstream")),
+        "related": _strings(record.get("related")),
+        "summary": str(record.get("summary") or ""),
+        "details": details,
+        "published": str(record.get("published") or ""),
+        "modified": str(record.get("modified") or ""),
+        "references": references,
+        "severity": _severity(record.get("severity")),
+    }
+    database_specific = _scalars(record.get("database_specific"))
+    if database_specific:
+        metadata["ds"] = database_specific
+    return metadata
+
+
+def _strings(value: object) -> list[str]:
+    if not isinstance(value, list):
+        return []
+    return [str(item) for item in value if isinstance(item, str) and item]
+
+
+def _severity(value: object) -> list[dict[str, str]]:
+    if not isinstance(value, list):
+        return []
+    return [
+        {"type": str(item.get("type", "")), "score": str(item.get("score", ""))}
+        for item in value
+        if isinstance(item, Mapping) and item.get("score")
+    ]
+
+
+def _scalars(value: object) -> dict[str, Any]:
+    """The scalar (str/int/float/bool) items of a ``*_specific`` object."""
+    if not isinstance(value, Mapping):
+        return {}
+    return {
+        str(key): item for key, item in value.items() if isinstance(item, str | int | float | bool)
+    }
+
+
+def write_index(index: AdvisoryIndex, path: Path) -> None:
+    """Write atomically (temp file + rename): a reader never sees half an index."""
+    data = json.dumps(index.to_json(), separators=(",", ":"), ensure_ascii=False).encode()
+    compressed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + f".tmp{os.getpid()}")
+    temporary.write_bytes(compressed)
+    os.replace(temporary, path)
+
+
+def load_index(path: Path) -> AdvisoryIndex:
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise AdvisoryError(f"cannot read the advisory index {path}: {error}") from error
+    return parse_index(data, str(path))
+
+
+def parse_index(data: bytes, where: str) -> AdvisoryIndex:
+    started = time.perf_counter()
+    try:
+        reader = zstandard.ZstdDecompressor().stream_reader(data)
+        raw = reader.read(MAX_INDEX_BYTES + 1)
+    except zstandard.ZstdError as error:
+        raise AdvisoryError(f"{where}: not a compressed advisory index: {error}") from error
+    if len(raw) > MAX_INDEX_BYTES:
+        raise AdvisoryError(f"{where}: decompresses to more than {MAX_INDEX_BYTES} bytes")
+    try:
+        document = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+        raise AdvisoryError(f"{where}: advisory index is not valid JSON: {error}") from error
+    if (
+        not isinstance(document, dict)
+        or document.get("format") != INDEX_FORMAT
+        or document.get("version") != INDEX_VERSION
+    ):
+        raise AdvisoryError(
+            f"{where}: not an {INDEX_FORMAT} version {INDEX_VERSION} file; rebuild it with "
+            "`python -m scanning db build`"
+        )
+    index = AdvisoryIndex(
+        built=str(document.get("built", "")),
+        sources=tuple(document.get("sources") or ()),
+        counts=dict(document.get("counts") or {}),
+        advisories=document.get("advisories") or {},
+        packages=document.get("packages") or {},
+    )
+    logger.debug("loaded advisory index %s in %.3f s", where, time.perf_counter() - started)
+    return index

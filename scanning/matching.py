@@ -1,0 +1,438 @@
+"""Match an image inventory against the advisory index: packages x advisories -> findings.
+
+A pure function (``match_inventory``) over the analysed OS, the packages and a loaded
+``AdvisoryIndex``: no I/O, so the scan command, the assess activity and the weekly re-match all
+call it the same way, and tests feed it plain values.
+
+Where each package is looked up (the OSV schema's "Defined ecosystems" and how each distro
+publishes advisories):
+
+* dpkg packages by their **source** package and source version in ``Debian:<major>`` or
+  ``Ubuntu:<release>[:LTS]`` (Debian's and Ubuntu's OSV ranges are on source versions), and
+  for Ubuntu LTS releases also in ``Ubuntu:Pro:<release>:LTS``, where fixes that only ship to
+  Ubuntu Pro subscribers are published;
+* apk packages by origin in ``Alpine:v<major.minor>``, ``Wolfi``, ``Chainguard``, and also by
+  the binary name (the Chainguard/Wolfi records name sub-packages such as ``haproxy-2.8``);
+* rpm packages by binary name and by source rpm name (AlmaLinux/Red Hat name binary rpms,
+  Rocky names source rpms), in ``AlmaLinux:<major>``, ``Rocky Linux:<major>``, every
+  ``Red Hat:…:<major>…`` ecosystem of the index, ``SUSE:…``/``openSUSE:…``, ``Mariner:<x.y>``,
+  ``Azure Linux:<x.y>``;
+* language packages in their own ecosystem (``PyPI``, ``npm``, ``Go``, ``Maven``) by the name
+  normalised as that ecosystem compares names.
+
+An advisory that matches one package through several names or ecosystems gives one finding;
+the first match in the order above wins (the standard release before Ubuntu Pro).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from scanning.advisories.ecosystems import describe_ecosystem
+from scanning.advisories.index import AdvisoryIndex
+from scanning.model import (
+    AssessmentStatus,
+    CvssScore,
+    Finding,
+    FixStatus,
+    MatchDetail,
+    OSInfo,
+    Package,
+    PackageType,
+    Severity,
+)
+from scanning.severity import cvss_scores, decide_severity, fix_status, vendor_rating
+from scanning.versions import VersionError, osv_ranges
+
+logger = logging.getLogger(__name__)
+
+_LANGUAGE_ECOSYSTEMS: dict[PackageType, str] = {
+    PackageType.PYPI: "PyPI",
+    PackageType.NPM: "npm",
+    PackageType.GOLANG: "Go",
+    PackageType.MAVEN: "Maven",
+}
+
+_CVE = re.compile(r"CVE-\d{4}-\d+")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OsTarget:
+    """Where an OS's packages are looked up: exact ecosystems and ecosystem prefixes."""
+
+    label: str  # "Debian 12", for remediation text
+    ecosystems: tuple[str, ...] = ()
+    prefixes: tuple[str, ...] = ()  # Red Hat: every "Red Hat:<product>:<major>…" ecosystem
+    package_type: PackageType = PackageType.DPKG
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MatchResult:
+    status: AssessmentStatus
+    findings: tuple[Finding, ...]
+    reason: str = ""
+
+
+def os_target(os_info: OSInfo) -> OsTarget | None:
+    """The OSV ecosystems of an analysed OS, or None when OSV has no data for it.
+
+    ``id`` and ``version_id`` are os-release's ``ID`` and ``VERSION_ID``.
+    """
+    os_id = os_info.id.strip().lower()
+    version = os_info.version_id.strip()
+    major = version.split(".", 1)[0]
+    major_minor = ".".join(version.split(".")[:2])
+    if os_id == "debian" and major.isdigit():
+        return OsTarget(label=f"Debian {major}", ecosystems=(f"Debian:{major}",))
+    if os_id == "ubuntu" and re.fullmatch(r"\d+\.\d+", version):
+        year, month = version.split(".")
+        # Ubuntu LTS releases are the April releases of even years (https://ubuntu.com/about/release-cycle).
+        if month == "04" and int(year) % 2 == 0:
+            return OsTarget(
+                label=f"Ubuntu {version} LTS",
+                ecosystems=(f"Ubuntu:{version}:LTS", f"Ubuntu:Pro:{version}:LTS"),
+            )
+        return OsTarget(label=f"Ubuntu {version}", ecosystems=(f"Ubuntu:{version}",))
+    if os_id == "alpine" and re.fullmatch(r"\d+\.\d+", major_minor):
+        return OsTarget(
+            label=f"Alpine {major_minor}",
+            ecosystems=(f"Alpine:v{major_minor}",),
+            package_type=PackageType.APK,
+        )
+    if os_id == "wolfi":
+        return OsTarget(label="Wolfi", ecosystems=("Wolfi",), package_type=PackageType.APK)
+    if os_id == "chainguard":
+        return OsTarget(
+            label="Chainguard", ecosystems=("Chainguard",), package_type=PackageType.APK
+        )
+    if not major.isdigit():
+        return None
+    rpm_targets = {
+        "almalinux": OsTarget(label=f"AlmaLinux {major}", ecosystems=(f"AlmaLinux:{major}",)),
+        "rocky": OsTarget(label=f"Rocky Linux {major}", ecosystems=(f"Rocky Linux:{major}",)),
+        "rhel": OsTarget(
+            label=f"Red Hat Enterprise Linux {major}",
+            prefixes=(f"Red Hat:enterprise_linux:{major}:",),
+        ),
+        "mariner": OsTarget(
+            label=f"CBL-Mariner {major_minor}", ecosystems=(f"Mariner:{major_minor}",)
+        ),
+        "azurelinux": OsTarget(
+            label=f"Azure Linux {major_minor}", ecosystems=(f"Azure Linux:{major_minor}",)
+        ),
+        "sles": _suse_target(version, "SUSE:Linux Enterprise Server"),
+        "opensuse-leap": OsTarget(
+            label=f"openSUSE Leap {version}", ecosystems=(f"openSUSE:Leap {version}",)
+        ),
+    }
+    target = rpm_targets.get(os_id)
+    if target is None:
+        return None
+    return OsTarget(
+        label=target.label,
+        ecosystems=target.ecosystems,
+        prefixes=target.prefixes,
+        package_type=PackageType.RPM,
+    )
+
+
+def _suse_target(version: str, product: str) -> OsTarget:
+    # os-release VERSION_ID "15.5" is "15 SP5" in SUSE's product names; "15" is 15 GA.
+    major, _, service_pack = version.partition(".")
+    name = f"{product} {major}" + (f" SP{service_pack}" if service_pack not in ("", "0") else "")
+    return OsTarget(label=name.removeprefix("SUSE:"), ecosystems=(name,))
+
+
+def match_inventory(
+    os_info: OSInfo | None,
+    packages: Sequence[Package],
+    index: AdvisoryIndex,
+    *,
+    base_layer_digests: Collection[str] = (),
+) -> MatchResult:
+    """Findings for an inventory, and the image status they imply.
+
+    ``base_layer_digests``: the layers that came from the base image (the first N layers of the
+    image, where N is the base image's layer count when the scan knows it). A package that
+    comes from one of them is fixed by rebuilding on a newer base image, and its remediation
+    says so.
+
+    Status: ``unhealthy`` when a finding remains; ``healthy`` when none and everything could be
+    assessed; ``unsupported`` (with the reason) when OS packages or ecosystems could not be
+    assessed and nothing was found in what could. Errors are the caller's ``failed``.
+    """
+    gaps: list[str] = []
+    os_packages = [p for p in packages if p.type.is_os]
+    target = os_target(os_info) if os_info is not None else None
+    if os_packages:
+        if os_info is None:
+            gaps.append(f"{len(os_packages)} OS packages but no operating system was detected")
+        elif target is None:
+            name = os_info.pretty_name or f"{os_info.id} {os_info.version_id}".strip()
+            gaps.append(f"no advisory data for the operating system {name}")
+        elif not _resolve_ecosystems(target, index):
+            gaps.append(
+                f"the advisory index has no records for {target.label} "
+                f"({', '.join(target.ecosystems + target.prefixes)})"
+            )
+    findings: dict[tuple[str, str, str, str], Finding] = {}
+    unparsable = 0
+    missing_ecosystems: set[str] = set()
+    for package in packages:
+        if package.type.is_os:
+            if target is None:
+                continue
+            lookups = _os_lookups(package, target, index)
+        else:
+            ecosystem = _LANGUAGE_ECOSYSTEMS.get(package.type)
+            if ecosystem is None:
+                continue
+            if not index.has_ecosystem(ecosystem):
+                missing_ecosystems.add(ecosystem)
+                continue
+            lookups = [(ecosystem, _language_name(package), _language_version(package))]
+        from_base = bool(base_layer_digests) and package.layer_digest in base_layer_digests
+        # advisory id -> matches in lookup order; one finding per advisory and package.
+        hits: dict[str, list[tuple[Any, MatchDetail, str]]] = {}
+        for ecosystem, name, version in lookups:
+            for advisory_id, entry in index.lookup(ecosystem, name):
+                try:
+                    hit = osv_ranges.evaluate(index.compiled(entry), version)
+                except VersionError as error:
+                    unparsable += 1
+                    logger.debug(
+                        "advisory %s: cannot compare %s %s in %s: %s",
+                        advisory_id,
+                        name,
+                        version,
+                        ecosystem,
+                        error,
+                    )
+                    continue
+                if hit.affected:
+                    detail = MatchDetail(
+                        ecosystem=ecosystem,
+                        searched_name=name,
+                        searched_version=version,
+                        range=hit.reason,
+                    )
+                    hits.setdefault(advisory_id, []).append(
+                        (entry, detail, hit.fixed_version or "")
+                    )
+        for advisory_id, candidates in hits.items():
+            # The first match with a fix wins, else the first match: an Ubuntu advisory with
+            # no fix in the standard archive but one in Ubuntu Pro says where the fix is.
+            entry, detail, fixed = next((c for c in candidates if c[2]), candidates[0])
+            key = (advisory_id, package.name, package.version, package.path)
+            findings[key] = _finding(
+                index,
+                advisory_id,
+                entry,
+                package,
+                detail,
+                fixed,
+                describe_ecosystem(detail.ecosystem) if package.type.is_os else detail.ecosystem,
+                from_base=from_base,
+            )
+    for ecosystem in sorted(missing_ecosystems):
+        gaps.append(f"the advisory index has no records for {ecosystem}")
+    notes = list(gaps)
+    if unparsable:
+        notes.append(f"{unparsable} version comparisons failed (unparsable versions)")
+    ordered = tuple(
+        sorted(
+            findings.values(),
+            key=lambda f: (-f.severity.rank, f.package, f.installed_version, f.id),
+        )
+    )
+    reason = "; ".join(notes)
+    if ordered:
+        return MatchResult(status=AssessmentStatus.UNHEALTHY, findings=ordered, reason=reason)
+    if gaps:
+        return MatchResult(status=AssessmentStatus.UNSUPPORTED, findings=(), reason=reason)
+    return MatchResult(status=AssessmentStatus.HEALTHY, findings=(), reason=reason)
+
+
+def _resolve_ecosystems(target: OsTarget, index: AdvisoryIndex) -> tuple[str, ...]:
+    """The target's ecosystems that the index holds, prefixes expanded, in target order."""
+    found = [e for e in target.ecosystems if index.has_ecosystem(e)]
+    if target.prefixes:
+        found.extend(
+            e
+            for e in index.ecosystems()
+            if any(e == p.rstrip(":") or e.startswith(p) for p in target.prefixes)
+        )
+    return tuple(dict.fromkeys(found))
+
+
+def _os_lookups(
+    package: Package, target: OsTarget, index: AdvisoryIndex
+) -> list[tuple[str, str, str]]:
+    ecosystems = _resolve_ecosystems(target, index)
+    if package.type == PackageType.DPKG:
+        # Debian and Ubuntu publish advisories by source package, with source versions.
+        names = [(package.source, package.source_ver)]
+    else:
+        # apk and rpm source/binary versions agree (sub-packages share the origin's version).
+        names = [(package.source, package.version), (package.name, package.version)]
+    names = list(dict.fromkeys(names))
+    return [(ecosystem, name, version) for ecosystem in ecosystems for name, version in names]
+
+
+def _language_name(package: Package) -> str:
+    if package.type == PackageType.MAVEN and ":" not in package.name:
+        # OSV Maven names are "groupId:artifactId"; the purl holds the group as its namespace.
+        namespace = _purl_namespace(package.purl)
+        if namespace:
+            return f"{namespace}:{package.name}"
+    return package.name
+
+
+def _purl_namespace(purl: str) -> str:
+    body = purl.split("?", 1)[0].split("@", 1)[0]
+    parts = body.split("/")
+    return "/".join(parts[1:-1]) if len(parts) > 2 else ""
+
+
+def _language_version(package: Package) -> str:
+    if package.type == PackageType.GOLANG:
+        # Go modules write "v1.2.3" and the toolchain "go1.21.3"; OSV Go ranges are bare SemVer.
+        return package.version.removeprefix("go").removeprefix("v")
+    return package.version
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Rated:
+    """What one affected entry says whatever package it matches: computed once per index."""
+
+    aliases: tuple[str, ...]
+    scores: tuple[CvssScore, ...]
+    vendor: str
+    severity: Severity
+    specifics: tuple[Mapping[str, Any], ...]
+    references: tuple[str, ...]
+
+
+def _rated(
+    index: AdvisoryIndex, advisory: Mapping[str, Any], advisory_id: str, entry: Mapping[str, Any]
+) -> _Rated:
+    found = index.memo.get(id(entry))
+    if isinstance(found, _Rated):
+        return found
+    specifics = (entry.get("es") or {}, entry.get("ds") or {})
+    severity_entries = list(entry.get("severity") or []) + list(advisory.get("severity") or [])
+    scores = cvss_scores(severity_entries)
+    vendor = vendor_rating(severity_entries, advisory.get("ds") or {}, specifics)
+    rated = _Rated(
+        aliases=order_aliases(
+            advisory_id, advisory.get("aliases", ()), advisory.get("upstream", ())
+        ),
+        scores=scores,
+        vendor=vendor,
+        severity=decide_severity(vendor, scores),
+        specifics=specifics,
+        references=tuple(advisory.get("references", ())),
+    )
+    index.memo[id(entry)] = rated
+    return rated
+
+
+def _finding(
+    index: AdvisoryIndex,
+    advisory_id: str,
+    entry: Mapping[str, Any],
+    package: Package,
+    detail: MatchDetail,
+    fixed_version: str,
+    where: str,
+    *,
+    from_base: bool,
+) -> Finding:
+    advisory = index.advisory(advisory_id)
+    rated = _rated(index, advisory, advisory_id, entry)
+    status = fix_status(fixed_version, rated.specifics)
+    return Finding(
+        id=advisory_id,
+        aliases=rated.aliases,
+        package=package.name,
+        installed_version=package.version,
+        package_type=package.type,
+        purl=package.purl,
+        source_package=package.source,
+        fixed_version=fixed_version,
+        fix_status=status,
+        severity=rated.severity,
+        vendor_severity=rated.vendor,
+        cvss=rated.scores,
+        remediation=remediation(package, detail, fixed_version, status, where, from_base=from_base),
+        summary=str(advisory.get("summary", "")),
+        description=str(advisory.get("details", "")),
+        published=str(advisory.get("published", "")),
+        modified=str(advisory.get("modified", "")),
+        references=rated.references,
+        layer_digest=package.layer_digest,
+        layer_instruction=package.layer_instruction,
+        path=package.path,
+        match=detail,
+    )
+
+
+def order_aliases(
+    advisory_id: str, aliases: Iterable[str], upstream: Iterable[str]
+) -> tuple[str, ...]:
+    """Aliases and upstream ids, CVE ids first (sorted), then the rest in record order."""
+    names = [n for n in dict.fromkeys([*aliases, *upstream]) if n != advisory_id]
+    cves = sorted((n for n in names if _CVE.fullmatch(n)), key=_cve_sort_key)
+    return tuple(cves + [n for n in names if not _CVE.fullmatch(n)])
+
+
+def _cve_sort_key(cve: str) -> tuple[int, int]:
+    _, year, number = cve.split("-")
+    return int(year), int(number)
+
+
+def remediation(
+    package: Package,
+    detail: MatchDetail,
+    fixed_version: str,
+    status: FixStatus,
+    where: str,
+    *,
+    from_base: bool,
+) -> str:
+    """One sentence a developer can act on."""
+    subject = package.name
+    if package.type.is_os and package.source != package.name:
+        subject = f"{package.name} (source package {package.source})"
+    if status == FixStatus.FIXED:
+        if from_base:
+            return (
+                "Rebuild on a newer base image: the package comes from the base layer "
+                f"({subject} {fixed_version} is fixed in {where})"
+            )
+        return (
+            f"Upgrade {subject} from {detail.searched_version} to {fixed_version} "
+            f"(fixed in {where})"
+        )
+    if status == FixStatus.UNIMPORTANT:
+        return f"No fix is planned: {where} rates this issue unimportant"
+    if status == FixStatus.WONT_FIX:
+        return f"No fix is planned: {where} will not fix this issue"
+    if status == FixStatus.END_OF_LIFE:
+        return f"No fix will come: {where} is end of life; move to a supported release"
+    return f"No fix is available yet in {where}"
+
+
+def package_ecosystems(os_info: OSInfo | None) -> dict[PackageType, str]:
+    """The ecosystem each package type is looked up in, for reports (``Debian:12``, ``PyPI``)."""
+    result = dict(_LANGUAGE_ECOSYSTEMS)
+    target = os_target(os_info) if os_info is not None else None
+    if target is not None:
+        result[target.package_type] = (
+            target.ecosystems[0] if target.ecosystems else target.prefixes[0].rstrip(":")
+        )
+    return result

@@ -1,0 +1,41 @@
+"""Publishing the index to Blob Storage and loading it back, on a real Azurite."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+
+from scanning.advisories.blob import load_index_from_blob, publish_index
+from scanning.advisories.index import compile_index, write_index
+from scanning.advisories.osv import iter_records
+from scanning.errors import AdvisoryError, StoreError
+from scanning.local.services import Azurite
+
+FIXTURE_RECORDS = Path(__file__).resolve().parents[1] / "matching" / "fixtures" / "osv"
+
+pytestmark = pytest.mark.integration
+
+
+def test_published_index_loads_back(azurite: Azurite, tmp_path: Path) -> None:
+    index = compile_index(iter_records(FIXTURE_RECORDS), built=datetime(2024, 10, 10, tzinfo=UTC))
+    write_index(index, tmp_path / "index.idx")
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    publish_index(service, tmp_path / "index.idx", container="advisories-test")
+    assert load_index_from_blob(service, container="advisories-test").to_json() == index.to_json()
+
+
+def test_missing_index_is_a_clear_error(azurite: Azurite) -> None:
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    with pytest.raises(StoreError, match=r"no advisory index at nothing-here/index/current\.idx"):
+        load_index_from_blob(service, container="nothing-here")
+
+
+def test_a_broken_file_is_not_published(azurite: Azurite, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.idx"
+    broken.write_bytes(b"not an index")
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    with pytest.raises(AdvisoryError):
+        publish_index(service, broken, container="advisories-broken")

@@ -1,0 +1,113 @@
+"""`python -m scanning db …` end to end through the CLI."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from scanning.advisories.index import load_index
+from scanning.cli import main
+
+FIXTURE_RECORDS = Path(__file__).resolve().parents[1] / "matching" / "fixtures" / "osv"
+SECDB_FIXTURE = Path(__file__).resolve().parents[1] / "advisories" / "fixtures"
+
+
+def test_build_compiles_osv_and_secdb_sources(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "index.idx"
+    code = main(
+        [
+            "db",
+            "build",
+            "--osv",
+            str(FIXTURE_RECORDS),
+            "--alpine-secdb",
+            str(SECDB_FIXTURE / "secdb-zero-key.yaml"),
+            "--out",
+            str(out),
+        ]
+    )
+    index = load_index(out)
+    assert (code, index.counts, capsys.readouterr().out.splitlines()[1:]) == (
+        0,
+        {
+            "Alpine": 2,
+            "AlmaLinux": 1,
+            "Debian": 6,
+            "Go": 2,
+            "Maven": 1,
+            "PyPI": 1,
+            "Rocky Linux": 1,
+            "Ubuntu": 2,
+            "npm": 1,
+        },
+        [
+            "  AlmaLinux: 1",
+            "  Alpine: 2",
+            "  Debian: 6",
+            "  Go: 2",
+            "  Maven: 1",
+            "  PyPI: 1",
+            "  Rocky Linux: 1",
+            "  Ubuntu: 2",
+            "  npm: 1",
+        ],
+    )
+
+
+def test_build_without_sources_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["db", "build", "--out", str(tmp_path / "x.idx")])
+    assert (code, capsys.readouterr().err) == (
+        2,
+        "error: db build needs at least one --osv or --alpine-secdb source\n",
+    )
+
+
+def _mirror(tmp_path: Path) -> Path:
+    mirror = tmp_path / "mirror"
+    for ecosystem in ("Go", "npm"):
+        (mirror / ecosystem).mkdir(parents=True)
+        with zipfile.ZipFile(mirror / ecosystem / "all.zip", "w") as writer:
+            for record in sorted(FIXTURE_RECORDS.glob("*.json")):
+                writer.write(record, record.name)
+    return mirror
+
+
+def test_update_downloads_from_the_configured_mirror(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ADVISORY_FEED_URL", _mirror(tmp_path).as_uri())
+    out = tmp_path / "index" / "index.idx"
+    code = main(["db", "update", "--out", str(out), "--ecosystem", "Go", "--ecosystem", "npm"])
+    assert (code, load_index(out).counts) == (0, {"Go": 2, "npm": 1})
+
+
+def test_failed_update_keeps_the_previous_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ADVISORY_FEED_URL", _mirror(tmp_path).as_uri())
+    out = tmp_path / "index.idx"
+    main(["db", "update", "--out", str(out), "--ecosystem", "Go"])
+    before = out.read_bytes()
+    code = main(["db", "update", "--out", str(out), "--ecosystem", "Go", "--ecosystem", "PyPI"])
+    assert (
+        code,
+        out.read_bytes() == before,
+        "PyPI/all.zip: no such file" in capsys.readouterr().err,
+    ) == (2, True, True)
+
+
+def test_info_prints_build_time_and_counts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "index.idx"
+    main(["db", "build", "--osv", str(FIXTURE_RECORDS), "--ecosystem", "Go", "--out", str(out)])
+    capsys.readouterr()
+    code = main(["db", "info", str(out)])
+    lines = capsys.readouterr().out.splitlines()
+    assert (code, lines[0].endswith(", 2 advisories"), lines[1:]) == (0, True, ["  Go: 2"])

@@ -1,0 +1,238 @@
+"""`python -m scanning scan` end to end: the real alpine 3.10.4 image through the analysis
+pipeline, matched against the real Alpine 3.10 secdb and the demo records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from scanning.advisories.alpine_secdb import iter_secdb_osv
+from scanning.advisories.demo import build_demo_index
+from scanning.advisories.index import compile_index, write_index
+from scanning.cli import main
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata"
+IMAGE_DIGEST = "sha256:2944f6376e43c8808bdcf9be31d92a3daa2c14fb5e8497d05e11a75528ff3026"
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    archive = SHARED / "images" / "trivy-fanal" / "alpine-310.tar.gz"
+    if not archive.is_file():
+        pytest.skip(f"shared image not found at {archive}")
+    return f"docker-archive:{archive}"
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("db") / "demo.idx"
+    build_demo_index(path)
+    return path
+
+
+def _scan(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    capsys.readouterr()
+    code = main(["scan", *args])
+    return code, capsys.readouterr().out
+
+
+def test_alpine_3_10_4_is_healthy_against_its_secdb(
+    image: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "secdb.idx"
+    write_index(
+        compile_index(iter_secdb_osv(SHARED / "advisories" / "alpine-secdb-yaml" / "v3.10")), db
+    )
+    code, out = _scan(capsys, image, "--db", str(db), "--format", "json")
+    report = json.loads(out)
+    platform = report["platforms"][0]
+    assert (
+        code,
+        report["image"]["digest"],
+        platform["platform"],
+        platform["os"],
+        platform["status"],
+        len(platform["packages"]),
+        platform["findings"],
+    ) == (
+        0,
+        IMAGE_DIGEST,
+        "linux/amd64",
+        {"name": "alpine", "version": "3.10.4"},
+        "healthy",
+        14,
+        [],
+    )
+
+
+def test_json_findings_have_the_documented_fields(
+    image: str, demo_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = _scan(capsys, image, "--db", str(demo_db), "--format", "json", "--exit-code", "4")
+    platform = json.loads(out)["platforms"][0]
+    short = [
+        {
+            k: f[k]
+            for k in (
+                "id",
+                "aliases",
+                "package",
+                "installedVersion",
+                "fixedVersion",
+                "fixStatus",
+                "severity",
+                "remediation",
+            )
+        }
+        for f in platform["findings"]
+    ]
+    assert (code, short[0], [(f["package"], f["severity"]) for f in short]) == (
+        4,
+        {
+            "id": "DEMO-v3.10-0001",
+            "aliases": [],
+            "package": "musl",
+            "installedVersion": "1.1.22-r3",
+            "fixedVersion": "1.1.22-r4",
+            "fixStatus": "fixed",
+            "severity": "critical",
+            "remediation": "Upgrade musl from 1.1.22-r3 to 1.1.22-r4 (fixed in Alpine 3.10)",
+        },
+        [
+            ("musl", "critical"),
+            ("musl-utils", "critical"),
+            ("libcrypto1.1", "medium"),
+            ("libssl1.1", "medium"),
+            ("busybox", "low"),
+            ("ssl_client", "low"),
+        ],
+    )
+
+
+def test_json_packages_have_the_documented_fields(
+    image: str, demo_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, out = _scan(capsys, image, "--db", str(demo_db), "--format", "json")
+    [musl] = [p for p in json.loads(out)["platforms"][0]["packages"] if p["name"] == "musl"]
+    assert {k: musl[k] for k in ("name", "version", "ecosystem", "purl", "sourceName")} == {
+        "name": "musl",
+        "version": "1.1.22-r3",
+        "ecosystem": "Alpine:v3.10",
+        "purl": "pkg:apk/alpine/musl@1.1.22-r3?arch=x86_64&distro=alpine-3.10.4",
+        "sourceName": "musl",
+    }
+    assert musl["layerDigest"].startswith("sha256:")
+
+
+def test_base_layer_packages_are_told_to_rebuild(
+    image: str, demo_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, out = _scan(
+        capsys,
+        image,
+        "--db",
+        str(demo_db),
+        "--format",
+        "json",
+        "--base-layers",
+        "1",
+        "--severity",
+        "critical",
+    )
+    findings = json.loads(out)["platforms"][0]["findings"]
+    assert [f["remediation"] for f in findings] == [
+        "Rebuild on a newer base image: the package comes from the base layer "
+        "(musl 1.1.22-r4 is fixed in Alpine 3.10)",
+        "Rebuild on a newer base image: the package comes from the base layer "
+        "(musl-utils (source package musl) 1.1.22-r4 is fixed in Alpine 3.10)",
+    ]
+
+
+def test_ignore_unfixed_and_severity_filters(
+    image: str, demo_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, out = _scan(
+        capsys,
+        image,
+        "--db",
+        str(demo_db),
+        "--format",
+        "json",
+        "--ignore-unfixed",
+        "--severity",
+        "medium,low",
+    )
+    findings = json.loads(out)["platforms"][0]["findings"]
+    assert [(f["package"], f["id"]) for f in findings] == [
+        ("busybox", "DEMO-v3.10-0003"),
+        ("ssl_client", "DEMO-v3.10-0003"),
+    ]
+
+
+def test_table_groups_by_severity(
+    image: str, demo_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, out = _scan(capsys, image, "--db", str(demo_db), "--severity", "critical")
+    assert out.splitlines()[2:] == [
+        "linux/amd64  alpine 3.10.4  unhealthy: 14 packages, 2 findings",
+        "",
+        "  CRITICAL (2)",
+        "    PACKAGE     INSTALLED  FIXED      ADVISORY         STATUS",
+        "    musl        1.1.22-r3  1.1.22-r4  DEMO-v3.10-0001  fixed",
+        "    musl-utils  1.1.22-r3  1.1.22-r4  DEMO-v3.10-0001  fixed",
+    ]
+
+
+def test_sarif_has_one_rule_per_advisory(
+    image: str, demo_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, out = _scan(capsys, image, "--db", str(demo_db), "--format", "sarif")
+    sarif = json.loads(out)
+    run = sarif["runs"][0]
+    assert (
+        sarif["version"],
+        [r["id"] for r in run["tool"]["driver"]["rules"]],
+        [(r["ruleId"], r["level"]) for r in run["results"]],
+        run["tool"]["driver"]["rules"][0]["properties"]["security-severity"],
+    ) == (
+        "2.1.0",
+        ["DEMO-v3.10-0001", "DEMO-v3.10-0002", "DEMO-v3.10-0003"],
+        [
+            ("DEMO-v3.10-0001", "error"),
+            ("DEMO-v3.10-0001", "error"),
+            ("DEMO-v3.10-0002", "warning"),
+            ("DEMO-v3.10-0002", "warning"),
+            ("DEMO-v3.10-0003", "note"),
+            ("DEMO-v3.10-0003", "note"),
+        ],
+        "9.8",
+    )
+
+
+def test_cyclonedx_vulnerabilities_point_at_components(
+    image: str, demo_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, out = _scan(capsys, image, "--db", str(demo_db), "--format", "cyclonedx")
+    bom = json.loads(out)
+    refs = {c["bom-ref"] for c in bom["components"]}
+    affects = [a["ref"] for v in bom["vulnerabilities"] for a in v["affects"]]
+    assert (
+        bom["specVersion"],
+        len(bom["components"]),
+        [v["id"] for v in bom["vulnerabilities"]],
+        bom["vulnerabilities"][0]["ratings"][0]["method"],
+        all(ref in refs for ref in affects),
+        len(affects),
+    ) == ("1.5", 14, ["DEMO-v3.10-0001", "DEMO-v3.10-0002", "DEMO-v3.10-0003"], "CVSSv31", True, 6)
+
+
+def test_unknown_severity_word_is_a_usage_error(
+    image: str, demo_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["scan", image, "--db", str(demo_db), "--severity", "severe"])
+    assert (code, capsys.readouterr().err) == (
+        2,
+        "error: unknown severity 'severe'; use unknown, negligible, low, medium, high, critical\n",
+    )

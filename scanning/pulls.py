@@ -71,8 +71,9 @@ def _parse_time(text: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def query_log_analytics(workspace_id: str, window: timedelta, credential: Any) -> list[PullRecord]:
-    """Pulls in the last ``window`` from the registry's resource logs."""
+def query_log_analytics(workspace_id: str, window: timedelta | tuple[datetime, datetime],
+                        credential: Any) -> list[PullRecord]:
+    """Pulls in ``window`` (a duration back from now, or a start and end) from the logs."""
     from azure.core.exceptions import HttpResponseError
     from azure.monitor.query import LogsQueryClient, LogsQueryStatus
 

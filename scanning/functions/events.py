@@ -1,15 +1,15 @@
-"""Registry events in: the Event Grid trigger that starts a scan per pushed image."""
+"""Registry events in: the Event Grid trigger that starts one scan per pushed image."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import asdict
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from scanning.events import RegistryEvent, normalise
+from scanning.service import ScanRequest, record_delete, request_from_event, services
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +26,14 @@ _STARTED = (
 )
 
 
-def scan_instance_id(event: RegistryEvent) -> str:
-    """One orchestration instance per image: sha256 of ``registry/digest``, hex."""
-    return hashlib.sha256(f"{event.registry}/{event.digest}".encode()).hexdigest()
+def scan_instance_id(event: RegistryEvent | ScanRequest, purpose: str = "") -> str:
+    """One first-scan instance per image: sha256 of ``registry/digest`` (hex).
+
+    Rescans that must re-analyse pass a ``purpose`` (e.g. ``rescan/2026-11-22``) so they get
+    an instance of their own.
+    """
+    key = f"{event.registry}/{event.digest}" + (f"/{purpose}" if purpose else "")
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def starts_scan(event: RegistryEvent) -> bool:
@@ -42,15 +47,20 @@ def as_event_grid_payload(event: func.EventGridEvent) -> dict[str, object]:
             "data": event.get_json()}
 
 
-async def start_scan_once(client: df.DurableOrchestrationClient, event: RegistryEvent) -> str:
-    """Start ``scan_image`` for the event's image unless a scan of it exists; its id."""
-    instance_id = scan_instance_id(event)
+async def start_request_once(client: df.DurableOrchestrationClient, request: ScanRequest,
+                             instance_id: str) -> str:
+    """Start ``scan_image`` for ``request`` unless instance ``instance_id`` exists already."""
     status = await client.get_status(instance_id)
     if status.runtime_status in _STARTED:
-        log.info("scan %s of %s already %s", instance_id, event.digest, status.runtime_status)
+        log.info("scan %s of %s already %s", instance_id, request.digest, status.runtime_status)
     else:
-        await client.start_new(SCAN_ORCHESTRATOR, instance_id, asdict(event))
+        await client.start_new(SCAN_ORCHESTRATOR, instance_id, request.to_json())
     return instance_id
+
+
+async def start_scan_once(client: df.DurableOrchestrationClient, event: RegistryEvent) -> str:
+    """Start the first scan of the event's image unless one exists; its instance id."""
+    return await start_request_once(client, request_from_event(event), scan_instance_id(event))
 
 
 @bp.event_grid_trigger(arg_name="event")
@@ -63,3 +73,5 @@ async def on_registry_event(event: func.EventGridEvent,
                  registry_event.tag)
         if starts_scan(registry_event):
             await start_scan_once(client, registry_event)
+        elif registry_event.action == "delete" and registry_event.digest:
+            record_delete(services(), registry_event)

@@ -24,6 +24,8 @@ from scanning.store.keys import encode_key
 class BlobKind(StrEnum):
     INVENTORIES = "inventories"
     LAYERS = "layers"
+    # child manifest digest -> the index that lists it (an index scan covers its children)
+    CHILDREN = "children"
 
 
 class BlobStore:

@@ -12,8 +12,8 @@ import json
 import uuid
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict
-from pathlib import Path
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import azure.durable_functions as df
@@ -214,10 +214,10 @@ def test_post_scan_starts_scan_image_and_returns_status_urls(
     expected_id = instance_id_of("r.example", DIGEST)
     instance = runtime.wait(expected_id, timeout=10)
     assert (response.status_code, body(response)["id"], response.headers["Location"],
-            instance.input["user_agent"], instance.input["digest"],
+            instance.input["trigger"], instance.input["digest"],
             instance.input["tag"]) == (
         202, expected_id, f"http://127.0.0.1:7071/status/{expected_id}",
-        api.MANUAL_SCAN_USER_AGENT, DIGEST, "1.0")
+        "manual", DIGEST, "1.0")
 
 
 def instance_id_of(registry: str, digest: str) -> str:

@@ -8,14 +8,28 @@ from scanning.local.host import index_app
 
 def test_every_function_has_the_right_trigger() -> None:
     assert sorted((item.name, item.trigger_type) for item in index_app(app).functions) == [
-        ("get_events", "httpTrigger"),
-        ("get_scan", "httpTrigger"),
+        ("api_billing", "httpTrigger"),
+        ("api_create_rules", "httpTrigger"),
+        ("api_delete_rule", "httpTrigger"),
+        ("api_get_image", "httpTrigger"),
+        ("api_get_scan", "httpTrigger"),
+        ("api_list_images", "httpTrigger"),
+        ("api_list_rules", "httpTrigger"),
+        ("api_list_scans", "httpTrigger"),
+        ("api_query_findings", "httpTrigger"),
+        ("api_start_scan", "httpTrigger"),
+        ("assess_scan", "activityTrigger"),
+        ("catch_up", "timerTrigger"),
+        ("fail_scan", "activityTrigger"),
+        ("find_parent_index", "activityTrigger"),
         ("health", "httpTrigger"),
-        ("list_events", "httpTrigger"),
         ("on_registry_event", "eventGridTrigger"),
-        ("record_event", "activityTrigger"),
+        ("prepare_scan", "activityTrigger"),
+        ("read_layer", "activityTrigger"),
+        ("refresh_advisories", "timerTrigger"),
         ("scan_image", "orchestrationTrigger"),
-        ("start_scan", "httpTrigger"),
+        ("sync_pulls", "timerTrigger"),
+        ("weekly_rescan", "timerTrigger"),
     ]
 
 
@@ -24,9 +38,15 @@ def test_http_routes_methods_and_auth_levels() -> None:
         (item.route.template, tuple(sorted(item.methods or ())), item.auth_level)
         for item in index_app(app).functions if item.route is not None)
     assert routes == [
-        ("events", ("GET",), "function"),
-        ("events/{digest}", ("GET",), "function"),
+        ("billing", ("GET",), "function"),
+        ("findings", ("GET",), "function"),
         ("health", ("GET",), "anonymous"),
+        ("images", ("GET",), "function"),
+        ("images/{digest}", ("GET",), "function"),
+        ("rules", ("GET",), "function"),
+        ("rules", ("POST",), "function"),
+        ("rules/{id}", ("DELETE",), "function"),
+        ("scans", ("GET",), "function"),
         ("scans", ("POST",), "function"),
-        ("scans/{instance_id}", ("GET",), "function"),
+        ("scans/{id}", ("GET",), "function"),
     ]

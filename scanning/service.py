@@ -1,0 +1,683 @@
+"""The scan service: what the function app's activities and timers do, as plain functions.
+
+``scanning/functions/`` parses trigger input and calls one function here; tests call the same
+functions directly against Azurite and a real registry. The steps of one scan:
+
+1. ``prepare``: record the push, open the scan's history row, resolve the image (every platform),
+   and list the layers the layer cache does not have yet;
+2. ``read_layer`` per uncached layer (the orchestration fans these out);
+3. ``finish``: build each platform's inventory from the cached layer results, store the
+   inventories (so rescans never pull again), then ``assess``.
+
+``assess`` matches inventories against the advisory index, applies disable rules, stores the
+assessment (findings replaced atomically for readers), bills the first scan of a digest, closes
+the history row and sends a notification when the image newly needs attention. Weekly rescans
+call ``assess`` on stored inventories: no pull, no bill.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError
+
+from scanning.advisories.blob import INDEX_BLOB_NAME, load_index_from_blob
+from scanning.advisories.index import AdvisoryIndex
+from scanning.analysis import analyze_layer, build_inventory
+from scanning.analyzers import analyzer_set_version
+from scanning.config import int_setting, setting
+from scanning.errors import LayerError, ManifestError, NotFound, ScanError, StoreError
+from scanning.events import RegistryEvent
+from scanning.inventory import ImageInventory, InventoryStatus, LayerInfo, LayerResult
+from scanning.layercache import BlobLayerCache, LayerCache
+from scanning.matching import match_inventory
+from scanning.model import AssessmentStatus, Finding, Platform, ScanTrigger
+from scanning.notify import AssessmentSummary, build_message, needs_notification, send, summarise
+from scanning.pulls import pull_from_event
+from scanning.registry import (
+    PlatformImage,
+    ResolvedImage,
+    ResolveStatus,
+    open_source,
+    parse_reference,
+    resolve_image,
+)
+from scanning.rules import ImageContext, apply_rules, assessment_status
+from scanning.store.blobs import BlobKind
+from scanning.store.findings import Assessment, PlatformFindings
+from scanning.store.store import Store
+
+log = logging.getLogger(__name__)
+
+INVENTORY_SCHEMA = 1
+INDEX_MEDIA_TYPES = frozenset({
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+})
+# An untagged manifest push may be a child of an index pushed right after it; the scan waits
+# this long and skips the child when an index claimed it (the index scan covers it).
+DEFAULT_CHILD_GRACE_SECONDS = 20
+_INDEX_CHECK_SECONDS = 60.0
+
+
+# ------------------------------------------------------------------------------------ requests
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScanRequest:
+    registry: str
+    repository: str
+    digest: str
+    tag: str = ""
+    media_type: str = ""
+    trigger: ScanTrigger = ScanTrigger.PUSH
+    requested_at: str = ""  # ISO 8601, the event's time
+
+    def to_json(self) -> dict[str, str]:
+        return {"registry": self.registry, "repository": self.repository,
+                "digest": self.digest, "tag": self.tag, "media_type": self.media_type,
+                "trigger": self.trigger.value, "requested_at": self.requested_at}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ScanRequest:
+        return cls(registry=str(data["registry"]), repository=str(data["repository"]),
+                   digest=str(data["digest"]), tag=str(data.get("tag") or ""),
+                   media_type=str(data.get("media_type") or ""),
+                   trigger=ScanTrigger(data.get("trigger") or ScanTrigger.PUSH.value),
+                   requested_at=str(data.get("requested_at") or ""))
+
+    @property
+    def reference(self) -> str:
+        return f"{self.registry}/{self.repository}@{self.digest}"
+
+    @property
+    def may_be_index_child(self) -> bool:
+        """Untagged manifest pushes: what pushing an index sends first, once per platform."""
+        return (self.trigger is ScanTrigger.PUSH and not self.tag
+                and self.media_type not in INDEX_MEDIA_TYPES)
+
+
+# The results API starts on-demand scans with this user agent, so they are recorded as manual.
+MANUAL_SCAN_USER_AGENT = "acr-scan-api/manual"
+
+
+def trigger_of(event: RegistryEvent) -> ScanTrigger:
+    """ACR delivers `az acr import` as an ImagePushed event; its user agent names the importer."""
+    if event.user_agent == MANUAL_SCAN_USER_AGENT:
+        return ScanTrigger.MANUAL
+    return ScanTrigger.IMPORT if "import" in event.user_agent.lower() else ScanTrigger.PUSH
+
+
+def request_from_event(event: RegistryEvent) -> ScanRequest:
+    return ScanRequest(registry=event.registry, repository=event.repository,
+                       digest=event.digest, tag=event.tag, media_type=event.media_type,
+                       trigger=trigger_of(event), requested_at=event.time)
+
+
+def parse_time(text: str) -> datetime:
+    """ISO 8601 with up to nanoseconds (Distribution) or 7 digits (ACR); naive means UTC."""
+    if not text:
+        return datetime.now(UTC)
+    head, dot, tail = text.rstrip("Z").partition(".")
+    offset = ""
+    for sign in ("+", "-"):
+        if sign in tail:
+            tail, _, rest = tail.partition(sign)
+            offset = sign + rest
+    fraction = "".join(ch for ch in tail if ch.isdigit())[:6]
+    cleaned = (f"{head}.{fraction}" if dot and fraction else head) + offset
+    parsed = datetime.fromisoformat(cleaned)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+# ------------------------------------------------------------------------------------ services
+
+
+class IndexSource:
+    """The advisory index from Blob Storage, reloaded when the published blob changes.
+
+    Workers check the blob's ETag at most once a minute, so a newly published index is picked
+    up without a restart.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._service = store.clients.blob_service()
+        self._lock = threading.Lock()
+        self._index: AdvisoryIndex | None = None
+        self._etag = ""
+        self._checked = 0.0
+
+    def _current_etag(self) -> str:
+        blob = self._service.get_blob_client(setting("ADVISORY_CONTAINER"), INDEX_BLOB_NAME)
+        try:
+            return str(blob.get_blob_properties().etag)
+        except Exception as error:  # the SDK raises several types; all mean "cannot tell"
+            raise StoreError(f"cannot read the advisory index properties: {error}",
+                             retryable=True) from error
+
+    def get(self) -> tuple[AdvisoryIndex, str]:
+        """The index and its version (build time + ETag)."""
+        with self._lock:
+            now = time.monotonic()
+            if self._index is None or now - self._checked > _INDEX_CHECK_SECONDS:
+                etag = self._current_etag()
+                if self._index is None or etag != self._etag:
+                    self._index = load_index_from_blob(self._service)
+                    self._etag = etag
+                    log.info("loaded advisory index built %s (etag %s)", self._index.built, etag)
+                self._checked = now
+            return self._index, f"{self._index.built}|{self._etag}"
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._checked = 0.0
+
+
+@dataclass(slots=True, kw_only=True)
+class Services:
+    store: Store
+    layer_cache: LayerCache
+    index: IndexSource
+    queue_client: Any | None
+
+    @classmethod
+    def create(cls, store: Store) -> Services:
+        store.create()
+        container = store.clients.blob_service().get_container_client(f"{store.prefix}-layercache")
+        if not container.exists():
+            container.create_container()
+        queue = store.clients.queue_service().get_queue_client(setting("NOTIFY_QUEUE_NAME"))
+        with contextlib.suppress(ResourceExistsError):
+            queue.create_queue()
+        return cls(store=store, layer_cache=BlobLayerCache(container),
+                   index=IndexSource(store), queue_client=queue)
+
+
+_services: Services | None = None
+_services_lock = threading.Lock()
+
+
+def services() -> Services:
+    """The worker's services, built once from settings."""
+    global _services
+    with _services_lock:
+        if _services is None:
+            _services = Services.create(Store.from_settings())
+        return _services
+
+
+# ------------------------------------------------------------------------------------ scanning
+
+
+def _resolved_to_json(resolved: ResolvedImage) -> dict[str, Any]:
+    return {
+        "reference": resolved.reference, "digest": resolved.digest,
+        "media_type": resolved.media_type,
+        "platforms": [
+            {"platform": str(image.platform), "manifest_digest": image.manifest_digest,
+             "media_type": image.media_type, "config_digest": image.config_digest,
+             "layers": [dataclasses.asdict(layer) for layer in image.layers]}
+            for image in resolved.platforms
+        ],
+    }
+
+
+def _resolved_from_json(data: dict[str, Any]) -> ResolvedImage:
+    return ResolvedImage(
+        reference=data["reference"], digest=data["digest"], media_type=data["media_type"],
+        status=ResolveStatus.IMAGE,
+        platforms=tuple(
+            PlatformImage(platform=Platform.parse(item["platform"]),
+                          manifest_digest=item["manifest_digest"],
+                          media_type=item["media_type"], config_digest=item["config_digest"],
+                          layers=tuple(LayerInfo(**layer) for layer in item["layers"]))
+            for item in data["platforms"]
+        ),
+    )
+
+
+def parent_index(svc: Services, registry: str, digest: str) -> str:
+    """The index that lists ``digest`` as one of its platforms, if one was scanned."""
+    name = f"{registry}/{digest}"
+    try:
+        return svc.store.blobs.get(BlobKind.CHILDREN, name).decode()
+    except NotFound:
+        return ""
+
+
+def prepare(svc: Services, request: ScanRequest, scan_id: str) -> dict[str, Any]:
+    """Record the push, resolve the image, and list the layers still to be read."""
+    store = svc.store
+    at = parse_time(request.requested_at)
+    if request.trigger is not ScanTrigger.RESCAN:
+        store.images.record_push(registry=request.registry, repository=request.repository,
+                                 digest=request.digest, at=at, tag=request.tag,
+                                 media_type=request.media_type)
+    store.scans.start(registry=request.registry, repository=request.repository,
+                      digest=request.digest, trigger=request.trigger, started=at,
+                      scan_id=scan_id)
+    source = open_source(parse_reference(request.reference))
+    try:
+        resolved = resolve_image(source, parse_reference(request.reference))
+    finally:
+        source.close()
+    if resolved.status is not ResolveStatus.IMAGE:
+        status = (AssessmentStatus.UNSUPPORTED if resolved.status is ResolveStatus.UNSUPPORTED
+                  else AssessmentStatus.NOT_APPLICABLE)
+        outcome = record_outcome(svc, request, scan_id, status, resolved.reason)
+        return {"done": True, **outcome}
+    for image in resolved.platforms:
+        if image.manifest_digest != resolved.digest:
+            store.blobs.put(BlobKind.CHILDREN, f"{request.registry}/{image.manifest_digest}",
+                            resolved.digest.encode(), content_type="text/plain")
+    version = analyzer_set_version()
+    unique: dict[str, LayerInfo] = {}
+    for image in resolved.platforms:
+        for layer in image.layers:
+            unique.setdefault(layer.digest, layer)
+    missing = [dataclasses.asdict(layer) for layer in unique.values()
+               if svc.layer_cache.get(layer.digest, version) is None]
+    log.info("scan %s of %s: %d platforms, %d layers, %d to read", scan_id, request.reference,
+             len(resolved.platforms), len(unique), len(missing))
+    return {"done": False, "resolved": _resolved_to_json(resolved), "layers": missing}
+
+
+def read_layer(svc: Services, request: ScanRequest, layer: dict[str, Any]) -> dict[str, str]:
+    """Read one layer into the layer cache. A layer that cannot be read is a result, not a
+    retry: its error fails the platforms that contain it. Transient errors raise."""
+    info = LayerInfo(**layer)
+    source = open_source(parse_reference(request.reference))
+    try:
+        analyze_layer(source, info, cache=svc.layer_cache)
+    except (LayerError, ManifestError, NotFound) as error:
+        log.warning("layer %s of %s cannot be read: %s", info.digest, request.reference, error)
+        return {"digest": info.digest, "error": str(error)}
+    finally:
+        source.close()
+    return {"digest": info.digest, "error": ""}
+
+
+def inventory_from_cache(resolved: ResolvedImage, image: PlatformImage, cache: LayerCache,
+                         analyzer_version: str, layer_errors: dict[str, str]) -> ImageInventory:
+    """One platform's inventory from cached layer results; the first unreadable layer fails it."""
+    results: list[LayerResult] = []
+    failure = ""
+    count = len(image.layers)
+    for position, layer in enumerate(image.layers, start=1):
+        error = layer_errors.get(layer.digest, "")
+        cached = None if error else cache.get(layer.digest, analyzer_version)
+        if cached is None:
+            failure = f"layer {position}/{count} {layer.digest}: {error or 'not in the cache'}"
+            break
+        results.append(cached)
+    return build_inventory(resolved, image, tuple(results), analyzer_version=analyzer_version,
+                           failure=failure)
+
+
+def finish(svc: Services, request: ScanRequest, scan_id: str, resolved_json: dict[str, Any],
+           layer_errors: dict[str, str]) -> dict[str, Any]:
+    """Build every platform's inventory from the layer cache, store them, then assess."""
+    resolved = _resolved_from_json(resolved_json)
+    version = analyzer_set_version()
+    inventories = tuple(
+        inventory_from_cache(resolved, image, svc.layer_cache, version, layer_errors)
+        for image in resolved.platforms
+    )
+    save_inventories(svc, request.registry, request.digest, inventories)
+    return assess(svc, request=request, scan_id=scan_id, inventories=inventories)
+
+
+def save_inventories(svc: Services, registry: str, digest: str,
+                     inventories: tuple[ImageInventory, ...]) -> None:
+    document = {"schema": INVENTORY_SCHEMA, "digest": digest,
+                "analyzer_set_version": analyzer_set_version(),
+                "platforms": [inventory.to_json() for inventory in inventories]}
+    svc.store.blobs.put_inventory(registry, digest, json.dumps(document).encode())
+
+
+def load_inventories(svc: Services, registry: str,
+                     digest: str) -> tuple[ImageInventory, ...] | None:
+    """The stored inventories, or None when missing or made by another analyzer set."""
+    try:
+        document = json.loads(svc.store.blobs.get_inventory(registry, digest))
+    except NotFound:
+        return None
+    if (document.get("schema") != INVENTORY_SCHEMA
+            or document.get("analyzer_set_version") != analyzer_set_version()):
+        return None
+    return tuple(ImageInventory.from_json(item) for item in document["platforms"])
+
+
+def _platform_status(inventory: ImageInventory, matched: AssessmentStatus) -> AssessmentStatus:
+    if inventory.status is InventoryStatus.FAILED:
+        return AssessmentStatus.FAILED
+    if inventory.status is InventoryStatus.PARTIAL and matched is AssessmentStatus.HEALTHY:
+        return AssessmentStatus.PARTIAL
+    return matched
+
+
+# Worst first: an image is as bad as its worst platform.
+_STATUS_ORDER = (AssessmentStatus.FAILED, AssessmentStatus.UNHEALTHY, AssessmentStatus.PARTIAL,
+                 AssessmentStatus.UNSUPPORTED, AssessmentStatus.HEALTHY,
+                 AssessmentStatus.NOT_APPLICABLE)
+
+
+def combine_statuses(statuses: Iterable[AssessmentStatus]) -> AssessmentStatus:
+    present = set(statuses)
+    for status in _STATUS_ORDER:
+        if status in present:
+            return status
+    return AssessmentStatus.NOT_APPLICABLE
+
+
+def assess(svc: Services, *, request: ScanRequest, scan_id: str,
+           inventories: tuple[ImageInventory, ...], now: datetime | None = None,
+           index: tuple[AdvisoryIndex, str] | None = None) -> dict[str, Any]:
+    """Match, apply rules, store the assessment, bill a first scan, notify, close the scan."""
+    store = svc.store
+    moment = now or datetime.now(UTC)
+    advisory_index, index_version = index or svc.index.get()
+    rules = store.rules.list()
+    results: list[PlatformFindings] = []
+    statuses: list[AssessmentStatus] = []
+    reasons: list[str] = []
+    for inventory in inventories:
+        if inventory.status is InventoryStatus.FAILED:
+            findings: tuple[Finding, ...] = ()
+            statuses.append(AssessmentStatus.FAILED)
+            reasons.append(f"{inventory.platform}: {inventory.errors[0]}")
+        else:
+            matched = match_inventory(inventory.os, inventory.packages, advisory_index)
+            findings = matched.findings
+            statuses.append(_platform_status(inventory, matched.status))
+            if matched.reason:
+                reasons.append(f"{inventory.platform}: {matched.reason}")
+        context = ImageContext(registry=request.registry, repository=request.repository,
+                               digest=request.digest, manifest_digest=inventory.manifest_digest,
+                               os=inventory.os)
+        results.append(PlatformFindings(
+            platform=str(inventory.platform), manifest_digest=inventory.manifest_digest,
+            os=inventory.os, findings=tuple(apply_rules(rules, findings, context, moment))))
+    analysis = combine_statuses(statuses)
+    all_findings = [finding for result in results for finding in result.findings]
+    status = assessment_status(all_findings, analysis)
+    reason = "; ".join(reasons)
+    previous = _previous_summary(store, request.registry, request.digest)
+    store.save_assessment(request.registry, request.digest, Assessment(
+        status=status, analysis_status=analysis, assessed_at=moment, results=tuple(results),
+        reason=reason, analyzer_version=analyzer_set_version(), index_version=index_version,
+        scan_id=scan_id, trigger=request.trigger,
+    ), request.repository)
+    billed = _bill(svc, request, status, moment)
+    store.scans.finish(scan_id, finished=datetime.now(UTC), outcome=status,
+                       error=reason if status is AssessmentStatus.FAILED else "")
+    notified = _notify(svc, request, status, all_findings, previous)
+    active = [finding for finding in all_findings if not finding.disabled_by]
+    return {"status": status.value, "reason": reason, "findings": len(active),
+            "disabled": len(all_findings) - len(active), "billed": billed,
+            "notified": notified, "scan_id": scan_id}
+
+
+def _previous_summary(store: Store, registry: str, digest: str) -> AssessmentSummary | None:
+    image = store.images.find(registry, digest)
+    if image is None or image.status is None:
+        return None
+    findings = [f for result in store.findings_of(registry, digest) for f in result.findings]
+    return summarise(image.status, findings)
+
+
+def _bill(svc: Services, request: ScanRequest, status: AssessmentStatus,
+          moment: datetime) -> bool:
+    # Failed and not-applicable scans produced no assessment worth paying for.
+    if status in (AssessmentStatus.FAILED, AssessmentStatus.NOT_APPLICABLE):
+        return False
+    result = svc.store.billing.bill_first_scan(
+        registry=request.registry, repository=request.repository, digest=request.digest,
+        trigger=request.trigger, at=moment)
+    return result.created
+
+
+def _notify(svc: Services, request: ScanRequest, status: AssessmentStatus,
+            findings: list[Finding], previous: AssessmentSummary | None) -> bool:
+    if not needs_notification(previous, summarise(status, findings)):
+        return False
+    image = svc.store.images.find(request.registry, request.digest)
+    message = build_message(registry=request.registry, repository=request.repository,
+                            digest=request.digest, tags=image.tags if image else (),
+                            status=status, findings=findings, previous=previous)
+    send(message, queue_client=svc.queue_client, webhook_url=setting("NOTIFY_WEBHOOK_URL"))
+    return True
+
+
+def record_outcome(svc: Services, request: ScanRequest, scan_id: str, status: AssessmentStatus,
+                   reason: str) -> dict[str, Any]:
+    """End a scan without findings: not applicable, unsupported, or failed with a reason."""
+    moment = datetime.now(UTC)
+    svc.store.save_assessment(request.registry, request.digest, Assessment(
+        status=status, analysis_status=status, assessed_at=moment, reason=reason,
+        analyzer_version=analyzer_set_version(), scan_id=scan_id, trigger=request.trigger,
+    ), request.repository)
+    billed = _bill(svc, request, status, moment)
+    try:
+        svc.store.scans.finish(scan_id, finished=moment, outcome=status, error=reason)
+    except NotFound:
+        svc.store.scans.start(registry=request.registry, repository=request.repository,
+                              digest=request.digest, trigger=request.trigger,
+                              started=parse_time(request.requested_at), scan_id=scan_id)
+        svc.store.scans.finish(scan_id, finished=moment, outcome=status, error=reason)
+    log.info("scan %s of %s: %s %s", scan_id, request.reference, status.value, reason)
+    return {"status": status.value, "reason": reason, "findings": 0, "disabled": 0,
+            "billed": billed, "notified": False, "scan_id": scan_id}
+
+
+def record_delete(svc: Services, event: RegistryEvent) -> bool:
+    """A deleted manifest: mark the image deleted (its rescans stop; its history stays)."""
+    try:
+        svc.store.images.mark_deleted(event.registry, event.digest, parse_time(event.time))
+    except NotFound:
+        log.info("delete of %s@%s: image never seen", event.repository, event.digest)
+        return False
+    return True
+
+
+def record_pulls(svc: Services, events: Iterable[RegistryEvent]) -> int:
+    """Add pulls of image manifests to the ledger (the scanner's own pulls never count)."""
+    recorded = 0
+    for event in events:
+        pull = pull_from_event(event)
+        if pull is None:
+            continue
+        svc.store.record_pull(registry=pull.registry, repository=pull.repository,
+                              digest=pull.digest, at=pull.time, count=pull.count)
+        recorded += 1
+    return recorded
+
+
+# ------------------------------------------------------------------------------------ rescans
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RescanReport:
+    rematched: int
+    to_reanalyze: tuple[ScanRequest, ...]
+    skipped: int
+    failed: int
+
+
+def pulled_images(svc: Services, since: datetime) -> Iterator[tuple[str, str, str]]:
+    """(registry, repository, digest) of images pulled since ``since`` and not deleted."""
+    for entry in svc.store.images_pulled_since(since):
+        image = svc.store.images.find(entry.registry, entry.digest)
+        if image is None or image.deleted:
+            continue
+        yield entry.registry, image.repository, entry.digest
+
+
+def rescan_pulled(svc: Services, *, now: datetime | None = None, window_days: int | None = None,
+                  workers: int = 8) -> RescanReport:
+    """Re-assess every image pulled in the window from its stored inventory: no pull, no bill.
+
+    Images whose inventory is missing or was made by another analyzer set are returned for a
+    full re-analysis (the caller starts those scans, also unbilled).
+    """
+    moment = now or datetime.now(UTC)
+    days = window_days if window_days is not None else int_setting("PULL_WINDOW_DAYS")
+    index = svc.index.get()
+    targets = list(pulled_images(svc, moment - timedelta(days=days)))
+
+    def one(target: tuple[str, str, str]) -> ScanRequest | str:
+        registry, repository, digest = target
+        request = ScanRequest(registry=registry, repository=repository, digest=digest,
+                              trigger=ScanTrigger.RESCAN, requested_at=moment.isoformat())
+        inventories = load_inventories(svc, registry, digest)
+        if inventories is None:
+            return request
+        scan_id = f"rescan-{moment:%Y%m%dT%H%M%S}-{abs(hash((registry, digest))):x}"
+        svc.store.scans.start(registry=registry, repository=repository, digest=digest,
+                              trigger=ScanTrigger.RESCAN, started=moment, scan_id=scan_id)
+        assess(svc, request=request, scan_id=scan_id, inventories=inventories, now=moment,
+               index=index)
+        return "rematched"
+
+    rematched = failed = 0
+    reanalyze: list[ScanRequest] = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for target, outcome in zip(targets, pool.map(_guarded(one), targets), strict=True):
+            if isinstance(outcome, ScanRequest):
+                reanalyze.append(outcome)
+            elif outcome == "rematched":
+                rematched += 1
+            else:
+                failed += 1
+                log.warning("rescan of %s failed: %s", target, outcome)
+    log.info("weekly rescan: %d re-matched, %d to re-analyse, %d failed", rematched,
+             len(reanalyze), failed)
+    return RescanReport(rematched=rematched, to_reanalyze=tuple(reanalyze), skipped=0,
+                        failed=failed)
+
+
+def _guarded(function: Any) -> Any:
+    def run(target: Any) -> Any:
+        try:
+            return function(target)
+        except ScanError as error:
+            return f"error: {error}"
+    return run
+
+
+def child_grace_seconds() -> int:
+    return DEFAULT_CHILD_GRACE_SECONDS
+
+
+# ------------------------------------------------------------------------------------ catch-up
+
+
+def configured_registries() -> tuple[str, ...]:
+    return tuple(name.strip() for name in setting("REGISTRIES").split(",") if name.strip())
+
+
+def catch_up(svc: Services, registries: Iterable[str] | None = None, *,
+             now: datetime | None = None) -> tuple[ScanRequest, ...]:
+    """Images in the registries that have no assessment: a missed event never means never
+    scanned. Returns the scans to start (trigger ``catchup``)."""
+    from scanning.catalog import list_images
+
+    moment = now or datetime.now(UTC)
+    requests: list[ScanRequest] = []
+    for registry in registries if registries is not None else configured_registries():
+        for image in list_images(registry):
+            record = svc.store.images.find(registry, image.digest)
+            if record is not None and (record.status is not None or record.deleted):
+                continue
+            if parent_index(svc, registry, image.digest):
+                continue
+            requests.append(ScanRequest(
+                registry=registry, repository=image.repository, digest=image.digest,
+                tag=image.tags[0] if image.tags else "", media_type=image.media_type,
+                trigger=ScanTrigger.CATCHUP, requested_at=moment.isoformat()))
+    log.info("catch-up found %d images without an assessment", len(requests))
+    return tuple(requests)
+
+
+# ------------------------------------------------------------------------------------ advisories
+
+
+def index_fingerprint(index: AdvisoryIndex) -> str:
+    """What the index says, without when it was built: equal fingerprints, equal findings."""
+    digest = hashlib.sha256()
+    for advisory_id in sorted(index.advisories):
+        record = index.advisories[advisory_id]
+        digest.update(f"{advisory_id}|{record.get('modified', '')}\n".encode())
+    return digest.hexdigest()
+
+
+def refresh_advisories(svc: Services, workdir: Path) -> bool:
+    """Download the feeds, compile and publish the index; True when its content changed.
+
+    A failed download raises before anything is published: the previous index stays.
+    """
+    from scanning.advisories.blob import publish_index
+    from scanning.advisories.feeds import download_feed
+    from scanning.advisories.index import compile_index, write_index
+    from scanning.advisories.osv import iter_records
+    from scanning.commands.db import update_ecosystems
+
+    ecosystems = update_ecosystems([])
+    zips = [download_feed(ecosystem, workdir / ecosystem / "all.zip")
+            for ecosystem in ecosystems]
+    records = (record for path in zips for record in iter_records(path))
+    index = compile_index(records, sources=[str(path) for path in zips], ecosystems=ecosystems)
+    try:
+        previous = index_fingerprint(svc.index.get()[0])
+    except ScanError:
+        previous = ""
+    if previous == index_fingerprint(index):
+        log.info("advisory index unchanged (%d advisories)", len(index.advisories))
+        return False
+    path = workdir / "index.idx"
+    write_index(index, path)
+    publish_index(svc.store.clients.blob_service(), path)
+    svc.index.invalidate()
+    return True
+
+
+# ------------------------------------------------------------------------------------ pulls
+
+
+def sync_pulls_from_log_analytics(svc: Services, *, now: datetime | None = None) -> int:
+    """Azure: copy pulls from the registry's resource logs into the ledger.
+
+    Only rows newer than the previous sync are read, so no pull is counted twice.
+    """
+    from azure.identity import DefaultAzureCredential
+
+    from scanning.pulls import query_log_analytics
+
+    workspace = setting("LOG_ANALYTICS_WORKSPACE_ID")
+    if not workspace:
+        return 0
+    moment = now or datetime.now(UTC)
+    marker = "log-analytics-sync"
+    try:
+        last = datetime.fromisoformat(svc.store.blobs.get(BlobKind.CHILDREN, marker).decode())
+    except NotFound:
+        last = moment - timedelta(days=int_setting("PULL_WINDOW_DAYS"))
+    records = query_log_analytics(workspace, (last, moment), DefaultAzureCredential())
+    for record in records:
+        svc.store.record_pull(registry=record.registry, repository=record.repository,
+                              digest=record.digest, at=record.time, count=record.count)
+    svc.store.blobs.put(BlobKind.CHILDREN, marker, moment.isoformat().encode(),
+                        content_type="text/plain")
+    return len(records)

@@ -206,6 +206,8 @@ module functionApp 'modules/function-app.bicep' = {
       ADVISORY_REFRESH_SCHEDULE: advisoryRefreshSchedule
       CATCHUP_SCHEDULE: catchupSchedule
       PULL_WINDOW_DAYS: string(pullWindowDays)
+      // How long an untagged manifest push waits for the index that lists it (one scan per index).
+      INDEX_CHILD_GRACE_SECONDS: '20'
       REGISTRIES: registries
       // Azure registries are always https; plain http is only for the local stack.
       REGISTRY_INSECURE_HOSTS: ''

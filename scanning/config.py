@@ -30,6 +30,9 @@ SETTINGS: dict[str, str] = {
     "ADVISORY_REFRESH_SCHEDULE": "0 0 2 * * *",
     "CATCHUP_SCHEDULE": "0 30 */6 * * *",
     "PULL_WINDOW_DAYS": "30",
+    # An untagged manifest push waits this long for an index that lists it: pushing an index
+    # sends its children first, and the index scan covers every platform.
+    "INDEX_CHILD_GRACE_SECONDS": "20",
     # Registries the catch-up job lists, comma separated login servers.
     "REGISTRIES": "",
     # Hosts reached over plain http (loopback always may be).

@@ -66,9 +66,6 @@ INDEX_MEDIA_TYPES = frozenset({
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
 })
-# An untagged manifest push may be a child of an index pushed right after it; the scan waits
-# this long and skips the child when an index claimed it (the index scan covers it).
-DEFAULT_CHILD_GRACE_SECONDS = 20
 _INDEX_CHECK_SECONDS = 60.0
 
 
@@ -578,7 +575,8 @@ def _guarded(function: Any) -> Any:
 
 
 def child_grace_seconds() -> int:
-    return DEFAULT_CHILD_GRACE_SECONDS
+    """How long an untagged manifest push waits for an index that lists it (a setting)."""
+    return int_setting("INDEX_CHILD_GRACE_SECONDS")
 
 
 # ------------------------------------------------------------------------------------ catch-up

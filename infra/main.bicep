@@ -199,6 +199,7 @@ module functionApp 'modules/function-app.bicep' = {
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     settings: {
+      STORE_PREFIX: 'acrscan'
       ADVISORY_FEED_URL: advisoryFeedUrl
       ADVISORY_ECOSYSTEMS: advisoryEcosystems
       ADVISORY_CONTAINER: advisoryContainerName

@@ -21,6 +21,8 @@ SETTINGS: dict[str, str] = {
     "AzureWebJobsStorage__clientId": "",
     # Client id of the user-assigned managed identity (DefaultAzureCredential reads it).
     "AZURE_CLIENT_ID": "",
+    # Namespace of the app's tables and containers (tables "<prefix>images"…); tests use their own.
+    "STORE_PREFIX": "acrscan",
     # Advisories: OSV bulk base URL (https mirror, or file:///path for air-gapped copies).
     "ADVISORY_FEED_URL": "https://osv-vulnerabilities.storage.googleapis.com",
     "ADVISORY_ECOSYSTEMS": "",

@@ -57,6 +57,7 @@ from scanning.registry import (
 from scanning.rules import ImageContext, apply_rules, assessment_status
 from scanning.store.blobs import BlobKind
 from scanning.store.findings import Assessment, PlatformFindings
+from scanning.store.scans import new_scan_id
 from scanning.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -254,20 +255,33 @@ def parent_index(svc: Services, registry: str, digest: str) -> str:
         return ""
 
 
+def record_push(svc: Services, request: ScanRequest) -> None:
+    """Record a push (tag, push time) on the image; rescans are not pushes."""
+    if request.trigger is ScanTrigger.RESCAN:
+        return
+    svc.store.images.record_push(registry=request.registry, repository=request.repository,
+                                 digest=request.digest, at=parse_time(request.requested_at),
+                                 tag=request.tag, media_type=request.media_type)
+
+
 def prepare(svc: Services, request: ScanRequest, scan_id: str) -> dict[str, Any]:
     """Record the push, resolve the image, and list the layers still to be read."""
     store = svc.store
     at = parse_time(request.requested_at)
-    if request.trigger is not ScanTrigger.RESCAN:
-        store.images.record_push(registry=request.registry, repository=request.repository,
-                                 digest=request.digest, at=at, tag=request.tag,
-                                 media_type=request.media_type)
+    record_push(svc, request)
     store.scans.start(registry=request.registry, repository=request.repository,
                       digest=request.digest, trigger=request.trigger, started=at,
                       scan_id=scan_id)
     source = open_source(parse_reference(request.reference))
     try:
         resolved = resolve_image(source, parse_reference(request.reference))
+    except ScanError as error:
+        if error.retryable:
+            raise  # the orchestration's retry policy runs this activity again
+        # A permanent error (manifest gone, malformed, access refused) ends the scan now:
+        # retrying it would only delay the same answer.
+        outcome = record_outcome(svc, request, scan_id, AssessmentStatus.FAILED, str(error))
+        return {"done": True, **outcome}
     finally:
         source.close()
     if resolved.status is not ResolveStatus.IMAGE:
@@ -541,7 +555,9 @@ def rescan_pulled(svc: Services, *, now: datetime | None = None, window_days: in
         inventories = load_inventories(svc, registry, digest)
         if inventories is None:
             return request
-        scan_id = f"rescan-{moment:%Y%m%dT%H%M%S}-{abs(hash((registry, digest))):x}"
+        # The history's id format (time + 8 hex); deterministic per run and image, so a rerun
+        # of the same timer tick rewrites its record rather than adding a second.
+        scan_id = new_scan_id(moment, unique=f"rescan/{registry}/{digest}")
         svc.store.scans.start(registry=registry, repository=repository, digest=digest,
                               trigger=ScanTrigger.RESCAN, started=moment, scan_id=scan_id)
         assess(svc, request=request, scan_id=scan_id, inventories=inventories, now=moment,

@@ -9,7 +9,14 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from scanning.events import RegistryEvent, normalise
-from scanning.service import ScanRequest, record_delete, request_from_event, services
+from scanning.model import ScanTrigger
+from scanning.service import (
+    ScanRequest,
+    record_delete,
+    record_push,
+    request_from_event,
+    services,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +55,30 @@ def as_event_grid_payload(event: func.EventGridEvent) -> dict[str, object]:
 
 
 async def start_request_once(client: df.DurableOrchestrationClient, request: ScanRequest,
-                             instance_id: str) -> str:
-    """Start ``scan_image`` for ``request`` unless instance ``instance_id`` exists already."""
+                             instance_id: str) -> bool:
+    """Start ``scan_image`` for ``request`` unless instance ``instance_id`` exists already;
+    True when this call started it."""
     status = await client.get_status(instance_id)
     if status.runtime_status in _STARTED:
         log.info("scan %s of %s already %s", instance_id, request.digest, status.runtime_status)
-    else:
-        await client.start_new(SCAN_ORCHESTRATOR, instance_id, request.to_json())
-    return instance_id
+        return False
+    await client.start_new(SCAN_ORCHESTRATOR, instance_id, request.to_json())
+    return True
 
 
 async def start_scan_once(client: df.DurableOrchestrationClient, event: RegistryEvent) -> str:
-    """Start the first scan of the event's image unless one exists; its instance id."""
-    return await start_request_once(client, request_from_event(event), scan_instance_id(event))
+    """Start the first scan of the event's image unless one exists; its instance id.
+
+    A tagged push of a digest already scanned (or being scanned) still records the push: a
+    new tag on known content is not a new scan, but the image's tags must show it. Untagged
+    pushes add nothing to record (and the children of an index have no image row of their own).
+    """
+    request = request_from_event(event)
+    instance_id = scan_instance_id(event)
+    started = await start_request_once(client, request, instance_id)
+    if not started and request.tag and request.trigger in (ScanTrigger.PUSH, ScanTrigger.IMPORT):
+        record_push(services(), request)
+    return instance_id
 
 
 @bp.event_grid_trigger(arg_name="event")

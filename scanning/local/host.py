@@ -108,10 +108,12 @@ def _get_functions(app: Any) -> list[Any]:
     """``app.get_functions()``, leaving the app as it was.
 
     get_functions records each function name on the app for its duplicate-name check, so a
-    second call (the Azure worker's, a test's, another host's) would fail; restore the record.
+    second call (the Azure worker's, a test's, another host's) would fail: start from an empty
+    record (an earlier caller may have left one) and restore whatever was there.
     """
     recorded = getattr(app, "functions_bindings", None)
     try:
+        app.functions_bindings = {}
         return list(app.get_functions())
     finally:
         app.functions_bindings = recorded

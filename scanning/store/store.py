@@ -11,6 +11,7 @@ from datetime import datetime
 from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableClient
 
+from scanning.config import setting
 from scanning.rules import DisableRule, ImageContext, apply_rules, assessment_status
 from scanning.store.billing import BillingTable
 from scanning.store.blobs import BlobStore
@@ -60,8 +61,9 @@ class Store:
         self.blobs = BlobStore(clients.blob_service(), self.prefix)
 
     @classmethod
-    def from_settings(cls, prefix: str = DEFAULT_PREFIX) -> Store:
-        return cls(StorageClients.from_settings(), prefix)
+    def from_settings(cls, prefix: str | None = None) -> Store:
+        """The store the settings name: ``AzureWebJobsStorage`` and ``STORE_PREFIX``."""
+        return cls(StorageClients.from_settings(), prefix or setting("STORE_PREFIX"))
 
     @classmethod
     def from_connection_string(cls, connection_string: str,

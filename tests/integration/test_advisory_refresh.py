@@ -1,0 +1,70 @@
+"""The daily advisory refresh, from a local feed mirror (the air-gapped setup): it publishes
+the new index, and the pulled images are re-assessed against it when it changed."""
+
+from __future__ import annotations
+
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from scanning.ocibuild import OCI_MANIFEST
+from tests.integration.helpers import (
+    ADVISORIES,
+    App,
+    build_alpine_image,
+    findings_summary,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def pulled_image(app: App, tmp_path: Path) -> str:
+    """An image scanned with the base index, then pulled by a client."""
+    repository = f"refreshed/{app.prefix}"
+    digest = build_alpine_image(tmp_path / "layout", repository)
+    app.push(tmp_path / "layout", repository, "v1")
+    app.wait_for_scan(digest)
+    request = urllib.request.Request(f"http://{app.registry}/v2/{repository}/manifests/v1",
+                                     headers={"Accept": OCI_MANIFEST,
+                                              "User-Agent": "containerd/1.7.2"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        response.read()
+    wait_until(lambda: app.store.pulls.get(app.registry, digest), what="pull recorded")
+    return digest
+
+
+@pytest.fixture
+def feed_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``<mirror>/Alpine/all.zip`` holding every fixture record, as osv.dev lays it out."""
+    mirror = tmp_path / "mirror"
+    (mirror / "Alpine").mkdir(parents=True)
+    with zipfile.ZipFile(mirror / "Alpine" / "all.zip", "w") as archive:
+        for record in sorted(ADVISORIES.rglob("*.json")):
+            archive.write(record, record.name)
+    monkeypatch.setenv("ADVISORY_FEED_URL", mirror.as_uri())
+    monkeypatch.setenv("ADVISORY_ECOSYSTEMS", "Alpine")
+    return mirror
+
+
+def test_refresh_with_a_new_advisory_reassesses_pulled_images(
+        app: App, pulled_image: str, feed_mirror: Path) -> None:
+    app.host.run_timer("refresh_advisories")
+    _, image = app.api(f"images/{pulled_image}")
+    assert ([scan.trigger.value for scan in app.scans_of(pulled_image)],
+            findings_summary(image)) == (["push", "rescan"], [
+        ("ITEST-0001", "musl", "1.2.4-r1", "1.2.4-r2", "Critical", "Unhealthy"),
+        ("ITEST-0002", "libcrypto3", "3.1.4-r0", "", "Medium", "Unhealthy"),
+        ("ITEST-0002", "libssl3", "3.1.4-r0", "", "Medium", "Unhealthy"),
+        ("ITEST-0003", "busybox", "1.36.1-r5", "1.36.1-r9", "Low", "Unhealthy"),
+    ])
+
+
+def test_refresh_without_changes_reassesses_nothing(app: App, pulled_image: str,
+                                                    feed_mirror: Path) -> None:
+    app.host.run_timer("refresh_advisories")
+    app.host.run_timer("refresh_advisories")
+    assert [scan.trigger.value for scan in app.scans_of(pulled_image)] == ["push", "rescan"]

@@ -16,8 +16,9 @@ the writer dies before the monthly row, the next attempt for that digest finds t
 writes the monthly row from it (both writes are of the same data, so racing repairs agree).
 Money is kept as decimal text (``Decimal``), never as a float.
 
-Only first scans bill: triggers ``push``, ``import`` and ``manual`` (``BILLABLE_TRIGGERS``);
-rescans and catch-up scans never create a record.
+Only first scans bill: triggers ``push``, ``import``, ``manual`` and ``catchup`` (an image whose
+push event was missed is still scanned for the first time) (``BILLABLE_TRIGGERS``); rescans never
+create a record.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ from scanning.store.paging import Page, query_page
 
 log = logging.getLogger(__name__)
 
-BILLABLE_TRIGGERS = frozenset({ScanTrigger.PUSH, ScanTrigger.IMPORT, ScanTrigger.MANUAL})
+BILLABLE_TRIGGERS = frozenset({ScanTrigger.PUSH, ScanTrigger.IMPORT, ScanTrigger.MANUAL,
+                               ScanTrigger.CATCHUP})
 _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
 

@@ -49,9 +49,10 @@ def test_catch_up_scans_images_whose_push_event_was_missed(
     app.host.run_timer("catch_up")
     app.wait_for_scan(digest, registry=lonely_registry.host)
     image = app.store.images.get(lonely_registry.host, digest)
-    # Catch-up scans are not billed (scanning.store.billing.BILLABLE_TRIGGERS).
+    # A missed push event still makes this the image's first scan: it is billed, once.
     assert (image.status.value if image.status else None, image.first_scan_trigger,
-            image.tags, _billing(app)) == ("unhealthy", "catchup", ("v1",), [])
+            image.tags, _billing(app)) == ("unhealthy", "catchup", ("v1",),
+                                           [(digest, "catchup")])
 
 
 def test_on_demand_scan_returns_a_status_url_that_completes(

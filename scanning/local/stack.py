@@ -187,7 +187,7 @@ class RunningStack:
         for entry in self.host.describe()["functions"]:
             where = entry.get("url") or entry.get("schedule") or ""
             lines.append(f"    {entry['name']:<22} {entry['trigger']:<22} {where}")
-        lines.append(f"  try: curl -H 'x-functions-key: {self.function_key}' {base}/api/events")
+        lines.append(f"  try: curl -H 'x-functions-key: {self.function_key}' {base}/api/images")
         return "\n".join(lines)
 
 

@@ -13,9 +13,9 @@ import azure.functions as func
 import pytest
 
 from scanning.local.host import LOCAL_TOPIC, FunctionHost
-from scanning.local.ocilayout import LayoutWriter, demo_files
 from scanning.local.services import Registry, free_port, skopeo_copy, start_registry
 from scanning.model import Platform
+from scanning.ocibuild import OCI_INDEX, build_oci_layout
 from tests.local.helpers import FUNCTION_KEY, REGISTRY_TOKEN, request, wait_until
 
 pytestmark = pytest.mark.integration
@@ -34,6 +34,19 @@ def capture(event: func.EventGridEvent) -> None:
 
 AMD64 = Platform(os="linux", architecture="amd64")
 ARM64 = Platform(os="linux", architecture="arm64", variant="v8")
+OS_RELEASE = {"etc/os-release": b'ID=debian\nVERSION_ID="12"\n'}
+
+
+def _push_layout(directory: Path, tag: str, *platforms: Platform
+                 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """An OCI layout of ``platforms`` tagged ``tag``: its top descriptor and, for an index,
+    the children's descriptors."""
+    build_oci_layout(directory, [(platform, [OS_RELEASE]) for platform in platforms], tag)
+    top: dict[str, Any] = json.loads((directory / "index.json").read_text())["manifests"][0]
+    if top["mediaType"] != OCI_INDEX:
+        return top, []
+    index = json.loads((directory / "blobs" / "sha256" / top["digest"].split(":")[1]).read_bytes())
+    return top, list(index["manifests"])
 
 
 @pytest.fixture(scope="module")
@@ -85,46 +98,40 @@ def _expected(registry: Registry, repository: str, tag: str | None, media_type: 
 def test_tagged_manifest_push_arrives_as_image_pushed(
         stack: tuple[FunctionHost, Registry], tmp_path: Path) -> None:
     _, registry = stack
-    writer = LayoutWriter(tmp_path / "layout")
-    manifest = writer.image(demo_files(AMD64), AMD64)
-    writer.tag(manifest, "v1")
+    manifest, _ = _push_layout(tmp_path / "layout", "v1", AMD64)
     skopeo_copy(f"oci:{tmp_path / 'layout'}:v1", f"docker://{registry.host}/single:v1")
     events = _events_for("single", 1)
     assert [_as_dict(event) for event in events] == [
-        _expected(registry, "single", "v1", manifest.media_type, manifest.digest, manifest.size)]
+        _expected(registry, "single", "v1", manifest["mediaType"], manifest["digest"],
+                  manifest["size"])]
 
 
 def test_index_push_arrives_as_untagged_children_then_the_tagged_index(
         stack: tuple[FunctionHost, Registry], tmp_path: Path) -> None:
     _, registry = stack
-    writer = LayoutWriter(tmp_path / "layout")
-    children = [writer.image(demo_files(platform), platform) for platform in (AMD64, ARM64)]
-    index = writer.index(children)
-    writer.tag(index, "multi")
+    index, children = _push_layout(tmp_path / "layout", "multi", AMD64, ARM64)
     skopeo_copy(f"oci:{tmp_path / 'layout'}:multi", f"docker://{registry.host}/multi:v2")
     events = _events_for("multi", 3)
     child_events = sorted((_as_dict(event) for event in events[:2]),
                           key=lambda event: event["data"]["target"]["digest"])
     expected_children = sorted(
-        (_expected(registry, "multi", None, child.media_type, child.digest, child.size)
+        (_expected(registry, "multi", None, child["mediaType"], child["digest"], child["size"])
          for child in children), key=lambda event: event["data"]["target"]["digest"])
     assert (child_events, _as_dict(events[2])) == (
         expected_children,
-        _expected(registry, "multi", "v2", index.media_type, index.digest, index.size))
+        _expected(registry, "multi", "v2", index["mediaType"], index["digest"], index["size"]))
 
 
 def test_pull_notifications_go_to_the_pull_handler(
         stack: tuple[FunctionHost, Registry], tmp_path: Path) -> None:
     _, registry = stack
-    writer = LayoutWriter(tmp_path / "layout")
-    manifest = writer.image(demo_files(AMD64), AMD64)
-    writer.tag(manifest, "v1")
+    manifest, _ = _push_layout(tmp_path / "layout", "v1", AMD64)
     skopeo_copy(f"oci:{tmp_path / 'layout'}:v1", f"docker://{registry.host}/pulled:v1")
     request(f"http://{registry.host}/v2/pulled/manifests/v1", method="HEAD",
-            headers={"Accept": manifest.media_type})
+            headers={"Accept": manifest["mediaType"]})
     pulled = wait_until(lambda: [event for event in list(pulls)
                                  if event.repository == "pulled" and event.is_manifest])
-    assert [(event.action, event.digest) for event in pulled] == [("pull", manifest.digest)]
+    assert [(event.action, event.digest) for event in pulled] == [("pull", manifest["digest"])]
 
 
 def test_notification_without_the_bearer_token_is_401(

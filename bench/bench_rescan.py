@@ -1,0 +1,328 @@
+"""The weekly rescan of stored images against Azurite (issue 5's goal: 10,000 images < 60 s).
+
+    .venv/bin/python bench/bench_rescan.py [--images 10000] [--packages 300] [--workers 8]
+
+Starts its own Azurite on free loopback ports in a temporary folder, then:
+
+1. builds two advisory indexes from real records when ``../shared/testdata/advisories`` exists
+   (the Alpine secdb for v3.11 and the PyPA database, ~4,000 records), else from the demo
+   records: "last week's" index lacks one record in 20, "today's" has them all;
+2. writes N images through the store API, as scans would have left them: the image row (a
+   push with a tag), the inventory blob (one linux/amd64 platform, Alpine 3.11, M packages: one
+   in five an OS package, the rest PyPI; names drawn from the packages the records name and
+   from names with no advisories, versions from the records' own fixed versions so some are
+   vulnerable and most are not), and a pull in the last 30 days in the pull ledger;
+3. publishes last week's index and runs ``service.rescan_pulled`` once, so every image has a
+   stored assessment (not timed: it stands for the weeks before);
+4. publishes today's index and times ``service.rescan_pulled``: the weekly rescan.
+
+It reports the wall time, the CPU seconds spent matching (``match_inventory``), reading
+inventories (blob download + parse) and in the rest of this process (storage client work,
+rules, serialisation), Azurite's own CPU seconds, and the storage requests per image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from azure.core.pipeline.transport import RequestsTransport
+
+from scanning import service
+from scanning.advisories.alpine_secdb import iter_secdb_osv
+from scanning.advisories.blob import publish_index
+from scanning.advisories.demo import DEMO_RECORDS
+from scanning.advisories.index import compile_index, write_index
+from scanning.advisories.osv import iter_records
+from scanning.analyzers import analyzer_set_version
+from scanning.inventory import ImageInventory, InventoryStatus, LayerInfo
+from scanning.local.services import AzuritePorts, start_azurite
+from scanning.model import OSInfo, Package, PackageType, Platform
+from scanning.store import Store
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "testdata" / "advisories"
+SECDB = SHARED / "alpine-secdb-yaml" / "v3.11"
+PYPA = SHARED / "osv" / "pypi-pypa-advisory-database"
+REGISTRY = "bench.azurecr.io"
+ALPINE = OSInfo(id="alpine", version_id="3.11.5", pretty_name="Alpine Linux v3.11")
+PLATFORM = Platform(os="linux", architecture="amd64")
+OS_SHARE = 5  # one package in five is an OS package
+VULNERABLE_SHARE = 5  # one package in five has records naming it
+
+
+# ------------------------------------------------------------------------------- advisories
+
+
+def load_records() -> tuple[list[dict[str, Any]], str]:
+    if SECDB.is_dir() and PYPA.is_dir():
+        return [*iter_secdb_osv(SECDB), *iter_records(PYPA)], f"{SECDB} + {PYPA}"
+    return list(iter_records(DEMO_RECORDS)), f"{DEMO_RECORDS} (shared test data absent)"
+
+
+@dataclass(slots=True)
+class Catalogue:
+    """Package names the records name, with the versions their ranges mention."""
+
+    alpine: dict[str, list[str]] = field(default_factory=dict)
+    pypi: dict[str, list[str]] = field(default_factory=dict)
+
+
+def catalogue(records: list[dict[str, Any]]) -> Catalogue:
+    found = Catalogue()
+    for record in records:
+        for affected in record.get("affected", []):
+            package = affected.get("package", {})
+            ecosystem = str(package.get("ecosystem", ""))
+            target = (found.alpine if ecosystem == "Alpine:v3.11"
+                      else found.pypi if ecosystem == "PyPI" else None)
+            if target is None:
+                continue
+            versions = target.setdefault(str(package.get("name")), [])
+            for span in affected.get("ranges", []):
+                for event in span.get("events", []):
+                    for key in ("introduced", "fixed"):
+                        if event.get(key) and event[key] != "0":
+                            versions.append(str(event[key]))
+    for table in (found.alpine, found.pypi):
+        for name in [name for name, versions in table.items() if not versions]:
+            del table[name]
+    return found
+
+
+def publish(store: Store, records: list[dict[str, Any]], folder: Path, name: str) -> None:
+    path = folder / f"{name}.idx"
+    write_index(compile_index(records, sources=[name]), path)
+    publish_index(store.clients.blob_service(), path)
+
+
+# ------------------------------------------------------------------------------- images
+
+
+def inventory_packages(rng: random.Random, known: Catalogue, size: int) -> tuple[Package, ...]:
+    alpine_names, pypi_names = sorted(known.alpine), sorted(known.pypi)
+    packages = []
+    for number in range(size):
+        is_os = number % OS_SHARE == 0
+        if rng.randrange(VULNERABLE_SHARE) == 0:
+            table = known.alpine if is_os else known.pypi
+            name = rng.choice(alpine_names if is_os else pypi_names)
+            # The newest version the records mention is usually patched; older ones are not.
+            versions = table[name]
+            version = versions[-1] if rng.random() < 0.7 else rng.choice(versions)
+        else:
+            name = f"lib-{rng.randrange(5000)}"
+            version = f"{rng.randrange(10)}.{rng.randrange(30)}.0" + ("-r0" if is_os else "")
+        if is_os:
+            packages.append(Package(type=PackageType.APK, name=name, version=version,
+                                    purl=f"pkg:apk/alpine/{name}@{version}",
+                                    path="lib/apk/db/installed", source_name=name,
+                                    source_version=version, arch="x86_64"))
+        else:
+            packages.append(Package(type=PackageType.PYPI, name=name, version=version,
+                                    purl=f"pkg:pypi/{name}@{version}",
+                                    path=f"usr/lib/python3.8/site-packages/{name}.dist-info"))
+    return tuple(packages)
+
+
+def image_digest(number: int) -> str:
+    return "sha256:" + hashlib.sha256(f"bench-image-{number}".encode()).hexdigest()
+
+
+def write_image(svc: service.Services, known: Catalogue, number: int, packages: int,
+                now: datetime) -> None:
+    rng = random.Random(number)
+    digest = image_digest(number)
+    repository = f"team{number % 100}/app"
+    svc.store.images.record_push(registry=REGISTRY, repository=repository, digest=digest,
+                                 at=now - timedelta(days=40), tag=f"build-{number}")
+    layer = LayerInfo(digest="sha256:" + hashlib.sha256(f"layer-{number}".encode()).hexdigest(),
+                      size=1000)
+    inventory = ImageInventory(
+        reference=f"{REGISTRY}/{repository}@{digest}", image_digest=digest,
+        manifest_digest=digest, config_digest=digest, platform=PLATFORM,
+        analyzer_set_version=analyzer_set_version(), status=InventoryStatus.COMPLETE,
+        os=ALPINE, packages=inventory_packages(rng, known, packages), layers=(layer,))
+    service.save_inventories(svc, REGISTRY, digest, (inventory,))
+    svc.store.record_pull(registry=REGISTRY, repository=repository, digest=digest,
+                          at=now - timedelta(days=rng.randrange(1, 29)))
+
+
+# ------------------------------------------------------------------------------- measuring
+
+
+class Meter:
+    """Per-thread CPU seconds spent inside wrapped functions, and storage requests sent."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.cpu: dict[str, float] = {}
+        self.requests: Counter[str] = Counter()
+
+    def wrap(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent = time.thread_time() - started
+                with self.lock:
+                    self.cpu[name] = self.cpu.get(name, 0.0) + spent
+        return timed
+
+    def count_requests(self) -> None:
+        send = RequestsTransport.send
+
+        def counted(transport: Any, request: Any, **kwargs: Any) -> Any:
+            with self.lock:
+                self.requests[request.method] += 1
+            return send(transport, request, **kwargs)
+
+        RequestsTransport.send = counted
+
+    def reset(self) -> None:
+        with self.lock:
+            self.cpu.clear()
+            self.requests.clear()
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its reaped children (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(value) for value in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def descendants(pid: int) -> Iterator[int]:
+    for child in Path(f"/proc/{pid}/task").iterdir():
+        children = Path(f"/proc/{pid}/task/{child.name}/children")
+        for text in children.read_text().split():
+            yield int(text)
+            yield from descendants(int(text))
+
+
+def azurite_cpu(pid: int) -> float:
+    return sum(process_cpu(each) for each in (pid, *descendants(pid)))
+
+
+# ------------------------------------------------------------------------------- main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=10_000)
+    parser.add_argument("--packages", type=int, default=300)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--seed-workers", type=int, default=16)
+    args = parser.parse_args()
+    records, source = load_records()
+    known = catalogue(records)
+    rng = random.Random(7)
+    last_week = [record for record in records if rng.randrange(20)]
+    print(f"advisories: {len(records)} records from {source}; last week's index "
+          f"{len(last_week)}; {len(known.alpine)} Alpine and {len(known.pypi)} PyPI packages "
+          "named", flush=True)
+    meter = Meter()
+    with tempfile.TemporaryDirectory(prefix="acr-scan-rescan-") as folder:
+        azurite = start_azurite(Path(folder) / "azurite", AzuritePorts.free())
+        try:
+            store = Store.from_connection_string(azurite.connection_string, prefix="bench")
+            svc = service.Services.create(store)
+            now = datetime.now(UTC)
+            started = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=args.seed_workers) as pool:
+                for done, _ in enumerate(pool.map(
+                        lambda number: write_image(svc, known, number, args.packages, now),
+                        range(args.images)), start=1):
+                    if done % 1000 == 0:
+                        print(f"  wrote {done} images ({time.perf_counter() - started:.0f} s)",
+                              flush=True)
+            print(f"seeded {args.images} images x {args.packages} packages in "
+                  f"{time.perf_counter() - started:.1f} s", flush=True)
+
+            publish(store, last_week, Path(folder), "last-week")
+            started = time.perf_counter()
+            first = service.rescan_pulled(svc, now=now - timedelta(days=7), workers=args.workers)
+            print(f"first assessment (last week's index): {first.rematched} images in "
+                  f"{time.perf_counter() - started:.1f} s", flush=True)
+
+            publish(store, records, Path(folder), "today")
+            svc.index.invalidate()
+            service.match_inventory = meter.wrap("matching", service.match_inventory)
+            service.load_inventories = meter.wrap("reading inventories",
+                                                  service.load_inventories)
+            meter.count_requests()
+            changed = measure(svc, meter, azurite.process.pid, now, args.workers)
+            # A week without advisory changes: every image's findings are what is stored.
+            unchanged = measure(svc, meter, azurite.process.pid, now + timedelta(days=1),
+                                args.workers)
+            sample = store.list_images(page_size=1000).items
+            findings = sum(image.counts.active_total + image.counts.disabled_total
+                           for image in sample)
+        finally:
+            azurite.stop()
+    print(f"weekly rescan of {args.images} images x {args.packages} packages, "
+          f"{args.workers} workers, {findings / max(1, len(sample)):.0f} findings per image:")
+    for name, result in (("index changed", changed), ("index unchanged", unchanged)):
+        print(f"  {name}: {result.wall:.1f} s wall (goal < 60 s for 10,000), "
+              f"{result.wall / args.images * 1000:.1f} ms per image; "
+              f"{result.report.rematched} re-matched, {result.report.failed} failed")
+        print(f"    this process {result.cpu:.1f} CPU s = matching {result.matching:.1f} + "
+              f"reading inventories {result.reading:.1f} + storage client and the rest "
+              f"{result.cpu - result.matching - result.reading:.1f}; Azurite "
+              f"{result.azurite:.1f} CPU s")
+        print(f"    storage requests {result.requests} "
+              f"({result.requests / max(1, args.images):.1f} per image: {result.methods})")
+    ok = all(result.wall < 60 * args.images / 10_000
+             and result.report.rematched == args.images for result in (changed, unchanged))
+    return 0 if ok else 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Measured:
+    report: service.RescanReport
+    wall: float
+    cpu: float
+    azurite: float
+    matching: float
+    reading: float
+    requests: int
+    methods: str
+
+
+def measure(svc: service.Services, meter: Meter, azurite_pid: int, now: datetime,
+            workers: int) -> Measured:
+    """One timed ``rescan_pulled`` with its CPU and request split."""
+    meter.reset()
+    azurite_before = azurite_cpu(azurite_pid)
+    cpu_before = time.process_time()
+    started = time.perf_counter()
+    report = service.rescan_pulled(svc, now=now, workers=workers)
+    wall = time.perf_counter() - started
+    with meter.lock:
+        methods = ", ".join(f"{method} {count}"
+                            for method, count in sorted(meter.requests.items()))
+        return Measured(report=report, wall=wall, cpu=time.process_time() - cpu_before,
+                        azurite=azurite_cpu(azurite_pid) - azurite_before,
+                        matching=meter.cpu.get("matching", 0.0),
+                        reading=meter.cpu.get("reading inventories", 0.0),
+                        requests=sum(meter.requests.values()), methods=methods)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

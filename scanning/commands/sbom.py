@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from scanning import __version__
 from scanning.analysis import AnalysisStatus, ImageAnalysis, LayerProgress, analyze_image
+from scanning.commands import credentials
 from scanning.layercache import LocalLayerCache
 from scanning.model import Platform
 
@@ -35,6 +36,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--platform", default="all",
                         help="all (default) or OS/ARCH[/VARIANT], e.g. linux/arm64")
     parser.add_argument("--format", choices=FORMATS, default="json", dest="output_format")
+    credentials.add_arguments(parser)
     parser.add_argument("--cache", type=Path, default=None,
                         help="directory for the per-layer result cache")
     parser.set_defaults(handler=run)
@@ -71,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     progress = TerminalProgress(sys.stderr) if sys.stderr.isatty() else None
     cache = LocalLayerCache(args.cache) if args.cache else None
     try:
-        analysis = analyze_image(args.image, platform=platform, cache=cache, progress=progress)
+        analysis = analyze_image(args.image, platform=platform, cache=cache, progress=progress,
+                                 credentials=credentials.from_args(args))
     except ValueError as error:  # a malformed reference
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from scanning.advisories.index import AdvisoryIndex, load_index
+from scanning.commands import credentials
 from scanning.errors import BadRequest
 from scanning.matching import match_inventory, package_ecosystems
 from scanning.model import AssessmentStatus, Platform, Severity
+from scanning.registry import BasicCredentials
 from scanning.report import (
     PlatformReport,
     ScanReport,
@@ -72,6 +74,7 @@ def register(subparsers: Any) -> None:
         help="the first N layers come from the base image (remediation says: rebuild)",
     )
     parser.add_argument("--output", type=Path, default=None, metavar="FILE")
+    credentials.add_arguments(parser)
     parser.set_defaults(handler=run)
 
 
@@ -98,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as error:
             raise BadRequest(str(error)) from error
     index = load_index(args.db)
-    report = scan_image(args.image, index, platform=platform, base_layers=args.base_layers)
+    report = scan_image(args.image, index, platform=platform, base_layers=args.base_layers,
+                        registry_credentials=credentials.from_args(args))
     shown = filter_findings(report, severities=severities, ignore_unfixed=args.ignore_unfixed)
     text = render(shown, args.format)
     if args.output is not None:
@@ -124,7 +128,8 @@ def render(report: ScanReport, output_format: str) -> str:
 
 
 def scan_image(
-    image: str, index: AdvisoryIndex, *, platform: Platform | None = None, base_layers: int = 0
+    image: str, index: AdvisoryIndex, *, platform: Platform | None = None, base_layers: int = 0,
+    registry_credentials: BasicCredentials | None = None,
 ) -> ScanReport:
     """Analyse ``image`` with the analysis pipeline and assess every platform."""
     # Imported here: the pipeline pulls in the registry and layer code, which `db` does not need.
@@ -132,7 +137,7 @@ def scan_image(
     from scanning.inventory import InventoryStatus
 
     try:
-        analysis = analyze_image(image, platform=platform)
+        analysis = analyze_image(image, platform=platform, credentials=registry_credentials)
     except ValueError as error:
         raise BadRequest(f"bad image reference {image!r}: {error}") from error
     if not analysis.inventories:

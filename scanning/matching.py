@@ -26,14 +26,15 @@ the first match in the order above wins (the standard release before Ubuntu Pro)
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scanning.advisories.ecosystems import describe_ecosystem
-from scanning.advisories.index import AdvisoryIndex
+from scanning.advisories.ecosystems import describe_ecosystem, normalize_name
+from scanning.advisories.index import AdvisoryIndex, IndexChange
 from scanning.model import (
     AssessmentStatus,
     CvssScore,
@@ -273,14 +274,19 @@ def _os_lookups(
     package: Package, target: OsTarget, index: AdvisoryIndex
 ) -> list[tuple[str, str, str]]:
     ecosystems = _resolve_ecosystems(target, index)
+    names = _os_names(package)
+    return [(ecosystem, name, version) for ecosystem in ecosystems for name, version in names]
+
+
+def _os_names(package: Package) -> list[tuple[str, str]]:
+    """The (name, version) pairs an OS package is looked up by, in lookup order."""
     if package.type == PackageType.DPKG:
         # Debian and Ubuntu publish advisories by source package, with source versions.
         names = [(package.source, package.source_ver)]
     else:
         # apk and rpm source/binary versions agree (sub-packages share the origin's version).
         names = [(package.source, package.version), (package.name, package.version)]
-    names = list(dict.fromkeys(names))
-    return [(ecosystem, name, version) for ecosystem in ecosystems for name, version in names]
+    return list(dict.fromkeys(names))
 
 
 def _language_name(package: Package) -> str:
@@ -436,3 +442,90 @@ def package_ecosystems(os_info: OSInfo | None) -> dict[PackageType, str]:
             target.ecosystems[0] if target.ecosystems else target.prefixes[0].rstrip(":")
         )
     return result
+
+
+# ------------------------------------------------------------------------------- re-matching
+#
+# What a re-match of an inventory depends on, so the weekly rescan can tell without the
+# inventory whether today's index changes an image's findings. ``match_inventory``'s result
+# is a function of, per lookup (ecosystem, normalised name, version): the advisories under that
+# key that affect the version (or whose ranges cannot be compared with it), in lookup order,
+# with their content (stood for by ``modified``); and of which of the image's ecosystems the
+# index holds. ``package_lookups`` lists the lookups without the index (a Red Hat prefix stays
+# a wildcard ``<prefix>*``), ``lookup_signature`` condenses one lookup's hits, and
+# ``lookups_affected`` says whether an ``IndexChange`` can change any of them.
+
+PREFIX_WILDCARD = "*"
+Lookup = tuple[str, str, str]  # (ecosystem or "<prefix>*", normalised name, version)
+
+
+def package_lookups(os_info: OSInfo | None, packages: Iterable[Package]) -> tuple[Lookup, ...]:
+    """Every lookup ``match_inventory`` may make for these packages, whatever the index holds
+    (sorted, without repeats)."""
+    target = os_target(os_info) if os_info is not None else None
+    lookups: set[Lookup] = set()
+    for package in packages:
+        if package.type.is_os:
+            if target is None:
+                continue
+            ecosystems = target.ecosystems + tuple(p + PREFIX_WILDCARD for p in target.prefixes)
+            for ecosystem in ecosystems:
+                for name, version in _os_names(package):
+                    lookups.add((ecosystem, normalize_name(ecosystem, name), version))
+        else:
+            language = _LANGUAGE_ECOSYSTEMS.get(package.type)
+            if language is None:
+                continue
+            lookups.add((language, normalize_name(language, _language_name(package)),
+                         _language_version(package)))
+    return tuple(sorted(lookups))
+
+
+def _prefix_ecosystems(index: AdvisoryIndex, wildcard: str) -> tuple[str, ...]:
+    # The same expansion as _resolve_ecosystems for one prefix.
+    prefix = wildcard.removesuffix(PREFIX_WILDCARD)
+    return tuple(e for e in index.ecosystems() if e == prefix.rstrip(":") or e.startswith(prefix))
+
+
+def lookup_signature(index: AdvisoryIndex, lookup: Lookup) -> str:
+    """16 hex digits of BLAKE2b over the lookup's hits (``<id>|<modified>|<fixed>``, ``!`` for
+    a version that cannot be compared), in the order the matcher meets them; "" for none."""
+    ecosystem, name, version = lookup
+    ecosystems = (_prefix_ecosystems(index, ecosystem) if ecosystem.endswith(PREFIX_WILDCARD)
+                  else (ecosystem,))
+    hits: list[str] = []
+    for each in ecosystems:
+        for advisory_id, entry in index.lookup(each, name):
+            modified = index.advisories.get(advisory_id, {}).get("modified", "")
+            try:
+                hit = osv_ranges.evaluate(index.compiled(entry), version)
+            except VersionError:
+                hits.append(f"{each}|{advisory_id}|{modified}|!")
+                continue
+            if hit.affected:
+                hits.append(f"{each}|{advisory_id}|{modified}|{hit.fixed_version or ''}")
+    if not hits:
+        return ""
+    return hashlib.blake2b("\n".join(hits).encode(), digest_size=8).hexdigest()
+
+
+def lookups_affected(signed: Iterable[tuple[Lookup, str]], change: IndexChange,
+                     index: AdvisoryIndex) -> bool:
+    """Whether ``change`` (from the index the signatures were taken with to ``index``) can
+    change the findings of an inventory with these signed lookups."""
+    if change.empty:
+        return False
+    for lookup, signature in signed:
+        ecosystem, name, _ = lookup
+        if ecosystem.endswith(PREFIX_WILDCARD):
+            prefix = ecosystem.removesuffix(PREFIX_WILDCARD)
+            if any(e == prefix.rstrip(":") or e.startswith(prefix) for e in change.ecosystems):
+                return True
+            touched = any((e, name) in change.keys for e in _prefix_ecosystems(index, ecosystem))
+        else:
+            if ecosystem in change.ecosystems:
+                return True
+            touched = (ecosystem, name) in change.keys
+        if touched and lookup_signature(index, lookup) != signature:
+            return True
+    return False

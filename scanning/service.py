@@ -24,7 +24,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,15 +34,36 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError
 
 from scanning.advisories.blob import INDEX_BLOB_NAME, load_index_from_blob
-from scanning.advisories.index import AdvisoryIndex
+from scanning.advisories.index import (
+    AdvisoryIndex,
+    IndexChange,
+    LookupKey,
+    decode_key_fingerprints,
+    diff_key_fingerprints,
+    encode_key_fingerprints,
+    key_fingerprints,
+)
 from scanning.analysis import analyze_layer, build_inventory
 from scanning.analyzers import analyzer_set_version
 from scanning.config import int_setting, setting
-from scanning.errors import LayerError, ManifestError, NotFound, ScanError, StoreError
+from scanning.errors import (
+    AdvisoryError,
+    LayerError,
+    ManifestError,
+    NotFound,
+    ScanError,
+    StoreError,
+)
 from scanning.events import RegistryEvent
 from scanning.inventory import ImageInventory, InventoryStatus, LayerInfo, LayerResult
 from scanning.layercache import BlobLayerCache, LayerCache
-from scanning.matching import match_inventory
+from scanning.matching import (
+    Lookup,
+    lookup_signature,
+    lookups_affected,
+    match_inventory,
+    package_lookups,
+)
 from scanning.model import AssessmentStatus, Finding, Platform, ScanTrigger
 from scanning.notify import AssessmentSummary, build_message, needs_notification, send, summarise
 from scanning.pulls import pull_from_event
@@ -54,10 +75,12 @@ from scanning.registry import (
     parse_reference,
     resolve_image,
 )
-from scanning.rules import ImageContext, apply_rules, assessment_status
+from scanning.rules import DisableRule, ImageContext, apply_rules, assessment_status
 from scanning.store.blobs import BlobKind
+from scanning.store.entities import bounded_text
 from scanning.store.findings import Assessment, PlatformFindings
-from scanning.store.scans import new_scan_id
+from scanning.store.images import ImageRecord, RowUpdate, decode_match_keys, encode_match_keys
+from scanning.store.scans import ScanRecord, new_scan_id
 from scanning.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -156,6 +179,7 @@ class IndexSource:
         self._index: AdvisoryIndex | None = None
         self._etag = ""
         self._checked = 0.0
+        self._keys: tuple[str, dict[LookupKey, str]] | None = None
 
     def _current_etag(self) -> str:
         blob = self._service.get_blob_client(setting("ADVISORY_CONTAINER"), INDEX_BLOB_NAME)
@@ -178,6 +202,14 @@ class IndexSource:
                 self._checked = now
             return self._index, f"{self._index.built}|{self._etag}"
 
+    def key_fingerprints(self, index: AdvisoryIndex,
+                         version: str) -> dict[LookupKey, str]:
+        """``key_fingerprints(index)`` of the index ``get`` returned, computed once."""
+        with self._lock:
+            if self._keys is None or self._keys[0] != version:
+                self._keys = (version, key_fingerprints(index))
+            return self._keys[1]
+
     def invalidate(self) -> None:
         with self._lock:
             self._checked = 0.0
@@ -189,6 +221,8 @@ class Services:
     layer_cache: LayerCache
     index: IndexSource
     queue_client: Any | None
+    # Index versions whose key fingerprints are known to be stored (``record_index_keys``).
+    index_keys_recorded: set[str] = dataclasses.field(default_factory=set)
 
     @classmethod
     def create(cls, store: Store) -> Services:
@@ -393,28 +427,40 @@ def combine_statuses(statuses: Iterable[AssessmentStatus]) -> AssessmentStatus:
     return AssessmentStatus.NOT_APPLICABLE
 
 
-def assess(svc: Services, *, request: ScanRequest, scan_id: str,
-           inventories: tuple[ImageInventory, ...], now: datetime | None = None,
-           index: tuple[AdvisoryIndex, str] | None = None) -> dict[str, Any]:
-    """Match, apply rules, store the assessment, bill a first scan, notify, close the scan."""
-    store = svc.store
-    moment = now or datetime.now(UTC)
-    advisory_index, index_version = index or svc.index.get()
-    rules = store.rules.list()
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Evaluation:
+    """An inventory set matched and ruled: what ``assess`` stores."""
+
+    results: tuple[PlatformFindings, ...]
+    status: AssessmentStatus
+    analysis: AssessmentStatus
+    reason: str
+    findings: tuple[Finding, ...]
+    match_keys: bytes
+
+
+def evaluate(inventories: tuple[ImageInventory, ...], *, request: ScanRequest,
+             rules: tuple[DisableRule, ...], index: AdvisoryIndex,
+             moment: datetime) -> Evaluation:
+    """Match the inventories, apply the rules; no I/O."""
     results: list[PlatformFindings] = []
     statuses: list[AssessmentStatus] = []
     reasons: list[str] = []
+    signed: dict[Lookup, str] = {}
     for inventory in inventories:
         if inventory.status is InventoryStatus.FAILED:
             findings: tuple[Finding, ...] = ()
             statuses.append(AssessmentStatus.FAILED)
             reasons.append(f"{inventory.platform}: {inventory.errors[0]}")
         else:
-            matched = match_inventory(inventory.os, inventory.packages, advisory_index)
+            matched = match_inventory(inventory.os, inventory.packages, index)
             findings = matched.findings
             statuses.append(_platform_status(inventory, matched.status))
             if matched.reason:
                 reasons.append(f"{inventory.platform}: {matched.reason}")
+            for lookup in package_lookups(inventory.os, inventory.packages):
+                if lookup not in signed:
+                    signed[lookup] = lookup_signature(index, lookup)
         context = ImageContext(registry=request.registry, repository=request.repository,
                                digest=request.digest, manifest_digest=inventory.manifest_digest,
                                os=inventory.os)
@@ -422,27 +468,43 @@ def assess(svc: Services, *, request: ScanRequest, scan_id: str,
             platform=str(inventory.platform), manifest_digest=inventory.manifest_digest,
             os=inventory.os, findings=tuple(apply_rules(rules, findings, context, moment))))
     analysis = combine_statuses(statuses)
-    all_findings = [finding for result in results for finding in result.findings]
-    status = assessment_status(all_findings, analysis)
-    reason = "; ".join(reasons)
+    all_findings = tuple(finding for result in results for finding in result.findings)
+    return Evaluation(results=tuple(results), status=assessment_status(all_findings, analysis),
+                      analysis=analysis, reason="; ".join(reasons), findings=all_findings,
+                      match_keys=encode_match_keys(signed.items()))
+
+
+def assess(svc: Services, *, request: ScanRequest, scan_id: str,
+           inventories: tuple[ImageInventory, ...], now: datetime | None = None,
+           index: tuple[AdvisoryIndex, str] | None = None) -> dict[str, Any]:
+    """Match, apply rules, store the assessment, bill a first scan, notify, close the scan."""
+    store = svc.store
+    moment = now or datetime.now(UTC)
+    advisory_index, index_version = index or svc.index.get()
+    record_index_keys(svc, advisory_index, index_version)
+    evaluation = evaluate(inventories, request=request, rules=tuple(store.rules.list()),
+                          index=advisory_index, moment=moment)
+    status, reason = evaluation.status, evaluation.reason
     previous = _previous_summary(store, request.registry, request.digest)
     store.save_assessment(request.registry, request.digest, Assessment(
-        status=status, analysis_status=analysis, assessed_at=moment, results=tuple(results),
-        reason=reason, analyzer_version=analyzer_set_version(), index_version=index_version,
-        scan_id=scan_id, trigger=request.trigger,
+        status=status, analysis_status=evaluation.analysis, assessed_at=moment,
+        results=evaluation.results, reason=reason, analyzer_version=analyzer_set_version(),
+        index_version=index_version, scan_id=scan_id, trigger=request.trigger,
+        match_keys=evaluation.match_keys,
     ), request.repository)
     billed = _bill(svc, request, status, moment)
     store.scans.finish(scan_id, finished=datetime.now(UTC), outcome=status,
                        error=reason if status is AssessmentStatus.FAILED else "")
-    notified = _notify(svc, request, status, all_findings, previous)
-    active = [finding for finding in all_findings if not finding.disabled_by]
+    notified = _notify(svc, request, status, list(evaluation.findings), previous)
+    active = [finding for finding in evaluation.findings if not finding.disabled_by]
     return {"status": status.value, "reason": reason, "findings": len(active),
-            "disabled": len(all_findings) - len(active), "billed": billed,
+            "disabled": len(evaluation.findings) - len(active), "billed": billed,
             "notified": notified, "scan_id": scan_id}
 
 
-def _previous_summary(store: Store, registry: str, digest: str) -> AssessmentSummary | None:
-    image = store.images.find(registry, digest)
+def _previous_summary(store: Store, registry: str, digest: str,
+                      image: ImageRecord | None = None) -> AssessmentSummary | None:
+    image = image or store.images.find(registry, digest)
     if image is None or image.status is None:
         return None
     findings = [f for result in store.findings_of(registry, digest) for f in result.findings]
@@ -461,10 +523,11 @@ def _bill(svc: Services, request: ScanRequest, status: AssessmentStatus,
 
 
 def _notify(svc: Services, request: ScanRequest, status: AssessmentStatus,
-            findings: list[Finding], previous: AssessmentSummary | None) -> bool:
+            findings: list[Finding], previous: AssessmentSummary | None,
+            image: ImageRecord | None = None) -> bool:
     if not needs_notification(previous, summarise(status, findings)):
         return False
-    image = svc.store.images.find(request.registry, request.digest)
+    image = image or svc.store.images.find(request.registry, request.digest)
     message = build_message(registry=request.registry, repository=request.repository,
                             digest=request.digest, tags=image.tags if image else (),
                             status=status, findings=findings, previous=previous)
@@ -521,64 +584,230 @@ def record_pulls(svc: Services, events: Iterable[RegistryEvent]) -> int:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RescanReport:
+    """``rematched``: images now assessed against today's index, of which ``unaffected`` were
+    proven unchanged without reading their inventory (their row was updated only),
+    ``matched`` re-matched from their inventory and ``rewritten`` got new findings."""
+
     rematched: int
     to_reanalyze: tuple[ScanRequest, ...]
     skipped: int
     failed: int
+    unaffected: int = 0
+    matched: int = 0
+    rewritten: int = 0
 
 
-def pulled_images(svc: Services, since: datetime) -> Iterator[tuple[str, str, str]]:
-    """(registry, repository, digest) of images pulled since ``since`` and not deleted."""
-    for entry in svc.store.images_pulled_since(since):
-        image = svc.store.images.find(entry.registry, entry.digest)
-        if image is None or image.deleted:
-            continue
-        yield entry.registry, image.repository, entry.digest
+def index_keys_name(index_version: str) -> str:
+    """Blob name of an index version's key fingerprints (versions hold ``|`` and quotes)."""
+    return hashlib.sha256(index_version.encode()).hexdigest()
+
+
+def record_index_keys(svc: Services, index: AdvisoryIndex, index_version: str) -> None:
+    """Store the index's per-key fingerprints once per version, before any image records that
+    it was assessed with it: a later rescan diffs them against its own index."""
+    if index_version in svc.index_keys_recorded:
+        return
+    name = index_keys_name(index_version)
+    if not svc.store.blobs.exists(BlobKind.INDEX_KEYS, name):
+        svc.store.blobs.put(BlobKind.INDEX_KEYS, name, encode_key_fingerprints(
+            svc.index.key_fingerprints(index, index_version)))
+    svc.index_keys_recorded.add(index_version)
+
+
+@dataclass(slots=True, kw_only=True)
+class _RescanRun:
+    """What one rescan run knows once, for every image."""
+
+    svc: Services
+    moment: datetime
+    index: AdvisoryIndex
+    index_version: str
+    keys: dict[LookupKey, str]
+    rules: tuple[DisableRule, ...]
+    analyzer_version: str
+    # Rules that expired before the run: an image assessed before the last of them expired
+    # has findings disabled by a rule that no longer holds.
+    last_expiry: datetime | None
+    changes: dict[str, IndexChange | None] = dataclasses.field(default_factory=dict)
+
+    def change_since(self, index_version: str) -> IndexChange | None:
+        """Keys changed from ``index_version`` to today's; None when unknown."""
+        if index_version == self.index_version:
+            return IndexChange()
+        if index_version not in self.changes:
+            try:
+                old = decode_key_fingerprints(self.svc.store.blobs.get(
+                    BlobKind.INDEX_KEYS, index_keys_name(index_version)))
+            except (NotFound, AdvisoryError) as error:
+                log.info("rescan: no key fingerprints of index %s (%s): its images are "
+                         "re-matched", index_version, error)
+                self.changes[index_version] = None
+            else:
+                self.changes[index_version] = diff_key_fingerprints(old, self.keys)
+        return self.changes[index_version]
+
+    def unaffected(self, image: ImageRecord) -> bool:
+        """Whether today's index cannot change the image's stored assessment."""
+        if (image.status is None or image.assessed_at is None
+                or image.analyzer_version != self.analyzer_version
+                or (self.last_expiry is not None and image.assessed_at < self.last_expiry)):
+            return False
+        signed = decode_match_keys(image.match_keys)
+        if signed is None:
+            return False
+        change = self.change_since(image.index_version)
+        return change is not None and not lookups_affected(signed, change, self.index)
+
+    def history(self, image: ImageRecord, scan_id: str, status: AssessmentStatus,
+                reason: str) -> ScanRecord:
+        return ScanRecord(id=scan_id, registry=image.registry, repository=image.repository,
+                          digest=image.digest, trigger=ScanTrigger.RESCAN, started=self.moment,
+                          finished=datetime.now(UTC), outcome=status,
+                          error=reason if status is AssessmentStatus.FAILED else "")
+
+    def row_update(self, image: ImageRecord, etag: str, scan_id: str,
+                   match_keys: bytes | None = None) -> RowUpdate:
+        changes: dict[str, Any] = {"index_version": self.index_version,
+                                   "assessed_at": self.moment, "last_scan_id": scan_id}
+        if match_keys:
+            changes["match_keys"] = match_keys
+        return RowUpdate(registry=image.registry, digest=image.digest, etag=etag,
+                         changes=changes,
+                         expected={"current_generation": image.current_generation,
+                                   "last_scan_id": image.last_scan_id})
+
+    def rematch(self, image: ImageRecord, etag: str) -> ScanRequest | _Rematched:
+        """Re-match one image from its inventory; store new findings only when they differ."""
+        store = self.svc.store
+        request = ScanRequest(registry=image.registry, repository=image.repository,
+                              digest=image.digest, trigger=ScanTrigger.RESCAN,
+                              requested_at=self.moment.isoformat())
+        inventories = load_inventories(self.svc, image.registry, image.digest)
+        if inventories is None:
+            return request
+        scan_id = rescan_id(self.moment, image.registry, image.digest)
+        evaluation = evaluate(inventories, request=request, rules=self.rules, index=self.index,
+                              moment=self.moment)
+        fingerprint = store.findings.fingerprint(image.registry, image.digest, image.repository,
+                                                 evaluation.results)
+        history = self.history(image, scan_id, evaluation.status, evaluation.reason)
+        if (image.current_generation and fingerprint == image.findings_fingerprint
+                and image.status is evaluation.status
+                and image.analysis_status is evaluation.analysis
+                and image.reason == bounded_text(evaluation.reason)):
+            # Same findings, status and reason: only the row's versions move (batched).
+            return _Rematched(history=history, update=self.row_update(
+                image, etag, scan_id, evaluation.match_keys))
+        previous = _previous_summary(store, image.registry, image.digest, image)
+        store.findings.save(image.registry, image.digest, Assessment(
+            status=evaluation.status, analysis_status=evaluation.analysis,
+            assessed_at=self.moment, results=evaluation.results, reason=evaluation.reason,
+            analyzer_version=self.analyzer_version, index_version=self.index_version,
+            scan_id=scan_id, trigger=ScanTrigger.RESCAN, match_keys=evaluation.match_keys,
+        ), image.repository)
+        _notify(self.svc, request, evaluation.status, list(evaluation.findings), previous, image)
+        return _Rematched(history=history, update=None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Rematched:
+    history: ScanRecord
+    update: RowUpdate | None  # None: the findings were rewritten (and the row with them)
+
+
+def rescan_id(moment: datetime, registry: str, digest: str) -> str:
+    """The history's id format (time + 8 hex); deterministic per run and image, so a rerun of
+    the same timer tick rewrites its record rather than adding a second."""
+    return new_scan_id(moment, unique=f"rescan/{registry}/{digest}")
 
 
 def rescan_pulled(svc: Services, *, now: datetime | None = None, window_days: int | None = None,
                   workers: int = 8) -> RescanReport:
-    """Re-assess every image pulled in the window from its stored inventory: no pull, no bill.
+    """Re-assess every image pulled in the window against today's index: no pull, no bill.
 
-    Images whose inventory is missing or was made by another analyzer set are returned for a
-    full re-analysis (the caller starts those scans, also unbilled).
+    Scan once, match many, and touch only what can change. Once per run: the pull ledger
+    (one query), the image rows (one paged query), the inventory names (one listing), the
+    rules, and today's index with its per-key fingerprints. Per image, from its row alone:
+
+    * the index keys its packages are looked up by did not change since the index it was
+      assessed with, or changed without changing what matches its package versions
+      (``matching.lookups_affected``): its findings are what is stored, so only the row's
+      ``index_version``, ``assessed_at`` and ``last_scan_id`` move, in batched merges of up
+      to 100 rows of one registry;
+    * otherwise its inventory is re-matched; unchanged findings again only move the row
+      (batched), changed ones are stored (``findings.save``) and notified when new;
+    * no inventory, or one made by another analyzer set: returned for a full re-analysis
+      (the caller starts those scans, also unbilled).
+
+    Every re-assessed image gets its scan history row (trigger ``rescan``), written in
+    transactions of 100 at the end of the run.
     """
     moment = now or datetime.now(UTC)
+    store = svc.store
     days = window_days if window_days is not None else int_setting("PULL_WINDOW_DAYS")
-    index = svc.index.get()
-    targets = list(pulled_images(svc, moment - timedelta(days=days)))
-
-    def one(target: tuple[str, str, str]) -> ScanRequest | str:
-        registry, repository, digest = target
-        request = ScanRequest(registry=registry, repository=repository, digest=digest,
-                              trigger=ScanTrigger.RESCAN, requested_at=moment.isoformat())
-        inventories = load_inventories(svc, registry, digest)
-        if inventories is None:
-            return request
-        # The history's id format (time + 8 hex); deterministic per run and image, so a rerun
-        # of the same timer tick rewrites its record rather than adding a second.
-        scan_id = new_scan_id(moment, unique=f"rescan/{registry}/{digest}")
-        svc.store.scans.start(registry=registry, repository=repository, digest=digest,
-                              trigger=ScanTrigger.RESCAN, started=moment, scan_id=scan_id)
-        assess(svc, request=request, scan_id=scan_id, inventories=inventories, now=moment,
-               index=index)
-        return "rematched"
-
-    rematched = failed = 0
+    advisory_index, index_version = svc.index.get()
+    record_index_keys(svc, advisory_index, index_version)
+    pulled = {(entry.registry, entry.digest)
+              for entry in store.images_pulled_since(moment - timedelta(days=days))}
+    rules = tuple(store.rules.list())
+    expiries = [rule.expires for rule in rules
+                if rule.expires is not None and rule.expires <= moment]
+    run = _RescanRun(svc=svc, moment=moment, index=advisory_index, index_version=index_version,
+                     keys=svc.index.key_fingerprints(advisory_index, index_version), rules=rules,
+                     analyzer_version=analyzer_set_version(),
+                     last_expiry=max(expiries) if expiries else None)
+    inventories = store.blobs.inventory_names() if pulled else frozenset()
+    updates: list[RowUpdate] = []
+    history: list[ScanRecord] = []
+    to_match: list[tuple[ImageRecord, str]] = []
     reanalyze: list[ScanRequest] = []
+    images = store.images.iter_with_etags() if pulled else iter(())
+    for image, etag in images:
+        if (image.registry, image.digest) not in pulled:
+            continue
+        if store.blobs.inventory_name(image.registry, image.digest) not in inventories:
+            reanalyze.append(ScanRequest(registry=image.registry, repository=image.repository,
+                                         digest=image.digest, trigger=ScanTrigger.RESCAN,
+                                         requested_at=moment.isoformat()))
+        elif run.unaffected(image):
+            scan_id = rescan_id(moment, image.registry, image.digest)
+            if image.assessed_at is None or image.assessed_at <= moment:
+                updates.append(run.row_update(image, etag, scan_id))
+            assert image.status is not None
+            history.append(run.history(image, scan_id, image.status, image.reason))
+        else:
+            to_match.append((image, etag))
+    unaffected = len(history)
+
+    matched = rewritten = failed = 0
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for target, outcome in zip(targets, pool.map(_guarded(one), targets), strict=True):
+        outcomes = pool.map(_guarded(lambda item: run.rematch(*item)), to_match)
+        for (image, _), outcome in zip(to_match, outcomes, strict=True):
             if isinstance(outcome, ScanRequest):
                 reanalyze.append(outcome)
-            elif outcome == "rematched":
-                rematched += 1
+            elif isinstance(outcome, _Rematched):
+                matched += 1
+                history.append(outcome.history)
+                if outcome.update is None:
+                    rewritten += 1
+                else:
+                    updates.append(outcome.update)
             else:
                 failed += 1
-                log.warning("rescan of %s failed: %s", target, outcome)
-    log.info("weekly rescan: %d re-matched, %d to re-analyse, %d failed", rematched,
-             len(reanalyze), failed)
-    return RescanReport(rematched=rematched, to_reanalyze=tuple(reanalyze), skipped=0,
-                        failed=failed)
+                log.warning("rescan of %s in %s failed: %s", image.digest, image.registry,
+                            outcome)
+                history.append(run.history(image, rescan_id(moment, image.registry,
+                                                             image.digest),
+                                           AssessmentStatus.FAILED, str(outcome)))
+    applied, dropped = store.images.merge_rows(updates)
+    store.scans.record_finished(history)
+    log.info("weekly rescan: %d re-assessed (%d unaffected by the index change, %d re-matched, "
+             "%d with new findings), %d rows updated in batches (%d superseded), %d to "
+             "re-analyse, %d failed", unaffected + matched, unaffected, matched, rewritten, applied,
+             dropped, len(reanalyze), failed)
+    return RescanReport(rematched=unaffected + matched, to_reanalyze=tuple(reanalyze), skipped=0,
+                        failed=failed, unaffected=unaffected, matched=matched,
+                        rewritten=rewritten)
 
 
 def _guarded(function: Any) -> Any:

@@ -23,10 +23,12 @@ Compile: ``compile_index(iter_records(path) …)``; write: ``write_index``; read
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import time
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -287,3 +289,102 @@ def parse_index(data: bytes, where: str) -> AdvisoryIndex:
     )
     logger.debug("loaded advisory index %s in %.3f s", where, time.perf_counter() - started)
     return index
+
+
+# ------------------------------------------------------------------------------- index diff
+#
+# The weekly rescan re-matches an image only when the advisories of one of its packages
+# changed. What can change a package's findings is the list of advisories under its lookup key
+# (ecosystem, normalised name) and their content; OSV bumps ``modified`` on every change of a
+# record (https://ossf.github.io/osv-schema/#id-modified-fields), so the (id, modified) pairs
+# under a key stand for its content. An ecosystem that appears or disappears changes the
+# status of every image that uses it ("the advisory index has no records for …").
+
+LookupKey = tuple[str, str]  # (ecosystem, normalised package name), as ``lookup`` uses them
+KEY_FINGERPRINTS_FORMAT = "acr-scan-index-keys"
+# Decompressed size cap when reading a stored key-fingerprint document back.
+MAX_KEY_FINGERPRINT_BYTES = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IndexChange:
+    """What differs between two indexes: lookup keys whose advisories differ, and ecosystems
+    present in only one of them."""
+
+    keys: frozenset[LookupKey] = frozenset()
+    ecosystems: frozenset[str] = frozenset()
+
+    @property
+    def empty(self) -> bool:
+        return not self.keys and not self.ecosystems
+
+
+def key_fingerprints(index: AdvisoryIndex) -> dict[LookupKey, str]:
+    """Per lookup key, 16 hex digits of BLAKE2b over its sorted ``<id>|<modified>`` pairs
+    (and the index format version, so a format change changes every key)."""
+    fingerprints: dict[LookupKey, str] = {}
+    for ecosystem, by_name in index.packages.items():
+        for name, entries in by_name.items():
+            pairs = sorted(
+                f"{entry[0]}|{index.advisories.get(entry[0], {}).get('modified', '')}"
+                for entry in entries
+            )
+            text = "\n".join([str(INDEX_VERSION), *pairs])
+            fingerprints[(ecosystem, name)] = hashlib.blake2b(
+                text.encode(), digest_size=8
+            ).hexdigest()
+    return fingerprints
+
+
+def content_fingerprint(fingerprints: Mapping[LookupKey, str]) -> str:
+    """One SHA-256 over every key's fingerprint: equal when two indexes match alike."""
+    digest = hashlib.sha256()
+    for (ecosystem, name), value in sorted(fingerprints.items()):
+        digest.update(json.dumps([ecosystem, name, value]).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def diff_key_fingerprints(
+    old: Mapping[LookupKey, str], new: Mapping[LookupKey, str]
+) -> IndexChange:
+    """The keys whose fingerprint differs or that only one side has, and the ecosystems only
+    one side has."""
+    keys = {key for key, value in new.items() if old.get(key) != value}
+    keys.update(key for key in old if key not in new)
+    old_ecosystems = {ecosystem for ecosystem, _ in old}
+    new_ecosystems = {ecosystem for ecosystem, _ in new}
+    return IndexChange(keys=frozenset(keys), ecosystems=frozenset(old_ecosystems ^ new_ecosystems))
+
+
+def encode_key_fingerprints(fingerprints: Mapping[LookupKey, str]) -> bytes:
+    """zlib-compressed JSON ``{"format", "version", "keys": [[ecosystem, name, fp], …]}``,
+    sorted (JSON, not tab-separated text: package names come from hostile images)."""
+    document = {
+        "format": KEY_FINGERPRINTS_FORMAT,
+        "version": 1,
+        "keys": [
+            [ecosystem, name, value] for (ecosystem, name), value in sorted(fingerprints.items())
+        ],
+    }
+    return zlib.compress(json.dumps(document, separators=(",", ":")).encode(), 6)
+
+
+def decode_key_fingerprints(data: bytes) -> dict[LookupKey, str]:
+    """The inverse of ``encode_key_fingerprints``; AdvisoryError when it is not one."""
+    try:
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(data, MAX_KEY_FINGERPRINT_BYTES + 1)
+        if len(raw) > MAX_KEY_FINGERPRINT_BYTES or inflater.unconsumed_tail:
+            raise AdvisoryError("index key fingerprints decompress to too many bytes")
+        document = json.loads(raw)
+    except (zlib.error, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+        raise AdvisoryError(f"not an index key fingerprint document: {error}") from error
+    if not isinstance(document, dict) or document.get("format") != KEY_FINGERPRINTS_FORMAT:
+        raise AdvisoryError("not an index key fingerprint document")
+    fingerprints: dict[LookupKey, str] = {}
+    for item in document.get("keys") or ():
+        if not (isinstance(item, list) and len(item) == 3
+                and all(isinstance(part, str) for part in item)):
+            raise AdvisoryError(f"malformed index key fingerprint entry: {item!r:.80}")
+        fingerprints[(item[0], item[1])] = item[2]
+    return fingerprints

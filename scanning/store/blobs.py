@@ -26,6 +26,9 @@ class BlobKind(StrEnum):
     LAYERS = "layers"
     # child manifest digest -> the index that lists it (an index scan covers its children)
     CHILDREN = "children"
+    # advisory index version -> its per-lookup-key fingerprints (scanning.advisories.index),
+    # so the weekly rescan knows which keys changed since an image was assessed
+    INDEX_KEYS = "indexkeys"
 
 
 class BlobStore:
@@ -93,6 +96,14 @@ class BlobStore:
             return self.get(BlobKind.INVENTORIES, self.inventory_name(registry, digest))
         except NotFound:
             raise NotFound(f"no inventory stored for {digest} in {registry}") from None
+
+    def inventory_names(self) -> frozenset[str]:
+        """Every stored inventory's blob name (``inventory_name``): one listing, 5,000 names a
+        request, instead of a request per image."""
+        container = self.service.get_container_client(
+            self.container_name(BlobKind.INVENTORIES))
+        with storage_errors("listing inventories"):
+            return frozenset(blob.name for blob in container.list_blobs())
 
     def has_inventory(self, registry: str, digest: str) -> bool:
         return self.exists(BlobKind.INVENTORIES, self.inventory_name(registry, digest))

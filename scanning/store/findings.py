@@ -112,6 +112,8 @@ class Assessment:
     index_version: str = ""
     scan_id: str = ""
     trigger: ScanTrigger | None = None
+    # ``images.encode_match_keys`` of the assessed inventories; b"" when unknown.
+    match_keys: bytes = b""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -291,6 +293,12 @@ class FindingTable:
                 rows[suffix] = columns
         return rows
 
+    def fingerprint(self, registry: str, digest: str, repository: str,
+                    results: Iterable[PlatformFindings]) -> str:
+        """The ``findings_fingerprint`` ``save`` would store for ``results``: equal to the
+        image row's when the rows are the ones stored."""
+        return self._fingerprint(self._rows(registry, repository, digest, results))
+
     @staticmethod
     def _fingerprint(rows: Mapping[str, Mapping[str, Any]]) -> str:
         canonical = json.dumps(sorted(rows.items()), sort_keys=True, default=str)
@@ -346,6 +354,10 @@ class FindingTable:
                 current_generation=generation,
                 findings_fingerprint=fingerprint,
             )
+            if assessment.match_keys:
+                row["match_keys"] = assessment.match_keys
+            else:
+                row.pop("match_keys", None)
             if repository and not row.get("repository"):
                 row["repository"] = repository
             row["analysis_status"] = (assessment.analysis_status or assessment.status).value

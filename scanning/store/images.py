@@ -20,21 +20,32 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator, Mapping
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from azure.data.tables import TableClient, TableEntity
+from azure.core import MatchConditions
+from azure.data.tables import (
+    EntityProperty,
+    TableClient,
+    TableEntity,
+    TableTransactionError,
+    TransactionOperation,
+    UpdateMode,
+)
 
 from scanning.errors import BadRequest, NotFound, StoreError
 from scanning.model import AssessmentStatus, OSInfo, ScanTrigger, Severity
 from scanning.rules import FindingCounts
 from scanning.store.entities import (
+    MAX_BATCH,
     as_datetime,
     as_int,
     as_str,
     bounded_json_list,
+    etag_of,
     int64,
     json_list,
     modify_entity,
@@ -101,6 +112,25 @@ class ImageRecord:
     deleted_at: datetime | None = None
     current_generation: str = ""
     platform_details: tuple[PlatformDetail, ...] = ()
+    # What the weekly rescan needs to tell, without the inventory, whether a changed index
+    # changes this image's findings (``encode_match_keys``); b"" when unknown.
+    match_keys: bytes = b""
+    findings_fingerprint: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RowUpdate:
+    """A merge of ``changes`` into one image row, as it was when read (``etag``).
+
+    When the row changed since (a pull moved ``last_pulled``), the update still applies if the
+    properties in ``expected`` hold the same values: a new assessment changes them.
+    """
+
+    registry: str
+    digest: str
+    etag: str
+    changes: Mapping[str, Any]
+    expected: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -190,9 +220,68 @@ def image_from_entity(entity: Mapping[str, Any]) -> ImageRecord:
             deleted_at=as_datetime(entity.get("deleted_at")),
             current_generation=as_str(entity.get("current_generation")),
             platform_details=platform_details_from_json(entity.get("platform_details")),
+            match_keys=_as_bytes(entity.get("match_keys")),
+            findings_fingerprint=as_str(entity.get("findings_fingerprint")),
         )
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise StoreError(f"image row {entity.get('RowKey')!r} is malformed: {error}") from error
+
+
+def _as_bytes(value: object) -> bytes:
+    if isinstance(value, EntityProperty):
+        value = value.value
+    return bytes(value) if isinstance(value, bytes | bytearray) else b""
+
+
+# ------------------------------------------------------------------------------- match keys
+#
+# Stored per image as one Edm.Binary property (at most 64 KiB, Table service data model):
+# zlib-compressed JSON ``[[ecosystem, name, version, signature], …]``, sorted, one item per
+# lookup the matcher makes for the image's packages (``scanning.matching.package_lookups``)
+# with the signature of its hits (``lookup_signature``). JSON, not tab-separated text: names
+# and versions come from hostile images.
+
+MAX_BINARY = 64 * 1024
+# Deflate inflates at most ~1032 times: 64 KiB could become ~66 MB. Ours are far smaller.
+MAX_MATCH_KEYS_JSON = 16 * 1024 * 1024
+
+SignedLookup = tuple[tuple[str, str, str], str]
+
+
+def encode_match_keys(signed: Iterable[SignedLookup]) -> bytes:
+    """The property value, or b"" when it would not fit (the image is then re-matched on
+    every index change)."""
+    items = sorted([ecosystem, name, version, signature]
+                   for (ecosystem, name, version), signature in signed)
+    data = zlib.compress(json.dumps(items, separators=(",", ":")).encode(), 9)
+    return data if len(data) <= MAX_BINARY else b""
+
+
+def decode_match_keys(data: bytes) -> tuple[SignedLookup, ...] | None:
+    """The signed lookups, or None when absent or unreadable (re-match the image)."""
+    if not data:
+        return None
+    try:
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(data, MAX_MATCH_KEYS_JSON)
+        if inflater.unconsumed_tail:
+            return None
+        items = json.loads(raw)
+    except (zlib.error, json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(items, list):
+        return None
+    signed: list[SignedLookup] = []
+    for item in items:
+        if not (isinstance(item, list) and len(item) == 4
+                and all(isinstance(part, str) for part in item)):
+            return None
+        signed.append(((item[0], item[1], item[2]), item[3]))
+    return tuple(signed)
+
+
+class _Conflict(Exception):
+    """A batch of row updates met a row changed since it was read."""
 
 
 class ImageTable:
@@ -234,27 +323,22 @@ class ImageTable:
     def list(self, filters: ImageFilter = ImageFilter(), page_size: int = 100,
              token: str | None = None) -> Page[ImageRecord]:
         """One page of images matching ``filters``, in registry then digest order."""
-        clauses: list[str] = []
-        parameters: dict[str, Any] = {}
-        if filters.registry:
-            clauses.append("PartitionKey eq @registry")
-            parameters["registry"] = encode_key(filters.registry)
-        if filters.repository:
-            clauses.append("repository eq @repository")
-            parameters["repository"] = filters.repository
-        if filters.status is not None:
-            clauses.append("status eq @status")
-            parameters["status"] = filters.status.value
-        if filters.severity is not None:
-            at_or_above = [sev for sev in Severity if sev >= filters.severity]
-            clauses.append("(" + " or ".join(
-                f"{count_column('active', sev)} gt 0" for sev in at_or_above) + ")")
-        if not filters.include_deleted:
-            clauses.append("deleted eq false")
+        query_filter, parameters = _filter_query(filters)
         return query_page(
-            self.table, query_filter=" and ".join(clauses), parameters=parameters,
+            self.table, query_filter=query_filter, parameters=parameters,
             page_size=page_size, token=token, convert=image_from_entity, operation="listing images",
         )
+
+    def iter_with_etags(self, filters: ImageFilter = ImageFilter()
+                        ) -> Iterator[tuple[ImageRecord, str]]:
+        """Every matching image with its row's ETag: one paged query (1,000 rows a page)."""
+        query_filter, parameters = _filter_query(filters)
+        with storage_errors("listing images"):
+            entities = self.table.query_entities(
+                query_filter or "PartitionKey ne ''", parameters=parameters,
+                results_per_page=1000)
+            for entity in entities:
+                yield image_from_entity(entity), etag_of(entity)
 
     def iter_all(self, filters: ImageFilter = ImageFilter()) -> Iterator[ImageRecord]:
         """Every matching image, following the pages (for jobs, not for HTTP)."""
@@ -381,6 +465,65 @@ class ImageTable:
             raise NotFound(f"no image {digest} in registry {registry}")
         return record
 
+    def merge_rows(self, updates: Iterable[RowUpdate]) -> tuple[int, int]:
+        """Apply row updates in transactions of at most 100 rows of one partition (registry),
+        each merge conditional on the row's ETag; returns (applied, dropped).
+
+        A transaction fails as a whole when one of its rows changed since it was read; its
+        updates are then redone one by one (``modify``), dropped for rows whose ``expected``
+        properties no longer hold (a newer assessment is stored).
+        """
+        by_partition: dict[str, list[RowUpdate]] = {}
+        for update in updates:
+            by_partition.setdefault(encode_key(update.registry), []).append(update)
+        applied = dropped = 0
+        for partition_key, group in by_partition.items():
+            for start in range(0, len(group), MAX_BATCH):
+                chunk = group[start:start + MAX_BATCH]
+                operations = [
+                    (TransactionOperation.UPDATE,
+                     {"PartitionKey": partition_key, "RowKey": encode_key(update.digest),
+                      **update.changes},
+                     {"mode": UpdateMode.MERGE, "etag": update.etag,
+                      "match_condition": MatchConditions.IfNotModified})
+                    for update in chunk
+                ]
+                try:
+                    with storage_errors(f"updating {len(chunk)} image rows"):
+                        try:
+                            self.table.submit_transaction(operations)
+                        except TableTransactionError as error:
+                            if error.status_code not in (404, 409, 412):
+                                raise
+                            log.info("image rows changed while rescanning (%s); updating %d "
+                                     "rows one by one", error.status_code, len(chunk))
+                            raise _Conflict from error
+                except _Conflict:
+                    for update in chunk:
+                        if self._merge_one(update):
+                            applied += 1
+                        else:
+                            dropped += 1
+                    continue
+                applied += len(chunk)
+        return applied, dropped
+
+    def _merge_one(self, update: RowUpdate) -> bool:
+        done: list[bool] = []
+
+        def change(row: dict[str, Any] | None) -> dict[str, Any] | None:
+            done.clear()
+            if row is None or any(row.get(name) != value
+                                  for name, value in update.expected.items()):
+                return None
+            row.update(update.changes)
+            done.append(True)
+            return row
+
+        self.modify(update.registry, update.digest, change,
+                    f"updating image {update.digest}")
+        return bool(done)
+
     def set_last_pulled(self, registry: str, digest: str, at: datetime) -> None:
         """Move ``last_pulled`` forward (never back); no-op for an unknown image."""
         moment = utc(at)
@@ -395,6 +538,27 @@ class ImageTable:
             return row
 
         self.modify(registry, digest, change, f"recording pull of {digest}")
+
+
+def _filter_query(filters: ImageFilter) -> tuple[str, dict[str, Any]]:
+    clauses: list[str] = []
+    parameters: dict[str, Any] = {}
+    if filters.registry:
+        clauses.append("PartitionKey eq @registry")
+        parameters["registry"] = encode_key(filters.registry)
+    if filters.repository:
+        clauses.append("repository eq @repository")
+        parameters["repository"] = filters.repository
+    if filters.status is not None:
+        clauses.append("status eq @status")
+        parameters["status"] = filters.status.value
+    if filters.severity is not None:
+        at_or_above = [sev for sev in Severity if sev >= filters.severity]
+        clauses.append("(" + " or ".join(
+            f"{count_column('active', sev)} gt 0" for sev in at_or_above) + ")")
+    if not filters.include_deleted:
+        clauses.append("deleted eq false")
+    return " and ".join(clauses), parameters
 
 
 def new_image_row(registry: str, repository: str, digest: str) -> dict[str, Any]:

@@ -12,12 +12,12 @@ import hashlib
 import logging
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from azure.data.tables import TableClient
+from azure.data.tables import TableClient, TransactionOperation
 
 from scanning.errors import BadRequest, NotFound, StoreError
 from scanning.model import AssessmentStatus, ScanTrigger
@@ -28,6 +28,7 @@ from scanning.store.entities import (
     modify_entity,
     read_entity,
     storage_errors,
+    submit_batches,
     utc,
 )
 from scanning.store.images import inverted_time
@@ -139,6 +140,29 @@ class ScanTable:
         if row is None:
             raise NotFound(f"no scan {scan_id}")
         return scan_from_entity(row)
+
+    def record_finished(self, records: Iterable[ScanRecord]) -> int:
+        """Write whole (finished) scan rows in transactions of 100 per partition (month).
+
+        For the weekly rescan: its rows share one start time, so one partition. Upserts: a
+        rerun with the same deterministic ids rewrites its rows.
+        """
+        operations = []
+        for record in records:
+            partition_key, row_key, started = scan_keys(record.id)
+            finished = utc(record.finished) if record.finished is not None else None
+            row: dict[str, Any] = {
+                "PartitionKey": partition_key, "RowKey": row_key, "scan_id": record.id,
+                "registry": record.registry, "repository": record.repository,
+                "digest": record.digest, "trigger": record.trigger.value, "started": started,
+                "outcome": record.outcome.value if record.outcome else "",
+                "error": bounded_text(record.error),
+            }
+            if finished is not None:
+                row["finished"] = finished
+                row["duration_seconds"] = max(0.0, (finished - started).total_seconds())
+            operations.append((TransactionOperation.UPSERT, row))
+        return submit_batches(self.table, operations, "recording scans")
 
     def get(self, scan_id: str) -> ScanRecord:
         partition_key, row_key, _ = scan_keys(scan_id)

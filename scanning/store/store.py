@@ -127,6 +127,7 @@ class Store:
             status=status, analysis_status=analysis, assessed_at=image.assessed_at,
             results=results, reason=image.reason, analyzer_version=image.analyzer_version,
             index_version=image.index_version, scan_id=image.last_scan_id,
+            match_keys=image.match_keys,
         ))
 
     def findings_of(self, registry: str, digest: str) -> tuple[PlatformFindings, ...]:

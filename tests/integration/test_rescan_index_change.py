@@ -1,0 +1,133 @@
+"""The weekly rescan touches only what an index change can change (Azurite, service level):
+an image none of whose packages the change touches keeps its findings rows and only has its
+row's index version moved, in a batched transaction; an image whose package it touches is
+re-matched and gets the new finding."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scanning import service
+from scanning.advisories.blob import publish_index
+from scanning.advisories.index import compile_index, write_index
+from scanning.analyzers import analyzer_set_version
+from scanning.inventory import ImageInventory, InventoryStatus, LayerInfo
+from scanning.local.services import Azurite
+from scanning.model import OSInfo, Package, PackageType, Platform
+from scanning.store import Store
+
+pytestmark = pytest.mark.integration
+
+REGISTRY = "myacr.azurecr.io"
+REPOSITORY = "team/app"
+DIGEST = "sha256:" + "d" * 64
+NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
+BUILT = datetime(2025, 3, 1, tzinfo=UTC)
+
+
+def _record(advisory_id: str, name: str, fixed: str,
+            modified: str = "2025-01-01T00:00:00Z") -> dict[str, Any]:
+    return {"id": advisory_id, "modified": modified, "summary": advisory_id, "affected": [{
+        "package": {"ecosystem": "PyPI", "name": name},
+        "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}],
+    }]}
+
+
+BASE = [_record("PYSEC-1", "requests", "2.1.0")]
+
+
+@dataclass(slots=True)
+class Rescans:
+    svc: service.Services
+    folder: Path
+    transactions: list[str]
+
+    def publish(self, records: list[dict[str, Any]], name: str) -> None:
+        path = self.folder / f"{name}.idx"
+        write_index(compile_index(records, built=BUILT), path)
+        publish_index(self.svc.store.clients.blob_service(), path)
+        self.svc.index.invalidate()
+
+    def findings(self) -> list[tuple[str, str]]:
+        return [(finding.id, finding.package) for result in
+                self.svc.store.findings_of(REGISTRY, DIGEST) for finding in result.findings]
+
+
+@pytest.fixture
+def rescans(azurite: Azurite, tmp_path: Path,
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[Rescans]:
+    """An image with requests 2.0.0 and django 4.0, pulled, assessed against BASE."""
+    prefix = "r" + uuid.uuid4().hex[:12]
+    monkeypatch.setenv("ADVISORY_CONTAINER", f"{prefix}-advisories")
+    monkeypatch.setenv("NOTIFY_QUEUE_NAME", f"{prefix}-notifications")
+    store = Store.from_connection_string(azurite.connection_string, prefix=prefix)
+    svc = service.Services.create(store)
+    packages = tuple(Package(type=PackageType.PYPI, name=name, version=version,
+                             purl=f"pkg:pypi/{name}@{version}", path=f"site-packages/{name}")
+                     for name, version in (("requests", "2.0.0"), ("django", "4.0")))
+    inventory = ImageInventory(
+        reference=f"{REGISTRY}/{REPOSITORY}@{DIGEST}", image_digest=DIGEST,
+        manifest_digest=DIGEST, config_digest=DIGEST, platform=Platform(os="linux",
+                                                                        architecture="amd64"),
+        analyzer_set_version=analyzer_set_version(), status=InventoryStatus.COMPLETE,
+        os=OSInfo(id="alpine", version_id="3.19.1"), packages=packages,
+        layers=(LayerInfo(digest="sha256:" + "1" * 64, size=10),))
+    store.images.record_push(registry=REGISTRY, repository=REPOSITORY, digest=DIGEST,
+                             at=NOW - timedelta(days=20), tag="v1")
+    service.save_inventories(svc, REGISTRY, DIGEST, (inventory,))
+    store.record_pull(registry=REGISTRY, repository=REPOSITORY, digest=DIGEST,
+                      at=NOW - timedelta(days=2))
+    transactions: list[str] = []
+    for name, table in (("images", store.images.table), ("findings", store.findings.table)):
+        submit = table.submit_transaction
+
+        def counted(operations: Any, _name: str = name, _submit: Any = submit,
+                    **kwargs: Any) -> Any:
+            transactions.append(_name)
+            return _submit(operations, **kwargs)
+
+        monkeypatch.setattr(table, "submit_transaction", counted)
+    result = Rescans(svc=svc, folder=tmp_path, transactions=transactions)
+    result.publish(BASE, "base")
+    service.rescan_pulled(svc, now=NOW - timedelta(days=7))
+    transactions.clear()
+    yield result
+    store.drop()
+
+
+def test_change_touching_no_package_of_the_image_only_moves_its_index_version(
+        rescans: Rescans) -> None:
+    store = rescans.svc.store
+    before = store.images.get(REGISTRY, DIGEST)
+    rescans.publish([*BASE, _record("PYSEC-2", "flask", "3.0.0")], "flask")
+    report = service.rescan_pulled(rescans.svc, now=NOW)
+    after = store.images.get(REGISTRY, DIGEST)
+    assert ((report.rematched, report.unaffected, report.matched, report.rewritten),
+            rescans.transactions, after.current_generation == before.current_generation,
+            after.index_version == rescans.svc.index.get()[1] != before.index_version,
+            after.assessed_at, rescans.findings()) == (
+        (1, 1, 0, 0), ["images"], True, True, NOW, [("PYSEC-1", "requests")])
+
+
+def test_change_touching_a_package_of_the_image_rematches_it(rescans: Rescans) -> None:
+    rescans.publish([*BASE, _record("PYSEC-3", "django", "4.2")], "django")
+    report = service.rescan_pulled(rescans.svc, now=NOW)
+    assert ((report.rematched, report.unaffected, report.matched, report.rewritten),
+            sorted(rescans.findings())) == (
+        (1, 0, 1, 1), [("PYSEC-1", "requests"), ("PYSEC-3", "django")])
+
+
+def test_rescans_record_one_history_row_per_image(rescans: Rescans) -> None:
+    rescans.publish([*BASE, _record("PYSEC-2", "flask", "3.0.0")], "flask")
+    service.rescan_pulled(rescans.svc, now=NOW)
+    history = rescans.svc.store.scans.list().items
+    assert [(scan.digest, scan.trigger.value, scan.outcome.value if scan.outcome else None)
+            for scan in history] == [(DIGEST, "rescan", "unhealthy"),
+                                     (DIGEST, "rescan", "unhealthy")]

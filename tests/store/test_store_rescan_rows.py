@@ -1,0 +1,135 @@
+"""What the weekly rescan stores without rewriting findings: the match keys on the image row,
+row updates in batched transactions, and scan history rows in batches."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from scanning.model import AssessmentStatus, ScanTrigger
+from scanning.store import Assessment, Store
+from scanning.store.images import RowUpdate, decode_match_keys, encode_match_keys
+from scanning.store.scans import ScanRecord, new_scan_id
+
+REGISTRY = "myacr.azurecr.io"
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+SIGNED = ((("PyPI", "requests", "2.0.0"), "0123456789abcdef"),
+          (("Alpine:v3.19", "musl", "1.2.4-r1"), ""))
+
+
+def test_match_keys_are_compressed_sorted_json() -> None:
+    assert json.loads(zlib.decompress(encode_match_keys(SIGNED))) == [
+        ["Alpine:v3.19", "musl", "1.2.4-r1", ""],
+        ["PyPI", "requests", "2.0.0", "0123456789abcdef"],
+    ]
+
+
+def test_match_keys_read_back_sorted() -> None:
+    assert decode_match_keys(encode_match_keys(SIGNED)) == (SIGNED[1], SIGNED[0])
+
+
+def test_match_keys_too_large_for_a_property_are_not_stored() -> None:
+    signed = [(("npm", f"package-{number:06d}-{number * 7919 % 104729}", "1.0.0"),
+               f"{number * 2654435761 % 2**64:016x}") for number in range(6000)]
+    assert encode_match_keys(signed) == b""
+
+
+@pytest.mark.parametrize("data", [b"", b"not zlib", zlib.compress(b'{"a": 1}'),
+                                  zlib.compress(b'[["PyPI", "x", "1"]]')])
+def test_unreadable_match_keys_mean_unknown(data: bytes) -> None:
+    assert decode_match_keys(data) is None
+
+
+
+
+def _assessed(store: Store, digest: str) -> None:
+    store.images.record_push(registry=REGISTRY, repository="app", digest=digest, at=T0)
+    store.save_assessment(REGISTRY, digest, Assessment(
+        status=AssessmentStatus.HEALTHY, assessed_at=T0, index_version="v1", scan_id="s1",
+        match_keys=encode_match_keys(SIGNED)))
+
+
+def _updates(store: Store, digests: list[str]) -> list[RowUpdate]:
+    rows = {image.digest: (image, etag) for image, etag in store.images.iter_with_etags()}
+    return [RowUpdate(registry=REGISTRY, digest=digest, etag=rows[digest][1],
+                      changes={"index_version": "v2"},
+                      expected={"current_generation": rows[digest][0].current_generation,
+                                "last_scan_id": "s1"})
+            for digest in digests]
+
+
+def _count_transactions(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    sizes: list[int] = []
+    submit = store.images.table.submit_transaction
+
+    def counted(operations: Any, **kwargs: Any) -> Any:
+        sizes.append(len(operations))
+        return submit(operations, **kwargs)
+
+    monkeypatch.setattr(store.images.table, "submit_transaction", counted)
+    return sizes
+
+
+@pytest.mark.integration
+def test_assessment_stores_its_match_keys_on_the_image(store: Store) -> None:
+    _assessed(store, "sha256:" + "a" * 64)
+    assert store.images.get(REGISTRY, "sha256:" + "a" * 64).match_keys == encode_match_keys(
+        SIGNED)
+
+
+@pytest.mark.integration
+def test_row_updates_go_in_transactions_of_100(store: Store,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    digests = [f"sha256:{number:064x}" for number in range(150)]
+    for digest in digests:
+        _assessed(store, digest)
+    sizes = _count_transactions(store, monkeypatch)
+    result = store.images.merge_rows(_updates(store, digests))
+    assert (result, sizes, {image.index_version for image in store.images.iter_all()}) == (
+        (150, 0), [100, 50], {"v2"})
+
+
+@pytest.mark.integration
+def test_row_changed_since_read_is_updated_alone_when_still_the_same_assessment(
+        store: Store) -> None:
+    digests = ["sha256:" + "a" * 64, "sha256:" + "b" * 64]
+    for digest in digests:
+        _assessed(store, digest)
+    updates = _updates(store, digests)
+    store.images.set_last_pulled(REGISTRY, digests[0], T0 + timedelta(days=1))
+    assert (store.images.merge_rows(updates),
+            [store.images.get(REGISTRY, digest).index_version for digest in digests]) == (
+        (2, 0), ["v2", "v2"])
+
+
+@pytest.mark.integration
+def test_row_reassessed_since_read_is_not_updated(store: Store) -> None:
+    digests = ["sha256:" + "a" * 64, "sha256:" + "b" * 64]
+    for digest in digests:
+        _assessed(store, digest)
+    updates = _updates(store, digests)
+    store.save_assessment(REGISTRY, digests[0], Assessment(
+        status=AssessmentStatus.HEALTHY, assessed_at=T0 + timedelta(hours=1),
+        index_version="v3", scan_id="s2"))
+    assert (store.images.merge_rows(updates),
+            [store.images.get(REGISTRY, digest).index_version for digest in digests]) == (
+        (1, 1), ["v3", "v2"])
+
+
+@pytest.mark.integration
+def test_finished_scans_are_recorded_in_batches(store: Store) -> None:
+    records = [ScanRecord(id=new_scan_id(T0, unique=f"rescan/{number}"), registry=REGISTRY,
+                          repository="app", digest=f"sha256:{number:064x}",
+                          trigger=ScanTrigger.RESCAN, started=T0,
+                          finished=T0 + timedelta(seconds=3), outcome=AssessmentStatus.HEALTHY)
+               for number in range(120)]
+    written = store.scans.record_finished(records)
+    stored = store.scans.get(records[7].id)
+    assert (written, stored) == (120, ScanRecord(
+        id=records[7].id, registry=REGISTRY, repository="app", digest=f"sha256:{7:064x}",
+        trigger=ScanTrigger.RESCAN, started=T0, finished=T0 + timedelta(seconds=3),
+        duration_seconds=3.0, outcome=AssessmentStatus.HEALTHY))

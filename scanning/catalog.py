@@ -45,7 +45,6 @@ from scanning.registry import (
     _REPOSITORY_RE,
     _RETRY_STATUSES,
     _TAG_RE,
-    _TRANSIENT_REQUEST_ERRORS,
     ACCEPT,
     MAX_MANIFEST_BYTES,
     BasicCredentials,
@@ -238,19 +237,8 @@ class _RegistryApi(HttpRegistrySource):
         return response
 
     def read(self, response: requests.Response, cap: int, what: str) -> bytes:
-        pieces: list[bytes] = []
-        total = 0
-        try:
-            for chunk in response.iter_content(64 * 1024):
-                total += len(chunk)
-                if total > cap:
-                    raise RegistryError(f"{self.registry}: {what} is over {cap} bytes")
-                pieces.append(chunk)
-        except _TRANSIENT_REQUEST_ERRORS as error:
-            raise TransientRegistryError(f"{self.registry}: reading {what}: {error}") from error
-        finally:
-            response.close()
-        return b"".join(pieces)
+        """The body, at most ``cap`` bytes (the same capped read manifests get)."""
+        return self._read_capped(response, cap, what)
 
 
 def _list_distribution(api: _RegistryApi, *, page_size: int,

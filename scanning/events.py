@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from scanning.errors import BadRequest
@@ -127,3 +128,19 @@ def to_event_grid(distribution_event: dict[str, Any], *, topic: str) -> dict[str
         "metadataVersion": "1",
         "eventTime": distribution_event.get("timestamp", ""),
     }
+
+
+def parse_time(text: str) -> datetime:
+    """ISO 8601 with up to nanoseconds (Distribution) or 7 digits (ACR); naive means UTC."""
+    if not text:
+        return datetime.now(UTC)
+    head, dot, tail = text.rstrip("Z").partition(".")
+    offset = ""
+    for sign in ("+", "-"):
+        if sign in tail:
+            tail, _, rest = tail.partition(sign)
+            offset = sign + rest
+    fraction = "".join(ch for ch in tail if ch.isdigit())[:6]
+    cleaned = (f"{head}.{fraction}" if dot and fraction else head) + offset
+    parsed = datetime.fromisoformat(cleaned)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from scanning import USER_AGENT
 from scanning.errors import RegistryError
-from scanning.events import RegistryEvent
+from scanning.events import RegistryEvent, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -56,19 +56,8 @@ def pull_from_event(event: RegistryEvent) -> PullRecord | None:
         registry=event.registry,
         repository=event.repository,
         digest=event.digest,
-        time=_parse_time(event.time),
+        time=parse_time(event.time),
     )
-
-
-def _parse_time(text: str) -> datetime:
-    if not text:
-        return datetime.now(UTC)
-    # Distribution writes nanoseconds; Python's parser takes at most microseconds.
-    head, dot, tail = text.rstrip("Z").partition(".")
-    fraction = "".join(ch for ch in tail if ch.isdigit())[:6]
-    cleaned = f"{head}.{fraction}" if dot and fraction else head
-    parsed = datetime.fromisoformat(cleaned)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def query_log_analytics(workspace_id: str, window: timedelta | tuple[datetime, datetime],

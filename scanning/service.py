@@ -38,6 +38,7 @@ from scanning.advisories.index import (
     AdvisoryIndex,
     IndexChange,
     LookupKey,
+    content_fingerprint,
     decode_key_fingerprints,
     diff_key_fingerprints,
     encode_key_fingerprints,
@@ -54,7 +55,7 @@ from scanning.errors import (
     ScanError,
     StoreError,
 )
-from scanning.events import RegistryEvent
+from scanning.events import RegistryEvent, parse_time
 from scanning.inventory import ImageInventory, InventoryStatus, LayerInfo, LayerResult
 from scanning.layercache import BlobLayerCache, LayerCache
 from scanning.matching import (
@@ -145,22 +146,6 @@ def request_from_event(event: RegistryEvent) -> ScanRequest:
     return ScanRequest(registry=event.registry, repository=event.repository,
                        digest=event.digest, tag=event.tag, media_type=event.media_type,
                        trigger=trigger_of(event), requested_at=event.time)
-
-
-def parse_time(text: str) -> datetime:
-    """ISO 8601 with up to nanoseconds (Distribution) or 7 digits (ACR); naive means UTC."""
-    if not text:
-        return datetime.now(UTC)
-    head, dot, tail = text.rstrip("Z").partition(".")
-    offset = ""
-    for sign in ("+", "-"):
-        if sign in tail:
-            tail, _, rest = tail.partition(sign)
-            offset = sign + rest
-    fraction = "".join(ch for ch in tail if ch.isdigit())[:6]
-    cleaned = (f"{head}.{fraction}" if dot and fraction else head) + offset
-    parsed = datetime.fromisoformat(cleaned)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 # ------------------------------------------------------------------------------------ services
@@ -590,7 +575,6 @@ class RescanReport:
 
     rematched: int
     to_reanalyze: tuple[ScanRequest, ...]
-    skipped: int
     failed: int
     unaffected: int = 0
     matched: int = 0
@@ -805,7 +789,7 @@ def rescan_pulled(svc: Services, *, now: datetime | None = None, window_days: in
              "%d with new findings), %d rows updated in batches (%d superseded), %d to "
              "re-analyse, %d failed", unaffected + matched, unaffected, matched, rewritten, applied,
              dropped, len(reanalyze), failed)
-    return RescanReport(rematched=unaffected + matched, to_reanalyze=tuple(reanalyze), skipped=0,
+    return RescanReport(rematched=unaffected + matched, to_reanalyze=tuple(reanalyze),
                         failed=failed, unaffected=unaffected, matched=matched,
                         rewritten=rewritten)
 
@@ -857,15 +841,6 @@ def catch_up(svc: Services, registries: Iterable[str] | None = None, *,
 # ------------------------------------------------------------------------------------ advisories
 
 
-def index_fingerprint(index: AdvisoryIndex) -> str:
-    """What the index says, without when it was built: equal fingerprints, equal findings."""
-    digest = hashlib.sha256()
-    for advisory_id in sorted(index.advisories):
-        record = index.advisories[advisory_id]
-        digest.update(f"{advisory_id}|{record.get('modified', '')}\n".encode())
-    return digest.hexdigest()
-
-
 def refresh_advisories(svc: Services, workdir: Path) -> bool:
     """Download the feeds, compile and publish the index; True when its content changed.
 
@@ -883,10 +858,11 @@ def refresh_advisories(svc: Services, workdir: Path) -> bool:
     records = (record for path in zips for record in iter_records(path))
     index = compile_index(records, sources=[str(path) for path in zips], ecosystems=ecosystems)
     try:
-        previous = index_fingerprint(svc.index.get()[0])
+        current, current_version = svc.index.get()
+        previous = content_fingerprint(svc.index.key_fingerprints(current, current_version))
     except ScanError:
         previous = ""
-    if previous == index_fingerprint(index):
+    if previous == content_fingerprint(key_fingerprints(index)):
         log.info("advisory index unchanged (%d advisories)", len(index.advisories))
         return False
     path = workdir / "index.idx"

@@ -31,7 +31,7 @@ import logging
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from scanning.advisories.ecosystems import describe_ecosystem, normalize_name
 from scanning.advisories.index import AdvisoryIndex, IndexChange
@@ -200,30 +200,15 @@ def match_inventory(
         # advisory id -> matches in lookup order; one finding per advisory and package.
         hits: dict[str, list[tuple[Any, MatchDetail, str]]] = {}
         for ecosystem, name, version in lookups:
-            for advisory_id, entry in index.lookup(ecosystem, name):
-                try:
-                    hit = osv_ranges.evaluate(index.compiled(entry), version)
-                except VersionError as error:
+            for advisory_id, entry, hit in _lookup_hits(index, ecosystem, name, version):
+                if hit is None:
                     unparsable += 1
-                    logger.debug(
-                        "advisory %s: cannot compare %s %s in %s: %s",
-                        advisory_id,
-                        name,
-                        version,
-                        ecosystem,
-                        error,
-                    )
+                    logger.debug("advisory %s: cannot compare %s %s in %s", advisory_id, name,
+                                  version, ecosystem)
                     continue
-                if hit.affected:
-                    detail = MatchDetail(
-                        ecosystem=ecosystem,
-                        searched_name=name,
-                        searched_version=version,
-                        range=hit.reason,
-                    )
-                    hits.setdefault(advisory_id, []).append(
-                        (entry, detail, hit.fixed_version or "")
-                    )
+                detail = MatchDetail(ecosystem=ecosystem, searched_name=name,
+                                     searched_version=version, range=hit.reason)
+                hits.setdefault(advisory_id, []).append((entry, detail, hit.fixed_version or ""))
         for advisory_id, candidates in hits.items():
             # The first match with a fix wins, else the first match: an Ubuntu advisory with
             # no fix in the standard archive but one in Ubuntu Pro says where the fix is.
@@ -256,6 +241,38 @@ def match_inventory(
     if gaps:
         return MatchResult(status=AssessmentStatus.UNSUPPORTED, findings=(), reason=reason)
     return MatchResult(status=AssessmentStatus.HEALTHY, findings=(), reason=reason)
+
+
+# Lookups remembered per index before the memo is emptied (a worker matching for weeks with
+# one index must not grow without bound): ~100 bytes each.
+MAX_REMEMBERED_LOOKUPS = 500_000
+
+LookupHit = tuple[str, Any, "osv_ranges.AffectedResult | None"]
+
+
+def _lookup_hits(index: AdvisoryIndex, ecosystem: str, name: str, version: str
+                 ) -> tuple[LookupHit, ...]:
+    """``(advisory id, affected entry, hit)`` for each advisory under ``(ecosystem, name)``
+    that affects ``version``, in index order; hit None when the version cannot be compared
+    with the advisory's ranges. Remembered in ``index.lookup_memo``: images that share a
+    package version compare it once per index."""
+    key = (ecosystem, normalize_name(ecosystem, name), version)
+    found = index.lookup_memo.get(key)
+    if found is not None:
+        return cast(tuple[LookupHit, ...], found)
+    hits: list[LookupHit] = []
+    for advisory_id, entry in index.lookup(ecosystem, name):
+        try:
+            hit = osv_ranges.evaluate(index.compiled(entry), version)
+        except VersionError:
+            hits.append((advisory_id, entry, None))
+            continue
+        if hit.affected:
+            hits.append((advisory_id, entry, hit))
+    if len(index.lookup_memo) >= MAX_REMEMBERED_LOOKUPS:
+        index.lookup_memo.clear()
+    index.lookup_memo[key] = result = tuple(hits)
+    return result
 
 
 def _resolve_ecosystems(target: OsTarget, index: AdvisoryIndex) -> tuple[str, ...]:
@@ -495,15 +512,10 @@ def lookup_signature(index: AdvisoryIndex, lookup: Lookup) -> str:
                   else (ecosystem,))
     hits: list[str] = []
     for each in ecosystems:
-        for advisory_id, entry in index.lookup(each, name):
+        for advisory_id, _entry, hit in _lookup_hits(index, each, name, version):
             modified = index.advisories.get(advisory_id, {}).get("modified", "")
-            try:
-                hit = osv_ranges.evaluate(index.compiled(entry), version)
-            except VersionError:
-                hits.append(f"{each}|{advisory_id}|{modified}|!")
-                continue
-            if hit.affected:
-                hits.append(f"{each}|{advisory_id}|{modified}|{hit.fixed_version or ''}")
+            fixed = "!" if hit is None else hit.fixed_version or ""
+            hits.append(f"{each}|{advisory_id}|{modified}|{fixed}")
     if not hits:
         return ""
     return hashlib.blake2b("\n".join(hits).encode(), digest_size=8).hexdigest()

@@ -79,7 +79,7 @@ from scanning.registry import (
 from scanning.rules import DisableRule, ImageContext, apply_rules, assessment_status
 from scanning.store.blobs import BlobKind
 from scanning.store.entities import bounded_text
-from scanning.store.findings import Assessment, PlatformFindings
+from scanning.store.findings import Assessment, PlatformFindings, encode_findings
 from scanning.store.images import ImageRecord, RowUpdate, decode_match_keys, encode_match_keys
 from scanning.store.scans import ScanRecord, new_scan_id
 from scanning.store.store import Store
@@ -487,13 +487,9 @@ def assess(svc: Services, *, request: ScanRequest, scan_id: str,
             "notified": notified, "scan_id": scan_id}
 
 
-def _previous_summary(store: Store, registry: str, digest: str,
-                      image: ImageRecord | None = None) -> AssessmentSummary | None:
-    image = image or store.images.find(registry, digest)
-    if image is None or image.status is None:
-        return None
-    findings = [f for result in store.findings_of(registry, digest) for f in result.findings]
-    return summarise(image.status, findings)
+def _previous_summary(store: Store, registry: str, digest: str) -> AssessmentSummary | None:
+    image = store.images.find(registry, digest)
+    return None if image is None else store.findings.previous_summary(image)
 
 
 def _bill(svc: Services, request: ScanRequest, status: AssessmentStatus,
@@ -508,16 +504,30 @@ def _bill(svc: Services, request: ScanRequest, status: AssessmentStatus,
 
 
 def _notify(svc: Services, request: ScanRequest, status: AssessmentStatus,
-            findings: list[Finding], previous: AssessmentSummary | None,
-            image: ImageRecord | None = None) -> bool:
+            findings: list[Finding], previous: AssessmentSummary | None) -> bool:
     if not needs_notification(previous, summarise(status, findings)):
         return False
-    image = image or svc.store.images.find(request.registry, request.digest)
-    message = build_message(registry=request.registry, repository=request.repository,
-                            digest=request.digest, tags=image.tags if image else (),
-                            status=status, findings=findings, previous=previous)
-    send(message, queue_client=svc.queue_client, webhook_url=setting("NOTIFY_WEBHOOK_URL"))
+    message = _message(request, status, findings, previous,
+                       svc.store.images.find(request.registry, request.digest))
+    if message is not None:
+        _send(svc, message)
     return True
+
+
+def _message(request: ScanRequest, status: AssessmentStatus, findings: Iterable[Finding],
+             previous: AssessmentSummary | None, image: ImageRecord | None
+             ) -> dict[str, Any] | None:
+    """The notification to send for this outcome, or None when there is no problem to tell."""
+    findings = tuple(findings)
+    if not needs_notification(previous, summarise(status, findings)):
+        return None
+    return build_message(registry=request.registry, repository=request.repository,
+                         digest=request.digest, tags=image.tags if image else (),
+                         status=status, findings=findings, previous=previous)
+
+
+def _send(svc: Services, message: dict[str, Any]) -> None:
+    send(message, queue_client=svc.queue_client, webhook_url=setting("NOTIFY_WEBHOOK_URL"))
 
 
 def record_outcome(svc: Services, request: ScanRequest, scan_id: str, status: AssessmentStatus,
@@ -661,7 +671,10 @@ class _RescanRun:
                                    "last_scan_id": image.last_scan_id})
 
     def rematch(self, image: ImageRecord, etag: str) -> ScanRequest | _Rematched:
-        """Re-match one image from its inventory; store new findings only when they differ."""
+        """Re-match one image from its inventory. Unchanged findings move only the row's
+        versions; changed ones come back as a merge of the whole assessment into the row
+        (both batched by the caller), or are saved at once when the findings document lives
+        in a blob."""
         store = self.svc.store
         request = ScanRequest(registry=image.registry, repository=image.repository,
                               digest=image.digest, trigger=ScanTrigger.RESCAN,
@@ -672,31 +685,46 @@ class _RescanRun:
         scan_id = rescan_id(self.moment, image.registry, image.digest)
         evaluation = evaluate(inventories, request=request, rules=self.rules, index=self.index,
                               moment=self.moment)
-        fingerprint = store.findings.fingerprint(image.registry, image.digest, image.repository,
-                                                 evaluation.results)
+        encoded = encode_findings(image.digest, evaluation.results)
         history = self.history(image, scan_id, evaluation.status, evaluation.reason)
-        if (image.current_generation and fingerprint == image.findings_fingerprint
+        if (image.current_generation and encoded.fingerprint == image.findings_fingerprint
                 and image.status is evaluation.status
                 and image.analysis_status is evaluation.analysis
                 and image.reason == bounded_text(evaluation.reason)):
-            # Same findings, status and reason: only the row's versions move (batched).
             return _Rematched(history=history, update=self.row_update(
                 image, etag, scan_id, evaluation.match_keys))
-        previous = _previous_summary(store, image.registry, image.digest, image)
-        store.findings.save(image.registry, image.digest, Assessment(
+        assessment = Assessment(
             status=evaluation.status, analysis_status=evaluation.analysis,
             assessed_at=self.moment, results=evaluation.results, reason=evaluation.reason,
             analyzer_version=self.analyzer_version, index_version=self.index_version,
-            scan_id=scan_id, trigger=ScanTrigger.RESCAN, match_keys=evaluation.match_keys,
-        ), image.repository)
-        _notify(self.svc, request, evaluation.status, list(evaluation.findings), previous, image)
-        return _Rematched(history=history, update=None)
+            scan_id=scan_id, trigger=ScanTrigger.RESCAN, match_keys=evaluation.match_keys)
+        previous = store.findings.previous_summary(image)
+        message = _message(request, evaluation.status, evaluation.findings, previous, image)
+        changes = store.findings.rescan_changes(image, assessment, encoded)
+        if changes is None:
+            saved = store.findings.save(image.registry, image.digest, assessment,
+                                        image.repository, encoded=encoded)
+            if saved.applied and message is not None:
+                _send(self.svc, message)
+            return _Rematched(history=history, update=None)
+        return _Rematched(history=history, message=message, update=RowUpdate(
+            registry=image.registry, digest=image.digest, etag=etag, changes=changes,
+            expected={"current_generation": image.current_generation,
+                      "last_scan_id": image.last_scan_id}), rewritten=True)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Rematched:
     history: ScanRecord
-    update: RowUpdate | None  # None: the findings were rewritten (and the row with them)
+    # The row merge to batch; None when the assessment was saved already.
+    update: RowUpdate | None
+    rewritten: bool = False  # the merge stores new findings (else: versions only)
+    message: dict[str, Any] | None = None  # to send once the merge is applied
+
+
+# Row merges of a rescan are applied (and their notifications sent) every so many rows, so a
+# run's memory does not grow with the number of images whose findings change.
+FLUSH_ROWS = 1000
 
 
 def rescan_id(moment: datetime, registry: str, digest: str) -> str:
@@ -763,7 +791,25 @@ def rescan_pulled(svc: Services, *, now: datetime | None = None, window_days: in
             to_match.append((image, etag))
     unaffected = len(history)
 
-    matched = rewritten = failed = 0
+    matched = rewritten = failed = applied = dropped = 0
+    # Pending merges that store new findings, with the notification to send (or None).
+    rewrites: dict[tuple[str, str], dict[str, Any] | None] = {}
+
+    def flush() -> None:
+        nonlocal applied, dropped, rewritten
+        report = store.images.merge_rows(updates)
+        applied += len(report.applied)
+        dropped += len(report.dropped)
+        for update in report.applied:
+            key = (update.registry, update.digest)
+            if key in rewrites:
+                rewritten += 1
+                message = rewrites[key]
+                if message is not None:
+                    _send(svc, message)
+        updates.clear()
+        rewrites.clear()
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
         outcomes = pool.map(_guarded(lambda item: run.rematch(*item)), to_match)
         for (image, _), outcome in zip(to_match, outcomes, strict=True):
@@ -773,9 +819,13 @@ def rescan_pulled(svc: Services, *, now: datetime | None = None, window_days: in
                 matched += 1
                 history.append(outcome.history)
                 if outcome.update is None:
-                    rewritten += 1
+                    rewritten += 1  # saved at once
                 else:
                     updates.append(outcome.update)
+                    if outcome.rewritten:
+                        rewrites[(image.registry, image.digest)] = outcome.message
+                if len(updates) >= FLUSH_ROWS:
+                    flush()
             else:
                 failed += 1
                 log.warning("rescan of %s in %s failed: %s", image.digest, image.registry,
@@ -783,7 +833,7 @@ def rescan_pulled(svc: Services, *, now: datetime | None = None, window_days: in
                 history.append(run.history(image, rescan_id(moment, image.registry,
                                                              image.digest),
                                            AssessmentStatus.FAILED, str(outcome)))
-    applied, dropped = store.images.merge_rows(updates)
+    flush()
     store.scans.record_finished(history)
     log.info("weekly rescan: %d re-assessed (%d unaffected by the index change, %d re-matched, "
              "%d with new findings), %d rows updated in batches (%d superseded), %d to "

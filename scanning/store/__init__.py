@@ -1,8 +1,8 @@
 """Table and Blob Storage persistence (Azure Storage; Azurite locally).
 
 Start with ``Store`` (``store.py``): one object per storage namespace with one attribute per
-table: ``images`` (and tag history), ``findings`` (sub-assessments, replaced through a
-generation pointer), ``scans`` (history), ``pulls`` (ledger), ``billing`` (one record per
+table: ``images`` (and tag history), ``findings`` (sub-assessments, kept with the image row
+and replaced with it), ``scans`` (history), ``pulls`` (ledger), ``billing`` (one record per
 digest, ever), ``rules`` (disable rules) and ``blobs`` (inventories, layer results). Key
 encoding is in ``keys``, paging in ``paging``, client construction from the app settings in
 ``clients``. This package holds no business rules: disable-rule logic is ``scanning.rules``.
@@ -15,8 +15,8 @@ from scanning.store.findings import (
     Assessment,
     FindingFilter,
     FindingHit,
-    FlipResult,
     PlatformFindings,
+    SaveResult,
 )
 from scanning.store.images import ImageFilter, ImageRecord, TagEvent
 from scanning.store.paging import Page
@@ -34,12 +34,12 @@ __all__ = [
     "BlobKind",
     "FindingFilter",
     "FindingHit",
-    "FlipResult",
     "ImageFilter",
     "ImageRecord",
     "Page",
     "PlatformFindings",
     "PullLedgerEntry",
+    "SaveResult",
     "ScanFilter",
     "ScanRecord",
     "StorageClients",

@@ -29,6 +29,8 @@ class BlobKind(StrEnum):
     # advisory index version -> its per-lookup-key fingerprints (scanning.advisories.index),
     # so the weekly rescan knows which keys changed since an image was assessed
     INDEX_KEYS = "indexkeys"
+    # findings documents too large for their image row (scanning.store.findings)
+    FINDINGS = "findings"
 
 
 class BlobStore:
@@ -76,6 +78,12 @@ class BlobStore:
         blob = self.service.get_blob_client(self.container_name(kind), name)
         with storage_errors(f"deleting blob {name}"), contextlib.suppress(ResourceNotFoundError):
             blob.delete_blob()
+
+    def names(self, kind: BlobKind, prefix: str) -> list[str]:
+        """Names of the blobs of ``kind`` that start with ``prefix``."""
+        container = self.service.get_container_client(self.container_name(kind))
+        with storage_errors(f"listing blobs {prefix}"):
+            return [blob.name for blob in container.list_blobs(name_starts_with=prefix)]
 
     # ------------------------------------------------------------ inventories
 

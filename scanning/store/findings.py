@@ -1,35 +1,31 @@
-"""The findings table: an image's sub-assessments, replaced atomically for readers.
+"""An image's findings (its sub-assessments), stored with its image row, replaced in one write.
 
-PartitionKey ``join_key(registry, digest)``; RowKey ``<generation>|<platform>|<finding id>|<hash
-of package type, name, version, path>``: one row per finding per platform of one assessment
-generation.
+An assessment's findings are one *document*: zstd-compressed JSON of every platform's findings
+(``encode_findings``). It lives in the image row itself, split over binary columns
+``findings_doc_0…`` (a binary property holds at most 64 KiB, a row at most 1 MiB), so the
+row's summary (status, counts, versions) and its findings change in the same single write:
+readers see the old assessment or the new one, never a mix or nothing, and the weekly rescan
+can merge the rows of many changed images in one 100-row transaction.
 
-Replacing an image's findings cannot be one transaction (a batch holds at most 100 entities),
-so a new assessment is written under a new *generation* id and published by moving a pointer:
+A document too large for the row (thousands of findings with long descriptions) goes to the
+blob ``findings/<registry>/<digest>/<generation>`` instead, written before the row points at
+it; the previous blob is deleted after the row moved on. A reader that meets a blob deleted
+under it reads the row again. Blobs left behind by a writer that died before the row write are
+invisible and are removed by the next save of that image once older than
+``STALE_GENERATION``.
 
-1. ``write_generation``: write every row under a fresh generation id (batches of 100, one
-   partition). Readers do not see them: nothing points there yet.
-2. ``flip``: one ETag-conditional update of the image row sets ``current_generation`` (with
-   status, counts and versions). This is the commit point. An assessment older than the one
-   already stored (``assessed_at``) does not replace it.
-3. ``delete_generation``: delete the previous generation's rows.
+Cross-image queries (``query``) must not read every document: the row also carries the
+document's *keys*, one short entry per finding (``[platform index, id, aliases, package,
+source package, version, severity rank, fix status, disabled]``), compressed in binary columns
+``findings_keys_0…``. A query pages through the image rows (summary and keys only, narrowed by
+the service on registry, repository, deleted and, for a severity filter, the count columns),
+filters the keys, and reads the whole row only of images with a hit. Keys too large for the
+row (``findings_keys_external``) are taken from the document instead.
 
-Readers (``current``) read the pointer, read that generation's rows, then read the pointer
-again; if it moved meanwhile (a step 3 may have removed rows under them) they read again. So a
-reader sees either the old complete set or the new complete set, never a mix or nothing.
-Generations left behind by a writer that died between 1 and 2 are invisible and are removed by
-the next save of that image once older than ``STALE_GENERATION``.
-
-An unchanged result (same rows; the weekly rescan's common case) is detected by a fingerprint
-on the image row and only the image row is updated.
-
-Cross-image queries (``query``) are a filtered scan of this table: the service filters on
-columns (finding id and its first ``ALIAS_COLUMNS`` aliases, package and source package,
-severity rank, fix status, registry, repository) and the rows of non-current generations are
-dropped client-side by looking up each image's pointer once per call. Table Storage has no
-secondary indexes; a CVE-keyed index table would make "which images have CVE-X" a partition
-read, at the cost of a write per distinct CVE per assessment: worth adding if the scan becomes
-too slow (it reads every finding of every image whose columns match).
+Cost of a save: one read and one conditional write of the image row (plus a blob write and
+delete for oversized documents), whatever the number of findings. The table layout this
+replaced (one row per finding under a generation pointer) needed a transaction per 100
+findings to write a generation and another to delete the previous one.
 """
 
 from __future__ import annotations
@@ -38,15 +34,16 @@ import hashlib
 import json
 import logging
 import secrets
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from azure.data.tables import TableClient, TransactionOperation
+import zstandard
 
-from scanning.errors import StoreError, TransientStoreError
+from scanning.errors import NotFound, StoreError, TransientStoreError
 from scanning.model import (
     AssessmentStatus,
     CvssScore,
@@ -58,33 +55,47 @@ from scanning.model import (
     ScanTrigger,
     Severity,
 )
+from scanning.notify import AssessmentSummary, finding_key
 from scanning.rules import FindingCounts, count_findings
-from scanning.store.entities import (
-    as_str,
-    bounded_json_list,
-    bounded_text,
-    json_list,
-    storage_errors,
-    submit_batches,
-    utc,
-)
+from scanning.store.blobs import BlobKind, BlobStore
+from scanning.store.entities import as_str, bounded_text, storage_errors, utc
 from scanning.store.images import (
+    CHUNK,
+    DOCUMENT_COLUMN,
+    KEYS_COLUMN,
+    MAX_CHUNKS,
+    MAX_KEYS_CHUNKS,
+    SUMMARY_COLUMNS,
+    ImageFilter,
+    ImageRecord,
     ImageTable,
     PlatformDetail,
+    StoredFindings,
+    as_bytes,
+    count_column,
     counts_to_entity,
     image_from_entity,
+    image_query,
     new_image_row,
     platform_details_to_json,
+    stored_findings_from_entity,
 )
-from scanning.store.keys import SEPARATOR, encode_key, join_key
-from scanning.store.paging import Page, query_page
+from scanning.store.images import KEYS_COLUMNS as _KEYS_COLUMNS
+from scanning.store.keys import encode_key
+from scanning.store.paging import Page, check_page_size, decode_token_part, encode_token
 
 log = logging.getLogger(__name__)
 
-ALIAS_COLUMNS = 8
+FORMAT = 1
 STALE_GENERATION = timedelta(hours=24)
 MAX_READ_ATTEMPTS = 5
-_MAX_ID_IN_KEY = 200
+# A document or key list never inflates beyond this (a hostile or corrupt value is refused).
+MAX_DOCUMENT_JSON = 256 * 1024 * 1024
+ZSTD_LEVEL = 3
+# Query: image rows read from the service per page; a call stops after this many pages.
+QUERY_SERVICE_PAGE = 1000
+MAX_QUERY_SERVICE_PAGES = 20
+QUERY_COLUMNS: tuple[str, ...] = (*SUMMARY_COLUMNS, *_KEYS_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,9 +128,10 @@ class Assessment:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class FlipResult:
-    applied: bool  # False: a newer assessment was already stored, or the pointer moved
+class SaveResult:
+    applied: bool  # False: a newer assessment was already stored
     previous_generation: str = ""
+    generation: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,9 +150,9 @@ class FindingHit:
 class FindingFilter:
     """Filters of ``query``; all given ones must hold.
 
-    ``vulnerability_id`` matches the finding id or one of its first ``ALIAS_COLUMNS`` aliases
-    (exact, case-sensitive: ids are stored as the advisory writes them). ``package`` matches
-    the package or the source package. ``severity`` keeps findings at or above it.
+    ``vulnerability_id`` matches the finding id or one of its aliases (exact, case-sensitive:
+    ids are stored as the advisory writes them). ``package`` matches the package or the
+    source package. ``severity`` keeps findings at or above it.
     """
 
     vulnerability_id: str = ""
@@ -151,6 +163,17 @@ class FindingFilter:
     repository: str = ""
     include_disabled: bool = True
     include_deleted_images: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EncodedFindings:
+    """An assessment's findings as stored: ``document`` and ``keys`` compressed."""
+
+    document: bytes
+    keys: bytes
+    fingerprint: str  # sha256 of the document's JSON: equal findings, equal fingerprint
+    counts: FindingCounts
+    total: int
 
 
 def new_generation() -> str:
@@ -166,373 +189,473 @@ def generation_time(generation: str) -> datetime | None:
     return datetime.fromtimestamp(micros / 1_000_000).astimezone()
 
 
-def finding_partition(registry: str, digest: str) -> str:
-    return join_key(registry, digest)
+# ------------------------------------------------------------------------------ encoding
+
+_local = threading.local()
 
 
-def _row_suffix(platform: str, finding: Finding) -> str:
-    identity = "\n".join((finding.package_type.value, finding.package, finding.installed_version,
-                          finding.path, finding.purl))
-    package_hash = hashlib.sha256(identity.encode()).hexdigest()[:16]
-    finding_id = encode_key(finding.id)
-    if len(finding_id) > _MAX_ID_IN_KEY:
-        finding_id = "h" + hashlib.sha256(finding.id.encode()).hexdigest()[:32]
-    return f"{encode_key(platform)}{SEPARATOR}{finding_id}{SEPARATOR}{package_hash}"
+def _compress(data: bytes) -> bytes:
+    compressor = getattr(_local, "compressor", None)
+    if compressor is None:
+        compressor = _local.compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+    return cast(bytes, compressor.compress(data))
 
 
-def finding_to_columns(finding: Finding) -> dict[str, Any]:
-    columns: dict[str, Any] = {
-        "vuln_id": finding.id,
-        "aliases": bounded_json_list(finding.aliases),
-        "package": finding.package,
+def _decompress(data: bytes, what: str) -> Any:
+    try:
+        reader = zstandard.ZstdDecompressor().stream_reader(data)
+        parts: list[bytes] = []
+        size = 0
+        while size <= MAX_DOCUMENT_JSON:
+            part = reader.read(1024 * 1024)
+            if not part:
+                break
+            parts.append(part)
+            size += len(part)
+        if size > MAX_DOCUMENT_JSON:
+            raise StoreError(f"{what} inflates beyond {MAX_DOCUMENT_JSON} bytes")
+        return json.loads(b"".join(parts))
+    except (zstandard.ZstdError, json.JSONDecodeError, UnicodeDecodeError,
+            RecursionError) as error:
+        raise StoreError(f"{what} is unreadable: {error}") from error
+
+
+def finding_to_json(finding: Finding) -> dict[str, Any]:
+    """A finding as a document entry; free texts are cut to what a table property holds, as
+    the row layout did, so a hostile advisory cannot make a document unbounded."""
+    entry: dict[str, Any] = {
+        "id": finding.id, "aliases": list(finding.aliases), "package": finding.package,
         "installed_version": finding.installed_version,
-        "package_type": finding.package_type.value,
-        "purl": bounded_text(finding.purl),
-        "source_package": finding.source_package,
-        "fixed_version": finding.fixed_version,
-        "fix_status": finding.fix_status.value,
-        "severity": finding.severity.value,
-        "severity_rank": finding.severity.rank,
+        "package_type": finding.package_type.value, "purl": bounded_text(finding.purl),
+        "source_package": finding.source_package, "fixed_version": finding.fixed_version,
+        "fix_status": finding.fix_status.value, "severity": finding.severity.value,
         "vendor_severity": finding.vendor_severity,
-        "cvss": bounded_json_list(
-            {"version": score.version, "vector": score.vector, "base_score": score.base_score,
-             "severity": score.severity.value}
-            for score in finding.cvss
-        ),
+        "cvss": [[score.version, score.vector, score.base_score, score.severity.value]
+                 for score in finding.cvss],
         "remediation": bounded_text(finding.remediation),
         "summary": bounded_text(finding.summary),
         "description": bounded_text(finding.description),
-        "published": finding.published,
-        "modified": finding.modified,
-        "references": bounded_json_list(finding.references),
-        "layer_digest": finding.layer_digest,
+        "published": finding.published, "modified": finding.modified,
+        "references": list(finding.references), "layer_digest": finding.layer_digest,
         "layer_instruction": bounded_text(finding.layer_instruction),
         "path": bounded_text(finding.path),
-        "match": json.dumps({
-            "ecosystem": finding.match.ecosystem, "searched_name": finding.match.searched_name,
-            "searched_version": finding.match.searched_version, "range": finding.match.range,
-        }),
+        "match": [finding.match.ecosystem, finding.match.searched_name,
+                  finding.match.searched_version, finding.match.range],
         "disabled_by": finding.disabled_by,
-        "extra": json.dumps(finding.extra, sort_keys=True),
     }
-    if len(columns["extra"]) > 30_000:
-        log.warning("finding %s: extra data too large to store, dropped", finding.id)
-        columns["extra"] = "{}"
-    for index in range(ALIAS_COLUMNS):
-        columns[f"alias_{index}"] = finding.aliases[index] if index < len(finding.aliases) else ""
+    if finding.extra:
+        entry["extra"] = finding.extra
+    return entry
+
+
+def finding_from_json(entry: Mapping[str, Any]) -> Finding:
+    try:
+        ecosystem, searched_name, searched_version, matched_range = entry["match"]
+        return Finding(
+            id=str(entry["id"]), aliases=tuple(map(str, entry["aliases"])),
+            package=str(entry["package"]), installed_version=str(entry["installed_version"]),
+            package_type=PackageType(entry["package_type"]), purl=str(entry["purl"]),
+            source_package=str(entry["source_package"]),
+            fixed_version=str(entry["fixed_version"]),
+            fix_status=FixStatus(entry["fix_status"]), severity=Severity(entry["severity"]),
+            vendor_severity=str(entry["vendor_severity"]),
+            cvss=tuple(CvssScore(version=str(version), vector=str(vector),
+                                 base_score=float(score), severity=Severity(severity))
+                       for version, vector, score, severity in entry["cvss"]),
+            remediation=str(entry["remediation"]), summary=str(entry["summary"]),
+            description=str(entry["description"]), published=str(entry["published"]),
+            modified=str(entry["modified"]), references=tuple(map(str, entry["references"])),
+            layer_digest=str(entry["layer_digest"]),
+            layer_instruction=str(entry["layer_instruction"]), path=str(entry["path"]),
+            match=MatchDetail(ecosystem=str(ecosystem), searched_name=str(searched_name),
+                              searched_version=str(searched_version), range=str(matched_range)),
+            disabled_by=str(entry["disabled_by"]),
+            extra={str(key): str(value) for key, value in dict(entry.get("extra", {})).items()},
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise StoreError(f"stored finding {entry.get('id')!r} is malformed: {error}") from error
+
+
+def _finding_order(finding: Finding) -> tuple[str, ...]:
+    return (finding.id, finding.package_type.value, finding.package, finding.installed_version,
+            finding.path, finding.purl)
+
+
+def _keys_entry(platform_index: int, finding: Finding) -> list[Any]:
+    return [platform_index, finding.id, list(finding.aliases), finding.package,
+            finding.source_package, finding.installed_version, finding.severity.rank,
+            finding.fix_status.value, bool(finding.disabled_by)]
+
+
+def encode_findings(digest: str, results: Iterable[PlatformFindings]) -> EncodedFindings:
+    """The document and keys of ``results``. Findings of a platform are stored by id (then
+    package); one repeated on a platform (same id, package, version, path) is stored once."""
+    platforms: list[dict[str, Any]] = []
+    keys: list[list[Any]] = []
+    kept: list[Finding] = []
+    for platform_index, result in enumerate(results):
+        seen: set[tuple[str, ...]] = set()
+        entries: list[dict[str, Any]] = []
+        for finding in sorted(result.findings, key=_finding_order):
+            identity = _finding_order(finding)
+            if identity in seen:
+                log.warning("image %s: duplicate finding %s for %s on %s dropped",
+                            digest, finding.id, finding.package, result.platform)
+                continue
+            seen.add(identity)
+            entries.append(finding_to_json(finding))
+            keys.append(_keys_entry(platform_index, finding))
+            kept.append(finding)
+        platforms.append({"platform": result.platform, "manifest_digest": result.manifest_digest,
+                          "findings": entries})
+    document = json.dumps({"format": FORMAT, "platforms": platforms}, sort_keys=True,
+                          separators=(",", ":")).encode()
+    return EncodedFindings(
+        document=_compress(document),
+        keys=_compress(json.dumps(keys, separators=(",", ":")).encode()),
+        fingerprint=hashlib.sha256(document).hexdigest(), counts=count_findings(kept),
+        total=len(kept))
+
+
+def decode_document(data: bytes, details: tuple[PlatformDetail, ...], what: str
+                    ) -> tuple[PlatformFindings, ...]:
+    """The platforms of a document, in the assessment's order, each with its OS from the
+    row's ``platform_details``."""
+    document = _decompress(data, what)
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise StoreError(f"{what} is not a findings document of format {FORMAT}")
+    os_by_key = {(detail.platform, detail.manifest_digest): detail.os for detail in details}
+    try:
+        return tuple(
+            PlatformFindings(
+                platform=str(platform["platform"]),
+                manifest_digest=str(platform["manifest_digest"]),
+                findings=tuple(finding_from_json(entry) for entry in platform["findings"]),
+                os=os_by_key.get((platform["platform"], platform["manifest_digest"])))
+            for platform in document["platforms"])
+    except (KeyError, TypeError) as error:
+        raise StoreError(f"{what} is malformed: {error}") from error
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    platform_index: int
+    ids: tuple[str, ...]  # the finding id, then its aliases
+    packages: tuple[str, str]  # package and source package
+    version: str
+    severity_rank: int
+    fix_status: str
+    disabled: bool
+
+
+def decode_keys(data: bytes, what: str) -> tuple[_Key, ...]:
+    items = _decompress(data, what)
+    try:
+        return tuple(
+            _Key(platform_index=int(platform), ids=(str(vuln_id), *map(str, aliases)),
+                 packages=(str(package), str(source)), version=str(version),
+                 severity_rank=int(rank), fix_status=str(fix), disabled=bool(disabled))
+            for platform, vuln_id, aliases, package, source, version, rank, fix, disabled
+            in items)
+    except (TypeError, ValueError) as error:
+        raise StoreError(f"{what} is malformed: {error}") from error
+
+
+def summary_from_keys(status: AssessmentStatus, keys: Iterable[_Key]) -> AssessmentSummary:
+    """What ``notify.summarise`` makes of the findings, from their keys alone."""
+    return AssessmentSummary(status=status, active_finding_keys=frozenset(
+        f"{key.ids[0]}|{key.packages[0]}|{key.version}" for key in keys if not key.disabled))
+
+
+def _key_matches(key: _Key, filters: FindingFilter) -> bool:
+    return ((not filters.vulnerability_id or filters.vulnerability_id in key.ids)
+            and (not filters.package or filters.package in key.packages)
+            and (filters.severity is None or key.severity_rank >= filters.severity.rank)
+            and (filters.fix_status is None or key.fix_status == filters.fix_status.value)
+            and (filters.include_disabled or not key.disabled))
+
+
+def _chunks(data: bytes) -> list[bytes]:
+    return [data[start:start + CHUNK] for start in range(0, len(data), CHUNK)] or [b""]
+
+
+def findings_columns(encoded: EncodedFindings, *, blob: str = "",
+                     previous: StoredFindings | None = None) -> dict[str, Any]:
+    """The row columns that store ``encoded``: the document inline unless ``blob`` names where
+    it was written; with ``previous``, columns it used that the new layout does not are
+    emptied (for a merge; a replace drops them instead)."""
+    keys = _chunks(encoded.keys)
+    keys_external = len(keys) > MAX_KEYS_CHUNKS
+    if keys_external:
+        keys = []
+    document = [] if blob else _chunks(encoded.document)
+    columns: dict[str, Any] = {
+        "findings_format": FORMAT, "findings_total": encoded.total,
+        "findings_fingerprint": encoded.fingerprint, "findings_blob": blob,
+        "findings_doc_n": len(document), "findings_keys_n": len(keys),
+        "findings_keys_external": keys_external,
+    }
+    columns.update((DOCUMENT_COLUMN.format(n), chunk) for n, chunk in enumerate(document))
+    columns.update((KEYS_COLUMN.format(n), chunk) for n, chunk in enumerate(keys))
+    if previous is not None:
+        columns.update((DOCUMENT_COLUMN.format(n), b"")
+                       for n in range(len(document), previous.document_chunks))
+        columns.update((KEYS_COLUMN.format(n), b"")
+                       for n in range(len(keys), previous.keys_chunks))
     return columns
 
 
-def finding_from_entity(entity: Mapping[str, Any]) -> Finding:
-    try:
-        match = json.loads(as_str(entity.get("match")) or "{}")
-        extra = json.loads(as_str(entity.get("extra")) or "{}")
-        return Finding(
-            id=as_str(entity.get("vuln_id")),
-            aliases=tuple(json_list(entity.get("aliases"))),
-            package=as_str(entity.get("package")),
-            installed_version=as_str(entity.get("installed_version")),
-            package_type=PackageType(as_str(entity.get("package_type"))),
-            purl=as_str(entity.get("purl")),
-            source_package=as_str(entity.get("source_package")),
-            fixed_version=as_str(entity.get("fixed_version")),
-            fix_status=FixStatus(as_str(entity.get("fix_status"))),
-            severity=Severity(as_str(entity.get("severity"))),
-            vendor_severity=as_str(entity.get("vendor_severity")),
-            cvss=tuple(
-                CvssScore(version=item["version"], vector=item["vector"],
-                          base_score=float(item["base_score"]),
-                          severity=Severity(item["severity"]))
-                for item in json_list(entity.get("cvss"))
-            ),
-            remediation=as_str(entity.get("remediation")),
-            summary=as_str(entity.get("summary")),
-            description=as_str(entity.get("description")),
-            published=as_str(entity.get("published")),
-            modified=as_str(entity.get("modified")),
-            references=tuple(json_list(entity.get("references"))),
-            layer_digest=as_str(entity.get("layer_digest")),
-            layer_instruction=as_str(entity.get("layer_instruction")),
-            path=as_str(entity.get("path")),
-            match=MatchDetail(
-                ecosystem=match.get("ecosystem", ""),
-                searched_name=match.get("searched_name", ""),
-                searched_version=match.get("searched_version", ""),
-                range=match.get("range", ""),
-            ),
-            disabled_by=as_str(entity.get("disabled_by")),
-            extra=extra,
-        )
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise StoreError(f"finding row {entity.get('RowKey')!r} is malformed: {error}") from error
+def fits_row(encoded: EncodedFindings) -> bool:
+    """Whether the document and keys fit the row's binary columns (else: a blob)."""
+    keys = len(_chunks(encoded.keys))
+    return (0 if keys > MAX_KEYS_CHUNKS else keys) + len(_chunks(encoded.document)) <= MAX_CHUNKS
+
+
+def _is_findings_column(name: str) -> bool:
+    return name.startswith(("findings_doc_", "findings_keys_")) and name[-1].isdigit()
+
+
+def assessment_columns(assessment: Assessment, *, counts: FindingCounts, generation: str
+                       ) -> dict[str, Any]:
+    """The summary columns an assessment sets on the image row (besides its findings)."""
+    columns: dict[str, Any] = counts_to_entity(counts)
+    columns.update(
+        status=assessment.status.value, reason=bounded_text(assessment.reason),
+        analysis_status=(assessment.analysis_status or assessment.status).value,
+        assessed_at=utc(assessment.assessed_at), analyzer_version=assessment.analyzer_version,
+        index_version=assessment.index_version, last_scan_id=assessment.scan_id,
+        current_generation=generation, match_keys=assessment.match_keys,
+        platform_details=platform_details_to_json(tuple(
+            PlatformDetail(platform=result.platform, manifest_digest=result.manifest_digest,
+                           os=result.os)
+            for result in assessment.results)),
+    )
+    platforms = [result.platform for result in assessment.results if result.platform]
+    if platforms:
+        columns["platforms"] = json.dumps(platforms)
+    return columns
 
 
 class FindingTable:
-    """Findings of images, published through the image row's generation pointer."""
+    """Findings of images, kept with their image rows (see the module doc)."""
 
-    def __init__(self, findings: TableClient, images: ImageTable) -> None:
-        self.table = findings
+    def __init__(self, images: ImageTable, blobs: BlobStore) -> None:
         self.images = images
+        self.blobs = blobs
 
-    # ------------------------------------------------------------ writing, step by step
-
-    def _rows(self, registry: str, repository: str, digest: str,
-              results: Iterable[PlatformFindings]) -> dict[str, dict[str, Any]]:
-        """Row suffix -> columns; a finding repeated on one platform is stored once."""
-        rows: dict[str, dict[str, Any]] = {}
-        for result in results:
-            for finding in result.findings:
-                suffix = _row_suffix(result.platform, finding)
-                if suffix in rows:
-                    log.warning("image %s: duplicate finding %s for %s on %s dropped",
-                                digest, finding.id, finding.package, result.platform)
-                    continue
-                columns = finding_to_columns(finding)
-                columns.update(registry=registry, repository=repository, digest=digest,
-                               platform=result.platform, manifest_digest=result.manifest_digest)
-                rows[suffix] = columns
-        return rows
-
-    def fingerprint(self, registry: str, digest: str, repository: str,
-                    results: Iterable[PlatformFindings]) -> str:
-        """The ``findings_fingerprint`` ``save`` would store for ``results``: equal to the
-        image row's when the rows are the ones stored."""
-        return self._fingerprint(self._rows(registry, repository, digest, results))
+    # ------------------------------------------------------------ writing
 
     @staticmethod
-    def _fingerprint(rows: Mapping[str, Mapping[str, Any]]) -> str:
-        canonical = json.dumps(sorted(rows.items()), sort_keys=True, default=str)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+    def blob_name(registry: str, digest: str, generation: str) -> str:
+        return f"{encode_key(registry)}/{encode_key(digest)}/{generation}"
 
-    def write_generation(self, registry: str, digest: str, repository: str,
-                         results: Iterable[PlatformFindings], generation: str = "") -> str:
-        """Step 1: write the rows under a new generation (returned); readers do not see it."""
-        generation = generation or new_generation()
-        partition_key = finding_partition(registry, digest)
-        rows = self._rows(registry, repository, digest, results)
-        operations = [
-            (TransactionOperation.UPSERT, {
-                "PartitionKey": partition_key, "RowKey": f"{generation}{SEPARATOR}{suffix}",
-                "generation": generation, **columns,
-            })
-            for suffix, columns in rows.items()
-        ]
-        submit_batches(self.table, operations, f"writing findings of {digest}")
-        return generation
+    def save(self, registry: str, digest: str, assessment: Assessment, repository: str = "",
+             encoded: EncodedFindings | None = None) -> SaveResult:
+        """Replace the image's assessment and findings in one conditional row write.
 
-    def flip(self, registry: str, digest: str, generation: str, assessment: Assessment, *,
-             repository: str = "", fingerprint: str = "", expected_generation: str | None = None,
-             counts: FindingCounts | None = None) -> FlipResult:
-        """Step 2: point the image row at ``generation`` with the assessment's summary.
-
-        Not applied when the stored assessment is newer than this one, or when
-        ``expected_generation`` is given and the pointer is no longer there.
+        An assessment older than the one stored (``assessed_at``) does not replace it. Equal
+        findings keep their generation (and are not rewritten).
         """
-        assessed_at = utc(assessment.assessed_at)
-        counts = counts or count_findings(
-            finding for result in assessment.results for finding in result.findings)
+        encoded = encoded or encode_findings(digest, assessment.results)
+        generation = new_generation()
+        blob = "" if fits_row(encoded) else self.blob_name(registry, digest, generation)
+        if blob:
+            self.blobs.put(BlobKind.FINDINGS, blob, encoded.document)
         outcome: dict[str, Any] = {}
 
         def change(row: dict[str, Any] | None) -> dict[str, Any] | None:
             outcome.clear()
             row = row or new_image_row(registry, repository, digest)
-            previous = as_str(row.get("current_generation"))
-            outcome["previous"] = previous
-            if expected_generation is not None and previous != expected_generation:
-                return None
+            previous = stored_findings_from_entity(row)
+            outcome["previous"] = as_str(row.get("current_generation"))
+            outcome["previous_blob"] = previous.blob
             stored_at = row.get("assessed_at")
-            if isinstance(stored_at, datetime) and utc(stored_at) > assessed_at:
+            if isinstance(stored_at, datetime) and utc(stored_at) > utc(assessment.assessed_at):
                 return None
-            row.update(counts_to_entity(counts))
-            row.update(
-                status=assessment.status.value,
-                reason=bounded_text(assessment.reason),
-                assessed_at=assessed_at,
-                analyzer_version=assessment.analyzer_version,
-                index_version=assessment.index_version,
-                last_scan_id=assessment.scan_id,
-                current_generation=generation,
-                findings_fingerprint=fingerprint,
-            )
-            if assessment.match_keys:
-                row["match_keys"] = assessment.match_keys
-            else:
+            unchanged = (outcome["previous"] and previous.blob == ""
+                         and as_str(row.get("findings_fingerprint")) == encoded.fingerprint
+                         and row.get("findings_format") == FORMAT)
+            kept = outcome["previous"] if unchanged else generation
+            row.update(assessment_columns(assessment, counts=encoded.counts, generation=kept))
+            if not assessment.match_keys:
                 row.pop("match_keys", None)
+            if not unchanged:
+                for name in [name for name in row if _is_findings_column(name)]:
+                    del row[name]
+                row.update(findings_columns(encoded, blob=blob))
             if repository and not row.get("repository"):
                 row["repository"] = repository
-            row["analysis_status"] = (assessment.analysis_status or assessment.status).value
-            row["platform_details"] = platform_details_to_json(tuple(
-                PlatformDetail(platform=result.platform, manifest_digest=result.manifest_digest,
-                               os=result.os)
-                for result in assessment.results))
-            platforms = [result.platform for result in assessment.results if result.platform]
-            if platforms:
-                row["platforms"] = json.dumps(platforms)
             if assessment.trigger is not None and not row.get("first_scan_trigger"):
                 row["first_scan_trigger"] = assessment.trigger.value
             outcome["applied"] = True
+            outcome["generation"] = kept
+            outcome["blob"] = blob if not unchanged else previous.blob
             return row
 
         self.images.modify(registry, digest, change, f"publishing findings of {digest}")
-        return FlipResult(applied=bool(outcome.get("applied")),
-                          previous_generation=str(outcome.get("previous", "")))
-
-    def delete_generation(self, registry: str, digest: str, generation: str) -> int:
-        """Step 3: delete one generation's rows; returns how many."""
-        return self._delete_where(registry, digest, lambda found: found == generation)
-
-    def _delete_where(self, registry: str, digest: str, doomed: Any) -> int:
-        partition_key = finding_partition(registry, digest)
-        with storage_errors(f"listing findings of {digest}"):
-            keys = [entity["RowKey"] for entity in self.table.query_entities(
-                "PartitionKey eq @pk", parameters={"pk": partition_key}, select=["RowKey"])]
-        operations = [
-            (TransactionOperation.DELETE, {"PartitionKey": partition_key, "RowKey": row_key})
-            for row_key in keys if doomed(row_key.split(SEPARATOR, 1)[0])
-        ]
-        return submit_batches(self.table, operations, f"deleting findings of {digest}")
-
-    # ------------------------------------------------------------ writing, all steps
-
-    def save(self, registry: str, digest: str, assessment: Assessment,
-             repository: str = "") -> FlipResult:
-        """Replace the image's findings with ``assessment`` (steps 1-3, see module doc)."""
-        entity = self.images.entity(registry, digest)
-        image = image_from_entity(entity) if entity is not None else None
-        repository = repository or (image.repository if image else "")
-        rows = self._rows(registry, repository, digest, assessment.results)
-        fingerprint = self._fingerprint(rows)
-        counts = count_findings(
-            finding for result in assessment.results for finding in result.findings)
-        if (entity is not None and image is not None and image.current_generation
-                and as_str(entity.get("findings_fingerprint")) == fingerprint):
-            # Same rows as stored: only the image row changes (the weekly rescan's usual case).
-            result = self.flip(registry, digest, image.current_generation, assessment,
-                               repository=repository, fingerprint=fingerprint,
-                               expected_generation=image.current_generation, counts=counts)
-            if result.applied or result.previous_generation == image.current_generation:
-                return result  # done, or a newer assessment is already stored
-            # The pointer moved under us (a concurrent save): write our own generation.
-        generation = self.write_generation(registry, digest, repository, assessment.results)
-        result = self.flip(registry, digest, generation, assessment, repository=repository,
-                           fingerprint=fingerprint, counts=counts)
-        if not result.applied:
-            self.delete_generation(registry, digest, generation)
+        if not outcome.get("applied"):
+            if blob:
+                self.blobs.delete(BlobKind.FINDINGS, blob)
             log.info("image %s: assessment of %s superseded by a newer one", digest,
                      assessment.assessed_at.isoformat())
-            return result
-        self._collect(registry, digest, keep=generation, old=result.previous_generation)
-        return result
+            return SaveResult(applied=False, previous_generation=str(outcome.get("previous")))
+        if blob or outcome["previous_blob"]:
+            self._collect(registry, digest, keep=outcome["blob"], old=outcome["previous_blob"])
+        return SaveResult(applied=True, previous_generation=str(outcome["previous"]),
+                          generation=outcome["generation"])
+
+    def rescan_changes(self, image: ImageRecord, assessment: Assessment,
+                       encoded: EncodedFindings) -> dict[str, Any] | None:
+        """The merge that stores ``assessment`` on ``image``'s row (read with
+        ``RESCAN_COLUMNS``), for a batched ``ImageTable.merge_rows``; None when the old or
+        the new document lives in a blob (store it with ``save``)."""
+        if image.stored_findings.blob or not fits_row(encoded):
+            return None
+        changes = assessment_columns(assessment, counts=encoded.counts,
+                                     generation=new_generation())
+        changes.update(findings_columns(encoded, previous=image.stored_findings))
+        return changes
 
     def _collect(self, registry: str, digest: str, *, keep: str, old: str) -> None:
+        """Delete the image's document blobs but ``keep``: ``old`` at once, others once
+        stale (left by a writer that died before its row write)."""
         cutoff = datetime.now().astimezone() - STALE_GENERATION
-
-        def doomed(found: str) -> bool:
-            if found == keep:
-                return False
-            if found == old:
-                return True
-            made = generation_time(found)
-            return made is not None and made < cutoff
-
-        self._delete_where(registry, digest, doomed)
+        prefix = self.blob_name(registry, digest, "")
+        for name in self.blobs.names(BlobKind.FINDINGS, prefix):
+            made = generation_time(name[len(prefix):])
+            if name != keep and (name == old or (made is not None and made < cutoff)):
+                self.blobs.delete(BlobKind.FINDINGS, name)
 
     # ------------------------------------------------------------ reading
 
-    def generation_rows(self, registry: str, digest: str, generation: str) -> list[Any]:
-        partition_key = finding_partition(registry, digest)
-        with storage_errors(f"reading findings of {digest}"):
-            return list(self.table.query_entities(
-                "PartitionKey eq @pk and RowKey gt @low and RowKey lt @high",
-                parameters={"pk": partition_key, "low": generation + SEPARATOR,
-                            "high": generation + chr(ord(SEPARATOR) + 1)},
-            ))
+    def _document(self, entity: Mapping[str, Any], stored: StoredFindings) -> bytes:
+        if stored.blob:
+            return self.blobs.get(BlobKind.FINDINGS, stored.blob)
+        return b"".join(as_bytes(entity.get(DOCUMENT_COLUMN.format(n)))
+                        for n in range(stored.document_chunks))
+
+    def _read(self, registry: str, digest: str
+              ) -> tuple[ImageRecord, tuple[PlatformFindings, ...]]:
+        for _attempt in range(MAX_READ_ATTEMPTS):
+            entity = self.images.entity(registry, digest)
+            if entity is None:
+                raise NotFound(f"no image {digest} in registry {registry}")
+            image = image_from_entity(entity)
+            stored = image.stored_findings
+            if not image.current_generation:
+                return image, ()
+            if entity.get("findings_format") != FORMAT:
+                raise StoreError(f"findings of {digest} are in an unknown stored format")
+            try:
+                data = self._document(entity, stored)
+            except NotFound:
+                continue  # a newer save deleted the blob after moving the row on: read again
+            return image, decode_document(data, image.platform_details,
+                                          f"findings document of {digest}")
+        raise TransientStoreError(f"findings of {digest} kept changing while being read")
 
     def current(self, registry: str, digest: str) -> tuple[PlatformFindings, ...]:
-        """The image's findings by platform, from one complete generation (NotFound if none).
+        """The image's findings by platform, from one complete assessment (NotFound if the
+        image is unknown). Platforms come in the assessment's order (platforms without
+        findings included); findings within a platform by id, then package."""
+        return self._read(registry, digest)[1]
 
-        Platforms come in the assessment's order (platforms without findings included);
-        findings within a platform in row-key order, i.e. by finding id.
-        """
-        for _attempt in range(MAX_READ_ATTEMPTS):
-            image = self.images.get(registry, digest)
-            if not image.current_generation:
-                return ()
-            rows = self.generation_rows(registry, digest, image.current_generation)
-            again = self.images.get(registry, digest)
-            if again.current_generation == image.current_generation:
-                return _group(rows, again.platform_details)
-        raise TransientStoreError(f"findings of {digest} kept changing while being read")
+    def previous_summary(self, image: ImageRecord) -> AssessmentSummary | None:
+        """The notification summary of ``image``'s stored assessment (row read with
+        ``RESCAN_COLUMNS``); None when never assessed."""
+        if image.status is None:
+            return None
+        stored = image.stored_findings
+        if stored.total == 0:
+            return AssessmentSummary(status=image.status, active_finding_keys=frozenset())
+        if stored.keys_external or not stored.keys:
+            findings = [finding for result in self.current(image.registry, image.digest)
+                        for finding in result.findings]
+            return AssessmentSummary(status=image.status, active_finding_keys=frozenset(
+                finding_key(finding) for finding in findings if not finding.disabled_by))
+        return summary_from_keys(image.status, decode_keys(
+            stored.keys, f"findings keys of {image.digest}"))
 
     def query(self, filters: FindingFilter = FindingFilter(), page_size: int = 100,
               token: str | None = None) -> Page[FindingHit]:
-        """Findings across images matching ``filters`` (see the module doc on cost)."""
-        clauses: list[str] = []
-        parameters: dict[str, Any] = {}
-        if filters.vulnerability_id:
-            parameters["vid"] = filters.vulnerability_id
-            columns = ["vuln_id", *(f"alias_{index}" for index in range(ALIAS_COLUMNS))]
-            # The SDK substitutes ``@name`` only as a space-separated word: keep spaces
-            # around the parentheses.
-            clauses.append("( " + " or ".join(f"{column} eq @vid" for column in columns) + " )")
-        if filters.package:
-            parameters["package"] = filters.package
-            clauses.append("( package eq @package or source_package eq @package )")
-        if filters.severity is not None:
-            parameters["rank"] = filters.severity.rank
-            clauses.append("severity_rank ge @rank")
-        if filters.fix_status is not None:
-            parameters["fix"] = filters.fix_status.value
-            clauses.append("fix_status eq @fix")
-        if filters.registry:
-            parameters["registry"] = filters.registry
-            clauses.append("registry eq @registry")
-        if filters.repository:
-            parameters["repository"] = filters.repository
-            clauses.append("repository eq @repository")
-        if not filters.include_disabled:
-            clauses.append("disabled_by eq ''")
-        pointers: dict[str, str | None] = {}
+        """Findings across images matching ``filters``, by registry, digest, platform, id.
 
-        def current_row(entity: Mapping[str, Any]) -> bool:
-            partition_key = entity["PartitionKey"]
-            if partition_key not in pointers:
-                image = self.images.find(as_str(entity.get("registry")),
-                                         as_str(entity.get("digest")))
-                visible = image is not None and (filters.include_deleted_images
-                                                 or not image.deleted)
-                pointers[partition_key] = image.current_generation if visible and image else None
-            return pointers[partition_key] == entity.get("generation")
+        The token holds the service page of image rows, how many of its rows are done and how
+        many hits of the next row were returned. A page may hold fewer than ``page_size`` hits
+        while more follow (at most ``MAX_QUERY_SERVICE_PAGES`` pages of image rows are read
+        per call): follow ``next_token`` until it is None.
+        """
+        check_page_size(page_size)
+        service_token, skip, part = decode_token_part(token) if token else (None, 0, 0)
+        query_filter, parameters = _image_prefilter(filters)
+        items: list[FindingHit] = []
+        with storage_errors("querying findings"):
+            pages: Any = self.images.table.query_entities(
+                query_filter, parameters=parameters, results_per_page=QUERY_SERVICE_PAGE,
+                select=list(QUERY_COLUMNS)).by_page(continuation_token=cast(Any, service_token))
+            page_start = service_token
+            for service_pages, page in enumerate(pages, start=1):
+                entities = list(page)
+                next_service = pages.continuation_token
+                for index in range(skip, len(entities)):
+                    hits = list(self._hits(entities[index], filters))
+                    taken = hits[part:part + page_size - len(items)]
+                    items.extend(taken)
+                    part += len(taken)
+                    if len(items) == page_size:
+                        if part < len(hits):
+                            return Page(items=tuple(items),
+                                        next_token=encode_token(page_start, index, part))
+                        if index + 1 < len(entities):
+                            return Page(items=tuple(items),
+                                        next_token=encode_token(page_start, index + 1))
+                        return Page(items=tuple(items), next_token=(
+                            encode_token(next_service, 0) if next_service else None))
+                    part = 0
+                if not next_service:
+                    break
+                page_start, skip = next_service, 0
+                if service_pages >= MAX_QUERY_SERVICE_PAGES:
+                    return Page(items=tuple(items), next_token=encode_token(next_service, 0))
+        return Page(items=tuple(items), next_token=None)
 
-        return query_page(
-            self.table, query_filter=" and ".join(clauses), parameters=parameters,
-            page_size=page_size, token=token, convert=_hit, predicate=current_row,
-            operation="querying findings",
-        )
+    def _hits(self, entity: Mapping[str, Any], filters: FindingFilter) -> Iterator[FindingHit]:
+        listed = stored_findings_from_entity(entity)
+        if listed.total == 0:
+            return
+        digest = as_str(entity.get("digest"))
+        if not listed.keys_external and not any(
+                _key_matches(key, filters)
+                for key in decode_keys(listed.keys, f"findings keys of {digest}")):
+            return
+        image, results = self._read(as_str(entity.get("registry")), digest)
+        if image.deleted and not filters.include_deleted_images:
+            return
+        for result in results:
+            for finding in result.findings:
+                if _key_matches(_key_of(finding), filters):
+                    yield FindingHit(registry=image.registry, repository=image.repository,
+                                     digest=image.digest, platform=result.platform,
+                                     manifest_digest=result.manifest_digest, finding=finding)
 
 
-def _hit(entity: Mapping[str, Any]) -> FindingHit:
-    return FindingHit(
-        registry=as_str(entity.get("registry")), repository=as_str(entity.get("repository")),
-        digest=as_str(entity.get("digest")), platform=as_str(entity.get("platform")),
-        manifest_digest=as_str(entity.get("manifest_digest")),
-        finding=finding_from_entity(entity),
-    )
+def _key_of(finding: Finding) -> _Key:
+    return _Key(platform_index=0, ids=(finding.id, *finding.aliases),
+                packages=(finding.package, finding.source_package),
+                version=finding.installed_version, severity_rank=finding.severity.rank,
+                fix_status=finding.fix_status.value, disabled=bool(finding.disabled_by))
 
 
-def _group(rows: Iterable[Mapping[str, Any]],
-           details: tuple[PlatformDetail, ...]) -> tuple[PlatformFindings, ...]:
-    """Findings by platform, in the assessment's platform order; platforms without findings
-    are included (with their OS), so re-applying rules or rendering keeps every platform."""
-    grouped: dict[tuple[str, str], list[Finding]] = {
-        (detail.platform, detail.manifest_digest): [] for detail in details}
-    for row in rows:
-        key = (as_str(row.get("platform")), as_str(row.get("manifest_digest")))
-        grouped.setdefault(key, []).append(finding_from_entity(row))
-    os_by_key = {(detail.platform, detail.manifest_digest): detail.os for detail in details}
-    return tuple(
-        PlatformFindings(platform=platform, manifest_digest=manifest, findings=tuple(findings),
-                         os=os_by_key.get((platform, manifest)))
-        for (platform, manifest), findings in grouped.items()
-    )
-
+def _image_prefilter(filters: FindingFilter) -> tuple[str, dict[str, Any]]:
+    """What the service can narrow on: the image rows that may hold a hit."""
+    image_filter, parameters = image_query(ImageFilter(
+        registry=filters.registry, repository=filters.repository,
+        include_deleted=filters.include_deleted_images))
+    clauses = [clause for clause in (image_filter, "findings_total gt 0") if clause]
+    if filters.severity is not None:
+        kinds = ("active", "disabled") if filters.include_disabled else ("active",)
+        # The SDK substitutes ``@name`` only as a space-separated word; these have none.
+        clauses.append("( " + " or ".join(
+            f"{count_column(kind, severity)} gt 0" for kind in kinds
+            for severity in Severity if severity >= filters.severity) + " )")
+    return " and ".join(clauses), parameters

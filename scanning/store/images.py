@@ -4,8 +4,10 @@ images: PartitionKey ``encode_key(registry)``, RowKey ``encode_key(digest)``. Li
 registry is a partition query. Besides what the image is (repository, tags, platforms, media
 type, size, push/pull times, deleted flag) the row carries the latest assessment (status,
 reason, counts per severity active and disabled as ``active_<severity>``/``disabled_<severity>``
-Int32 columns so they can be filtered on, analyzer and index versions) and the pointer
-``current_generation`` to the findings rows of that assessment (see ``findings``).
+Int32 columns so they can be filtered on, analyzer and index versions, the generation id
+``current_generation`` of that assessment) and the assessment's findings themselves, as a
+compressed document in binary columns or a blob (``findings`` describes the layout). Queries
+that list images read only the summary columns (``SUMMARY_COLUMNS``), never the documents.
 
 tags: PartitionKey ``join_key(registry, repository)``, RowKey ``join_key(tag) | <inverted
 time>``: each push of a tag appends a row saying which digest the tag pointed to when, newest
@@ -86,6 +88,21 @@ class PlatformDetail:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StoredFindings:
+    """Where the row keeps its findings (``scanning.store.findings`` writes and reads them):
+    ``document_chunks`` binary columns or the blob ``blob``; the query keys in
+    ``keys_chunks`` columns (``keys``: those columns joined, when the read selected them) or,
+    when ``keys_external``, only inside the document."""
+
+    total: int = 0
+    document_chunks: int = 0
+    blob: str = ""
+    keys_chunks: int = 0
+    keys_external: bool = False
+    keys: bytes = b""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ImageRecord:
     registry: str
     repository: str
@@ -112,10 +129,13 @@ class ImageRecord:
     deleted_at: datetime | None = None
     current_generation: str = ""
     platform_details: tuple[PlatformDetail, ...] = ()
-    # What the weekly rescan needs to tell, without the inventory, whether a changed index
-    # changes this image's findings (``encode_match_keys``); b"" when unknown.
-    match_keys: bytes = b""
     findings_fingerprint: str = ""
+    # Storage detail, read only by the reads that need it (``RESCAN_COLUMNS``), so not part
+    # of what makes two records of one image equal. What the weekly rescan needs to tell,
+    # without the inventory, whether a changed index changes this image's findings
+    # (``encode_match_keys``); b"" when unknown or not read:
+    match_keys: bytes = field(default=b"", compare=False)
+    stored_findings: StoredFindings = field(default_factory=StoredFindings, compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -220,14 +240,51 @@ def image_from_entity(entity: Mapping[str, Any]) -> ImageRecord:
             deleted_at=as_datetime(entity.get("deleted_at")),
             current_generation=as_str(entity.get("current_generation")),
             platform_details=platform_details_from_json(entity.get("platform_details")),
-            match_keys=_as_bytes(entity.get("match_keys")),
+            match_keys=as_bytes(entity.get("match_keys")),
             findings_fingerprint=as_str(entity.get("findings_fingerprint")),
+            stored_findings=stored_findings_from_entity(entity),
         )
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise StoreError(f"image row {entity.get('RowKey')!r} is malformed: {error}") from error
 
 
-def _as_bytes(value: object) -> bytes:
+# Binary columns of the findings document and of its query keys (``findings``): at most
+# ``MAX_CHUNKS`` in all on one row, each at most ``CHUNK`` bytes.
+DOCUMENT_COLUMN = "findings_doc_{}"
+KEYS_COLUMN = "findings_keys_{}"
+CHUNK = 64_000
+MAX_CHUNKS = 10
+MAX_KEYS_CHUNKS = 4
+
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "PartitionKey", "RowKey", "registry", "repository", "digest", "tags", "platforms",
+    "media_type", "size_bytes", "first_pushed", "last_pushed", "last_pulled", "status",
+    "analysis_status", "reason", *(count_column(kind, severity) for kind in ("active", "disabled")
+                                   for severity in Severity),
+    "analyzer_version", "index_version", "assessed_at", "last_scan_id", "first_scan_trigger",
+    "deleted", "deleted_at", "current_generation", "platform_details", "findings_fingerprint",
+    "findings_total", "findings_doc_n", "findings_blob", "findings_keys_n",
+    "findings_keys_external",
+)
+KEYS_COLUMNS: tuple[str, ...] = tuple(KEYS_COLUMN.format(n) for n in range(MAX_KEYS_CHUNKS))
+# What the weekly rescan reads of every image: the summary, the match keys, the query keys
+# (for the previous assessment's notification summary); still never the documents.
+RESCAN_COLUMNS: tuple[str, ...] = (*SUMMARY_COLUMNS, "match_keys", *KEYS_COLUMNS)
+
+
+def stored_findings_from_entity(entity: Mapping[str, Any]) -> StoredFindings:
+    keys_chunks = min(as_int(entity.get("findings_keys_n")), MAX_KEYS_CHUNKS)
+    return StoredFindings(
+        total=as_int(entity.get("findings_total")),
+        document_chunks=min(as_int(entity.get("findings_doc_n")), MAX_CHUNKS),
+        blob=as_str(entity.get("findings_blob")),
+        keys_chunks=keys_chunks,
+        keys_external=bool(entity.get("findings_keys_external", False)),
+        keys=b"".join(as_bytes(entity.get(KEYS_COLUMN.format(n))) for n in range(keys_chunks)),
+    )
+
+
+def as_bytes(value: object) -> bytes:
     if isinstance(value, EntityProperty):
         value = value.value
     return bytes(value) if isinstance(value, bytes | bytearray) else b""
@@ -280,6 +337,41 @@ def decode_match_keys(data: bytes) -> tuple[SignedLookup, ...] | None:
     return tuple(signed)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MergeReport:
+    applied: tuple[RowUpdate, ...]
+    dropped: tuple[RowUpdate, ...]  # a newer assessment was stored meanwhile
+
+
+# A transaction's request body may hold at most 4 MiB; binary values travel as base64.
+MAX_BATCH_BYTES = 3 * 1024 * 1024
+
+
+def _payload_size(changes: Mapping[str, Any]) -> int:
+    size = 512
+    for name, value in changes.items():
+        if isinstance(value, EntityProperty):
+            value = value.value
+        size += len(name) + 32 + (len(value) * 4 // 3 + 4 if isinstance(value, bytes | bytearray)
+                                  else len(value) * 2 if isinstance(value, str) else 16)
+    return size
+
+
+def _batches(updates: list[RowUpdate]) -> Iterator[list[RowUpdate]]:
+    """Consecutive runs of at most ``MAX_BATCH`` updates and ``MAX_BATCH_BYTES``."""
+    batch: list[RowUpdate] = []
+    size = 0
+    for update in updates:
+        update_size = _payload_size(update.changes)
+        if batch and (len(batch) == MAX_BATCH or size + update_size > MAX_BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(update)
+        size += update_size
+    if batch:
+        yield batch
+
+
 class _Conflict(Exception):
     """A batch of row updates met a row changed since it was read."""
 
@@ -316,27 +408,30 @@ class ImageTable:
         """
         with storage_errors(f"finding image {digest}"):
             entities = list(self.table.query_entities(
-                "RowKey eq @digest", parameters={"digest": encode_key(digest)}
-            ))
+                "RowKey eq @digest", parameters={"digest": encode_key(digest)},
+                select=list(SUMMARY_COLUMNS)))
         return tuple(image_from_entity(entity) for entity in entities)
 
     def list(self, filters: ImageFilter = ImageFilter(), page_size: int = 100,
              token: str | None = None) -> Page[ImageRecord]:
         """One page of images matching ``filters``, in registry then digest order."""
-        query_filter, parameters = _filter_query(filters)
+        query_filter, parameters = image_query(filters)
         return query_page(
             self.table, query_filter=query_filter, parameters=parameters,
             page_size=page_size, token=token, convert=image_from_entity, operation="listing images",
+            select=SUMMARY_COLUMNS,
         )
 
-    def iter_with_etags(self, filters: ImageFilter = ImageFilter()
+    def iter_with_etags(self, filters: ImageFilter = ImageFilter(),
+                        columns: tuple[str, ...] = RESCAN_COLUMNS
                         ) -> Iterator[tuple[ImageRecord, str]]:
-        """Every matching image with its row's ETag: one paged query (1,000 rows a page)."""
-        query_filter, parameters = _filter_query(filters)
+        """Every matching image with its row's ETag: one paged query (1,000 rows a page) of
+        ``columns`` (by default what the weekly rescan needs)."""
+        query_filter, parameters = image_query(filters)
         with storage_errors("listing images"):
             entities = self.table.query_entities(
                 query_filter or "PartitionKey ne ''", parameters=parameters,
-                results_per_page=1000)
+                results_per_page=1000, select=list(columns))
             for entity in entities:
                 yield image_from_entity(entity), etag_of(entity)
 
@@ -465,9 +560,9 @@ class ImageTable:
             raise NotFound(f"no image {digest} in registry {registry}")
         return record
 
-    def merge_rows(self, updates: Iterable[RowUpdate]) -> tuple[int, int]:
-        """Apply row updates in transactions of at most 100 rows of one partition (registry),
-        each merge conditional on the row's ETag; returns (applied, dropped).
+    def merge_rows(self, updates: Iterable[RowUpdate]) -> MergeReport:
+        """Apply row updates in transactions of at most 100 rows of one partition (registry)
+        and at most ``MAX_BATCH_BYTES`` of payload, each merge conditional on the row's ETag.
 
         A transaction fails as a whole when one of its rows changed since it was read; its
         updates are then redone one by one (``modify``), dropped for rows whose ``expected``
@@ -476,10 +571,10 @@ class ImageTable:
         by_partition: dict[str, list[RowUpdate]] = {}
         for update in updates:
             by_partition.setdefault(encode_key(update.registry), []).append(update)
-        applied = dropped = 0
+        applied: list[RowUpdate] = []
+        dropped: list[RowUpdate] = []
         for partition_key, group in by_partition.items():
-            for start in range(0, len(group), MAX_BATCH):
-                chunk = group[start:start + MAX_BATCH]
+            for chunk in _batches(group):
                 operations = [
                     (TransactionOperation.UPDATE,
                      {"PartitionKey": partition_key, "RowKey": encode_key(update.digest),
@@ -500,13 +595,10 @@ class ImageTable:
                             raise _Conflict from error
                 except _Conflict:
                     for update in chunk:
-                        if self._merge_one(update):
-                            applied += 1
-                        else:
-                            dropped += 1
+                        (applied if self._merge_one(update) else dropped).append(update)
                     continue
-                applied += len(chunk)
-        return applied, dropped
+                applied.extend(chunk)
+        return MergeReport(applied=tuple(applied), dropped=tuple(dropped))
 
     def _merge_one(self, update: RowUpdate) -> bool:
         done: list[bool] = []
@@ -540,7 +632,8 @@ class ImageTable:
         self.modify(registry, digest, change, f"recording pull of {digest}")
 
 
-def _filter_query(filters: ImageFilter) -> tuple[str, dict[str, Any]]:
+def image_query(filters: ImageFilter) -> tuple[str, dict[str, Any]]:
+    """The service-side filter of ``filters`` and its parameters."""
     clauses: list[str] = []
     parameters: dict[str, Any] = {}
     if filters.registry:

@@ -37,8 +37,12 @@ class Page(Generic[T]):
     next_token: str | None
 
 
-def encode_token(service_token: Mapping[str, str] | None, skip: int) -> str:
+def encode_token(service_token: Mapping[str, str] | None, skip: int, part: int = 0) -> str:
+    """``skip`` entities of the service page are done; of the next one, ``part`` items (a
+    caller that makes several items of one entity)."""
     payload: dict[str, Any] = {"v": 1, "pk": None, "rk": None, "skip": skip}
+    if part:
+        payload["part"] = part
     if service_token:
         payload["pk"] = service_token.get("PartitionKey")
         payload["rk"] = service_token.get("RowKey")
@@ -48,6 +52,12 @@ def encode_token(service_token: Mapping[str, str] | None, skip: int) -> str:
 
 def decode_token(token: str) -> tuple[dict[str, str] | None, int]:
     """Return the service continuation and the skip count; BadRequest on a foreign token."""
+    service, skip, _part = decode_token_part(token)
+    return service, skip
+
+
+def decode_token_part(token: str) -> tuple[dict[str, str] | None, int, int]:
+    """``decode_token`` and the ``part`` count of ``encode_token``."""
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         payload = json.loads(raw)
@@ -55,18 +65,19 @@ def decode_token(token: str) -> tuple[dict[str, str] | None, int]:
         raise BadRequest("continuation token is malformed") from error
     if not isinstance(payload, dict) or payload.get("v") != 1:
         raise BadRequest("continuation token is malformed")
-    skip = payload.get("skip")
+    skip, part = payload.get("skip"), payload.get("part", 0)
     partition_key, row_key = payload.get("pk"), payload.get("rk")
-    if not isinstance(skip, int) or skip < 0:
+    if (not isinstance(skip, int) or skip < 0 or not isinstance(part, int) or part < 0
+            or isinstance(skip, bool) or isinstance(part, bool)):
         raise BadRequest("continuation token is malformed")
     if partition_key is None and row_key is None:
-        return None, skip
+        return None, skip, part
     if not isinstance(partition_key, str) or not isinstance(row_key, (str, type(None))):
         raise BadRequest("continuation token is malformed")
     service: dict[str, str] = {"PartitionKey": partition_key}
     if row_key is not None:
         service["RowKey"] = row_key
-    return service, skip
+    return service, skip, part
 
 
 def check_page_size(page_size: int) -> int:
@@ -85,10 +96,12 @@ def query_page(
     convert: Callable[[Mapping[str, Any]], T],
     predicate: Callable[[Mapping[str, Any]], bool] | None = None,
     operation: str = "query",
+    select: tuple[str, ...] | None = None,
 ) -> Page[T]:
     """One page of ``convert(entity)`` for the entities that match the filter and predicate.
 
-    An empty ``query_filter`` lists the whole table.
+    An empty ``query_filter`` lists the whole table; ``select`` names the columns to read
+    (all when None).
     """
     check_page_size(page_size)
     service_token, skip = decode_token(token) if token else (None, 0)
@@ -96,10 +109,11 @@ def query_page(
     with storage_errors(operation):
         if query_filter:
             paged = table.query_entities(
-                query_filter, parameters=dict(parameters or {}), results_per_page=page_size
-            )
+                query_filter, parameters=dict(parameters or {}), results_per_page=page_size,
+                select=list(select) if select else None)
         else:
-            paged = table.list_entities(results_per_page=page_size)
+            paged = table.list_entities(results_per_page=page_size,
+                                        select=list(select) if select else None)
         # The Tables SDK takes and returns its continuation as a dict, despite the type hints.
         pages: Any = paged.by_page(continuation_token=cast(Any, service_token))
         page_start = service_token

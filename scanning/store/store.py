@@ -34,7 +34,7 @@ from scanning.store.scans import ScanTable
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "acrscan"
-TABLES = ("images", "tags", "findings", "scans", "pulls", "billing", "billingdigests", "rules")
+TABLES = ("images", "tags", "scans", "pulls", "billing", "billingdigests", "rules")
 
 
 class Store:
@@ -53,12 +53,12 @@ class Store:
             return service.get_table_client(self.table_name(name))
 
         self.images = ImageTable(table("images"), table("tags"))
-        self.findings = FindingTable(table("findings"), self.images)
         self.scans = ScanTable(table("scans"))
         self.pulls = PullTable(table("pulls"))
         self.billing = BillingTable(table("billing"), table("billingdigests"))
         self.rules = RuleTable(table("rules"))
         self.blobs = BlobStore(clients.blob_service(), self.prefix)
+        self.findings = FindingTable(self.images, self.blobs)
 
     @classmethod
     def from_settings(cls, prefix: str | None = None) -> Store:
@@ -105,7 +105,7 @@ class Store:
 
         The logic is ``scanning.rules``; this reads the current findings, applies the rules
         per platform (with that platform's OS), recomputes the status from the scan's own
-        outcome, and saves through the same generation flip. An image never assessed is
+        outcome, and saves it the same way a scan does. An image never assessed is
         returned unchanged. A scan that lands meanwhile wins (its ``assessed_at`` is newer).
         """
         image = self.images.get(registry, digest)

@@ -85,7 +85,7 @@ def rescans(azurite: Azurite, tmp_path: Path,
     store.record_pull(registry=REGISTRY, repository=REPOSITORY, digest=DIGEST,
                       at=NOW - timedelta(days=2))
     transactions: list[str] = []
-    for name, table in (("images", store.images.table), ("findings", store.findings.table)):
+    for name, table in (("images", store.images.table), ("scans", store.scans.table)):
         submit = table.submit_transaction
 
         def counted(operations: Any, _name: str = name, _submit: Any = submit,
@@ -113,15 +113,15 @@ def test_change_touching_no_package_of_the_image_only_moves_its_index_version(
             rescans.transactions, after.current_generation == before.current_generation,
             after.index_version == rescans.svc.index.get()[1] != before.index_version,
             after.assessed_at, rescans.findings()) == (
-        (1, 1, 0, 0), ["images"], True, True, NOW, [("PYSEC-1", "requests")])
+        (1, 1, 0, 0), ["images", "scans"], True, True, NOW, [("PYSEC-1", "requests")])
 
 
 def test_change_touching_a_package_of_the_image_rematches_it(rescans: Rescans) -> None:
     rescans.publish([*BASE, _record("PYSEC-3", "django", "4.2")], "django")
     report = service.rescan_pulled(rescans.svc, now=NOW)
     assert ((report.rematched, report.unaffected, report.matched, report.rewritten),
-            sorted(rescans.findings())) == (
-        (1, 0, 1, 1), [("PYSEC-1", "requests"), ("PYSEC-3", "django")])
+            rescans.transactions, sorted(rescans.findings())) == (
+        (1, 0, 1, 1), ["images", "scans"], [("PYSEC-1", "requests"), ("PYSEC-3", "django")])
 
 
 def test_rescans_record_one_history_row_per_image(rescans: Rescans) -> None:

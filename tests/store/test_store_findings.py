@@ -1,15 +1,29 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from azure.data.tables import UpdateMode
 
+from scanning.errors import StoreError
 from scanning.model import AssessmentStatus, FixStatus, OSInfo, Severity
+from scanning.notify import AssessmentSummary
 from scanning.rules import DisableRule, RuleCriteria
-from scanning.store import Assessment, FindingFilter, FindingHit, PlatformFindings, Store
-from scanning.store.findings import finding_partition
+from scanning.store import (
+    Assessment,
+    BlobKind,
+    FindingFilter,
+    FindingHit,
+    PlatformFindings,
+    Store,
+)
+from scanning.store import findings as findings_module
+from scanning.store.findings import encode_findings
+from scanning.store.images import RowUpdate
+from scanning.store.keys import encode_key
 from tests.store.factories import make_finding
 
 pytestmark = pytest.mark.integration
@@ -36,9 +50,16 @@ def stored(store: Store) -> tuple:
                  for finding in result.findings)
 
 
-def row_count(store: Store) -> int:
-    return len(list(store.findings.table.query_entities(
-        "PartitionKey eq @pk", parameters={"pk": finding_partition(REGISTRY, DIGEST)})))
+def findings_blobs(store: Store) -> list[str]:
+    return store.blobs.names(BlobKind.FINDINGS, "")
+
+
+def big(count: int, seed: int = 1) -> tuple:
+    """Findings whose document cannot fit an image row: incompressible descriptions."""
+    rng = random.Random(seed)
+    return tuple(dataclasses.replace(make_finding(f"CVE-2024-{index:04d}", f"pkg{index}"),
+                                     description=rng.randbytes(14_000).hex())
+                 for index in range(count))
 
 
 @pytest.fixture()
@@ -64,38 +85,59 @@ def test_save_updates_image_status_counts_and_versions(pushed: Store) -> None:
         AssessmentStatus.UNHEALTHY, 2, 1, "a1", "i1", "s1", T0)
 
 
-def test_reader_between_steps_sees_the_old_complete_set(pushed: Store) -> None:
+def test_findings_live_in_the_image_row(pushed: Store) -> None:
     pushed.save_assessment(REGISTRY, DIGEST, assessment(OLD))
-    new = assessment(NEW, T0 + timedelta(days=1))
-    generation = pushed.findings.write_generation(REGISTRY, DIGEST, REPOSITORY, new.results)
-    assert stored(pushed) == OLD  # after step 1: the new rows are invisible
-    flip = pushed.findings.flip(REGISTRY, DIGEST, generation, new)
-    assert stored(pushed) == NEW  # after step 2: the new set, whole
-    assert row_count(pushed) == len(OLD) + len(NEW)
-    pushed.findings.delete_generation(REGISTRY, DIGEST, flip.previous_generation)
-    assert (stored(pushed), row_count(pushed)) == (NEW, len(NEW))
+    record = pushed.images.get(REGISTRY, DIGEST)
+    assert (record.stored_findings.total, record.stored_findings.document_chunks,
+            record.stored_findings.blob, record.stored_findings.keys_chunks,
+            findings_blobs(pushed)) == (2, 1, "", 1, [])
 
 
-def test_reader_retries_when_the_pointer_moves_under_it(pushed: Store) -> None:
+def test_new_assessment_replaces_the_old_in_one_row_write(pushed: Store) -> None:
     pushed.save_assessment(REGISTRY, DIGEST, assessment(OLD))
-    read_rows = pushed.findings.generation_rows
-    calls: list[str] = []
+    writes: list[str] = []
+    update = pushed.images.table.update_entity
 
-    def racing_read(registry: str, digest: str, generation: str) -> list:
-        rows = read_rows(registry, digest, generation)
-        if not calls:  # a writer flips and deletes right after the reader's first read
-            calls.append(generation)
+    def counted(*args: object, **kwargs: object) -> object:
+        writes.append("update")
+        return update(*args, **kwargs)  # type: ignore[arg-type]
+
+    pushed.images.table.update_entity = counted  # type: ignore[method-assign]
+    record = pushed.save_assessment(REGISTRY, DIGEST, assessment(NEW, T0 + timedelta(days=1)))
+    assert (writes, stored(pushed), record.counts.active[Severity.CRITICAL],
+            record.counts.active[Severity.HIGH]) == (["update"], NEW, 1, 0)
+
+
+def test_document_too_large_for_the_row_goes_to_a_blob_and_back(pushed: Store) -> None:
+    large = big(60)
+    pushed.save_assessment(REGISTRY, DIGEST, assessment(large))
+    record = pushed.images.get(REGISTRY, DIGEST)
+    assert (stored(pushed), record.stored_findings.document_chunks,
+            findings_blobs(pushed)) == (large, 0, [record.stored_findings.blob])
+    pushed.save_assessment(REGISTRY, DIGEST, assessment(NEW, T0 + timedelta(days=1)))
+    assert (stored(pushed), pushed.images.get(REGISTRY, DIGEST).stored_findings.blob,
+            findings_blobs(pushed)) == (NEW, "", [])
+
+
+def test_reader_meeting_a_deleted_blob_reads_the_row_again(pushed: Store) -> None:
+    pushed.save_assessment(REGISTRY, DIGEST, assessment(big(60)))
+    read_document = pushed.findings._document
+    calls: list[int] = []
+
+    def racing_read(*args: object) -> bytes:
+        if not calls:  # a writer replaces the assessment right after the reader's row read
+            calls.append(1)
             pushed.save_assessment(REGISTRY, DIGEST, assessment(NEW, T0 + timedelta(days=1)))
-        return rows
+        return read_document(*args)  # type: ignore[arg-type]
 
-    pushed.findings.generation_rows = racing_read  # type: ignore[method-assign]
+    pushed.findings._document = racing_read  # type: ignore[method-assign]
     assert stored(pushed) == NEW
 
 
 def test_older_assessment_does_not_replace_newer(pushed: Store) -> None:
     pushed.save_assessment(REGISTRY, DIGEST, assessment(NEW, T0 + timedelta(days=1)))
-    result = pushed.findings.save(REGISTRY, DIGEST, assessment(OLD, T0))
-    assert (result.applied, stored(pushed), row_count(pushed)) == (False, NEW, len(NEW))
+    result = pushed.findings.save(REGISTRY, DIGEST, assessment(big(60), T0))
+    assert (result.applied, stored(pushed), findings_blobs(pushed)) == (False, NEW, [])
 
 
 def test_unchanged_findings_keep_their_generation(pushed: Store) -> None:
@@ -107,18 +149,68 @@ def test_unchanged_findings_keep_their_generation(pushed: Store) -> None:
             stored(pushed)) == (before, "i2", T0 + timedelta(days=7), OLD)
 
 
-def test_more_than_one_batch_of_findings_is_stored(pushed: Store) -> None:
-    many = tuple(make_finding(f"CVE-2024-{index:04d}", f"pkg{index}") for index in range(250))
+def test_fewer_chunks_leave_no_stale_columns(pushed: Store) -> None:
+    many = tuple(dataclasses.replace(make_finding(f"CVE-2024-{index:04d}", f"pkg{index}"),
+                                     description=random.Random(index).randbytes(400).hex())
+                 for index in range(250))
     pushed.save_assessment(REGISTRY, DIGEST, assessment(many))
+    chunks_before = pushed.images.get(REGISTRY, DIGEST).stored_findings.document_chunks
     pushed.save_assessment(REGISTRY, DIGEST, assessment(NEW, T0 + timedelta(days=1)))
-    assert (stored(pushed), row_count(pushed)) == (NEW, 1)
+    entity = pushed.images.entity(REGISTRY, DIGEST)
+    assert entity is not None
+    assert (chunks_before, stored(pushed), sorted(
+        name for name in entity if name.startswith("findings_doc_"))) == (
+        2, NEW, ["findings_doc_0", "findings_doc_n"])
 
 
-def test_stale_orphan_generation_is_collected(pushed: Store) -> None:
-    pushed.findings.write_generation(REGISTRY, DIGEST, REPOSITORY, assessment(OLD).results,
-                                     generation="g00000000000000001deadbeef")
-    pushed.save_assessment(REGISTRY, DIGEST, assessment(NEW))
-    assert row_count(pushed) == len(NEW)
+def test_rescan_merge_replaces_findings_and_empties_unused_chunks(pushed: Store) -> None:
+    many = tuple(dataclasses.replace(make_finding(f"CVE-2024-{index:04d}", f"pkg{index}"),
+                                     description=random.Random(index).randbytes(400).hex())
+                 for index in range(250))
+    pushed.save_assessment(REGISTRY, DIGEST, assessment(many))
+    ((image, etag),) = list(pushed.images.iter_with_etags())
+    new = assessment(NEW, T0 + timedelta(days=1))
+    changes = pushed.findings.rescan_changes(image, new, encode_findings(DIGEST, new.results))
+    assert changes is not None
+    report = pushed.images.merge_rows([RowUpdate(
+        registry=REGISTRY, digest=DIGEST, etag=etag, changes=changes, expected={})])
+    entity = pushed.images.entity(REGISTRY, DIGEST)
+    assert entity is not None
+    assert (len(report.applied), stored(pushed), entity["findings_doc_n"],
+            entity["findings_doc_1"], pushed.images.get(REGISTRY, DIGEST).status) == (
+        1, NEW, 1, b"", AssessmentStatus.UNHEALTHY)
+
+
+def test_rescan_merge_is_refused_for_a_document_in_a_blob(pushed: Store) -> None:
+    pushed.save_assessment(REGISTRY, DIGEST, assessment(big(60)))
+    ((image, _etag),) = list(pushed.images.iter_with_etags())
+    new = assessment(NEW, T0 + timedelta(days=1))
+    assert pushed.findings.rescan_changes(
+        image, new, encode_findings(DIGEST, new.results)) is None
+
+
+def test_stale_orphan_blob_is_collected(pushed: Store) -> None:
+    orphan = pushed.findings.blob_name(REGISTRY, DIGEST, "g00000000000000001deadbeef")
+    pushed.blobs.put(BlobKind.FINDINGS, orphan, b"left by a writer that died")
+    pushed.save_assessment(REGISTRY, DIGEST, assessment(big(60)))
+    assert findings_blobs(pushed) == [pushed.images.get(REGISTRY, DIGEST).stored_findings.blob]
+
+
+def test_corrupt_document_is_a_store_error(pushed: Store) -> None:
+    pushed.save_assessment(REGISTRY, DIGEST, assessment(OLD))
+    pushed.images.table.upsert_entity({
+        "PartitionKey": encode_key(REGISTRY), "RowKey": encode_key(DIGEST),
+        "findings_doc_0": b"not zstd"}, mode=UpdateMode.MERGE)
+    with pytest.raises(StoreError, match=r"findings document of .* is unreadable"):
+        pushed.findings_of(REGISTRY, DIGEST)
+
+
+def test_document_inflating_without_bound_is_refused(pushed: Store,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    pushed.save_assessment(REGISTRY, DIGEST, assessment(OLD))
+    monkeypatch.setattr(findings_module, "MAX_DOCUMENT_JSON", 100)
+    with pytest.raises(StoreError, match="inflates beyond 100 bytes"):
+        pushed.findings_of(REGISTRY, DIGEST)
 
 
 def test_long_description_is_cut_to_fit_a_property(pushed: Store) -> None:
@@ -159,35 +251,64 @@ def test_query_findings_by_package_fix_status_and_repository(pushed: Store) -> N
                                                  fix_status=FixStatus.NOT_FIXED)),)
 
 
-def test_query_findings_by_severity_skips_replaced_generations(pushed: Store) -> None:
-    pushed.save_assessment(REGISTRY, DIGEST, assessment(OLD))
-    new = assessment(NEW, T0 + timedelta(days=1))
-    generation = pushed.findings.write_generation(REGISTRY, DIGEST, REPOSITORY, new.results)
-    pushed.findings.flip(REGISTRY, DIGEST, generation, new)  # old rows still there
+def test_query_findings_by_severity_keeps_those_at_or_above(pushed: Store) -> None:
+    pushed.save_assessment(REGISTRY, DIGEST, assessment(
+        (*OLD, make_finding("CVE-2024-0003", "curl", severity=Severity.CRITICAL),
+         make_finding("CVE-2024-0004", "bash", severity=Severity.LOW))))
     page = pushed.query_findings(FindingFilter(severity=Severity.HIGH))
+    assert [hit.finding.id for hit in page.items] == [
+        "CVE-2024-0001", "CVE-2024-0002", "CVE-2024-0003"]
+
+
+def test_query_findings_sees_only_the_current_assessment(pushed: Store) -> None:
+    pushed.save_assessment(REGISTRY, DIGEST, assessment(OLD))
+    pushed.save_assessment(REGISTRY, DIGEST, assessment(NEW, T0 + timedelta(days=1)))
+    page = pushed.query_findings(FindingFilter())
     assert [hit.finding.id for hit in page.items] == ["CVE-2024-0003"]
 
 
-def test_query_findings_pages_without_loss_or_repeat(pushed: Store) -> None:
+def test_query_findings_pages_across_images_without_loss_or_repeat(pushed: Store) -> None:
     many = tuple(make_finding(f"CVE-2024-{index:04d}", f"pkg{index}") for index in range(23))
     pushed.save_assessment(REGISTRY, DIGEST, assessment(many))
-    ids: list[str] = []
+    other = _second_image(pushed)
+    third = "sha256:" + "f" * 64
+    pushed.images.record_push(registry=REGISTRY, repository=REPOSITORY, digest=third, at=T0)
+    pushed.save_assessment(REGISTRY, third, assessment(()))
+    seen: list[tuple[str, str]] = []
     token: str | None = None
     while True:
-        page = pushed.query_findings(FindingFilter(package=""), page_size=5, token=token)
-        ids.extend(hit.finding.id for hit in page.items)
+        page = pushed.query_findings(FindingFilter(), page_size=5, token=token)
+        seen.extend((hit.digest, hit.finding.id) for hit in page.items)
         if page.next_token is None:
             break
         token = page.next_token
-    assert sorted(ids) == sorted(finding.id for finding in many)
-    assert len(ids) == 23
+    assert seen == [*((DIGEST, finding.id) for finding in many), (other, "DSA-1")]
 
 
-def test_query_findings_can_hide_disabled(pushed: Store) -> None:
+def test_query_findings_skips_deleted_images_unless_asked(pushed: Store) -> None:
+    pushed.save_assessment(REGISTRY, DIGEST, assessment(OLD))
+    pushed.images.mark_deleted(REGISTRY, DIGEST, T0 + timedelta(days=1))
+    assert (len(pushed.query_findings(FindingFilter()).items),
+            len(pushed.query_findings(FindingFilter(include_deleted_images=True)).items)) == (0, 2)
+
+
+def test_query_findings_reads_keys_from_the_document_when_too_large_for_the_row(
+        pushed: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(findings_module, "MAX_KEYS_CHUNKS", 0)
+    pushed.save_assessment(REGISTRY, DIGEST, assessment(OLD))
+    record = pushed.images.get(REGISTRY, DIGEST)
+    page = pushed.query_findings(FindingFilter(package="zlib"))
+    assert (record.stored_findings.keys_external, [hit.finding.id for hit in page.items]) == (
+        True, ["CVE-2024-0002"])
+
+
+def test_previous_summary_comes_from_the_keys(pushed: Store) -> None:
     pushed.save_assessment(REGISTRY, DIGEST, assessment(
-        (make_finding("CVE-1"), make_finding("CVE-2", "zlib", disabled_by="rule-1"))))
-    page = pushed.query_findings(FindingFilter(include_disabled=False))
-    assert [hit.finding.id for hit in page.items] == ["CVE-1"]
+        (*OLD, make_finding("CVE-2024-0009", disabled_by="rule-1"))))
+    record = pushed.images.get(REGISTRY, DIGEST)
+    assert pushed.findings.previous_summary(record) == AssessmentSummary(
+        status=AssessmentStatus.UNHEALTHY, active_finding_keys=frozenset({
+            "CVE-2024-0001|openssl|3.0.1-1", "CVE-2024-0002|zlib|3.0.1-1"}))
 
 
 def test_apply_rules_flips_image_to_healthy_and_keeps_findings_visible(pushed: Store) -> None:
@@ -214,7 +335,7 @@ def test_apply_rules_keeps_a_failed_analysis_failed(pushed: Store) -> None:
     assert (record.status, record.reason) == (AssessmentStatus.FAILED, "layer truncated")
 
 
-def test_concurrent_saves_leave_exactly_one_complete_generation(pushed: Store) -> None:
+def test_concurrent_saves_leave_exactly_one_complete_assessment(pushed: Store) -> None:
     sets = [tuple(make_finding(f"CVE-2024-{run}{index:03d}", f"p{index}") for index in range(30))
             for run in range(4)]
     threads = [threading.Thread(target=pushed.save_assessment, args=(
@@ -224,4 +345,4 @@ def test_concurrent_saves_leave_exactly_one_complete_generation(pushed: Store) -
         thread.start()
     for thread in threads:
         thread.join()
-    assert (stored(pushed), row_count(pushed)) == (sets[3], 30)
+    assert (stored(pushed), findings_blobs(pushed)) == (sets[3], [])

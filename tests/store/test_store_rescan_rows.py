@@ -3,6 +3,7 @@ row updates in batched transactions, and scan history rows in batches."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zlib
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,12 @@ import pytest
 
 from scanning.model import AssessmentStatus, ScanTrigger
 from scanning.store import Assessment, Store
-from scanning.store.images import RowUpdate, decode_match_keys, encode_match_keys
+from scanning.store.images import (
+    MergeReport,
+    RowUpdate,
+    decode_match_keys,
+    encode_match_keys,
+)
 from scanning.store.scans import ScanRecord, new_scan_id
 
 REGISTRY = "myacr.azurecr.io"
@@ -44,8 +50,6 @@ def test_unreadable_match_keys_mean_unknown(data: bytes) -> None:
     assert decode_match_keys(data) is None
 
 
-
-
 def _assessed(store: Store, digest: str) -> None:
     store.images.record_push(registry=REGISTRY, repository="app", digest=digest, at=T0)
     store.save_assessment(REGISTRY, digest, Assessment(
@@ -60,6 +64,11 @@ def _updates(store: Store, digests: list[str]) -> list[RowUpdate]:
                       expected={"current_generation": rows[digest][0].current_generation,
                                 "last_scan_id": "s1"})
             for digest in digests]
+
+
+def _outcome(report: MergeReport) -> tuple[list[str], list[str]]:
+    return ([update.digest[-1] for update in report.applied],
+            [update.digest[-1] for update in report.dropped])
 
 
 def _count_transactions(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -88,9 +97,29 @@ def test_row_updates_go_in_transactions_of_100(store: Store,
     for digest in digests:
         _assessed(store, digest)
     sizes = _count_transactions(store, monkeypatch)
-    result = store.images.merge_rows(_updates(store, digests))
-    assert (result, sizes, {image.index_version for image in store.images.iter_all()}) == (
+    report = store.images.merge_rows(_updates(store, digests))
+    assert ((len(report.applied), len(report.dropped)), sizes,
+            {image.index_version for image in store.images.iter_all()}) == (
         (150, 0), [100, 50], {"v2"})
+
+
+@pytest.mark.integration
+def test_row_updates_carrying_findings_are_batched_by_size(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 60 rows of ~80 KB on the wire each (base64): one 4 MiB request could not hold them.
+    digests = [f"sha256:{number:064x}" for number in range(60)]
+    for digest in digests:
+        _assessed(store, digest)
+    updates = [dataclasses.replace(update, changes={
+        "index_version": "v2", "findings_doc_0": bytes([number]) * 60_000,
+        **{f"findings_doc_{chunk}": b"" for chunk in range(1, 10)}})
+        for number, update in enumerate(_updates(store, digests))]
+    sizes = _count_transactions(store, monkeypatch)
+    report = store.images.merge_rows(updates)
+    entity = store.images.entity(REGISTRY, digests[59])
+    assert entity is not None
+    assert (len(report.applied), sizes, entity["findings_doc_0"]) == (
+        60, [38, 22], bytes([59]) * 60_000)
 
 
 @pytest.mark.integration
@@ -101,9 +130,9 @@ def test_row_changed_since_read_is_updated_alone_when_still_the_same_assessment(
         _assessed(store, digest)
     updates = _updates(store, digests)
     store.images.set_last_pulled(REGISTRY, digests[0], T0 + timedelta(days=1))
-    assert (store.images.merge_rows(updates),
+    assert (_outcome(store.images.merge_rows(updates)),
             [store.images.get(REGISTRY, digest).index_version for digest in digests]) == (
-        (2, 0), ["v2", "v2"])
+        (["a", "b"], []), ["v2", "v2"])
 
 
 @pytest.mark.integration
@@ -115,9 +144,9 @@ def test_row_reassessed_since_read_is_not_updated(store: Store) -> None:
     store.save_assessment(REGISTRY, digests[0], Assessment(
         status=AssessmentStatus.HEALTHY, assessed_at=T0 + timedelta(hours=1),
         index_version="v3", scan_id="s2"))
-    assert (store.images.merge_rows(updates),
+    assert (_outcome(store.images.merge_rows(updates)),
             [store.images.get(REGISTRY, digest).index_version for digest in digests]) == (
-        (1, 1), ["v3", "v2"])
+        (["b"], ["a"]), ["v3", "v2"])
 
 
 @pytest.mark.integration

@@ -207,6 +207,8 @@ module functionApp 'modules/function-app.bicep' = {
       ADVISORY_REFRESH_SCHEDULE: advisoryRefreshSchedule
       CATCHUP_SCHEDULE: catchupSchedule
       PULL_WINDOW_DAYS: string(pullWindowDays)
+      // Worker processes of a large weekly rescan: 0 = one per core of the instance.
+      RESCAN_PROCESSES: '0'
       // How long an untagged manifest push waits for the index that lists it (one scan per index).
       INDEX_CHILD_GRACE_SECONDS: '20'
       REGISTRIES: registries

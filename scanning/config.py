@@ -32,6 +32,8 @@ SETTINGS: dict[str, str] = {
     "ADVISORY_REFRESH_SCHEDULE": "0 0 2 * * *",
     "CATCHUP_SCHEDULE": "0 30 */6 * * *",
     "PULL_WINDOW_DAYS": "30",
+    # Worker processes a large weekly rescan matches in: 0 = one per CPU core, 1 = none.
+    "RESCAN_PROCESSES": "0",
     # An untagged manifest push waits this long for an index that lists it: pushing an index
     # sends its children first, and the index scan covers every platform.
     "INDEX_CHILD_GRACE_SECONDS": "20",

@@ -169,13 +169,14 @@ def match_inventory(
     gaps: list[str] = []
     os_packages = [p for p in packages if p.type.is_os]
     target = os_target(os_info) if os_info is not None else None
+    os_ecosystems = _resolve_ecosystems(target, index) if target is not None else ()
     if os_packages:
         if os_info is None:
             gaps.append(f"{len(os_packages)} OS packages but no operating system was detected")
         elif target is None:
             name = os_info.pretty_name or f"{os_info.id} {os_info.version_id}".strip()
             gaps.append(f"no advisory data for the operating system {name}")
-        elif not _resolve_ecosystems(target, index):
+        elif not os_ecosystems:
             gaps.append(
                 f"the advisory index has no records for {target.label} "
                 f"({', '.join(target.ecosystems + target.prefixes)})"
@@ -187,7 +188,8 @@ def match_inventory(
         if package.type.is_os:
             if target is None:
                 continue
-            lookups = _os_lookups(package, target, index)
+            lookups = [(ecosystem, name, version) for ecosystem in os_ecosystems
+                       for name, version in _os_names(package)]
         else:
             ecosystem = _LANGUAGE_ECOSYSTEMS.get(package.type)
             if ecosystem is None:
@@ -256,7 +258,7 @@ def _lookup_hits(index: AdvisoryIndex, ecosystem: str, name: str, version: str
     that affects ``version``, in index order; hit None when the version cannot be compared
     with the advisory's ranges. Remembered in ``index.lookup_memo``: images that share a
     package version compare it once per index."""
-    key = (ecosystem, normalize_name(ecosystem, name), version)
+    key = (ecosystem, name, version)
     found = index.lookup_memo.get(key)
     if found is not None:
         return cast(tuple[LookupHit, ...], found)
@@ -285,14 +287,6 @@ def _resolve_ecosystems(target: OsTarget, index: AdvisoryIndex) -> tuple[str, ..
             if any(e == p.rstrip(":") or e.startswith(p) for p in target.prefixes)
         )
     return tuple(dict.fromkeys(found))
-
-
-def _os_lookups(
-    package: Package, target: OsTarget, index: AdvisoryIndex
-) -> list[tuple[str, str, str]]:
-    ecosystems = _resolve_ecosystems(target, index)
-    names = _os_names(package)
-    return [(ecosystem, name, version) for ecosystem in ecosystems for name, version in names]
 
 
 def _os_names(package: Package) -> list[tuple[str, str]]:
@@ -506,7 +500,17 @@ def _prefix_ecosystems(index: AdvisoryIndex, wildcard: str) -> tuple[str, ...]:
 
 def lookup_signature(index: AdvisoryIndex, lookup: Lookup) -> str:
     """16 hex digits of BLAKE2b over the lookup's hits (``<id>|<modified>|<fixed>``, ``!`` for
-    a version that cannot be compared), in the order the matcher meets them; "" for none."""
+    a version that cannot be compared), in the order the matcher meets them; "" for none.
+    Remembered per index, like the hits."""
+    key = ("signature", *lookup)
+    found = index.lookup_memo.get(key)
+    if found is not None:
+        return cast(str, found)
+    index.lookup_memo[key] = signature = _signature(index, lookup)
+    return signature
+
+
+def _signature(index: AdvisoryIndex, lookup: Lookup) -> str:
     ecosystem, name, version = lookup
     ecosystems = (_prefix_ecosystems(index, ecosystem) if ecosystem.endswith(PREFIX_WILDCARD)
                   else (ecosystem,))

@@ -23,7 +23,10 @@ class PackageType(StrEnum):
 
     @property
     def is_os(self) -> bool:
-        return self in (PackageType.DPKG, PackageType.APK, PackageType.RPM)
+        return self in _OS_PACKAGE_TYPES
+
+
+_OS_PACKAGE_TYPES = frozenset({PackageType.DPKG, PackageType.APK, PackageType.RPM})
 
 
 class Severity(Enum):

@@ -22,15 +22,19 @@ import dataclasses
 import hashlib
 import json
 import logging
+import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 from azure.core.exceptions import ResourceExistsError
 
 from scanning.advisories.blob import INDEX_BLOB_NAME, load_index_from_blob
@@ -78,6 +82,7 @@ from scanning.registry import (
 )
 from scanning.rules import DisableRule, ImageContext, apply_rules, assessment_status
 from scanning.store.blobs import BlobKind
+from scanning.store.clients import StorageClients, StorageSettings
 from scanning.store.entities import bounded_text
 from scanning.store.findings import Assessment, PlatformFindings, encode_findings
 from scanning.store.images import ImageRecord, RowUpdate, decode_match_keys, encode_match_keys
@@ -211,15 +216,28 @@ class Services:
 
     @classmethod
     def create(cls, store: Store) -> Services:
+        """Create what is missing (tables, containers, the queue), then ``open``."""
         store.create()
-        container = store.clients.blob_service().get_container_client(f"{store.prefix}-layercache")
+        container = cls.layer_cache_container(store)
         if not container.exists():
             container.create_container()
-        queue = store.clients.queue_service().get_queue_client(setting("NOTIFY_QUEUE_NAME"))
+        services = cls.open(store)
+        queue = services.queue_client
+        assert queue is not None
         with contextlib.suppress(ResourceExistsError):
             queue.create_queue()
-        return cls(store=store, layer_cache=BlobLayerCache(container),
+        return services
+
+    @classmethod
+    def open(cls, store: Store) -> Services:
+        """The services of a store whose tables, containers and queue exist."""
+        queue = store.clients.queue_service().get_queue_client(setting("NOTIFY_QUEUE_NAME"))
+        return cls(store=store, layer_cache=BlobLayerCache(cls.layer_cache_container(store)),
                    index=IndexSource(store), queue_client=queue)
+
+    @staticmethod
+    def layer_cache_container(store: Store) -> Any:
+        return store.clients.blob_service().get_container_client(f"{store.prefix}-layercache")
 
 
 _services: Services | None = None
@@ -379,15 +397,25 @@ def save_inventories(svc: Services, registry: str, digest: str,
 
 def load_inventories(svc: Services, registry: str,
                      digest: str) -> tuple[ImageInventory, ...] | None:
-    """The stored inventories, or None when missing or made by another analyzer set."""
+    """The stored inventories, or None when missing, unreadable or made by another analyzer
+    set (the image is then analysed again)."""
     try:
-        document = json.loads(svc.store.blobs.get_inventory(registry, digest))
+        document = orjson.loads(svc.store.blobs.get_inventory(registry, digest))
     except NotFound:
         return None
-    if (document.get("schema") != INVENTORY_SCHEMA
+    except orjson.JSONDecodeError as error:
+        log.warning("inventory of %s in %s is unreadable (%s): it is analysed again", digest,
+                    registry, error)
+        return None
+    if (not isinstance(document, dict) or document.get("schema") != INVENTORY_SCHEMA
             or document.get("analyzer_set_version") != analyzer_set_version()):
         return None
-    return tuple(ImageInventory.from_json(item) for item in document["platforms"])
+    try:
+        return tuple(ImageInventory.from_json(item) for item in document["platforms"])
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        log.warning("inventory of %s in %s is malformed (%s): it is analysed again", digest,
+                    registry, error)
+        return None
 
 
 def _platform_status(inventory: ImageInventory, matched: AssessmentStatus) -> AssessmentStatus:
@@ -722,9 +750,179 @@ class _Rematched:
     message: dict[str, Any] | None = None  # to send once the merge is applied
 
 
-# Row merges of a rescan are applied (and their notifications sent) every so many rows, so a
-# run's memory does not grow with the number of images whose findings change.
-FLUSH_ROWS = 1000
+# Images to re-match are handled in chunks: each chunk's row merges are applied (in one
+# transaction per registry) and its notifications sent before the next, so a run's memory
+# does not grow with the number of images whose findings change.
+RESCAN_CHUNK = 100
+# Below this many pulled images, worker processes cost more to start than they save.
+RESCAN_PROCESS_MIN_IMAGES = 400
+# Row updates of unaffected images are merged every so many rows, while the listing goes on.
+UNAFFECTED_BATCH = 1000
+
+
+def _merge_unaffected(store: Store, updates: list[RowUpdate]) -> _ChunkReport:
+    merged = store.images.merge_rows(updates)
+    updates.clear()
+    return _ChunkReport(applied=len(merged.applied), dropped=len(merged.dropped))
+
+
+@dataclass(slots=True, kw_only=True)
+class _ChunkReport:
+    history: list[ScanRecord] = dataclasses.field(default_factory=list)
+    reanalyze: list[ScanRequest] = dataclasses.field(default_factory=list)
+    matched: int = 0
+    rewritten: int = 0
+    failed: int = 0
+    applied: int = 0
+    dropped: int = 0
+
+    def add(self, other: _ChunkReport) -> None:
+        self.history.extend(other.history)
+        self.reanalyze.extend(other.reanalyze)
+        self.matched += other.matched
+        self.rewritten += other.rewritten
+        self.failed += other.failed
+        self.applied += other.applied
+        self.dropped += other.dropped
+
+
+def _rescan_chunk(run: _RescanRun, chunk: list[tuple[ImageRecord, str]],
+                  workers: int) -> _ChunkReport:
+    """Re-match a chunk of images (threads overlap the storage reads), merge the rows of the
+    chunk in batched transactions, then send the notifications of the merges that applied."""
+    report = _ChunkReport()
+    updates: list[RowUpdate] = []
+    # Merges that store new findings, with the notification to send (or None).
+    rewrites: dict[tuple[str, str], dict[str, Any] | None] = {}
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        outcomes = list(pool.map(_guarded(lambda item: run.rematch(*item)), chunk))
+    for (image, _), outcome in zip(chunk, outcomes, strict=True):
+        if isinstance(outcome, ScanRequest):
+            report.reanalyze.append(outcome)
+        elif isinstance(outcome, _Rematched):
+            report.matched += 1
+            report.history.append(outcome.history)
+            if outcome.update is None:
+                report.rewritten += 1  # saved at once
+            else:
+                updates.append(outcome.update)
+                if outcome.rewritten:
+                    rewrites[(image.registry, image.digest)] = outcome.message
+        else:
+            report.failed += 1
+            log.warning("rescan of %s in %s failed: %s", image.digest, image.registry, outcome)
+            report.history.append(run.history(
+                image, rescan_id(run.moment, image.registry, image.digest),
+                AssessmentStatus.FAILED, str(outcome)))
+    merged = run.svc.store.images.merge_rows(updates)
+    report.applied, report.dropped = len(merged.applied), len(merged.dropped)
+    for update in merged.applied:
+        key = (update.registry, update.digest)
+        if key in rewrites:
+            report.rewritten += 1
+            message = rewrites[key]
+            if message is not None:
+                _send(run.svc, message)
+    return report
+
+
+# ---------------------------------------------------------------- rescans in worker processes
+#
+# Matching is pure Python: threads share one core. A large rescan spreads its chunks over
+# ``RESCAN_PROCESSES`` worker processes (spawned, so nothing of the parent's threads or
+# connections is inherited); each builds its own storage clients from the same settings and
+# loads the same advisory index version, then re-matches, merges and notifies chunk by chunk.
+# A pool that cannot start (or dies) leaves its unfinished chunks to the calling process.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _RescanSpec:
+    """What a worker process needs to rebuild the run (picklable)."""
+
+    storage: StorageSettings
+    prefix: str
+    moment: datetime
+    index_version: str
+    rules: tuple[DisableRule, ...]
+    analyzer_version: str
+    last_expiry: datetime | None
+
+
+_worker_run: _RescanRun | None = None
+
+
+def _start_worker(spec: _RescanSpec) -> None:
+    global _worker_run
+    svc = Services.open(Store(StorageClients(settings=spec.storage), spec.prefix))
+    index, version = svc.index.get()
+    if version != spec.index_version:
+        raise AdvisoryError(f"the advisory index changed during the rescan ({version} is not "
+                            f"{spec.index_version})")
+    _worker_run = _RescanRun(svc=svc, moment=spec.moment, index=index, index_version=version,
+                             keys={}, rules=spec.rules, analyzer_version=spec.analyzer_version,
+                             last_expiry=spec.last_expiry)
+
+
+def _worker_chunk(chunk: list[tuple[ImageRecord, str]], workers: int) -> _ChunkReport:
+    assert _worker_run is not None, "worker process not started"
+    return _rescan_chunk(_worker_run, chunk, workers)
+
+
+class _ChunkRunner:
+    """Runs chunks of a rescan as they are found: in worker processes when given more than
+    one (started on the first chunk, so they start while the image rows are still being
+    read), else in this process. ``finish`` waits for them; chunks whose worker failed, or a
+    pool that could not start, are re-matched in this process then."""
+
+    def __init__(self, run: _RescanRun, processes: int, workers: int) -> None:
+        self.run = run
+        self.workers = workers
+        self.totals = _ChunkReport()
+        self.pool: ProcessPoolExecutor | None = None
+        self.futures: list[tuple[list[tuple[ImageRecord, str]], Future[_ChunkReport]]] = []
+        if processes > 1:
+            spec = _RescanSpec(storage=run.svc.store.clients.settings,
+                               prefix=run.svc.store.prefix, moment=run.moment,
+                               index_version=run.index_version, rules=run.rules,
+                               analyzer_version=run.analyzer_version,
+                               last_expiry=run.last_expiry)
+            self.pool = ProcessPoolExecutor(
+                max_workers=processes, initializer=_start_worker, initargs=(spec,),
+                mp_context=multiprocessing.get_context("spawn"))
+            # Each process overlaps its storage reads with a few threads of its own.
+            self.workers = max(2, workers // processes)
+
+    def submit(self, chunk: list[tuple[ImageRecord, str]]) -> None:
+        if self.pool is None:
+            self.totals.add(_rescan_chunk(self.run, chunk, self.workers))
+            return
+        try:
+            self.futures.append((chunk, self.pool.submit(_worker_chunk, chunk, self.workers)))
+        except (BrokenProcessPool, RuntimeError):
+            self.totals.add(_rescan_chunk(self.run, chunk, self.workers))
+
+    def abandon(self) -> None:
+        """Stop the workers without waiting for their chunks (the run failed)."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def finish(self) -> _ChunkReport:
+        if self.pool is None:
+            return self.totals
+        left: list[list[tuple[ImageRecord, str]]] = []
+        try:
+            for chunk, future in self.futures:
+                try:
+                    self.totals.add(future.result())
+                except (BrokenProcessPool, OSError, ScanError) as error:
+                    log.warning("rescan worker process failed (%s): its %d images are "
+                                "re-matched here", error, len(chunk))
+                    left.append(chunk)
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        for chunk in left:
+            self.totals.add(_rescan_chunk(self.run, chunk, self.workers))
+        return self.totals
 
 
 def rescan_id(moment: datetime, registry: str, digest: str) -> str:
@@ -734,7 +932,7 @@ def rescan_id(moment: datetime, registry: str, digest: str) -> str:
 
 
 def rescan_pulled(svc: Services, *, now: datetime | None = None, window_days: int | None = None,
-                  workers: int = 8) -> RescanReport:
+                  workers: int = 8, processes: int | None = None) -> RescanReport:
     """Re-assess every image pulled in the window against today's index: no pull, no bill.
 
     Scan once, match many, and touch only what can change. Once per run: the pull ledger
@@ -746,8 +944,12 @@ def rescan_pulled(svc: Services, *, now: datetime | None = None, window_days: in
       (``matching.lookups_affected``): its findings are what is stored, so only the row's
       ``index_version``, ``assessed_at`` and ``last_scan_id`` move, in batched merges of up
       to 100 rows of one registry;
-    * otherwise its inventory is re-matched; unchanged findings again only move the row
-      (batched), changed ones are stored (``findings.save``) and notified when new;
+    * otherwise its inventory is re-matched; unchanged findings again only move the row,
+      changed ones are merged into the row with the new assessment (its findings live in
+      the row, ``store.findings``), both in batched transactions per chunk of
+      ``RESCAN_CHUNK`` images, and notified when new once the merge applied. Large runs
+      spread the chunks over ``processes`` worker processes (default: the setting
+      ``RESCAN_PROCESSES``), each overlapping its reads with threads;
     * no inventory, or one made by another analyzer set: returned for a full re-analysis
       (the caller starts those scans, also unbilled).
 
@@ -769,79 +971,57 @@ def rescan_pulled(svc: Services, *, now: datetime | None = None, window_days: in
                      analyzer_version=analyzer_set_version(),
                      last_expiry=max(expiries) if expiries else None)
     inventories = store.blobs.inventory_names() if pulled else frozenset()
+    if processes is None:
+        processes = int_setting("RESCAN_PROCESSES") or os.cpu_count() or 1
+    runner = _ChunkRunner(run, processes if len(pulled) >= RESCAN_PROCESS_MIN_IMAGES else 1,
+                          workers)
     updates: list[RowUpdate] = []
     history: list[ScanRecord] = []
     to_match: list[tuple[ImageRecord, str]] = []
     reanalyze: list[ScanRequest] = []
+    merged = _ChunkReport()
+    unaffected = 0
     images = store.images.iter_with_etags() if pulled else iter(())
-    for image, etag in images:
-        if (image.registry, image.digest) not in pulled:
-            continue
-        if store.blobs.inventory_name(image.registry, image.digest) not in inventories:
-            reanalyze.append(ScanRequest(registry=image.registry, repository=image.repository,
-                                         digest=image.digest, trigger=ScanTrigger.RESCAN,
-                                         requested_at=moment.isoformat()))
-        elif run.unaffected(image):
-            scan_id = rescan_id(moment, image.registry, image.digest)
-            if image.assessed_at is None or image.assessed_at <= moment:
-                updates.append(run.row_update(image, etag, scan_id))
-            assert image.status is not None
-            history.append(run.history(image, scan_id, image.status, image.reason))
-        else:
-            to_match.append((image, etag))
-    unaffected = len(history)
-
-    matched = rewritten = failed = applied = dropped = 0
-    # Pending merges that store new findings, with the notification to send (or None).
-    rewrites: dict[tuple[str, str], dict[str, Any] | None] = {}
-
-    def flush() -> None:
-        nonlocal applied, dropped, rewritten
-        report = store.images.merge_rows(updates)
-        applied += len(report.applied)
-        dropped += len(report.dropped)
-        for update in report.applied:
-            key = (update.registry, update.digest)
-            if key in rewrites:
-                rewritten += 1
-                message = rewrites[key]
-                if message is not None:
-                    _send(svc, message)
-        updates.clear()
-        rewrites.clear()
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        outcomes = pool.map(_guarded(lambda item: run.rematch(*item)), to_match)
-        for (image, _), outcome in zip(to_match, outcomes, strict=True):
-            if isinstance(outcome, ScanRequest):
-                reanalyze.append(outcome)
-            elif isinstance(outcome, _Rematched):
-                matched += 1
-                history.append(outcome.history)
-                if outcome.update is None:
-                    rewritten += 1  # saved at once
-                else:
-                    updates.append(outcome.update)
-                    if outcome.rewritten:
-                        rewrites[(image.registry, image.digest)] = outcome.message
-                if len(updates) >= FLUSH_ROWS:
-                    flush()
+    try:
+        for image, etag in images:
+            if (image.registry, image.digest) not in pulled:
+                continue
+            if store.blobs.inventory_name(image.registry, image.digest) not in inventories:
+                reanalyze.append(ScanRequest(
+                    registry=image.registry, repository=image.repository, digest=image.digest,
+                    trigger=ScanTrigger.RESCAN, requested_at=moment.isoformat()))
+            elif run.unaffected(image):
+                unaffected += 1
+                scan_id = rescan_id(moment, image.registry, image.digest)
+                if image.assessed_at is None or image.assessed_at <= moment:
+                    updates.append(run.row_update(image, etag, scan_id))
+                assert image.status is not None
+                history.append(run.history(image, scan_id, image.status, image.reason))
             else:
-                failed += 1
-                log.warning("rescan of %s in %s failed: %s", image.digest, image.registry,
-                            outcome)
-                history.append(run.history(image, rescan_id(moment, image.registry,
-                                                             image.digest),
-                                           AssessmentStatus.FAILED, str(outcome)))
-    flush()
+                to_match.append((image, etag))
+            if len(to_match) == RESCAN_CHUNK:
+                runner.submit(to_match)
+                to_match = []
+            if len(updates) >= UNAFFECTED_BATCH:
+                merged.add(_merge_unaffected(store, updates))
+        if to_match:
+            runner.submit(to_match)
+        merged.add(_merge_unaffected(store, updates))
+    except BaseException:
+        runner.abandon()
+        raise
+    totals = runner.finish()
+    totals.add(merged)
+    history.extend(totals.history)
+    reanalyze.extend(totals.reanalyze)
     store.scans.record_finished(history)
     log.info("weekly rescan: %d re-assessed (%d unaffected by the index change, %d re-matched, "
              "%d with new findings), %d rows updated in batches (%d superseded), %d to "
-             "re-analyse, %d failed", unaffected + matched, unaffected, matched, rewritten, applied,
-             dropped, len(reanalyze), failed)
-    return RescanReport(rematched=unaffected + matched, to_reanalyze=tuple(reanalyze),
-                        failed=failed, unaffected=unaffected, matched=matched,
-                        rewritten=rewritten)
+             "re-analyse, %d failed", unaffected + totals.matched, unaffected, totals.matched,
+             totals.rewritten, totals.applied, totals.dropped, len(reanalyze), totals.failed)
+    return RescanReport(rematched=unaffected + totals.matched, to_reanalyze=tuple(reanalyze),
+                        failed=totals.failed, unaffected=unaffected, matched=totals.matched,
+                        rewritten=totals.rewritten)
 
 
 def _guarded(function: Any) -> Any:

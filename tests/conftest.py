@@ -42,7 +42,9 @@ def samples() -> Path:
 
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
-    server = start_azurite(tmp_path_factory.mktemp("azurite"), AzuritePorts.free())
+    # In memory: tests need no data after the session (the local stack keeps it on disk).
+    server = start_azurite(tmp_path_factory.mktemp("azurite"), AzuritePorts.free(),
+                           in_memory=True)
     yield server
     server.stop()
 

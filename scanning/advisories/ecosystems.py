@@ -10,6 +10,7 @@ names, so a lookup is two dict hits.
 
 from __future__ import annotations
 
+import functools
 import re
 from enum import StrEnum
 
@@ -51,8 +52,10 @@ def base_ecosystem(ecosystem: str) -> str:
 _PEP503_SEPARATORS = re.compile(r"[-_.]+")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def normalize_name(ecosystem: str, name: str) -> str:
-    """The name as the ecosystem's own tools compare it.
+    """The name as the ecosystem's own tools compare it (remembered: the matcher asks for the
+    same names for every image that has the package).
 
     * PyPI: PEP 503 (lower case, runs of ``-_.`` become one ``-``).
     * crates.io: case-insensitive and ``-``/``_`` are the same crate (crates.io index rules).

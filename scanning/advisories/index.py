@@ -70,8 +70,8 @@ class AdvisoryIndex:
     _compiled: dict[int, osv_ranges.CompiledAffected] = field(default_factory=dict, repr=False)
     # Per-entry values derived by the matcher (severity, aliases), keyed the same way.
     memo: dict[int, object] = field(default_factory=dict, repr=False, compare=False)
-    # Per-lookup results of the matcher ((ecosystem, normalised name, version) and what it
-    # hits), so images sharing packages are compared once per index (scanning.matching).
+    # Per-lookup results of the matcher (scanning.matching: what (ecosystem, name, version)
+    # hits, and its signature), so images sharing packages are compared once per index.
     lookup_memo: dict[tuple[str, ...], Any] = field(default_factory=dict, repr=False,
                                                     compare=False)
 

@@ -134,7 +134,11 @@ class Azurite:
         stop_process(self.process)
 
 
-def start_azurite(data_dir: Path, ports: AzuritePorts | None = None) -> Azurite:
+def start_azurite(data_dir: Path, ports: AzuritePorts | None = None, *,
+                  in_memory: bool = False) -> Azurite:
+    """Azurite on loopback, its data under ``data_dir``; with ``in_memory`` nothing is written
+    to disk (Azurite otherwise re-serialises its whole table database on every autosave, a
+    cost that grows with the data and that Azure Table Storage does not have)."""
     ports = ports or AzuritePorts()
     data_dir.mkdir(parents=True, exist_ok=True)
     args = [
@@ -142,7 +146,8 @@ def start_azurite(data_dir: Path, ports: AzuritePorts | None = None) -> Azurite:
         "--silent",
         "--skipApiVersionCheck",
         "--disableTelemetry",
-        "--location", str(data_dir),
+        # Azurite refuses a --location with --inMemoryPersistence.
+        *(["--inMemoryPersistence"] if in_memory else ["--location", str(data_dir)]),
         "--blobHost", LOOPBACK, "--blobPort", str(ports.blob),
         "--queueHost", LOOPBACK, "--queuePort", str(ports.queue),
         "--tableHost", LOOPBACK, "--tablePort", str(ports.table),

@@ -118,6 +118,8 @@ def bounded_text(text: str, limit: int = MAX_TEXT) -> str:
     ``limit`` counts UTF-16 code units, as the service does (a character outside the BMP
     takes two).
     """
+    if len(text) * 2 <= limit:
+        return text  # even all outside the BMP, it fits (the common case: no encoding)
     encoded = text.encode("utf-16-le")
     if len(encoded) <= 2 * limit:
         return text
@@ -157,8 +159,8 @@ def submit_batches(
 ) -> int:
     """Submit operations in transactions of at most 100, grouped by partition.
 
-    Each transaction is atomic; the whole set is not (callers that need all-or-nothing
-    visibility write under a new generation and flip a pointer, see ``findings``).
+    Each transaction is atomic; the whole set is not (what must change all at once goes in
+    one entity, as an image's assessment and its findings do, see ``findings``).
     """
     by_partition: dict[str, list[tuple[TransactionOperation, Mapping[str, Any]]]] = {}
     for op in operations:

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+import orjson
 import zstandard
 
 from scanning.errors import NotFound, StoreError, TransientStoreError
@@ -214,9 +215,8 @@ def _decompress(data: bytes, what: str) -> Any:
             size += len(part)
         if size > MAX_DOCUMENT_JSON:
             raise StoreError(f"{what} inflates beyond {MAX_DOCUMENT_JSON} bytes")
-        return json.loads(b"".join(parts))
-    except (zstandard.ZstdError, json.JSONDecodeError, UnicodeDecodeError,
-            RecursionError) as error:
+        return orjson.loads(b"".join(parts))
+    except (zstandard.ZstdError, orjson.JSONDecodeError) as error:
         raise StoreError(f"{what} is unreadable: {error}") from error
 
 
@@ -244,7 +244,7 @@ def finding_to_json(finding: Finding) -> dict[str, Any]:
         "disabled_by": finding.disabled_by,
     }
     if finding.extra:
-        entry["extra"] = finding.extra
+        entry["extra"] = dict(sorted(finding.extra.items()))
     return entry
 
 
@@ -308,11 +308,11 @@ def encode_findings(digest: str, results: Iterable[PlatformFindings]) -> Encoded
             kept.append(finding)
         platforms.append({"platform": result.platform, "manifest_digest": result.manifest_digest,
                           "findings": entries})
-    document = json.dumps({"format": FORMAT, "platforms": platforms}, sort_keys=True,
-                          separators=(",", ":")).encode()
+    # Entries are built in a fixed key order, so equal findings give equal bytes.
+    document = orjson.dumps({"format": FORMAT, "platforms": platforms})
     return EncodedFindings(
         document=_compress(document),
-        keys=_compress(json.dumps(keys, separators=(",", ":")).encode()),
+        keys=_compress(orjson.dumps(keys)),
         fingerprint=hashlib.sha256(document).hexdigest(), counts=count_findings(kept),
         total=len(kept))
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from azure.core import MatchConditions
 from azure.data.tables import (
     EntityProperty,
@@ -310,7 +311,7 @@ def encode_match_keys(signed: Iterable[SignedLookup]) -> bytes:
     every index change)."""
     items = sorted([ecosystem, name, version, signature]
                    for (ecosystem, name, version), signature in signed)
-    data = zlib.compress(json.dumps(items, separators=(",", ":")).encode(), 9)
+    data = zlib.compress(orjson.dumps(items), 6)
     return data if len(data) <= MAX_BINARY else b""
 
 
@@ -323,8 +324,8 @@ def decode_match_keys(data: bytes) -> tuple[SignedLookup, ...] | None:
         raw = inflater.decompress(data, MAX_MATCH_KEYS_JSON)
         if inflater.unconsumed_tail:
             return None
-        items = json.loads(raw)
-    except (zlib.error, json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        items = orjson.loads(raw)
+    except (zlib.error, orjson.JSONDecodeError):
         return None
     if not isinstance(items, list):
         return None

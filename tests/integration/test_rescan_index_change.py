@@ -1,5 +1,5 @@
 """The weekly rescan touches only what an index change can change (Azurite, service level):
-an image none of whose packages the change touches keeps its findings rows and only has its
+an image none of whose packages the change touches keeps its findings and only has its
 row's index version moved, in a batched transaction; an image whose package it touches is
 re-matched and gets the new finding."""
 
@@ -131,3 +131,13 @@ def test_rescans_record_one_history_row_per_image(rescans: Rescans) -> None:
     assert [(scan.digest, scan.trigger.value, scan.outcome.value if scan.outcome else None)
             for scan in history] == [(DIGEST, "rescan", "unhealthy"),
                                      (DIGEST, "rescan", "unhealthy")]
+
+
+def test_unreadable_inventory_is_returned_for_a_new_analysis(rescans: Rescans) -> None:
+    store = rescans.svc.store
+    store.blobs.put_inventory(REGISTRY, DIGEST, b'{"schema": "truncated')
+    rescans.publish([*BASE, _record("PYSEC-3", "django", "4.2")], "django")
+    report = service.rescan_pulled(rescans.svc, now=NOW)
+    assert ((report.rematched, report.failed),
+            [(request.digest, request.trigger.value) for request in report.to_reanalyze],
+            rescans.findings()) == ((0, 0), [(DIGEST, "rescan")], [("PYSEC-1", "requests")])

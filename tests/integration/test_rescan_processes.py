@@ -1,0 +1,130 @@
+"""A large weekly rescan runs its chunks in spawned worker processes (Azurite, service level):
+the workers rebuild their storage clients and the same index from the settings, re-match,
+merge the rows and send the notifications; a pool that cannot start leaves the work to the
+calling process, with the same result."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scanning import service
+from scanning.advisories.blob import publish_index
+from scanning.advisories.index import compile_index, write_index
+from scanning.analyzers import analyzer_set_version
+from scanning.errors import AdvisoryError
+from scanning.inventory import ImageInventory, InventoryStatus, LayerInfo
+from scanning.local.services import Azurite
+from scanning.model import OSInfo, Package, PackageType, Platform
+from scanning.store import Store
+from tests.integration.test_rescan_index_change import BASE, BUILT, _record
+
+pytestmark = pytest.mark.integration
+
+REGISTRY = "myacr.azurecr.io"
+NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
+IMAGES = 6  # even-numbered images have django 4.0, which PYSEC-3 affects
+
+
+def digest(number: int) -> str:
+    return f"sha256:{number:064x}"
+
+
+@dataclass(slots=True)
+class Registry:
+    svc: service.Services
+    folder: Path
+
+    def publish(self, records: list[dict[str, Any]], name: str) -> None:
+        path = self.folder / f"{name}.idx"
+        write_index(compile_index(records, built=BUILT), path)
+        publish_index(self.svc.store.clients.blob_service(), path)
+        self.svc.index.invalidate()
+
+    def findings(self) -> list[list[str]]:
+        return [sorted(finding.id for result in self.svc.store.findings_of(REGISTRY, digest(n))
+                       for finding in result.findings) for n in range(IMAGES)]
+
+    def notified(self) -> list[str]:
+        queue = self.svc.queue_client
+        assert queue is not None
+        return sorted(json.loads(base64.b64decode(message.content))["digest"]
+                      for message in queue.receive_messages(max_messages=32))
+
+
+@pytest.fixture
+def registry(azurite: Azurite, tmp_path: Path,
+             monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
+    """Six pulled images assessed against BASE (requests 2.0.0 in each: PYSEC-1)."""
+    prefix = "p" + uuid.uuid4().hex[:12]
+    # Environment, not monkeypatched functions: spawned workers read the same settings.
+    monkeypatch.setenv("ADVISORY_CONTAINER", f"{prefix}-advisories")
+    monkeypatch.setenv("NOTIFY_QUEUE_NAME", f"{prefix}-notifications")
+    monkeypatch.setattr(service, "RESCAN_PROCESS_MIN_IMAGES", 1)
+    monkeypatch.setattr(service, "RESCAN_CHUNK", 2)
+    store = Store.from_connection_string(azurite.connection_string, prefix=prefix)
+    svc = service.Services.create(store)
+    for number in range(IMAGES):
+        packages = [("requests", "2.0.0"), ("django", "4.0" if number % 2 == 0 else "4.2")]
+        inventory = ImageInventory(
+            reference=f"{REGISTRY}/app@{digest(number)}", image_digest=digest(number),
+            manifest_digest=digest(number), config_digest=digest(number),
+            platform=Platform(os="linux", architecture="amd64"),
+            analyzer_set_version=analyzer_set_version(), status=InventoryStatus.COMPLETE,
+            os=OSInfo(id="alpine", version_id="3.19.1"), layers=(LayerInfo(
+                digest="sha256:" + "1" * 64, size=10),),
+            packages=tuple(Package(type=PackageType.PYPI, name=name, version=version,
+                                   purl=f"pkg:pypi/{name}@{version}",
+                                   path=f"site-packages/{name}") for name, version in packages))
+        store.images.record_push(registry=REGISTRY, repository="app", digest=digest(number),
+                                 at=NOW - timedelta(days=20), tag=f"v{number}")
+        service.save_inventories(svc, REGISTRY, digest(number), (inventory,))
+        store.record_pull(registry=REGISTRY, repository="app", digest=digest(number),
+                          at=NOW - timedelta(days=2))
+    result = Registry(svc=svc, folder=tmp_path)
+    result.publish(BASE, "base")
+    service.rescan_pulled(svc, now=NOW - timedelta(days=7), processes=1)
+    result.notified()  # the first assessment's notifications are not what these tests see
+    yield result
+    store.drop()
+
+
+EXPECTED = [["PYSEC-1", "PYSEC-3"] if number % 2 == 0 else ["PYSEC-1"]
+            for number in range(IMAGES)]
+
+
+def test_worker_processes_rematch_merge_and_notify(registry: Registry,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    registry.publish([*BASE, _record("PYSEC-3", "django", "4.2")], "django")
+    with caplog.at_level(logging.WARNING, logger="scanning.service"):
+        report = service.rescan_pulled(registry.svc, now=NOW, processes=2)
+    assert ((report.rematched, report.matched, report.rewritten, report.failed),
+            registry.findings(), registry.notified(), caplog.messages) == (
+        (6, 3, 3, 0), EXPECTED, [digest(0), digest(2), digest(4)], [])
+
+
+def _failing_start(spec: object) -> None:
+    raise AdvisoryError("the advisory index changed during the rescan")
+
+
+def test_a_pool_that_cannot_start_leaves_the_work_to_the_caller(
+        registry: Registry, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service, "_start_worker", _failing_start)
+    registry.publish([*BASE, _record("PYSEC-3", "django", "4.2")], "django")
+    with caplog.at_level(logging.WARNING, logger="scanning.service"):
+        report = service.rescan_pulled(registry.svc, now=NOW, processes=2)
+    assert ((report.rematched, report.matched, report.rewritten, report.failed),
+            registry.findings(), registry.notified(),
+            [message.split(" (")[0] for message in caplog.messages]) == (
+        (6, 3, 3, 0), EXPECTED, [digest(0), digest(2), digest(4)],
+        ["rescan worker process failed"] * 2)  # one per chunk: [0, 2] and [4]

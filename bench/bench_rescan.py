@@ -66,7 +66,7 @@ from scanning.local.services import AzuritePorts, start_azurite
 from scanning.model import OSInfo, Package, PackageType, Platform
 from scanning.store import Store
 from scanning.store.entities import int64, submit_batches
-from scanning.store.images import new_image_row
+from scanning.store.images import image_keys, new_image_row
 from scanning.store.keys import encode_key
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "testdata" / "advisories"
@@ -179,7 +179,8 @@ def image_row(number: int, now: datetime) -> dict[str, Any]:
     rng = random.Random(number)
     digest = image_digest(number)
     row = new_image_row(REGISTRY, f"team{number % 100}/app", digest)
-    row.update(PartitionKey=encode_key(REGISTRY), RowKey=encode_key(digest),
+    partition_key, row_key = image_keys(REGISTRY, digest)
+    row.update(PartitionKey=partition_key, RowKey=row_key,
                tags=json.dumps([f"build-{number}"]), first_pushed=now - timedelta(days=40),
                last_pushed=now - timedelta(days=40),
                last_pulled=now - timedelta(days=rng.randrange(1, 29)))

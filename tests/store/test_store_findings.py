@@ -22,8 +22,7 @@ from scanning.store import (
 )
 from scanning.store import findings as findings_module
 from scanning.store.findings import encode_findings
-from scanning.store.images import RowUpdate
-from scanning.store.keys import encode_key
+from scanning.store.images import RowUpdate, image_keys
 from tests.store.factories import make_finding
 
 pytestmark = pytest.mark.integration
@@ -198,9 +197,10 @@ def test_stale_orphan_blob_is_collected(pushed: Store) -> None:
 
 def test_corrupt_document_is_a_store_error(pushed: Store) -> None:
     pushed.save_assessment(REGISTRY, DIGEST, assessment(OLD))
+    partition_key, row_key = image_keys(REGISTRY, DIGEST)
     pushed.images.table.upsert_entity({
-        "PartitionKey": encode_key(REGISTRY), "RowKey": encode_key(DIGEST),
-        "findings_doc_0": b"not zstd"}, mode=UpdateMode.MERGE)
+        "PartitionKey": partition_key, "RowKey": row_key, "findings_doc_0": b"not zstd"},
+        mode=UpdateMode.MERGE)
     with pytest.raises(StoreError, match=r"findings document of .* is unreadable"):
         pushed.findings_of(REGISTRY, DIGEST)
 

@@ -11,6 +11,7 @@ from scanning.errors import BadRequest, NotFound
 from scanning.model import AssessmentStatus, ScanTrigger
 from scanning.rules import DisableRule, RuleCriteria
 from scanning.store import PullLedgerEntry, ScanFilter, ScanRecord, Store, new_scan_id
+from scanning.store.scans import scan_keys
 
 pytestmark = pytest.mark.integration
 
@@ -116,3 +117,11 @@ def test_concurrent_pulls_are_all_counted(store: Store) -> None:
     assert entry is not None
     assert (entry.count, entry.last_pulled, entry.first_pulled) == (
         8, T0 + timedelta(seconds=7), T0)
+
+
+def test_scan_keys_spread_one_second_over_16_partitions_newest_first() -> None:
+    earlier, later = "20250301T120000000001Z-0a0a0a0a", "20250301T120001000000Z-3b3b3b3b"
+    same_second = "20250301T120000999999Z-fc0c0c0c"
+    # A later second sorts first; within one second the id's first random digit decides.
+    assert [scan_keys(scan_id)[0] for scan_id in (later, earlier, same_second)] == [
+        "99982591695983", "99982591695990", "9998259169599f"]

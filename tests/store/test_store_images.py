@@ -8,6 +8,8 @@ from scanning.errors import NotFound
 from scanning.model import AssessmentStatus, Severity
 from scanning.rules import FindingCounts
 from scanning.store import Assessment, ImageFilter, ImageRecord, PlatformFindings, Store, TagEvent
+from scanning.store.images import image_keys
+from scanning.store.keys import encode_key
 from tests.store.factories import make_finding
 
 pytestmark = pytest.mark.integration
@@ -136,3 +138,21 @@ def test_record_pull_sets_last_pulled_and_counts_int64(store: Store) -> None:
     assert (entry.count, entry.last_pulled, entry.first_pulled) == (
         3_000_000_001, T0 + timedelta(days=3), T0 + timedelta(days=1))
     assert store.images.get(REGISTRY, DIGEST_A).last_pulled == T0 + timedelta(days=3)
+
+
+@pytest.mark.parametrize(("digest", "shard"), [
+    ("sha256:" + "3f" * 32, "3"), ("sha256:" + "A0" * 32, "a"), ("sha512:" + "e" * 128, "e"),
+    ("not-a-digest", "b"), ("sha256:", "9"), ("sha256:zz", "3")])
+def test_images_spread_over_16_partitions_by_digest(digest: str, shard: str) -> None:
+    assert image_keys(REGISTRY, digest) == (f"myacr.azurecr.io|{shard}", encode_key(digest))
+
+
+def test_registry_listing_covers_every_shard_and_no_other_registry(store: Store) -> None:
+    digests = [f"sha256:{first}" + "0" * 63 for first in "0f7"]
+    for digest in digests:
+        store.images.record_push(registry=REGISTRY, repository=REPOSITORY, digest=digest, at=T0)
+    store.images.record_push(registry=REGISTRY + "x", repository=REPOSITORY,
+                             digest=digests[0], at=T0)
+    listed = store.list_images(ImageFilter(registry=REGISTRY)).items
+    assert [(image.registry, image.digest) for image in listed] == [
+        (REGISTRY, digests[0]), (REGISTRY, digests[2]), (REGISTRY, digests[1])]

@@ -85,7 +85,13 @@ from scanning.store.blobs import BlobKind
 from scanning.store.clients import StorageClients, StorageSettings
 from scanning.store.entities import bounded_text
 from scanning.store.findings import Assessment, PlatformFindings, encode_findings
-from scanning.store.images import ImageRecord, RowUpdate, decode_match_keys, encode_match_keys
+from scanning.store.images import (
+    ImageRecord,
+    RowUpdate,
+    decode_match_keys,
+    encode_match_keys,
+    inventory_columns,
+)
 from scanning.store.scans import ScanRecord, new_scan_id
 from scanning.store.store import Store
 
@@ -400,9 +406,18 @@ def load_inventories(svc: Services, registry: str,
     """The stored inventories, or None when missing, unreadable or made by another analyzer
     set (the image is then analysed again)."""
     try:
-        document = orjson.loads(svc.store.blobs.get_inventory(registry, digest))
+        data = svc.store.blobs.get_inventory(registry, digest)
     except NotFound:
         return None
+    return parse_inventories(data, registry, digest)
+
+
+def parse_inventories(data: bytes, registry: str,
+                      digest: str) -> tuple[ImageInventory, ...] | None:
+    """An inventory document's inventories; None when unreadable or made by another analyzer
+    set."""
+    try:
+        document = orjson.loads(data)
     except orjson.JSONDecodeError as error:
         log.warning("inventory of %s in %s is unreadable (%s): it is analysed again", digest,
                     registry, error)
@@ -698,18 +713,28 @@ class _RescanRun:
                          expected={"current_generation": image.current_generation,
                                    "last_scan_id": image.last_scan_id})
 
-    def rematch(self, image: ImageRecord, etag: str) -> ScanRequest | _Rematched:
-        """Re-match one image from its inventory. Unchanged findings move only the row's
-        versions; changed ones come back as a merge of the whole assessment into the row
-        (both batched by the caller), or are saved at once when the findings document lives
-        in a blob."""
+    def rematch(self, image: ImageRecord, etag: str,
+                copy: bytes | None = None) -> ScanRequest | _Rematched:
+        """Re-match one image from its inventory: the row's copy (``copy``) when it has a
+        usable one, else the blob, whose bytes then become the row's copy with the merge.
+        Unchanged findings move only the row's versions; changed ones come back as a merge of
+        the whole assessment into the row (both batched by the caller), or are saved at once
+        when the findings document lives in a blob."""
         store = self.svc.store
         request = ScanRequest(registry=image.registry, repository=image.repository,
                               digest=image.digest, trigger=ScanTrigger.RESCAN,
                               requested_at=self.moment.isoformat())
-        inventories = load_inventories(self.svc, image.registry, image.digest)
+        inventories = parse_inventories(copy, image.registry, image.digest) if copy else None
+        fill: dict[str, Any] = {}
         if inventories is None:
-            return request
+            try:
+                data = store.blobs.get_inventory(image.registry, image.digest)
+            except NotFound:
+                return request
+            inventories = parse_inventories(data, image.registry, image.digest)
+            if inventories is None:
+                return request
+            fill = inventory_columns(data, image.inventory_chunks)
         scan_id = rescan_id(self.moment, image.registry, image.digest)
         evaluation = evaluate(inventories, request=request, rules=self.rules, index=self.index,
                               moment=self.moment)
@@ -719,8 +744,9 @@ class _RescanRun:
                 and image.status is evaluation.status
                 and image.analysis_status is evaluation.analysis
                 and image.reason == bounded_text(evaluation.reason)):
-            return _Rematched(history=history, update=self.row_update(
-                image, etag, scan_id, evaluation.match_keys))
+            update = self.row_update(image, etag, scan_id, evaluation.match_keys)
+            return _Rematched(history=history, update=dataclasses.replace(
+                update, changes={**update.changes, **fill}))
         assessment = Assessment(
             status=evaluation.status, analysis_status=evaluation.analysis,
             assessed_at=self.moment, results=evaluation.results, reason=evaluation.reason,
@@ -736,7 +762,8 @@ class _RescanRun:
                 _send(self.svc, message)
             return _Rematched(history=history, update=None)
         return _Rematched(history=history, message=message, update=RowUpdate(
-            registry=image.registry, digest=image.digest, etag=etag, changes=changes,
+            registry=image.registry, digest=image.digest, etag=etag,
+            changes={**changes, **fill},
             expected={"current_generation": image.current_generation,
                       "last_scan_id": image.last_scan_id}), rewritten=True)
 
@@ -794,8 +821,15 @@ def _rescan_chunk(run: _RescanRun, chunk: list[tuple[ImageRecord, str]],
     updates: list[RowUpdate] = []
     # Merges that store new findings, with the notification to send (or None).
     rewrites: dict[tuple[str, str], dict[str, Any] | None] = {}
+    try:
+        copies = run.svc.store.images.inventory_copies(
+            (image.registry, image.digest) for image, _ in chunk if image.inventory_chunks)
+    except ScanError as error:
+        log.warning("rescan: inventory copies unreadable (%s): reading the blobs", error)
+        copies = {}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        outcomes = list(pool.map(_guarded(lambda item: run.rematch(*item)), chunk))
+        outcomes = list(pool.map(_guarded(lambda item: run.rematch(
+            item[0], item[1], copies.get((item[0].registry, item[0].digest)))), chunk))
     for (image, _), outcome in zip(chunk, outcomes, strict=True):
         if isinstance(outcome, ScanRequest):
             report.reanalyze.append(outcome)

@@ -33,6 +33,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+import zstandard
 from azure.core import MatchConditions
 from azure.data.tables import (
     EntityProperty,
@@ -152,6 +153,7 @@ class ImageRecord:
     # (``encode_match_keys``); b"" when unknown or not read:
     match_keys: bytes = field(default=b"", compare=False)
     stored_findings: StoredFindings = field(default_factory=StoredFindings, compare=False)
+    inventory_chunks: int = field(default=0, compare=False)  # the row's inventory copy
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -260,6 +262,7 @@ def image_from_entity(entity: Mapping[str, Any]) -> ImageRecord:
             match_keys=as_bytes(entity.get("match_keys")),
             findings_fingerprint=as_str(entity.get("findings_fingerprint")),
             stored_findings=stored_findings_from_entity(entity),
+            inventory_chunks=min(as_int(entity.get("inventory_n")), MAX_INVENTORY_CHUNKS),
         )
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise StoreError(f"image row {entity.get('RowKey')!r} is malformed: {error}") from error
@@ -270,8 +273,14 @@ def image_from_entity(entity: Mapping[str, Any]) -> ImageRecord:
 DOCUMENT_COLUMN = "findings_doc_{}"
 KEYS_COLUMN = "findings_keys_{}"
 CHUNK = 64_000
-MAX_CHUNKS = 10
+MAX_CHUNKS = 9
 MAX_KEYS_CHUNKS = 4
+# A copy of the image's inventory document (zstd), so a rescan reads the inventories of a
+# chunk of images with one table query instead of a blob read each; larger inventories are
+# read from their blob only. With the findings, at most 11 x 64,000 bytes of a 1 MiB row.
+INVENTORY_COLUMN = "inventory_{}"
+MAX_INVENTORY_CHUNKS = 2
+MAX_INVENTORY_COPY_BYTES = 64 * 1024 * 1024
 
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "PartitionKey", "RowKey", "registry", "repository", "digest", "tags", "platforms",
@@ -281,7 +290,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "analyzer_version", "index_version", "assessed_at", "last_scan_id", "first_scan_trigger",
     "deleted", "deleted_at", "current_generation", "platform_details", "findings_fingerprint",
     "findings_total", "findings_doc_n", "findings_blob", "findings_keys_n",
-    "findings_keys_external",
+    "findings_keys_external", "inventory_n",
 )
 KEYS_COLUMNS: tuple[str, ...] = tuple(KEYS_COLUMN.format(n) for n in range(MAX_KEYS_CHUNKS))
 # What the weekly rescan reads of every image: the summary, the match keys, the query keys
@@ -299,6 +308,21 @@ def stored_findings_from_entity(entity: Mapping[str, Any]) -> StoredFindings:
         keys_external=bool(entity.get("findings_keys_external", False)),
         keys=b"".join(as_bytes(entity.get(KEYS_COLUMN.format(n))) for n in range(keys_chunks)),
     )
+
+
+def inventory_columns(document: bytes, previous_chunks: int = 0) -> dict[str, Any]:
+    """The columns of an inventory copy (``document``: the inventory blob's bytes); none
+    (``inventory_n`` 0) when it is too large for the row. Columns the previous copy used and
+    this one does not are emptied (for a merge)."""
+    data = zstandard.ZstdCompressor(level=3).compress(document)
+    chunks = [data[start:start + CHUNK] for start in range(0, len(data), CHUNK)]
+    if len(chunks) > MAX_INVENTORY_CHUNKS:
+        chunks = []
+    columns: dict[str, Any] = {"inventory_n": len(chunks)}
+    columns.update((INVENTORY_COLUMN.format(n), chunk) for n, chunk in enumerate(chunks))
+    columns.update((INVENTORY_COLUMN.format(n), b"")
+                   for n in range(len(chunks), previous_chunks))
+    return columns
 
 
 def as_bytes(value: object) -> bytes:
@@ -461,6 +485,42 @@ class ImageTable:
             if page.next_token is None:
                 return
             token = page.next_token
+
+    def inventory_copies(self, images: Iterable[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
+        """The inventory copies of ``(registry, digest)`` images that have one, as the blob's
+        bytes: one key-range query per partition the images fall in."""
+        wanted: dict[str, set[str]] = {}
+        for registry, digest in images:
+            partition_key, row_key = image_keys(registry, digest)
+            wanted.setdefault(partition_key, set()).add(row_key)
+        copies: dict[tuple[str, str], bytes] = {}
+        columns = ["PartitionKey", "RowKey", "registry", "digest", "inventory_n",
+                   *(INVENTORY_COLUMN.format(n) for n in range(MAX_INVENTORY_CHUNKS))]
+        for partition_key, row_keys in wanted.items():
+            with storage_errors("reading inventory copies"):
+                entities = list(self.table.query_entities(
+                    "PartitionKey eq @pk and RowKey ge @low and RowKey le @high",
+                    parameters={"pk": partition_key, "low": min(row_keys),
+                                "high": max(row_keys)}, select=columns))
+            for entity in entities:
+                if entity.get("RowKey") not in row_keys:
+                    continue
+                chunks = min(as_int(entity.get("inventory_n")), MAX_INVENTORY_CHUNKS)
+                data = b"".join(as_bytes(entity.get(INVENTORY_COLUMN.format(n)))
+                                for n in range(chunks))
+                if not data:
+                    continue
+                try:
+                    reader = zstandard.ZstdDecompressor().stream_reader(data)
+                    document = reader.read(MAX_INVENTORY_COPY_BYTES + 1)
+                except zstandard.ZstdError as error:
+                    log.warning("inventory copy of %s is unreadable (%s)", entity.get("digest"),
+                                error)
+                    continue
+                if len(document) <= MAX_INVENTORY_COPY_BYTES:
+                    copies[(as_str(entity.get("registry")), as_str(entity.get("digest")))] = (
+                        document)
+        return copies
 
     # ------------------------------------------------------------ writes
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.data.tables import UpdateMode
 
 from scanning import service
 from scanning.advisories.blob import publish_index
@@ -22,6 +23,7 @@ from scanning.inventory import ImageInventory, InventoryStatus, LayerInfo
 from scanning.local.services import Azurite
 from scanning.model import OSInfo, Package, PackageType, Platform
 from scanning.store import Store
+from scanning.store.images import image_keys
 
 pytestmark = pytest.mark.integration
 
@@ -133,9 +135,22 @@ def test_rescans_record_one_history_row_per_image(rescans: Rescans) -> None:
                                      (DIGEST, "rescan", "unhealthy")]
 
 
+def test_rescan_reads_the_row_copy_of_the_inventory_not_the_blob(rescans: Rescans) -> None:
+    store = rescans.svc.store
+    store.blobs.put_inventory(REGISTRY, DIGEST, b'{"schema": "truncated')
+    rescans.publish([*BASE, _record("PYSEC-3", "django", "4.2")], "django")
+    report = service.rescan_pulled(rescans.svc, now=NOW)
+    assert ((report.rematched, report.matched, report.to_reanalyze),
+            store.images.get(REGISTRY, DIGEST).inventory_chunks, sorted(rescans.findings())) == (
+        (1, 1, ()), 1, [("PYSEC-1", "requests"), ("PYSEC-3", "django")])
+
+
 def test_unreadable_inventory_is_returned_for_a_new_analysis(rescans: Rescans) -> None:
     store = rescans.svc.store
     store.blobs.put_inventory(REGISTRY, DIGEST, b'{"schema": "truncated')
+    partition_key, row_key = image_keys(REGISTRY, DIGEST)
+    store.images.table.upsert_entity({"PartitionKey": partition_key, "RowKey": row_key,
+                                      "inventory_0": b"not zstd"}, mode=UpdateMode.MERGE)
     rescans.publish([*BASE, _record("PYSEC-3", "django", "4.2")], "django")
     report = service.rescan_pulled(rescans.svc, now=NOW)
     assert ((report.rematched, report.failed),

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import zstandard
 
 from scanning.model import AssessmentStatus, ScanTrigger
 from scanning.store import Assessment, Store
@@ -18,6 +20,7 @@ from scanning.store.images import (
     RowUpdate,
     decode_match_keys,
     encode_match_keys,
+    inventory_columns,
 )
 from scanning.store.scans import ScanRecord, new_scan_id
 
@@ -162,3 +165,15 @@ def test_finished_scans_are_recorded_in_batches(store: Store) -> None:
         id=records[7].id, registry=REGISTRY, repository="app", digest=f"sha256:{7:064x}",
         trigger=ScanTrigger.RESCAN, started=T0, finished=T0 + timedelta(seconds=3),
         duration_seconds=3.0, outcome=AssessmentStatus.HEALTHY))
+
+
+def test_inventory_copy_too_large_for_the_row_is_left_to_the_blob() -> None:
+    incompressible = random.Random(3).randbytes(200_000)
+    assert inventory_columns(incompressible, previous_chunks=2) == {
+        "inventory_n": 0, "inventory_0": b"", "inventory_1": b""}
+
+
+def test_inventory_copy_is_zstd_of_the_blob_bytes() -> None:
+    columns = inventory_columns(b'{"schema": 1}')
+    assert (columns["inventory_n"], zstandard.ZstdDecompressor().decompress(
+        columns["inventory_0"])) == (1, b'{"schema": 1}')

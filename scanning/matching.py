@@ -293,11 +293,11 @@ def _os_names(package: Package) -> list[tuple[str, str]]:
     """The (name, version) pairs an OS package is looked up by, in lookup order."""
     if package.type == PackageType.DPKG:
         # Debian and Ubuntu publish advisories by source package, with source versions.
-        names = [(package.source, package.source_ver)]
-    else:
-        # apk and rpm source/binary versions agree (sub-packages share the origin's version).
-        names = [(package.source, package.version), (package.name, package.version)]
-    return list(dict.fromkeys(names))
+        return [(package.source, package.source_ver)]
+    # apk and rpm source/binary versions agree (sub-packages share the origin's version).
+    if package.source == package.name:
+        return [(package.name, package.version)]
+    return [(package.source, package.version), (package.name, package.version)]
 
 
 def _language_name(package: Package) -> str:

@@ -41,7 +41,7 @@ class Severity(Enum):
 
     @property
     def rank(self) -> int:
-        return _SEVERITY_ORDER.index(self)
+        return _SEVERITY_RANK[self]
 
     def __lt__(self, other: object) -> bool:
         if not isinstance(other, Severity):
@@ -79,6 +79,7 @@ _SEVERITY_ORDER = (
     Severity.HIGH,
     Severity.CRITICAL,
 )
+_SEVERITY_RANK = {severity: rank for rank, severity in enumerate(_SEVERITY_ORDER)}
 
 
 class FixStatus(StrEnum):

@@ -978,7 +978,9 @@ def rescan_pulled(svc: Services, *, now: datetime | None = None, window_days: in
       (``matching.lookups_affected``): its findings are what is stored, so only the row's
       ``index_version``, ``assessed_at`` and ``last_scan_id`` move, in batched merges of up
       to 100 rows of one registry;
-    * otherwise its inventory is re-matched; unchanged findings again only move the row,
+    * otherwise its inventory is re-matched (read from the row's copy, one query per chunk,
+      or from its blob the first time, which then leaves the copy); unchanged findings
+      again only move the row,
       changed ones are merged into the row with the new assessment (its findings live in
       the row, ``store.findings``), both in batched transactions per chunk of
       ``RESCAN_CHUNK`` images, and notified when new once the merge applied. Large runs

@@ -1,8 +1,10 @@
 """The weekly rescan of stored images against Azurite (issue 5's goal: 10,000 images < 60 s).
 
     .venv/bin/python bench/bench_rescan.py [--images 10000] [--packages 300] [--workers 8]
+        [--processes N] [--azurite-on-disk]
 
-Starts its own Azurite on free loopback ports in a temporary folder, then:
+Starts its own Azurite on free loopback ports, in memory (``--azurite-on-disk``: persisted in a
+temporary folder), then:
 
 1. builds advisory indexes from real records when ``../shared/testdata/advisories`` exists
    (the Alpine secdb for v3.11 and the PyPA database, ~4,900 records), else from the demo
@@ -24,9 +26,9 @@ Starts its own Azurite on free loopback ports in a temporary folder, then:
 
 It reports the wall time, how many images were proven unaffected from their row, re-matched
 from their inventory and given new findings, the CPU seconds spent matching
-(``match_inventory``), reading inventories (blob download + parse) and in the rest of this
-process (storage client work, rules, serialisation), Azurite's own CPU seconds, and the
-storage requests per image.
+(``match_inventory``), decoding inventories (from the row's copy or the blob) and in the rest
+of this process (storage client work, rules, serialisation), the worker processes' CPU
+seconds, Azurite's own CPU seconds, and the storage requests per image (this process only).
 """
 
 from __future__ import annotations
@@ -334,8 +336,8 @@ def main() -> int:
                   f"{time.perf_counter() - started:.1f} s", flush=True)
 
             service.match_inventory = meter.wrap("matching", service.match_inventory)
-            service.load_inventories = meter.wrap("reading inventories",
-                                                  service.load_inventories)
+            service.parse_inventories = meter.wrap("decoding inventories",
+                                                   service.parse_inventories)
             meter.count_requests()
             results: list[tuple[str, Measured]] = []
             for name, index, moment in (
@@ -362,7 +364,7 @@ def main() -> int:
               f"re-assessed: {report.unaffected} unaffected (row only), {report.matched} "
               f"re-matched, {report.rewritten} with new findings; {report.failed} failed")
         print(f"    this process {result.cpu:.1f} CPU s = matching {result.matching:.1f} + "
-              f"reading inventories {result.reading:.1f} + storage client and the rest "
+              f"decoding inventories {result.reading:.1f} + storage client and the rest "
               f"{result.cpu - result.matching - result.reading:.1f}; worker processes "
               f"{result.children:.1f} CPU s; Azurite {result.azurite:.1f} CPU s")
         print(f"    storage requests {result.requests} "
@@ -408,7 +410,7 @@ def measure(svc: service.Services, meter: Meter, azurite_pid: int, now: datetime
         return Measured(report=report, wall=wall, cpu=time.process_time() - cpu_before,
                         azurite=azurite_cpu(azurite_pid) - azurite_before,
                         matching=meter.cpu.get("matching", 0.0),
-                        reading=meter.cpu.get("reading inventories", 0.0),
+                        reading=meter.cpu.get("decoding inventories", 0.0),
                         requests=sum(meter.requests.values()), methods=methods,
                         children=children_cpu() - children_before)
 

@@ -401,17 +401,6 @@ def save_inventories(svc: Services, registry: str, digest: str,
     svc.store.blobs.put_inventory(registry, digest, json.dumps(document).encode())
 
 
-def load_inventories(svc: Services, registry: str,
-                     digest: str) -> tuple[ImageInventory, ...] | None:
-    """The stored inventories, or None when missing, unreadable or made by another analyzer
-    set (the image is then analysed again)."""
-    try:
-        data = svc.store.blobs.get_inventory(registry, digest)
-    except NotFound:
-        return None
-    return parse_inventories(data, registry, digest)
-
-
 def parse_inventories(data: bytes, registry: str,
                       digest: str) -> tuple[ImageInventory, ...] | None:
     """An inventory document's inventories; None when unreadable or made by another analyzer

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import zstandard
 from azure.core import MatchConditions
 from azure.core.exceptions import (
     AzureError,
@@ -70,6 +71,26 @@ def storage_errors(operation: str) -> Iterator[None]:
         raise StoreError(message) from error
     except AzureError as error:
         raise StoreError(f"{operation}: {error}") from error
+
+
+def inflate(data: bytes, limit: int, what: str) -> bytes:
+    """Decompress a zstd value of ours, refusing more than ``limit`` bytes (a corrupt or
+    hostile value must not take unbounded memory); StoreError when unreadable."""
+    try:
+        reader = zstandard.ZstdDecompressor().stream_reader(data)
+        parts: list[bytes] = []
+        size = 0
+        while size <= limit:
+            part = reader.read(1024 * 1024)
+            if not part:
+                break
+            parts.append(part)
+            size += len(part)
+    except zstandard.ZstdError as error:
+        raise StoreError(f"{what} is unreadable: {error}") from error
+    if size > limit:
+        raise StoreError(f"{what} inflates beyond {limit} bytes")
+    return b"".join(parts)
 
 
 def utc(moment: datetime) -> datetime:

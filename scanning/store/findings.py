@@ -59,7 +59,7 @@ from scanning.model import (
 from scanning.notify import AssessmentSummary, finding_key
 from scanning.rules import FindingCounts, count_findings
 from scanning.store.blobs import BlobKind, BlobStore
-from scanning.store.entities import as_str, bounded_text, storage_errors, utc
+from scanning.store.entities import as_str, bounded_text, inflate, storage_errors, utc
 from scanning.store.images import (
     CHUNK,
     DOCUMENT_COLUMN,
@@ -131,8 +131,6 @@ class Assessment:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SaveResult:
     applied: bool  # False: a newer assessment was already stored
-    previous_generation: str = ""
-    generation: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -203,20 +201,10 @@ def _compress(data: bytes) -> bytes:
 
 
 def _decompress(data: bytes, what: str) -> Any:
+    raw = inflate(data, MAX_DOCUMENT_JSON, what)
     try:
-        reader = zstandard.ZstdDecompressor().stream_reader(data)
-        parts: list[bytes] = []
-        size = 0
-        while size <= MAX_DOCUMENT_JSON:
-            part = reader.read(1024 * 1024)
-            if not part:
-                break
-            parts.append(part)
-            size += len(part)
-        if size > MAX_DOCUMENT_JSON:
-            raise StoreError(f"{what} inflates beyond {MAX_DOCUMENT_JSON} bytes")
-        return orjson.loads(b"".join(parts))
-    except (zstandard.ZstdError, orjson.JSONDecodeError) as error:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
         raise StoreError(f"{what} is unreadable: {error}") from error
 
 
@@ -348,15 +336,18 @@ class _Key:
     disabled: bool
 
 
+def _key_from_entry(entry: list[Any]) -> _Key:
+    """A ``_keys_entry`` read back."""
+    platform, vuln_id, aliases, package, source, version, rank, fix, disabled = entry
+    return _Key(platform_index=int(platform), ids=(str(vuln_id), *map(str, aliases)),
+                packages=(str(package), str(source)), version=str(version),
+                severity_rank=int(rank), fix_status=str(fix), disabled=bool(disabled))
+
+
 def decode_keys(data: bytes, what: str) -> tuple[_Key, ...]:
     items = _decompress(data, what)
     try:
-        return tuple(
-            _Key(platform_index=int(platform), ids=(str(vuln_id), *map(str, aliases)),
-                 packages=(str(package), str(source)), version=str(version),
-                 severity_rank=int(rank), fix_status=str(fix), disabled=bool(disabled))
-            for platform, vuln_id, aliases, package, source, version, rank, fix, disabled
-            in items)
+        return tuple(_key_from_entry(item) for item in items)
     except (TypeError, ValueError) as error:
         raise StoreError(f"{what} is malformed: {error}") from error
 
@@ -488,7 +479,6 @@ class FindingTable:
             if assessment.trigger is not None and not row.get("first_scan_trigger"):
                 row["first_scan_trigger"] = assessment.trigger.value
             outcome["applied"] = True
-            outcome["generation"] = kept
             outcome["blob"] = blob if not unchanged else previous.blob
             return row
 
@@ -498,11 +488,10 @@ class FindingTable:
                 self.blobs.delete(BlobKind.FINDINGS, blob)
             log.info("image %s: assessment of %s superseded by a newer one", digest,
                      assessment.assessed_at.isoformat())
-            return SaveResult(applied=False, previous_generation=str(outcome.get("previous")))
+            return SaveResult(applied=False)
         if blob or outcome["previous_blob"]:
             self._collect(registry, digest, keep=outcome["blob"], old=outcome["previous_blob"])
-        return SaveResult(applied=True, previous_generation=str(outcome["previous"]),
-                          generation=outcome["generation"])
+        return SaveResult(applied=True)
 
     def rescan_changes(self, image: ImageRecord, assessment: Assessment,
                        encoded: EncodedFindings) -> dict[str, Any] | None:
@@ -633,17 +622,10 @@ class FindingTable:
             return
         for result in results:
             for finding in result.findings:
-                if _key_matches(_key_of(finding), filters):
+                if _key_matches(_key_from_entry(_keys_entry(0, finding)), filters):
                     yield FindingHit(registry=image.registry, repository=image.repository,
                                      digest=image.digest, platform=result.platform,
                                      manifest_digest=result.manifest_digest, finding=finding)
-
-
-def _key_of(finding: Finding) -> _Key:
-    return _Key(platform_index=0, ids=(finding.id, *finding.aliases),
-                packages=(finding.package, finding.source_package),
-                version=finding.installed_version, severity_rank=finding.severity.rank,
-                fix_status=finding.fix_status.value, disabled=bool(finding.disabled_by))
 
 
 def _image_prefilter(filters: FindingFilter) -> tuple[str, dict[str, Any]]:

@@ -54,6 +54,7 @@ from scanning.store.entities import (
     as_str,
     bounded_json_list,
     etag_of,
+    inflate,
     int64,
     json_list,
     modify_entity,
@@ -510,16 +511,12 @@ class ImageTable:
                                 for n in range(chunks))
                 if not data:
                     continue
+                key = (as_str(entity.get("registry")), as_str(entity.get("digest")))
                 try:
-                    reader = zstandard.ZstdDecompressor().stream_reader(data)
-                    document = reader.read(MAX_INVENTORY_COPY_BYTES + 1)
-                except zstandard.ZstdError as error:
-                    log.warning("inventory copy of %s is unreadable (%s)", entity.get("digest"),
-                                error)
-                    continue
-                if len(document) <= MAX_INVENTORY_COPY_BYTES:
-                    copies[(as_str(entity.get("registry")), as_str(entity.get("digest")))] = (
-                        document)
+                    copies[key] = inflate(data, MAX_INVENTORY_COPY_BYTES,
+                                          f"inventory copy of {key[1]}")
+                except StoreError as error:
+                    log.warning("%s: its blob is read instead", error)
         return copies
 
     # ------------------------------------------------------------ writes

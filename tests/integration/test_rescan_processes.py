@@ -103,13 +103,22 @@ EXPECTED = [["PYSEC-1", "PYSEC-3"] if number % 2 == 0 else ["PYSEC-1"]
 
 
 def test_worker_processes_rematch_merge_and_notify(registry: Registry,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+                                                   caplog: pytest.LogCaptureFixture,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    here: list[int] = []  # chunks re-matched in this process (spawned workers are unpatched)
+    rescan_chunk = service._rescan_chunk
+
+    def counted(*args: Any) -> Any:
+        here.append(len(args[1]))
+        return rescan_chunk(*args)
+
+    monkeypatch.setattr(service, "_rescan_chunk", counted)
     registry.publish([*BASE, _record("PYSEC-3", "django", "4.2")], "django")
     with caplog.at_level(logging.WARNING, logger="scanning.service"):
         report = service.rescan_pulled(registry.svc, now=NOW, processes=2)
     assert ((report.rematched, report.matched, report.rewritten, report.failed),
-            registry.findings(), registry.notified(), caplog.messages) == (
-        (6, 3, 3, 0), EXPECTED, [digest(0), digest(2), digest(4)], [])
+            registry.findings(), registry.notified(), caplog.messages, here) == (
+        (6, 3, 3, 0), EXPECTED, [digest(0), digest(2), digest(4)], [], [])
 
 
 def _failing_start(spec: object) -> None:

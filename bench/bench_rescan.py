@@ -63,7 +63,8 @@ from scanning.advisories.demo import DEMO_RECORDS
 from scanning.advisories.index import compile_index, write_index
 from scanning.advisories.osv import iter_records
 from scanning.analyzers import analyzer_set_version
-from scanning.inventory import ImageInventory, InventoryStatus, LayerInfo
+from scanning.inventory import ImageInventory, InventoryStatus
+from scanning.layer_types import LayerInfo
 from scanning.local.services import AzuritePorts, start_azurite
 from scanning.model import OSInfo, Package, PackageType, Platform
 from scanning.store import Store

@@ -21,13 +21,8 @@ from typing import Any
 
 from scanning.analyzers import ANALYZERS, Analyzer, analyzer_set_version
 from scanning.errors import LayerError, ManifestError, NotFound, ScanError
-from scanning.inventory import (
-    ImageInventory,
-    InventoryStatus,
-    LayerInfo,
-    LayerResult,
-    merge_layers,
-)
+from scanning.inventory import ImageInventory, InventoryStatus, merge_layers
+from scanning.layer_types import LayerInfo, LayerResult
 from scanning.layercache import LayerCache
 from scanning.layers import LayerLimits, scan_layer
 from scanning.model import Platform

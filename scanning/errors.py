@@ -67,3 +67,7 @@ class StoreError(ScanError):
 
 class TransientStoreError(StoreError):
     retryable = True
+
+
+class InventoryError(ScanError):
+    """A stored inventory or layer result cannot be read (wrong schema, malformed JSON)."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import posixpath
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -29,101 +28,27 @@ from typing import Any
 
 from scanning.analyzers.os_release import best_os
 from scanning.analyzers.purl import qualify_purl
-from scanning.errors import ScanError
-from scanning.model import OSInfo, Package, PackageType, Platform
+from scanning.errors import InventoryError
+from scanning.layer_types import AnalyzedFile, LayerInfo, LayerResult
+from scanning.model import (
+    OSInfo,
+    Package,
+    Platform,
+    os_from_json,
+    os_to_json,
+    package_from_json,
+    package_to_json,
+)
 
 INVENTORY_SCHEMA_VERSION = 1
-LAYER_RESULT_SCHEMA_VERSION = 1
 # Linux follows at most 40 symlinks in one lookup (path_resolution(7)); an image needs fewer.
 MAX_SYMLINK_DEPTH = 40
-
-
-class InventoryError(ScanError):
-    """A stored inventory or layer result cannot be read (wrong schema, malformed JSON)."""
 
 
 class InventoryStatus(StrEnum):
     COMPLETE = "complete"  # every layer read, every analyzer succeeded
     PARTIAL = "partial"  # every layer read, some analyzer failed on some file
     FAILED = "failed"  # a layer could not be read: the package list is not trustworthy
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AnalyzedFile:
-    """One analyzer's output for one file of one layer (``error`` set when it failed)."""
-
-    path: str
-    analyzer: str
-    packages: tuple[Package, ...] = ()
-    os: OSInfo | None = None
-    error: str = ""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LayerResult:
-    """Everything one pass over one layer found that the merge needs."""
-
-    digest: str
-    analyzer_set_version: str
-    compression: str
-    compressed_size: int
-    uncompressed_size: int
-    entries: int
-    files: tuple[AnalyzedFile, ...] = ()
-    whiteouts: tuple[str, ...] = ()  # paths deleted from lower layers
-    opaque_dirs: tuple[str, ...] = ()  # directories whose lower-layer content is hidden
-    symlinks: tuple[tuple[str, str], ...] = ()  # (path, target as written in the tar)
-    hardlinks: tuple[tuple[str, str], ...] = ()  # (path, target path inside the image)
-    warnings: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "schema_version": LAYER_RESULT_SCHEMA_VERSION,
-            "digest": self.digest,
-            "analyzer_set_version": self.analyzer_set_version,
-            "compression": self.compression,
-            "compressed_size": self.compressed_size,
-            "uncompressed_size": self.uncompressed_size,
-            "entries": self.entries,
-            "files": [_analyzed_file_to_json(item) for item in self.files],
-            "whiteouts": list(self.whiteouts),
-            "opaque_dirs": list(self.opaque_dirs),
-            "symlinks": [list(pair) for pair in self.symlinks],
-            "hardlinks": [list(pair) for pair in self.hardlinks],
-            "warnings": list(self.warnings),
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> LayerResult:
-        if data.get("schema_version") != LAYER_RESULT_SCHEMA_VERSION:
-            raise InventoryError(f"layer result schema {data.get('schema_version')!r} unknown")
-        try:
-            return cls(
-                digest=data["digest"],
-                analyzer_set_version=data["analyzer_set_version"],
-                compression=data["compression"],
-                compressed_size=int(data["compressed_size"]),
-                uncompressed_size=int(data["uncompressed_size"]),
-                entries=int(data["entries"]),
-                files=tuple(_analyzed_file_from_json(item) for item in data["files"]),
-                whiteouts=tuple(data["whiteouts"]),
-                opaque_dirs=tuple(data["opaque_dirs"]),
-                symlinks=tuple((str(a), str(b)) for a, b in data["symlinks"]),
-                hardlinks=tuple((str(a), str(b)) for a, b in data["hardlinks"]),
-                warnings=tuple(data["warnings"]),
-            )
-        except (KeyError, TypeError, ValueError) as error:
-            raise InventoryError(f"malformed layer result: {error}") from error
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LayerInfo:
-    """A layer as the image lists it, with the Dockerfile instruction that made it."""
-
-    digest: str
-    size: int
-    media_type: str = ""
-    instruction: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -153,7 +78,7 @@ class ImageInventory:
             "platform": str(self.platform),
             "analyzer_set_version": self.analyzer_set_version,
             "status": self.status.value,
-            "os": _os_to_json(self.os),
+            "os": os_to_json(self.os),
             "layers": [dataclasses.asdict(layer) for layer in self.layers],
             "packages": [package_to_json(package) for package in self.packages],
             "errors": list(self.errors),
@@ -173,7 +98,7 @@ class ImageInventory:
                 platform=Platform.parse(data["platform"]),
                 analyzer_set_version=data["analyzer_set_version"],
                 status=InventoryStatus(data["status"]),
-                os=_os_from_json(data.get("os")),
+                os=os_from_json(data.get("os")),
                 layers=tuple(LayerInfo(**layer) for layer in data["layers"]),
                 packages=tuple(package_from_json(item) for item in data["packages"]),
                 errors=tuple(data.get("errors", ())),
@@ -184,71 +109,6 @@ class ImageInventory:
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
-
-
-def package_to_json(package: Package) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "type": package.type.value,
-        "name": package.name,
-        "version": package.version,
-        "purl": package.purl,
-        "path": package.path,
-    }
-    # Optional fields only when set: keeps stored inventories small and stable.
-    for name in ("source_name", "source_version", "arch", "layer_digest", "layer_instruction"):
-        value = getattr(package, name)
-        if value:
-            data[name] = value
-    if package.licenses:
-        data["licenses"] = list(package.licenses)
-    return data
-
-
-def package_from_json(data: Mapping[str, Any]) -> Package:
-    return Package(
-        type=PackageType(data["type"]),
-        name=data["name"],
-        version=data["version"],
-        purl=data["purl"],
-        path=data["path"],
-        source_name=data.get("source_name", ""),
-        source_version=data.get("source_version", ""),
-        arch=data.get("arch", ""),
-        layer_digest=data.get("layer_digest", ""),
-        layer_instruction=data.get("layer_instruction", ""),
-        licenses=tuple(data.get("licenses", ())),
-    )
-
-
-def _os_to_json(os_info: OSInfo | None) -> dict[str, str] | None:
-    return None if os_info is None else dataclasses.asdict(os_info)
-
-
-def _os_from_json(data: Mapping[str, str] | None) -> OSInfo | None:
-    return None if data is None else OSInfo(**data)
-
-
-def _analyzed_file_to_json(item: AnalyzedFile) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "path": item.path,
-        "analyzer": item.analyzer,
-        "packages": [package_to_json(package) for package in item.packages],
-    }
-    if item.os is not None:
-        data["os"] = _os_to_json(item.os)
-    if item.error:
-        data["error"] = item.error
-    return data
-
-
-def _analyzed_file_from_json(data: Mapping[str, Any]) -> AnalyzedFile:
-    return AnalyzedFile(
-        path=data["path"],
-        analyzer=data["analyzer"],
-        packages=tuple(package_from_json(item) for item in data["packages"]),
-        os=_os_from_json(data.get("os")),
-        error=data.get("error", ""),
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -417,17 +277,3 @@ def resolve_symlinks(path: str, symlinks: Mapping[str, str],
             resolved = []
         parts = [piece for piece in target.split("/") if piece] + parts
     return "/".join(resolved)
-
-
-def normalize_member_path(name: str) -> str:
-    """A tar member name as a path inside the image root: no leading ``/``, no ``..`` above it."""
-    parts: list[str] = []
-    for part in name.replace("\\", "/").split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if parts:
-                parts.pop()
-            continue
-        parts.append(part)
-    return posixpath.join(*parts) if parts else ""

@@ -20,8 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
-from scanning.errors import StoreError, TransientStoreError
-from scanning.inventory import InventoryError, LayerResult
+from scanning.errors import InventoryError, StoreError, TransientStoreError
+from scanning.layer_types import LayerResult
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ import zstandard
 
 from scanning.analyzers.base import Analyzer, AnalyzerInput
 from scanning.errors import AnalyzerError, LayerError
-from scanning.inventory import AnalyzedFile, LayerResult, normalize_member_path
+from scanning.layer_types import AnalyzedFile, LayerResult, normalize_member_path
 
 try:
     from isal import igzip as _gzip_module

@@ -6,8 +6,11 @@ compared and hashed. ``to_json``/``from_json`` helpers live next to the code tha
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
+from typing import Any
 
 
 class PackageType(StrEnum):
@@ -213,3 +216,48 @@ class ScanTrigger(StrEnum):
     RESCAN = "rescan"
     MANUAL = "manual"
     CATCHUP = "catchup"
+
+
+# JSON codec of packages and OS, shared by stored inventories and layer results.
+
+
+def package_to_json(package: Package) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "type": package.type.value,
+        "name": package.name,
+        "version": package.version,
+        "purl": package.purl,
+        "path": package.path,
+    }
+    # Optional fields only when set: keeps stored inventories small and stable.
+    for name in ("source_name", "source_version", "arch", "layer_digest", "layer_instruction"):
+        value = getattr(package, name)
+        if value:
+            data[name] = value
+    if package.licenses:
+        data["licenses"] = list(package.licenses)
+    return data
+
+
+def package_from_json(data: Mapping[str, Any]) -> Package:
+    return Package(
+        type=PackageType(data["type"]),
+        name=data["name"],
+        version=data["version"],
+        purl=data["purl"],
+        path=data["path"],
+        source_name=data.get("source_name", ""),
+        source_version=data.get("source_version", ""),
+        arch=data.get("arch", ""),
+        layer_digest=data.get("layer_digest", ""),
+        layer_instruction=data.get("layer_instruction", ""),
+        licenses=tuple(data.get("licenses", ())),
+    )
+
+
+def os_to_json(os_info: OSInfo | None) -> dict[str, str] | None:
+    return None if os_info is None else dataclasses.asdict(os_info)
+
+
+def os_from_json(data: Mapping[str, str] | None) -> OSInfo | None:
+    return None if data is None else OSInfo(**data)

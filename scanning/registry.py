@@ -60,7 +60,7 @@ from scanning.errors import (
     ScanError,
     TransientRegistryError,
 )
-from scanning.inventory import LayerInfo
+from scanning.layer_types import LayerInfo
 from scanning.model import Platform
 
 log = logging.getLogger(__name__)

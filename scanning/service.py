@@ -60,7 +60,8 @@ from scanning.errors import (
     StoreError,
 )
 from scanning.events import RegistryEvent, parse_time
-from scanning.inventory import ImageInventory, InventoryStatus, LayerInfo, LayerResult
+from scanning.inventory import ImageInventory, InventoryStatus
+from scanning.layer_types import LayerInfo, LayerResult
 from scanning.layercache import BlobLayerCache, LayerCache
 from scanning.matching import (
     Lookup,

@@ -19,7 +19,8 @@ from scanning import service
 from scanning.advisories.blob import publish_index
 from scanning.advisories.index import compile_index, write_index
 from scanning.analyzers import analyzer_set_version
-from scanning.inventory import ImageInventory, InventoryStatus, LayerInfo
+from scanning.inventory import ImageInventory, InventoryStatus
+from scanning.layer_types import LayerInfo
 from scanning.local.services import Azurite
 from scanning.model import OSInfo, Package, PackageType, Platform
 from scanning.store import Store

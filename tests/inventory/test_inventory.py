@@ -7,17 +7,9 @@ import dataclasses
 import pytest
 from layers.helpers import pypi
 
-from scanning.inventory import (
-    AnalyzedFile,
-    ImageInventory,
-    InventoryError,
-    InventoryStatus,
-    LayerInfo,
-    LayerResult,
-    merge_layers,
-    normalize_member_path,
-    resolve_symlinks,
-)
+from scanning.errors import InventoryError
+from scanning.inventory import ImageInventory, InventoryStatus, merge_layers, resolve_symlinks
+from scanning.layer_types import AnalyzedFile, LayerInfo, LayerResult, normalize_member_path
 from scanning.model import OSInfo, PackageType, Platform
 
 LAYERS = tuple(

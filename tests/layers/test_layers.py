@@ -10,7 +10,7 @@ import zstandard
 
 from layers.helpers import ListAnalyzer, digest_of, gz, pypi, tar_bytes
 from scanning.errors import LayerError
-from scanning.inventory import AnalyzedFile, LayerResult
+from scanning.layer_types import AnalyzedFile, LayerResult
 from scanning.layers import LayerLimits, scan_layer
 
 PKGS = b"flask 2.0.1\nrequests 2.31.0\n"

@@ -17,9 +17,9 @@ temporary folder), then:
    package, the rest PyPI; names drawn from the packages the records name and from names
    with no advisories, versions from the records' own fixed versions so some are vulnerable
    and most are not), and a pull in the last 30 days;
-3. publishes A and runs ``service.rescan_pulled`` once, so every image has a stored
+3. publishes A and runs ``rescan_pulled`` once, so every image has a stored
    assessment (not timed: it stands for the weeks before);
-4. times ``service.rescan_pulled`` three times: after publishing B (5% of the records new: a
+4. times ``rescan_pulled`` three times: after publishing B (5% of the records new: a
    stress case, far more than a real week of these feeds), C (1% changed: a busy week; PyPA
    publishes a few dozen records a week, the Alpine 3.11 secdb none) and C again (nothing
    changed).
@@ -56,9 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TransactionOperation
 
-from scanning import service
 from scanning.advisories.alpine_secdb import iter_secdb_osv
-from scanning.advisories.blob import publish_index
 from scanning.advisories.demo import DEMO_RECORDS
 from scanning.advisories.index import compile_index, write_index
 from scanning.advisories.osv import iter_records
@@ -67,7 +65,12 @@ from scanning.inventory import ImageInventory, InventoryStatus
 from scanning.layer_types import LayerInfo
 from scanning.local.services import AzuritePorts, start_azurite
 from scanning.model import OSInfo, Package, PackageType, Platform
+from scanning.service import evaluation, rematch
+from scanning.service.context import Services
+from scanning.service.evaluation import save_inventories
+from scanning.service.rescan import RescanReport, rescan_pulled
 from scanning.store import Store
+from scanning.store.advisory_index import publish_index
 from scanning.store.entities import int64, submit_batches
 from scanning.store.images import image_keys, new_image_row
 from scanning.store.keys import encode_key
@@ -199,7 +202,7 @@ def pull_row(number: int, now: datetime) -> dict[str, Any]:
             "first_pulled": at, "last_pulled": at, "count": int64(1)}
 
 
-def write_inventory(svc: service.Services, known: Catalogue, number: int,
+def write_inventory(services: Services, known: Catalogue, number: int,
                     packages: int) -> None:
     rng = random.Random(number)
     digest = image_digest(number)
@@ -211,14 +214,14 @@ def write_inventory(svc: service.Services, known: Catalogue, number: int,
         manifest_digest=digest, config_digest=digest, platform=PLATFORM,
         analyzer_set_version=analyzer_set_version(), status=InventoryStatus.COMPLETE,
         os=ALPINE, packages=inventory_packages(rng, known, packages), layers=(layer,))
-    service.save_inventories(svc, REGISTRY, digest, (inventory,))
+    save_inventories(services, REGISTRY, digest, (inventory,))
 
 
-def seed(svc: service.Services, known: Catalogue, images: int, packages: int, now: datetime,
+def seed(services: Services, known: Catalogue, images: int, packages: int, now: datetime,
          workers: int) -> None:
     """Image rows and pulls in 100-row transactions (one registry: one partition each), the
     inventories one blob each."""
-    store = svc.store
+    store = services.store
     submit_batches(store.images.table,
                    ((TransactionOperation.UPSERT, image_row(number, now))
                     for number in range(images)), "seeding images")
@@ -228,7 +231,7 @@ def seed(svc: service.Services, known: Catalogue, images: int, packages: int, no
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for done, _ in enumerate(pool.map(
-                lambda number: write_inventory(svc, known, number, packages),
+                lambda number: write_inventory(services, known, number, packages),
                 range(images)), start=1):
             if done % 1000 == 0:
                 print(f"  wrote {done} inventories ({time.perf_counter() - started:.0f} s)",
@@ -321,24 +324,25 @@ def main() -> int:
                                 in_memory=not args.azurite_on_disk)
         try:
             store = Store.from_connection_string(azurite.connection_string, prefix="bench")
-            svc = service.Services.create(store)
+            services = Services.create(store)
             now = datetime.now(UTC)
             started = time.perf_counter()
-            seed(svc, known, args.images, args.packages, now, args.seed_workers)
+            seed(services, known, args.images, args.packages, now, args.seed_workers)
             print(f"seeded {args.images} images x {args.packages} packages in "
                   f"{time.perf_counter() - started:.1f} s", flush=True)
 
             publish(store, index_a, Path(folder), "index-a")
-            svc.index.invalidate()
+            services.index.invalidate()
             started = time.perf_counter()
-            first = service.rescan_pulled(svc, now=now - timedelta(days=14),
+            first = rescan_pulled(services, now=now - timedelta(days=14),
                                           workers=args.workers, processes=args.processes)
             print(f"first assessment (index A): {first.rematched} images in "
                   f"{time.perf_counter() - started:.1f} s", flush=True)
 
-            service.match_inventory = meter.wrap("matching", service.match_inventory)
-            service.parse_inventories = meter.wrap("decoding inventories",
-                                                   service.parse_inventories)
+            evaluation.match_inventory = meter.wrap(  # type: ignore[assignment]
+                "matching", evaluation.match_inventory)
+            rematch.parse_inventories = meter.wrap(  # type: ignore[assignment]
+                "decoding inventories", rematch.parse_inventories)
             meter.count_requests()
             results: list[tuple[str, Measured]] = []
             for name, index, moment in (
@@ -347,8 +351,8 @@ def main() -> int:
                     ("C again: nothing changed", None, now + timedelta(days=1))):
                 if index is not None:
                     publish(store, index, Path(folder), name[0])
-                    svc.index.invalidate()
-                results.append((name, measure(svc, meter, azurite.process.pid, moment,
+                    services.index.invalidate()
+                results.append((name, measure(services, meter, azurite.process.pid, moment,
                                               args.workers, args.processes)))
                 print(f"  measured {name}", flush=True)
             sample = store.list_images(page_size=1000).items
@@ -377,7 +381,7 @@ def main() -> int:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Measured:
-    report: service.RescanReport
+    report: RescanReport
     wall: float
     cpu: float
     azurite: float
@@ -393,7 +397,7 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(svc: service.Services, meter: Meter, azurite_pid: int, now: datetime,
+def measure(services: Services, meter: Meter, azurite_pid: int, now: datetime,
             workers: int, processes: int | None) -> Measured:
     """One timed ``rescan_pulled`` with its CPU and request split. Matching, reading and
     request counts are of this process only: worker processes report their CPU in all
@@ -403,7 +407,7 @@ def measure(svc: service.Services, meter: Meter, azurite_pid: int, now: datetime
     children_before = children_cpu()
     cpu_before = time.process_time()
     started = time.perf_counter()
-    report = service.rescan_pulled(svc, now=now, workers=workers, processes=processes)
+    report = rescan_pulled(services, now=now, workers=workers, processes=processes)
     wall = time.perf_counter() - started
     with meter.lock:
         methods = ", ".join(f"{method} {count}"

@@ -10,10 +10,11 @@ image, rule, scan), 409 (a digest stored in several registries and no ``registry
 503 (storage busy; retry) or 500; ``respond`` maps the ``ScanError`` tree onto them so no input
 reaches the caller as a stack trace.
 
-Disable rules take effect at once, two ways: ``reapply_rules`` rewrites the stored findings and
-image status (``Store.apply_rules``) when a rule is created or deleted, so ``GET images``, which
+Disable rules take effect at once, two ways: ``service.rules.reapply_rules`` re-decides the
+stored verdicts when a rule is created or deleted, so ``GET images``, which
 filters on the stored status and counts, is right as soon as ``POST rules`` returns; and the
-single-image and findings views apply the current rules again when they read, so an expired
+single-image and findings views decide the verdict again with the current rules when they read
+(``service.rules.current_verdict``), so an expired
 rule stops hiding findings without waiting for the image's next assessment.
 """
 
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import json
 import logging
 import re
@@ -32,28 +32,40 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from scanning import rules as rules_module
+from scanning.assessment import reassess
 from scanning.errors import BadRequest, NotFound, RegistryError, ScanError
 from scanning.events import RegistryEvent
-from scanning.model import AssessmentStatus, Finding, FixStatus, OSInfo, Severity
+from scanning.model import (
+    AssessmentStatus,
+    Finding,
+    FindingCounts,
+    FixStatus,
+    OSInfo,
+    PlatformFindings,
+    Severity,
+)
 from scanning.registry import ImageReference, ReferenceKind, open_source, parse_reference
 from scanning.rules import (
     DisableRule,
-    FindingCounts,
-    apply_rules,
-    assessment_status,
-    count_findings,
     rule_from_json,
     rule_to_json,
     rules_from_openvex,
 )
-from scanning.service import MANUAL_SCAN_USER_AGENT
+from scanning.service.payloads import MANUAL_SCAN_USER_AGENT
+from scanning.service.rules import (
+    create_rule,
+    current_verdict,
+    get_rule,
+    image_ref,
+    load_rules,
+    put_rule,
+    reapply_rules,
+)
 from scanning.store import (
     FindingFilter,
     FindingHit,
     ImageFilter,
     ImageRecord,
-    PlatformFindings,
     ScanFilter,
     ScanRecord,
     Store,
@@ -344,49 +356,6 @@ def platform_os(image: ImageRecord) -> dict[str, OSInfo]:
             if detail.os is not None}
 
 
-def _analysis_outcome(image: ImageRecord) -> AssessmentStatus:
-    """What the scan concluded before rules (``scanning.rules.assessment_status``)."""
-    return image.analysis_status or image.status or AssessmentStatus.HEALTHY
-
-
-def applied_results(image: ImageRecord, results: Iterable[PlatformFindings],
-                    rules: tuple[DisableRule, ...], oses: Mapping[str, OSInfo],
-                    now: datetime) -> tuple[PlatformFindings, ...]:
-    """``results`` with ``rules`` applied as of ``now`` (read time: expiry counts now)."""
-    return tuple(
-        dataclasses.replace(result, findings=apply_rules(
-            rules, result.findings,
-            rules_module.ImageContext(
-                registry=image.registry, repository=image.repository, digest=image.digest,
-                manifest_digest=result.manifest_digest,
-                os=result.os or oses.get(result.platform)),
-            now))
-        for result in results
-    )
-
-
-def reapply_rules(store: Store, now: datetime, *, created: bool) -> int:
-    """Store the effect of the current rules on every assessed image; how many were rewritten.
-
-    After a rule is created only images with active findings can change (``created``), after
-    one is deleted only images with disabled findings, so the others are not read. Each image
-    goes through ``Store.apply_rules`` (same assessment, same ``assessed_at``: a newer scan
-    that lands meanwhile wins). The cost is one read per candidate image, paid by the rule
-    request: fine for thousands of images, a job for a queue beyond that.
-    """
-    rules = store.rules.list()
-    changed = 0
-    for image in store.images.iter_all(ImageFilter(include_deleted=True)):
-        affected = image.counts.active_total if created else image.counts.disabled_total
-        if not affected or image.status is None or image.assessed_at is None:
-            continue
-        updated = store.apply_rules(image.registry, image.digest, rules, now)
-        if updated.counts != image.counts or updated.status != image.status:
-            changed += 1
-    log.info("disable rules re-applied: %d image(s) changed", changed)
-    return changed
-
-
 # ---------------------------------------------------------------- images
 
 
@@ -399,7 +368,7 @@ def list_images(store: Store, query: Mapping[str, str], url: str = "") -> ApiRes
         severity=severity_parameter(query),
         include_deleted=bool_parameter(query, "includeDeleted"),
     )
-    page = store.list_images(filters, paging.page_size, paging.token)
+    page = store.images.list(filters, paging.page_size, paging.token)
     return ApiResponse(status=200, body=page_body(
         [image_json(image) for image in page.items], page.next_token, url))
 
@@ -442,14 +411,12 @@ def get_image(store: Store, digest: str, query: Mapping[str, str],
     digest_parameter(digest)
     image = find_image(store, digest, text_parameter(query, "registry"),
                        text_parameter(query, "repository"))
-    rules = store.rules.list()
     oses = platform_os(image)
-    results = applied_results(image, store.findings_of(image.registry, image.digest), rules,
-                              oses, now)
-    findings = [finding for result in results for finding in result.findings]
-    status = (assessment_status(findings, _analysis_outcome(image))
-              if image.status is not None else None)
-    body = image_json(image, status=status, counts=count_findings(findings))
+    verdict = current_verdict(image, store.findings_of(image.registry, image.digest),
+                              load_rules(store), now)
+    results = verdict.platforms if verdict is not None else ()
+    body = image_json(image, status=verdict.status if verdict is not None else None,
+                      counts=verdict.counts if verdict is not None else None)
     platforms = list(dict.fromkeys([*image.platforms, *(result.platform for result in results),
                                     *oses]))
     manifests = {detail.platform: detail.manifest_digest for detail in image.platform_details}
@@ -484,7 +451,7 @@ def query_findings(store: Store, query: Mapping[str, str], now: datetime,
         repository=text_parameter(query, "repository"),
     )
     page = store.query_findings(filters, paging.page_size, paging.token)
-    rules = store.rules.list()
+    rules = load_rules(store)
     images: dict[tuple[str, str], ImageRecord] = {}
     items = []
     for hit in page.items:
@@ -499,8 +466,8 @@ def query_findings(store: Store, query: Mapping[str, str], now: datetime,
 def _hit_json(hit: FindingHit, image: ImageRecord, oses: Mapping[str, OSInfo],
               rules: tuple[DisableRule, ...], now: datetime) -> dict[str, Any]:
     result = PlatformFindings(platform=hit.platform, manifest_digest=hit.manifest_digest,
-                              findings=(hit.finding,))
-    (finding,) = applied_results(image, (result,), rules, oses, now)[0].findings
+                              findings=(hit.finding,), os=oses.get(hit.platform))
+    (finding,) = reassess((result,), image=image_ref(image), rules=rules, now=now).findings
     return to_sub_assessment(sub_assessment_context(image, hit.platform, oses.get(hit.platform)),
                              finding)
 
@@ -646,7 +613,7 @@ def list_rules(store: Store, query: Mapping[str, str], now: datetime,
     """Every rule in id order (expired ones too, marked), paged in memory: rules are few."""
     paging = paging_parameters(query)
     offset = _rule_page_offset(paging.token)
-    rules = store.rules.list()
+    rules = load_rules(store)
     window = rules[offset:offset + paging.page_size]
     end = offset + len(window)
     token = _rule_page_token(end) if end < len(rules) else None
@@ -676,12 +643,12 @@ def create_rules(store: Store, body: bytes, content_type: str, now: datetime) ->
         if not imported:
             raise BadRequest("the OpenVEX document has no not_affected statement to import")
         for rule in imported:
-            store.rules.put(rule)
+            put_rule(store, rule)
         reapply_rules(store, now, created=True)
         return ApiResponse(status=201, body={"value": [rule_to_json(rule) for rule in imported]})
     rule = rule_from_json(data, now=now)
-    if not store.rules.create(rule):
-        existing = store.rules.get(rule.id)
+    if not create_rule(store, rule):
+        existing = get_rule(store, rule.id)
         if existing.criteria != rule.criteria:
             return ApiResponse(status=409, body=error_body(
                 "Conflict", f"rule {rule.id!r} exists with other criteria; delete it first"))

@@ -39,16 +39,16 @@ from urllib.parse import urljoin, urlsplit
 import requests
 
 from scanning import USER_AGENT
-from scanning.errors import AuthError, RegistryError, TransientRegistryError
+from scanning.errors import AuthError, RegistryError, ScanError
 from scanning.registry import (
     _DIGEST_RE,
     _REPOSITORY_RE,
-    _RETRY_STATUSES,
     _TAG_RE,
     ACCEPT,
     MAX_MANIFEST_BYTES,
     BasicCredentials,
     HttpRegistrySource,
+    azure_error,
     is_acr,
     is_insecure_host,
     sha256_digest,
@@ -77,7 +77,7 @@ class CatalogImage:
     media_type: str
 
 
-def list_images(registry: str, *, credential: Any = None,
+def list_registry_images(registry: str, *, credential: Any = None,
                 basic: BasicCredentials | None = None, client: Any = None,
                 page_size: int = DEFAULT_PAGE_SIZE, limit: int = 100_000
                 ) -> Iterator[CatalogImage]:
@@ -187,28 +187,9 @@ def _media_type_collector(media_types: dict[str, str]) -> Callable[[Any], None]:
     return collect
 
 
-def _azure_error(registry: str, error: Exception) -> RegistryError:
-    from azure.core.exceptions import (
-        ClientAuthenticationError,
-        DecodeError,
-        HttpResponseError,
-        ServiceRequestError,
-        ServiceResponseError,
-    )
-
-    if isinstance(error, ClientAuthenticationError):
-        return AuthError(f"{registry} refused to list its catalog")
-    if isinstance(error, ServiceRequestError | ServiceResponseError):
-        return TransientRegistryError(f"{registry}: listing the catalog: {error}")
-    if isinstance(error, DecodeError) or not isinstance(error, HttpResponseError):
-        # DecodeError: not JSON; ValueError (DeserializationError): JSON of the wrong shape.
-        return RegistryError(f"{registry}: malformed catalog answer: {error}")
-    status = error.status_code or 0
-    if status in _RETRY_STATUSES:
-        return TransientRegistryError(f"{registry}: listing the catalog: HTTP {status}")
-    if status in (401, 403):
-        return AuthError(f"{registry} refused to list its catalog ({status})")
-    return RegistryError(f"{registry}: listing the catalog: HTTP {status}")
+def _azure_error(registry: str, error: Exception) -> ScanError:
+    return azure_error(registry, "listing the catalog", error,
+                       refused=f"{registry} refused to list its catalog")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,16 +11,15 @@ unreadable entry counts as a miss: the layer is read again and the entry rewritt
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import json
 import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from scanning.errors import InventoryError, StoreError, TransientStoreError
+from scanning.errors import InventoryError
 from scanning.layer_types import LayerResult
 
 log = logging.getLogger(__name__)
@@ -79,46 +78,3 @@ class LocalLayerCache:
         with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as temporary:
             temporary.write(encode(result))
         os.replace(temporary.name, path)
-
-
-class BlobLayerCache:
-    """An Azure Blob container (``layercache``), one blob per layer result."""
-
-    def __init__(self, container_client: Any) -> None:
-        self._container = container_client
-
-    @classmethod
-    def from_connection_string(cls, connection_string: str,
-                               container: str = DEFAULT_CONTAINER) -> BlobLayerCache:
-        from azure.core.exceptions import ResourceExistsError
-        from azure.storage.blob import BlobServiceClient
-
-        service = BlobServiceClient.from_connection_string(connection_string)
-        client = service.get_container_client(container)
-        with contextlib.suppress(ResourceExistsError):
-            client.create_container()
-        return cls(client)
-
-    def get(self, layer_digest: str, analyzer_version: str) -> LayerResult | None:
-        from azure.core.exceptions import AzureError, ResourceNotFoundError
-
-        key = cache_key(layer_digest, analyzer_version)
-        try:
-            data = self._container.download_blob(key).readall()
-        except ResourceNotFoundError:
-            return None
-        except AzureError as error:
-            raise TransientStoreError(f"layer cache read {key}: {error}") from error
-        return decode(data, layer_digest, analyzer_version)
-
-    def put(self, result: LayerResult) -> None:
-        from azure.core.exceptions import AzureError, HttpResponseError
-
-        key = cache_key(result.digest, result.analyzer_set_version)
-        try:
-            self._container.upload_blob(key, encode(result), overwrite=True)
-        except HttpResponseError as error:
-            retryable = (error.status_code or 0) >= 500 or error.status_code == 429
-            raise StoreError(f"layer cache write {key}: {error}", retryable=retryable) from error
-        except AzureError as error:
-            raise TransientStoreError(f"layer cache write {key}: {error}") from error

@@ -7,7 +7,7 @@ compared and hashed. ``to_json``/``from_json`` helpers live next to the code tha
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
@@ -216,6 +216,64 @@ class ScanTrigger(StrEnum):
     RESCAN = "rescan"
     MANUAL = "manual"
     CATCHUP = "catchup"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FindingCounts:
+    """Findings per severity, active and disabled; every severity is present (zero-filled)."""
+
+    active: dict[Severity, int] = field(default_factory=dict, hash=False)
+    disabled: dict[Severity, int] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        for severity in Severity:
+            self.active.setdefault(severity, 0)
+            self.disabled.setdefault(severity, 0)
+
+    @property
+    def active_total(self) -> int:
+        return sum(self.active.values())
+
+    @property
+    def disabled_total(self) -> int:
+        return sum(self.disabled.values())
+
+
+def count_findings(findings: Iterable[Finding]) -> FindingCounts:
+    active = dict.fromkeys(Severity, 0)
+    disabled = dict.fromkeys(Severity, 0)
+    for finding in findings:
+        (disabled if finding.disabled_by else active)[finding.severity] += 1
+    return FindingCounts(active=active, disabled=disabled)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlatformFindings:
+    """One platform of an assessed image: its findings (``disabled_by`` set by the rules in
+    force) and its verdict. ``analysis`` is what the scan concluded before rules (None in
+    documents written before it was kept per platform); ``status`` is the verdict with rules
+    applied, as ``scanning.assessment`` decides it."""
+
+    platform: str
+    findings: tuple[Finding, ...]
+    manifest_digest: str = ""
+    os: OSInfo | None = None
+    analysis: AssessmentStatus | None = None
+    status: AssessmentStatus | None = None
+    reason: str = ""
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AssessmentSummary:
+    """What a notification compares: the status and the active findings' keys."""
+
+    status: AssessmentStatus
+    active_finding_keys: frozenset[str]
+
+
+def finding_key(finding: Finding) -> str:
+    return f"{finding.id}|{finding.package}|{finding.installed_version}"
 
 
 # JSON codec of packages and OS, shared by stored inventories and layer results.

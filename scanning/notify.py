@@ -7,31 +7,19 @@ POSTed as JSON to a webhook.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from scanning import USER_AGENT
-from scanning.model import AssessmentStatus, Finding, Severity
+from scanning.model import AssessmentStatus, AssessmentSummary, Finding, Severity, finding_key
 
 log = logging.getLogger(__name__)
 
 TOP_FINDINGS = 10
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AssessmentSummary:
-    status: AssessmentStatus
-    active_finding_keys: frozenset[str]
-
-
-def finding_key(finding: Finding) -> str:
-    return f"{finding.id}|{finding.package}|{finding.installed_version}"
 
 
 def summarise(status: AssessmentStatus, findings: Iterable[Finding]) -> AssessmentSummary:
@@ -73,12 +61,15 @@ def build_message(*, registry: str, repository: str, digest: str, tags: Iterable
     }
 
 
-def send(message: dict[str, Any], *, queue_client: Any | None, webhook_url: str,
+class MessageQueue(Protocol):
+    def send(self, body: str) -> None: ...
+
+
+def send(message: dict[str, Any], *, queue: MessageQueue | None, webhook_url: str,
          timeout: float = 10.0) -> None:
     body = json.dumps(message, sort_keys=True)
-    if queue_client is not None:
-        # Functions' queue trigger expects base64 by default; keep messages consumable by it.
-        queue_client.send_message(base64.b64encode(body.encode()).decode())
+    if queue is not None:
+        queue.send(body)
     if webhook_url:
         request = urllib.request.Request(
             webhook_url, data=body.encode(), method="POST",

@@ -640,33 +640,9 @@ class AcrSource:
         )
 
     def _translate(self, error: Exception, what: str) -> ScanError:
-        from azure.containerregistry import DigestValidationError
-        from azure.core.exceptions import (
-            ClientAuthenticationError,
-            HttpResponseError,
-            ResourceNotFoundError,
-            ServiceRequestError,
-            ServiceResponseError,
-        )
-
-        if isinstance(error, DigestValidationError):
-            return ManifestError(f"{self.registry}: {what} fails its digest check")
-        if isinstance(error, ResourceNotFoundError):
-            return NotFound(f"{self.registry}/{self.repository}: {what} not found")
-        if isinstance(error, ClientAuthenticationError):
-            return AuthError(f"{self.registry} refused access to {self.repository}")
-        if isinstance(error, ServiceRequestError | ServiceResponseError):
-            return TransientRegistryError(f"{self.registry}: {what}: {error}")
-        if isinstance(error, HttpResponseError):
-            status = error.status_code or 0
-            if status in _RETRY_STATUSES:
-                return TransientRegistryError(f"{self.registry}: {what}: HTTP {status}")
-            if status in (401, 403):
-                return AuthError(f"{self.registry} refused access to {self.repository}")
-            return RegistryError(f"{self.registry}: {what}: HTTP {status}")
-        if isinstance(error, ValueError):  # the SDK's 4 MiB manifest cap and header checks
-            return ManifestError(f"{self.registry}: {what}: {error}")
-        return RegistryError(f"{self.registry}: {what}: {error}")
+        return azure_error(self.registry, what, error,
+                           refused=f"{self.registry} refused access to {self.repository}",
+                           missing=f"{self.registry}/{self.repository}: {what} not found")
 
     def fetch_manifest(self, ref: str) -> FetchedManifest:
         from azure.core.exceptions import AzureError
@@ -706,6 +682,43 @@ class AcrSource:
 
     def close(self) -> None:
         self._client.close()
+
+
+def azure_error(registry: str, what: str, error: Exception, *, refused: str,
+                missing: str = "") -> ScanError:
+    """The scan error an Azure SDK error of ``what`` at ``registry`` means: transient ones
+    retryable, refusals ``AuthError``, answers of the wrong shape ``ManifestError``. The one
+    mapping for every ACR call (images here, the catalog in ``scanning.catalog``)."""
+    from azure.containerregistry import DigestValidationError
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        DecodeError,
+        HttpResponseError,
+        ResourceNotFoundError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+
+    if isinstance(error, DigestValidationError):
+        return ManifestError(f"{registry}: {what} fails its digest check")
+    if isinstance(error, ResourceNotFoundError):
+        return NotFound(missing or f"{registry}: {what}: not found")
+    if isinstance(error, ClientAuthenticationError):
+        return AuthError(refused)
+    if isinstance(error, ServiceRequestError | ServiceResponseError):
+        return TransientRegistryError(f"{registry}: {what}: {error}")
+    if isinstance(error, DecodeError):  # not JSON at all
+        return RegistryError(f"{registry}: {what}: malformed answer: {error}")
+    if isinstance(error, HttpResponseError):
+        status = error.status_code or 0
+        if status in _RETRY_STATUSES:
+            return TransientRegistryError(f"{registry}: {what}: HTTP {status}")
+        if status in (401, 403):
+            return AuthError(f"{refused} ({status})")
+        return RegistryError(f"{registry}: {what}: HTTP {status}")
+    if isinstance(error, ValueError):  # the SDK's 4 MiB manifest cap, header and shape checks
+        return ManifestError(f"{registry}: {what}: malformed answer: {error}")
+    return RegistryError(f"{registry}: {what}: {error}")
 
 
 def is_acr(registry: str) -> bool:

@@ -51,6 +51,7 @@ class PlatformReport:
     reason: str = ""
     packages: tuple[ReportPackage, ...] = ()
     findings: tuple[Finding, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,6 +104,7 @@ def _platform_json(platform: PlatformReport) -> dict[str, Any]:
         ),
         "status": str(platform.status),
         "reason": platform.reason,
+        "warnings": list(platform.warnings),
         "packages": [package_json(p) for p in platform.packages],
         "findings": [finding_json(f) for f in platform.findings],
     }
@@ -182,6 +184,7 @@ def render_table(report: ScanReport) -> str:
         )
         if platform.reason:
             lines.append(f"  note: {platform.reason}")
+        lines.extend(f"  warning: {text}" for text in platform.warnings)
         for severity in sorted(Severity, reverse=True):
             group = [f for f in platform.findings if f.severity == severity]
             if not group:

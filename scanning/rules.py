@@ -28,13 +28,13 @@ import hashlib
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
 from scanning.errors import BadRequest
-from scanning.model import AssessmentStatus, Finding, FixStatus, OSInfo, Severity
+from scanning.model import Finding, FixStatus, OSInfo, Severity
 
 MAX_LIST_ITEMS = 1000
 MAX_TEXT = 2000
@@ -101,27 +101,6 @@ class ImageContext:
     digest: str
     manifest_digest: str = ""  # the platform manifest, when ``digest`` is an index
     os: OSInfo | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FindingCounts:
-    """Findings per severity, active and disabled; every severity is present (zero-filled)."""
-
-    active: dict[Severity, int] = field(default_factory=dict, hash=False)
-    disabled: dict[Severity, int] = field(default_factory=dict, hash=False)
-
-    def __post_init__(self) -> None:
-        for severity in Severity:
-            self.active.setdefault(severity, 0)
-            self.disabled.setdefault(severity, 0)
-
-    @property
-    def active_total(self) -> int:
-        return sum(self.active.values())
-
-    @property
-    def disabled_total(self) -> int:
-        return sum(self.disabled.values())
 
 
 # ---------------------------------------------------------------- matching
@@ -202,38 +181,6 @@ def apply_rules(
             else dataclasses.replace(finding, disabled_by=rule_id)
         )
     return tuple(result)
-
-
-def count_findings(findings: Iterable[Finding]) -> FindingCounts:
-    active = dict.fromkeys(Severity, 0)
-    disabled = dict.fromkeys(Severity, 0)
-    for finding in findings:
-        (disabled if finding.disabled_by else active)[finding.severity] += 1
-    return FindingCounts(active=active, disabled=disabled)
-
-
-_ANALYSIS_OUTCOMES = frozenset({
-    AssessmentStatus.NOT_APPLICABLE, AssessmentStatus.FAILED, AssessmentStatus.UNSUPPORTED,
-})
-
-
-def assessment_status(
-    findings: Iterable[Finding], analysis: AssessmentStatus = AssessmentStatus.HEALTHY
-) -> AssessmentStatus:
-    """The image status once rules are applied.
-
-    ``analysis`` is what the scan itself concluded: not applicable, failed and unsupported
-    stand whatever the findings; otherwise any active (not disabled) finding makes the image
-    unhealthy, and without one it is healthy (or stays partial when some layers could not be
-    read, since a clean partial result proves nothing).
-    """
-    if analysis in _ANALYSIS_OUTCOMES:
-        return analysis
-    if any(not finding.disabled_by for finding in findings):
-        return AssessmentStatus.UNHEALTHY
-    return AssessmentStatus.PARTIAL if analysis is AssessmentStatus.PARTIAL else (
-        AssessmentStatus.HEALTHY
-    )
 
 
 # ---------------------------------------------------------------- JSON

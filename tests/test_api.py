@@ -21,10 +21,11 @@ from scanning.model import (
     MatchDetail,
     OSInfo,
     PackageType,
+    PlatformFindings,
     ScanTrigger,
     Severity,
 )
-from scanning.store import Assessment, PlatformFindings, Store
+from scanning.store import Assessment, Store
 from scanning.subassessments import ImageContext, to_sub_assessment
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ import pytest
 from azure.containerregistry import ContainerRegistryClient
 
 from scanning import USER_AGENT
-from scanning.catalog import ACR_AUDIENCE, CatalogImage, list_images
+from scanning.catalog import ACR_AUDIENCE, CatalogImage, list_registry_images
 from scanning.errors import RegistryError
 from scanning.local.services import Registry, skopeo_copy
 from scanning.model import Platform
@@ -68,20 +68,20 @@ def _ours(images: Iterator[CatalogImage], prefix: str) -> set[CatalogImage]:
 def test_distribution_listing_groups_tags_by_digest_and_lists_an_index_once(
         registry: Registry, pushed: tuple[str, set[CatalogImage]]) -> None:
     prefix, expected = pushed
-    assert _ours(list_images(registry.host), prefix) == expected
+    assert _ours(list_registry_images(registry.host), prefix) == expected
 
 
 @pytest.mark.integration
 def test_distribution_listing_follows_link_pages(
         registry: Registry, pushed: tuple[str, set[CatalogImage]]) -> None:
     prefix, expected = pushed
-    assert _ours(list_images(registry.host, page_size=1), prefix) == expected
+    assert _ours(list_registry_images(registry.host, page_size=1), prefix) == expected
 
 
 @pytest.mark.integration
 def test_limit_caps_the_images_yielded(
         registry: Registry, pushed: tuple[str, set[CatalogImage]]) -> None:
-    assert len(list(list_images(registry.host, page_size=1, limit=2))) == 2
+    assert len(list(list_registry_images(registry.host, page_size=1, limit=2))) == 2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,19 +161,19 @@ def _json(document: object, **headers: str) -> Route:
 def test_catalog_that_is_not_json_is_a_registry_error(server: _Server) -> None:
     server.routes["/v2/_catalog"] = (200, {"Content-Type": "application/json"}, b"<html>oops")
     with pytest.raises(RegistryError, match="catalog page is not JSON"):
-        list(list_images(server.host))
+        list(list_registry_images(server.host))
 
 
 def test_tags_of_the_wrong_shape_are_a_registry_error(server: _Server) -> None:
     server.routes["/v2/_catalog"] = _json({"repositories": ["app"]})
     server.routes["/v2/app/tags/list"] = _json({"name": "app", "tags": "v1"})
     with pytest.raises(RegistryError, match="tags of app page has no list of strings"):
-        list(list_images(server.host))
+        list(list_registry_images(server.host))
 
 
 def test_a_registry_without_a_catalog_is_a_registry_error(server: _Server) -> None:
     with pytest.raises(RegistryError, match="GET catalog answered 404"):
-        list(list_images(server.host))
+        list(list_registry_images(server.host))
 
 
 def test_every_request_carries_the_scanner_user_agent(server: _Server) -> None:
@@ -181,7 +181,7 @@ def test_every_request_carries_the_scanner_user_agent(server: _Server) -> None:
     server.routes["/v2/app/tags/list"] = _json({"name": "app", "tags": ["v1"]})
     server.routes["/v2/app/manifests/v1"] = (
         200, {"Content-Type": OCI_MANIFEST, "Docker-Content-Digest": DIGEST_A}, b"{}")
-    assert (list(list_images(server.host)), server.agents) == (
+    assert (list(list_registry_images(server.host)), server.agents) == (
         [CatalogImage(registry=server.host, repository="app", digest=DIGEST_A, tags=("v1",),
                       media_type=OCI_MANIFEST)],
         {USER_AGENT})
@@ -193,7 +193,7 @@ def test_bearer_challenges_get_a_token_for_the_scope_asked(server: _Server) -> N
     server.routes["/v2/app/tags/list"] = _json({"name": "app", "tags": ["v1"]})
     server.routes["/v2/app/manifests/v1"] = (
         200, {"Content-Type": OCI_MANIFEST, "Docker-Content-Digest": DIGEST_A}, b"{}")
-    assert [image.digest for image in list_images(server.host)] == [DIGEST_A]
+    assert [image.digest for image in list_registry_images(server.host)] == [DIGEST_A]
     assert server.requests == [
         "GET /v2/_catalog?n=100",
         "GET /token?scope=registry%3Acatalog%3A%2A&service=test",
@@ -211,7 +211,7 @@ def test_a_repeated_link_stops_the_paging(server: _Server) -> None:
     server.routes["/v2/_catalog?last=app&n=1"] = _json(
         {"repositories": ["app"]}, Link='</v2/_catalog?last=app&n=1>; rel="next"')
     server.routes["/v2/app/tags/list?n=1"] = _json({"name": "app", "tags": None})
-    assert list(list_images(server.host, page_size=1)) == []
+    assert list(list_registry_images(server.host, page_size=1)) == []
     assert server.requests == ["GET /v2/_catalog?n=1", "GET /v2/app/tags/list?n=1",
                                "GET /v2/_catalog?last=app&n=1", "GET /v2/app/tags/list?n=1"]
 
@@ -222,7 +222,7 @@ def test_a_link_to_another_host_is_a_registry_error(server: _Server) -> None:
                                         'rel="next"')
     server.routes["/v2/app/tags/list"] = _json({"name": "app", "tags": []})
     with pytest.raises(RegistryError, match="next page link leaves the registry"):
-        list(list_images(server.host))
+        list(list_registry_images(server.host))
 
 
 def test_a_manifest_head_without_digest_is_hashed_from_its_get(server: _Server) -> None:
@@ -230,7 +230,7 @@ def test_a_manifest_head_without_digest_is_hashed_from_its_get(server: _Server) 
     server.routes["/v2/_catalog"] = _json({"repositories": ["app"]})
     server.routes["/v2/app/tags/list"] = _json({"name": "app", "tags": ["v1"]})
     server.routes["/v2/app/manifests/v1"] = (200, {"Content-Type": OCI_MANIFEST}, manifest)
-    assert list(list_images(server.host)) == [CatalogImage(
+    assert list(list_registry_images(server.host)) == [CatalogImage(
         registry=server.host, repository="app",
         digest=f"sha256:{hashlib.sha256(manifest).hexdigest()}",
         tags=("v1",), media_type=OCI_MANIFEST)]
@@ -239,7 +239,7 @@ def test_a_manifest_head_without_digest_is_hashed_from_its_get(server: _Server) 
 def test_malformed_names_are_skipped_not_requested(server: _Server) -> None:
     server.routes["/v2/_catalog"] = _json({"repositories": ["../escape", "app"]})
     server.routes["/v2/app/tags/list"] = _json({"name": "app", "tags": ["bad/tag"]})
-    assert list(list_images(server.host)) == []
+    assert list(list_registry_images(server.host)) == []
     assert server.requests == ["GET /v2/_catalog?n=100", "GET /v2/app/tags/list?n=100"]
 
 
@@ -277,7 +277,7 @@ def test_acr_listing_maps_tagged_manifests_and_skips_untagged_children(
         ],
     })
     with _acr_client(server) as client:
-        images = list(list_images(server.host, client=client))
+        images = list(list_registry_images(server.host, client=client))
     assert images == [
         CatalogImage(registry=server.host, repository="team/api", digest=DIGEST_A,
                      tags=("latest", "v1"), media_type=OCI_INDEX),
@@ -290,4 +290,4 @@ def test_acr_listing_maps_tagged_manifests_and_skips_untagged_children(
 def test_acr_catalog_that_is_not_json_is_a_registry_error(server: _Server) -> None:
     server.routes["/acr/v1/_catalog"] = (200, {"Content-Type": "application/json"}, b"{oops")
     with _acr_client(server) as client, pytest.raises(RegistryError, match="malformed"):
-        list(list_images(server.host, client=client))
+        list(list_registry_images(server.host, client=client))

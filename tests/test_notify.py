@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-import base64
 import json
 
 import pytest
-from azure.storage.queue import QueueClient
 
 from scanning.local.services import Azurite
 from scanning.model import (
@@ -16,6 +14,8 @@ from scanning.model import (
     Severity,
 )
 from scanning.notify import build_message, needs_notification, send, summarise
+from scanning.store.clients import StorageClients
+from scanning.store.queue import NotificationQueue
 
 
 def finding(advisory: str, severity: Severity, *, disabled_by: str = "") -> Finding:
@@ -86,9 +86,9 @@ def test_message_counts_active_findings_by_severity_and_ranks_the_top() -> None:
 
 @pytest.mark.integration
 def test_message_lands_on_the_storage_queue(azurite: Azurite) -> None:
-    queue = QueueClient.from_connection_string(azurite.connection_string, "notify-test")
-    queue.create_queue()
-    send({"digest": "sha256:bb", "status": "unhealthy"}, queue_client=queue, webhook_url="")
-    [received] = list(queue.receive_messages())
-    assert json.loads(base64.b64decode(received.content)) == {
-        "digest": "sha256:bb", "status": "unhealthy"}
+    queue = NotificationQueue(StorageClients.from_connection_string(azurite.connection_string),
+                              "notify-test")
+    queue.create()
+    send({"digest": "sha256:bb", "status": "unhealthy"}, queue=queue, webhook_url="")
+    assert [json.loads(body) for body in queue.receive()] == [
+        {"digest": "sha256:bb", "status": "unhealthy"}]

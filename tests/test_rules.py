@@ -7,15 +7,12 @@ from typing import Any
 import pytest
 
 from scanning.errors import BadRequest
-from scanning.model import AssessmentStatus, FixStatus, OSInfo, Severity
+from scanning.model import FindingCounts, FixStatus, OSInfo, Severity, count_findings
 from scanning.rules import (
     DisableRule,
-    FindingCounts,
     ImageContext,
     RuleCriteria,
     apply_rules,
-    assessment_status,
-    count_findings,
     rule_from_json,
     rule_matches,
     rule_to_json,
@@ -95,26 +92,6 @@ def test_apply_rules_keeps_rule_before_expiry() -> None:
     active = rule("r1", expires=NOW + timedelta(seconds=1), vulnerability_ids=("CVE-1",))
     result = apply_rules([active], [make_finding("CVE-1")], IMAGE, NOW)
     assert [finding.disabled_by for finding in result] == ["r1"]
-
-
-def test_disabled_findings_do_not_make_an_image_unhealthy() -> None:
-    findings = (make_finding("CVE-1", disabled_by="r1"),)
-    assert assessment_status(findings) is AssessmentStatus.HEALTHY
-
-
-@pytest.mark.parametrize(("analysis", "active", "expected"), [
-    (AssessmentStatus.HEALTHY, True, AssessmentStatus.UNHEALTHY),
-    (AssessmentStatus.HEALTHY, False, AssessmentStatus.HEALTHY),
-    (AssessmentStatus.PARTIAL, False, AssessmentStatus.PARTIAL),
-    (AssessmentStatus.PARTIAL, True, AssessmentStatus.UNHEALTHY),
-    (AssessmentStatus.FAILED, True, AssessmentStatus.FAILED),
-    (AssessmentStatus.NOT_APPLICABLE, False, AssessmentStatus.NOT_APPLICABLE),
-    (AssessmentStatus.UNSUPPORTED, False, AssessmentStatus.UNSUPPORTED),
-])
-def test_assessment_status(analysis: AssessmentStatus, active: bool,
-                           expected: AssessmentStatus) -> None:
-    findings = (make_finding(disabled_by="" if active else "r1"),)
-    assert assessment_status(findings, analysis) is expected
 
 
 def test_count_findings_splits_active_and_disabled() -> None:

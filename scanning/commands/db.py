@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from scanning.advisories.alpine_secdb import iter_secdb_osv
-from scanning.advisories.ecosystems import FeedEcosystem
-from scanning.advisories.feeds import default_progress, download_feed
+from scanning.advisories.feeds import default_progress
 from scanning.advisories.index import AdvisoryIndex, compile_index, load_index, write_index
 from scanning.advisories.osv import iter_records
-from scanning.config import setting
+from scanning.advisories.refresh import download_and_compile, update_ecosystems
 from scanning.errors import BadRequest
 
 logger = logging.getLogger(__name__)
@@ -116,30 +115,18 @@ def run_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def update_ecosystems(requested: list[str]) -> list[str]:
-    if requested:
-        return requested
-    configured = [e.strip() for e in setting("ADVISORY_ECOSYSTEMS").split(",") if e.strip()]
-    return configured or [e.value for e in FeedEcosystem]
-
-
 def run_update(args: argparse.Namespace) -> int:
-    ecosystems = update_ecosystems(args.ecosystem)
     cache: Path = args.cache or args.out.parent / "feeds"
-    progress = default_progress()
-    zips = [
-        download_feed(ecosystem, cache / ecosystem / "all.zip", progress=progress)
-        for ecosystem in ecosystems
-    ]
-    # Compile only after every download succeeded: a failure above leaves args.out as it was.
-    index = compile_index(_records(zips, []), sources=[str(z) for z in zips], ecosystems=ecosystems)
+    # A failed download raises before anything is written: args.out stays as it was.
+    index = download_and_compile(cache, update_ecosystems(args.ecosystem),
+                                 progress=default_progress())
     write_index(index, args.out)
     _print_summary(index, args.out)
     return 0
 
 
 def run_publish(args: argparse.Namespace) -> int:
-    from scanning.advisories.blob import publish_index
+    from scanning.store.advisory_index import publish_index
     from scanning.store.clients import StorageClients
 
     index = publish_index(StorageClients.from_settings().blob_service(), args.file)
@@ -148,7 +135,7 @@ def run_publish(args: argparse.Namespace) -> int:
 
 
 def run_fetch(args: argparse.Namespace) -> int:
-    from scanning.advisories.blob import load_index_from_blob
+    from scanning.store.advisory_index import load_index_from_blob
     from scanning.store.clients import StorageClients
 
     index = load_index_from_blob(StorageClients.from_settings().blob_service())

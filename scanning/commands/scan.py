@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from scanning.advisories.index import AdvisoryIndex, load_index
+from scanning.assessment import ImageRef, assess_inventories
 from scanning.commands import credentials
 from scanning.errors import BadRequest
 from scanning.matching import match_inventory, package_ecosystems
@@ -160,37 +161,23 @@ def scan_image(
                 ),
             ),
         )
-    platforms = []
-    for inventory in analysis.inventories:
-        packages = report_packages(inventory.packages, package_ecosystems(inventory.os))
-        if inventory.status is InventoryStatus.FAILED:
-            platforms.append(
-                PlatformReport(
-                    platform=str(inventory.platform),
-                    os=inventory.os,
-                    status=AssessmentStatus.FAILED,
-                    reason="; ".join(inventory.errors),
-                    packages=packages,
-                )
-            )
-            continue
-        base_digests = frozenset(layer.digest for layer in inventory.layers[:base_layers])
-        result = match_inventory(
-            inventory.os, inventory.packages, index, base_layer_digests=base_digests
-        )
-        notes = [result.reason] if result.reason else []
-        if inventory.status is InventoryStatus.PARTIAL:
-            notes.append("some files could not be analyzed: " + "; ".join(inventory.errors))
-        platforms.append(
-            PlatformReport(
-                platform=str(inventory.platform),
-                os=inventory.os,
-                status=result.status,
-                reason="; ".join(notes),
-                packages=packages,
-                findings=result.findings,
-            )
-        )
+    matches = [
+        None if inventory.status is InventoryStatus.FAILED else match_inventory(
+            inventory.os, inventory.packages, index,
+            base_layer_digests=frozenset(layer.digest for layer in inventory.layers[:base_layers]))
+        for inventory in analysis.inventories
+    ]
+    verdict = assess_inventories(
+        analysis.inventories, matches, rules=(), now=datetime.now(UTC),
+        image=ImageRef(registry="", repository="", digest=analysis.digest))
+    platforms = [
+        PlatformReport(
+            platform=result.platform, os=result.os,
+            status=result.status or AssessmentStatus.FAILED, reason=result.reason,
+            packages=report_packages(inventory.packages, package_ecosystems(inventory.os)),
+            findings=result.findings, warnings=result.warnings)
+        for inventory, result in zip(analysis.inventories, verdict.platforms, strict=True)
+    ]
     return ScanReport(
         reference=analysis.reference, digest=analysis.digest, platforms=tuple(platforms)
     )

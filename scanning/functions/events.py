@@ -10,13 +10,9 @@ import azure.functions as func
 
 from scanning.events import RegistryEvent, normalise
 from scanning.model import ScanTrigger
-from scanning.service import (
-    ScanRequest,
-    record_delete,
-    record_push,
-    request_from_event,
-    services,
-)
+from scanning.service.context import services
+from scanning.service.payloads import ScanRequest, request_from_event
+from scanning.service.scan import record_delete, record_push
 
 log = logging.getLogger(__name__)
 

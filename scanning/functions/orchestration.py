@@ -1,5 +1,6 @@
 """The scan orchestration and its activities. Each activity parses its input and calls one
-function of ``scanning.service``; the orchestrator only sequences them (deterministic: no I/O,
+function of ``scanning.service``, exchanging the typed payloads of
+``scanning.service.payloads``; the orchestrator only sequences them (deterministic: no I/O,
 no clock but the context's)."""
 
 from __future__ import annotations
@@ -10,9 +11,19 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from scanning import service
+from scanning.assessment import outcome
 from scanning.model import AssessmentStatus
-from scanning.service import ScanRequest
+from scanning.service import scan
+from scanning.service.context import services
+from scanning.service.payloads import (
+    AssessStep,
+    FailStep,
+    LayerOutcome,
+    LayerStep,
+    Prepared,
+    ScanRequest,
+    ScanStep,
+)
 from scanning.store.scans import new_scan_id
 
 bp = df.Blueprint()
@@ -27,41 +38,43 @@ RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=2000, max_number_of
 def scan_image(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
     request_json = context.get_input()
     request = ScanRequest.from_json(request_json)
-    scan_id = new_scan_id(context.current_utc_datetime, unique=context.instance_id)
+    step = ScanStep(request=request,
+                    scan_id=new_scan_id(context.current_utc_datetime, unique=context.instance_id))
+    scan_id = step.scan_id
     if request.may_be_index_child:
         context.set_custom_status({"stage": "waiting for a parent index"})
-        grace = timedelta(seconds=service.child_grace_seconds())
+        grace = timedelta(seconds=scan.child_grace_seconds())
         yield context.create_timer(context.current_utc_datetime + grace)
         parent = yield context.call_activity_with_retry("find_parent_index", RETRY, request_json)
         if parent:
             context.set_custom_status({"stage": "done", "status": "covered by index"})
             return {"status": "covered_by_index", "index": parent, "scan_id": ""}
-    step = {"request": request_json, "scan_id": scan_id}
     try:
         context.set_custom_status({"stage": "resolving", "scanId": scan_id})
-        prepared = yield context.call_activity_with_retry("prepare_scan", RETRY, step)
-        if prepared["done"]:
-            context.set_custom_status({"stage": "done", "status": prepared["status"]})
-            return prepared
-        layers = prepared["layers"]
-        context.set_custom_status({"stage": "reading layers", "layers": len(layers),
+        prepared = Prepared.from_json(
+            (yield context.call_activity_with_retry("prepare_scan", RETRY, step.to_json())))
+        if prepared.outcome is not None:
+            context.set_custom_status({"stage": "done", "status": prepared.outcome.status.value})
+            return prepared.outcome.to_json()
+        assert prepared.resolved is not None
+        context.set_custom_status({"stage": "reading layers", "layers": len(prepared.layers),
                                    "scanId": scan_id})
-        outcomes = []
-        if layers:
+        outcomes: list[Any] = []
+        if prepared.layers:
             outcomes = yield context.task_all([
-                context.call_activity_with_retry("read_layer", RETRY,
-                                                 {"request": request_json, "layer": layer})
-                for layer in layers
+                context.call_activity_with_retry(
+                    "analyze_layer", RETRY, LayerStep(request=request, layer=layer).to_json())
+                for layer in prepared.layers
             ])
-        errors = {outcome["digest"]: outcome["error"] for outcome in outcomes
-                  if outcome["error"]}
         context.set_custom_status({"stage": "assessing", "scanId": scan_id})
-        result = yield context.call_activity_with_retry("assess_scan", RETRY, {
-            **step, "resolved": prepared["resolved"], "layer_errors": errors})
+        result = yield context.call_activity_with_retry("assess_image", RETRY, AssessStep(
+            step=step, resolved=prepared.resolved,
+            layer_errors=tuple(LayerOutcome.from_json(outcome) for outcome in outcomes),
+        ).to_json())
     except Exception as error:  # an activity failed for good: the scan ends as failed
         reason = str(error) or type(error).__name__
         result = yield context.call_activity_with_retry(
-            "fail_scan", RETRY, {**step, "reason": reason})
+            "fail_scan", RETRY, FailStep(step=step, reason=reason).to_json())
     context.set_custom_status({"stage": "done", "status": result["status"], "scanId": scan_id})
     return result
 
@@ -69,28 +82,26 @@ def scan_image(context: df.DurableOrchestrationContext) -> Generator[Any, Any, A
 @bp.activity_trigger(input_name="request")
 def find_parent_index(request: dict[str, Any]) -> str:
     parsed = ScanRequest.from_json(request)
-    return service.parent_index(service.services(), parsed.registry, parsed.digest)
+    return scan.parent_index(services(), parsed.registry, parsed.digest)
 
 
 @bp.activity_trigger(input_name="step")
 def prepare_scan(step: dict[str, Any]) -> dict[str, Any]:
-    return service.prepare(service.services(), ScanRequest.from_json(step["request"]),
-                           step["scan_id"])
+    return scan.prepare_scan(services(), ScanStep.from_json(step)).to_json()
 
 
 @bp.activity_trigger(input_name="step")
-def read_layer(step: dict[str, Any]) -> dict[str, str]:
-    return service.read_layer(service.services(), ScanRequest.from_json(step["request"]),
-                              step["layer"])
+def analyze_layer(step: dict[str, Any]) -> dict[str, str]:
+    return scan.analyze_layer(services(), LayerStep.from_json(step)).to_json()
 
 
 @bp.activity_trigger(input_name="step")
-def assess_scan(step: dict[str, Any]) -> dict[str, Any]:
-    return service.finish(service.services(), ScanRequest.from_json(step["request"]),
-                          step["scan_id"], step["resolved"], step["layer_errors"])
+def assess_image(step: dict[str, Any]) -> dict[str, Any]:
+    return scan.assess_image(services(), AssessStep.from_json(step)).to_json()
 
 
 @bp.activity_trigger(input_name="step")
 def fail_scan(step: dict[str, Any]) -> dict[str, Any]:
-    return service.record_outcome(service.services(), ScanRequest.from_json(step["request"]),
-                                  step["scan_id"], AssessmentStatus.FAILED, step["reason"])
+    failure = FailStep.from_json(step)
+    return scan.record_outcome(services(), failure.step,
+                               outcome(AssessmentStatus.FAILED, failure.reason)).to_json()

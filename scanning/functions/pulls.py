@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from scanning.events import RegistryEvent
-from scanning.service import record_pulls as record_pulls_in_ledger
-from scanning.service import services
+from scanning.service import scan
+from scanning.service.context import services
 
 
 def record_pulls(events: Sequence[RegistryEvent]) -> None:
-    record_pulls_in_ledger(services(), events)
+    scan.record_pulls(services(), events)

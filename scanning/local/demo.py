@@ -32,7 +32,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from scanning.advisories.blob import publish_index
 from scanning.advisories.demo import build_demo_index
 from scanning.errors import ScanError
 from scanning.events import parse_time
@@ -40,6 +39,7 @@ from scanning.local.services import skopeo_copy
 from scanning.local.stack import RunningStack
 from scanning.model import Platform
 from scanning.ocibuild import LayerFiles, build_oci_layout
+from scanning.store.advisory_index import publish_index
 from scanning.store.clients import StorageClients
 
 DEMO_REPOSITORY = "demo/alpine-app"

@@ -5,7 +5,10 @@ table: ``images`` (and tag history), ``findings`` (sub-assessments, kept with th
 and replaced with it), ``scans`` (history), ``pulls`` (ledger), ``billing`` (one record per
 digest, ever), ``rules`` (disable rules) and ``blobs`` (inventories, layer results). Key
 encoding is in ``keys``, paging in ``paging``, client construction from the app settings in
-``clients``. This package holds no business rules: disable-rule logic is ``scanning.rules``.
+``clients``; the queue of notifications in ``queue``, the published advisory index in
+``advisory_index``, the layer cache in ``layer_cache``. Every Azure Storage call of the
+project is in this package. It persists and queries only: it imports none of the rules,
+notifications, matching, assessment or service (those decide; the store keeps).
 """
 
 from scanning.store.billing import BILLABLE_TRIGGERS, BillingRecord, BillingResult, BillingSummary
@@ -15,7 +18,6 @@ from scanning.store.findings import (
     Assessment,
     FindingFilter,
     FindingHit,
-    PlatformFindings,
     SaveResult,
 )
 from scanning.store.images import ImageFilter, ImageRecord, TagEvent
@@ -37,7 +39,6 @@ __all__ = [
     "ImageFilter",
     "ImageRecord",
     "Page",
-    "PlatformFindings",
     "PullLedgerEntry",
     "SaveResult",
     "ScanFilter",

@@ -31,6 +31,8 @@ class BlobKind(StrEnum):
     INDEX_KEYS = "indexkeys"
     # findings documents too large for their image row (scanning.store.findings)
     FINDINGS = "findings"
+    # markers of periodic jobs: how far a job got (e.g. the pull sync's last read time)
+    MARKERS = "markers"
 
 
 class BlobStore:

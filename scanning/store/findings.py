@@ -47,17 +47,19 @@ import zstandard
 from scanning.errors import NotFound, StoreError, TransientStoreError
 from scanning.model import (
     AssessmentStatus,
+    AssessmentSummary,
     CvssScore,
     Finding,
+    FindingCounts,
     FixStatus,
     MatchDetail,
-    OSInfo,
     PackageType,
+    PlatformFindings,
     ScanTrigger,
     Severity,
+    count_findings,
+    finding_key,
 )
-from scanning.notify import AssessmentSummary, finding_key
-from scanning.rules import FindingCounts, count_findings
 from scanning.store.blobs import BlobKind, BlobStore
 from scanning.store.entities import as_str, bounded_text, inflate, storage_errors, utc
 from scanning.store.images import (
@@ -97,16 +99,6 @@ ZSTD_LEVEL = 3
 QUERY_SERVICE_PAGE = 1000
 MAX_QUERY_SERVICE_PAGES = 20
 QUERY_COLUMNS: tuple[str, ...] = (*SUMMARY_COLUMNS, *_KEYS_COLUMNS)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PlatformFindings:
-    """The findings of one platform of an image (``platform`` like ``linux/amd64``)."""
-
-    platform: str
-    findings: tuple[Finding, ...]
-    manifest_digest: str = ""
-    os: OSInfo | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -294,8 +286,20 @@ def encode_findings(digest: str, results: Iterable[PlatformFindings]) -> Encoded
             entries.append(finding_to_json(finding))
             keys.append(_keys_entry(platform_index, finding))
             kept.append(finding)
-        platforms.append({"platform": result.platform, "manifest_digest": result.manifest_digest,
-                          "findings": entries})
+        platform: dict[str, Any] = {"platform": result.platform,
+                                    "manifest_digest": result.manifest_digest,
+                                    "findings": entries}
+        # The platform's own verdict (scanning.assessment), when decided: optional keys, so
+        # documents written before they were kept still read.
+        if result.analysis is not None:
+            platform["analysis"] = result.analysis.value
+        if result.status is not None:
+            platform["status"] = result.status.value
+        if result.reason:
+            platform["reason"] = bounded_text(result.reason)
+        if result.warnings:
+            platform["warnings"] = _bounded_warnings(result.warnings)
+        platforms.append(platform)
     # Entries are built in a fixed key order, so equal findings give equal bytes.
     document = orjson.dumps({"format": FORMAT, "platforms": platforms})
     return EncodedFindings(
@@ -303,6 +307,21 @@ def encode_findings(digest: str, results: Iterable[PlatformFindings]) -> Encoded
         keys=_compress(orjson.dumps(keys)),
         fingerprint=hashlib.sha256(document).hexdigest(), counts=count_findings(kept),
         total=len(kept))
+
+
+# Warnings kept per platform in a findings document; the inventory keeps them all.
+MAX_PLATFORM_WARNINGS = 50
+
+
+def _bounded_warnings(warnings: tuple[str, ...]) -> list[str]:
+    if len(warnings) <= MAX_PLATFORM_WARNINGS:
+        return list(warnings)
+    kept = MAX_PLATFORM_WARNINGS - 1
+    return [*warnings[:kept], f"{len(warnings) - kept} more warnings: the inventory lists all"]
+
+
+def _status(value: object) -> AssessmentStatus | None:
+    return None if value is None else AssessmentStatus(str(value))
 
 
 def decode_document(data: bytes, details: tuple[PlatformDetail, ...], what: str
@@ -319,9 +338,12 @@ def decode_document(data: bytes, details: tuple[PlatformDetail, ...], what: str
                 platform=str(platform["platform"]),
                 manifest_digest=str(platform["manifest_digest"]),
                 findings=tuple(finding_from_json(entry) for entry in platform["findings"]),
-                os=os_by_key.get((platform["platform"], platform["manifest_digest"])))
+                os=os_by_key.get((platform["platform"], platform["manifest_digest"])),
+                analysis=_status(platform.get("analysis")), status=_status(platform.get("status")),
+                reason=str(platform.get("reason") or ""),
+                warnings=tuple(str(text) for text in platform.get("warnings") or ()))
             for platform in document["platforms"])
-    except (KeyError, TypeError) as error:
+    except (KeyError, TypeError, ValueError) as error:
         raise StoreError(f"{what} is malformed: {error}") from error
 
 

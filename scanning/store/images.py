@@ -45,8 +45,7 @@ from azure.data.tables import (
 )
 
 from scanning.errors import BadRequest, NotFound, StoreError
-from scanning.model import AssessmentStatus, OSInfo, ScanTrigger, Severity
-from scanning.rules import FindingCounts
+from scanning.model import AssessmentStatus, FindingCounts, OSInfo, ScanTrigger, Severity
 from scanning.store.entities import (
     MAX_BATCH,
     as_datetime,

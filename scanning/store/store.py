@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 
 from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableClient
 
 from scanning.config import setting
-from scanning.rules import DisableRule, ImageContext, apply_rules, assessment_status
+from scanning.model import PlatformFindings
 from scanning.store.billing import BillingTable
 from scanning.store.blobs import BlobStore
 from scanning.store.clients import StorageClients
@@ -22,9 +21,8 @@ from scanning.store.findings import (
     FindingFilter,
     FindingHit,
     FindingTable,
-    PlatformFindings,
 )
-from scanning.store.images import ImageFilter, ImageRecord, ImageTable
+from scanning.store.images import ImageRecord, ImageTable
 from scanning.store.keys import validate_prefix
 from scanning.store.paging import Page
 from scanning.store.pulls import PullLedgerEntry, PullTable
@@ -99,43 +97,8 @@ class Store:
         self.findings.save(registry, digest, assessment, repository)
         return self.images.get(registry, digest)
 
-    def apply_rules(self, registry: str, digest: str, rules: Iterable[DisableRule],
-                    now: datetime) -> ImageRecord:
-        """Re-apply disable rules to the stored findings (no rescan) and republish them.
-
-        The logic is ``scanning.rules``; this reads the current findings, applies the rules
-        per platform (with that platform's OS), recomputes the status from the scan's own
-        outcome, and saves it the same way a scan does. An image never assessed is
-        returned unchanged. A scan that lands meanwhile wins (its ``assessed_at`` is newer).
-        """
-        image = self.images.get(registry, digest)
-        if image.status is None or image.assessed_at is None:
-            return image
-        rule_list = tuple(rules)
-        results = tuple(
-            dataclasses.replace(result, findings=apply_rules(
-                rule_list, result.findings,
-                ImageContext(registry=registry, repository=image.repository, digest=digest,
-                             manifest_digest=result.manifest_digest, os=result.os),
-                now))
-            for result in self.findings.current(registry, digest)
-        )
-        analysis = image.analysis_status or image.status
-        status = assessment_status(
-            (finding for result in results for finding in result.findings), analysis)
-        return self.save_assessment(registry, digest, Assessment(
-            status=status, analysis_status=analysis, assessed_at=image.assessed_at,
-            results=results, reason=image.reason, analyzer_version=image.analyzer_version,
-            index_version=image.index_version, scan_id=image.last_scan_id,
-            match_keys=image.match_keys,
-        ))
-
     def findings_of(self, registry: str, digest: str) -> tuple[PlatformFindings, ...]:
         return self.findings.current(registry, digest)
-
-    def list_images(self, filters: ImageFilter | None = None, page_size: int = 100,
-                    token: str | None = None) -> Page[ImageRecord]:
-        return self.images.list(filters or ImageFilter(), page_size, token)
 
     def query_findings(self, filters: FindingFilter | None = None, page_size: int = 100,
                        token: str | None = None) -> Page[FindingHit]:

@@ -11,11 +11,12 @@ import pytest
 from scanning.analysis import AnalysisStatus, analyze_image
 from scanning.analyzers import ANALYZERS
 from scanning.inventory import ImageInventory, InventoryStatus
-from scanning.layercache import BlobLayerCache, LocalLayerCache
+from scanning.layercache import LocalLayerCache
 from scanning.local.services import skopeo_copy
 from scanning.model import OSInfo, Platform
 from scanning.ocibuild import build_oci_layout
 from scanning.registry import HttpRegistrySource, parse_reference
+from scanning.store.layer_cache import BlobLayerCache
 
 pytestmark = pytest.mark.integration
 

@@ -16,10 +16,10 @@ from collections.abc import Iterator
 import pytest
 
 import function_app
-from scanning.advisories.blob import publish_index
 from scanning.local.host import FunctionHost
 from scanning.local.services import Azurite, free_port, start_registry
 from scanning.store import Store
+from scanning.store.advisory_index import publish_index
 from tests.integration.helpers import (
     ADVISORIES,
     FUNCTION_KEY,

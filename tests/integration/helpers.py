@@ -16,8 +16,6 @@ from typing import Any, TypeVar
 
 import azure.durable_functions as df
 
-from scanning import service
-from scanning.advisories.blob import publish_index
 from scanning.advisories.index import compile_index, write_index
 from scanning.advisories.osv import iter_records
 from scanning.events import RegistryEvent, to_event_grid
@@ -34,7 +32,9 @@ from scanning.ocibuild import (
     LayerFiles,
     build_oci_layout,
 )
+from scanning.service import context
 from scanning.store import Store
+from scanning.store.advisory_index import publish_index
 from scanning.store.scans import ScanRecord
 
 T = TypeVar("T")
@@ -176,7 +176,7 @@ class Stack:
 
 def reset_singletons() -> None:
     """The worker's services and the API's store are built from settings once per process."""
-    service._services = None
+    context._services = None
     api_functions._stores.clear()
 
 
@@ -199,7 +199,7 @@ class App:
     def publish_index(self, path: Path) -> None:
         publish_index(self.store.clients.blob_service(), path)
         # Workers look at the published index at most once a minute: look now.
-        service.services().index.invalidate()
+        context.services().index.invalidate()
 
     def push(self, layout: Path, repository: str, tag: str = "v1", *,
              registry: str | None = None, layout_tag: str = "v1") -> None:

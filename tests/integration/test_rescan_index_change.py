@@ -15,15 +15,17 @@ from typing import Any
 import pytest
 from azure.data.tables import UpdateMode
 
-from scanning import service
-from scanning.advisories.blob import publish_index
 from scanning.advisories.index import compile_index, write_index
 from scanning.analyzers import analyzer_set_version
 from scanning.inventory import ImageInventory, InventoryStatus
 from scanning.layer_types import LayerInfo
 from scanning.local.services import Azurite
 from scanning.model import OSInfo, Package, PackageType, Platform
+from scanning.service.context import Services
+from scanning.service.evaluation import save_inventories
+from scanning.service.rescan import rescan_pulled
 from scanning.store import Store
+from scanning.store.advisory_index import publish_index
 from scanning.store.images import image_keys
 
 pytestmark = pytest.mark.integration
@@ -48,19 +50,19 @@ BASE = [_record("PYSEC-1", "requests", "2.1.0")]
 
 @dataclass(slots=True)
 class Rescans:
-    svc: service.Services
+    services: Services
     folder: Path
     transactions: list[str]
 
     def publish(self, records: list[dict[str, Any]], name: str) -> None:
         path = self.folder / f"{name}.idx"
         write_index(compile_index(records, built=BUILT), path)
-        publish_index(self.svc.store.clients.blob_service(), path)
-        self.svc.index.invalidate()
+        publish_index(self.services.store.clients.blob_service(), path)
+        self.services.index.invalidate()
 
     def findings(self) -> list[tuple[str, str]]:
         return [(finding.id, finding.package) for result in
-                self.svc.store.findings_of(REGISTRY, DIGEST) for finding in result.findings]
+                self.services.store.findings_of(REGISTRY, DIGEST) for finding in result.findings]
 
 
 @pytest.fixture
@@ -71,7 +73,7 @@ def rescans(azurite: Azurite, tmp_path: Path,
     monkeypatch.setenv("ADVISORY_CONTAINER", f"{prefix}-advisories")
     monkeypatch.setenv("NOTIFY_QUEUE_NAME", f"{prefix}-notifications")
     store = Store.from_connection_string(azurite.connection_string, prefix=prefix)
-    svc = service.Services.create(store)
+    services = Services.create(store)
     packages = tuple(Package(type=PackageType.PYPI, name=name, version=version,
                              purl=f"pkg:pypi/{name}@{version}", path=f"site-packages/{name}")
                      for name, version in (("requests", "2.0.0"), ("django", "4.0")))
@@ -84,7 +86,7 @@ def rescans(azurite: Azurite, tmp_path: Path,
         layers=(LayerInfo(digest="sha256:" + "1" * 64, size=10),))
     store.images.record_push(registry=REGISTRY, repository=REPOSITORY, digest=DIGEST,
                              at=NOW - timedelta(days=20), tag="v1")
-    service.save_inventories(svc, REGISTRY, DIGEST, (inventory,))
+    save_inventories(services, REGISTRY, DIGEST, (inventory,))
     store.record_pull(registry=REGISTRY, repository=REPOSITORY, digest=DIGEST,
                       at=NOW - timedelta(days=2))
     transactions: list[str] = []
@@ -97,9 +99,9 @@ def rescans(azurite: Azurite, tmp_path: Path,
             return _submit(operations, **kwargs)
 
         monkeypatch.setattr(table, "submit_transaction", counted)
-    result = Rescans(svc=svc, folder=tmp_path, transactions=transactions)
+    result = Rescans(services=services, folder=tmp_path, transactions=transactions)
     result.publish(BASE, "base")
-    service.rescan_pulled(svc, now=NOW - timedelta(days=7))
+    rescan_pulled(services, now=NOW - timedelta(days=7))
     transactions.clear()
     yield result
     store.drop()
@@ -107,21 +109,21 @@ def rescans(azurite: Azurite, tmp_path: Path,
 
 def test_change_touching_no_package_of_the_image_only_moves_its_index_version(
         rescans: Rescans) -> None:
-    store = rescans.svc.store
+    store = rescans.services.store
     before = store.images.get(REGISTRY, DIGEST)
     rescans.publish([*BASE, _record("PYSEC-2", "flask", "3.0.0")], "flask")
-    report = service.rescan_pulled(rescans.svc, now=NOW)
+    report = rescan_pulled(rescans.services, now=NOW)
     after = store.images.get(REGISTRY, DIGEST)
     assert ((report.rematched, report.unaffected, report.matched, report.rewritten),
             rescans.transactions, after.current_generation == before.current_generation,
-            after.index_version == rescans.svc.index.get()[1] != before.index_version,
+            after.index_version == rescans.services.index.get()[1] != before.index_version,
             after.assessed_at, rescans.findings()) == (
         (1, 1, 0, 0), ["images", "scans"], True, True, NOW, [("PYSEC-1", "requests")])
 
 
 def test_change_touching_a_package_of_the_image_rematches_it(rescans: Rescans) -> None:
     rescans.publish([*BASE, _record("PYSEC-3", "django", "4.2")], "django")
-    report = service.rescan_pulled(rescans.svc, now=NOW)
+    report = rescan_pulled(rescans.services, now=NOW)
     assert ((report.rematched, report.unaffected, report.matched, report.rewritten),
             rescans.transactions, sorted(rescans.findings())) == (
         (1, 0, 1, 1), ["images", "scans"], [("PYSEC-1", "requests"), ("PYSEC-3", "django")])
@@ -129,31 +131,31 @@ def test_change_touching_a_package_of_the_image_rematches_it(rescans: Rescans) -
 
 def test_rescans_record_one_history_row_per_image(rescans: Rescans) -> None:
     rescans.publish([*BASE, _record("PYSEC-2", "flask", "3.0.0")], "flask")
-    service.rescan_pulled(rescans.svc, now=NOW)
-    history = rescans.svc.store.scans.list().items
+    rescan_pulled(rescans.services, now=NOW)
+    history = rescans.services.store.scans.list().items
     assert [(scan.digest, scan.trigger.value, scan.outcome.value if scan.outcome else None)
             for scan in history] == [(DIGEST, "rescan", "unhealthy"),
                                      (DIGEST, "rescan", "unhealthy")]
 
 
 def test_rescan_reads_the_row_copy_of_the_inventory_not_the_blob(rescans: Rescans) -> None:
-    store = rescans.svc.store
+    store = rescans.services.store
     store.blobs.put_inventory(REGISTRY, DIGEST, b'{"schema": "truncated')
     rescans.publish([*BASE, _record("PYSEC-3", "django", "4.2")], "django")
-    report = service.rescan_pulled(rescans.svc, now=NOW)
+    report = rescan_pulled(rescans.services, now=NOW)
     assert ((report.rematched, report.matched, report.to_reanalyze),
             store.images.get(REGISTRY, DIGEST).inventory_chunks, sorted(rescans.findings())) == (
         (1, 1, ()), 1, [("PYSEC-1", "requests"), ("PYSEC-3", "django")])
 
 
 def test_unreadable_inventory_is_returned_for_a_new_analysis(rescans: Rescans) -> None:
-    store = rescans.svc.store
+    store = rescans.services.store
     store.blobs.put_inventory(REGISTRY, DIGEST, b'{"schema": "truncated')
     partition_key, row_key = image_keys(REGISTRY, DIGEST)
     store.images.table.upsert_entity({"PartitionKey": partition_key, "RowKey": row_key,
                                       "inventory_0": b"not zstd"}, mode=UpdateMode.MERGE)
     rescans.publish([*BASE, _record("PYSEC-3", "django", "4.2")], "django")
-    report = service.rescan_pulled(rescans.svc, now=NOW)
+    report = rescan_pulled(rescans.services, now=NOW)
     assert ((report.rematched, report.failed),
             [(request.digest, request.trigger.value) for request in report.to_reanalyze],
             rescans.findings()) == ((0, 0), [(DIGEST, "rescan")], [("PYSEC-1", "requests")])

@@ -5,7 +5,6 @@ calling process, with the same result."""
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import uuid
@@ -17,8 +16,6 @@ from typing import Any
 
 import pytest
 
-from scanning import service
-from scanning.advisories.blob import publish_index
 from scanning.advisories.index import compile_index, write_index
 from scanning.analyzers import analyzer_set_version
 from scanning.errors import AdvisoryError
@@ -26,7 +23,11 @@ from scanning.inventory import ImageInventory, InventoryStatus
 from scanning.layer_types import LayerInfo
 from scanning.local.services import Azurite
 from scanning.model import OSInfo, Package, PackageType, Platform
+from scanning.service import rematch, rescan, workers
+from scanning.service.context import Services
+from scanning.service.evaluation import save_inventories
 from scanning.store import Store
+from scanning.store.advisory_index import publish_index
 from tests.integration.test_rescan_index_change import BASE, BUILT, _record
 
 pytestmark = pytest.mark.integration
@@ -42,24 +43,21 @@ def digest(number: int) -> str:
 
 @dataclass(slots=True)
 class Registry:
-    svc: service.Services
+    services: Services
     folder: Path
 
     def publish(self, records: list[dict[str, Any]], name: str) -> None:
         path = self.folder / f"{name}.idx"
         write_index(compile_index(records, built=BUILT), path)
-        publish_index(self.svc.store.clients.blob_service(), path)
-        self.svc.index.invalidate()
+        publish_index(self.services.store.clients.blob_service(), path)
+        self.services.index.invalidate()
 
     def findings(self) -> list[list[str]]:
-        return [sorted(finding.id for result in self.svc.store.findings_of(REGISTRY, digest(n))
+        return [sorted(finding.id for result in self.services.store.findings_of(REGISTRY, digest(n))
                        for finding in result.findings) for n in range(IMAGES)]
 
     def notified(self) -> list[str]:
-        queue = self.svc.queue_client
-        assert queue is not None
-        return sorted(json.loads(base64.b64decode(message.content))["digest"]
-                      for message in queue.receive_messages(max_messages=32))
+        return sorted(json.loads(body)["digest"] for body in self.services.queue.receive())
 
 
 @pytest.fixture
@@ -70,10 +68,10 @@ def registry(azurite: Azurite, tmp_path: Path,
     # Environment, not monkeypatched functions: spawned workers read the same settings.
     monkeypatch.setenv("ADVISORY_CONTAINER", f"{prefix}-advisories")
     monkeypatch.setenv("NOTIFY_QUEUE_NAME", f"{prefix}-notifications")
-    monkeypatch.setattr(service, "RESCAN_PROCESS_MIN_IMAGES", 1)
-    monkeypatch.setattr(service, "RESCAN_CHUNK", 2)
+    monkeypatch.setattr(rescan, "RESCAN_PROCESS_MIN_IMAGES", 1)
+    monkeypatch.setattr(rescan, "RESCAN_CHUNK", 2)
     store = Store.from_connection_string(azurite.connection_string, prefix=prefix)
-    svc = service.Services.create(store)
+    services = Services.create(store)
     for number in range(IMAGES):
         packages = [("requests", "2.0.0"), ("django", "4.0" if number % 2 == 0 else "4.2")]
         inventory = ImageInventory(
@@ -88,12 +86,12 @@ def registry(azurite: Azurite, tmp_path: Path,
                                    path=f"site-packages/{name}") for name, version in packages))
         store.images.record_push(registry=REGISTRY, repository="app", digest=digest(number),
                                  at=NOW - timedelta(days=20), tag=f"v{number}")
-        service.save_inventories(svc, REGISTRY, digest(number), (inventory,))
+        save_inventories(services, REGISTRY, digest(number), (inventory,))
         store.record_pull(registry=REGISTRY, repository="app", digest=digest(number),
                           at=NOW - timedelta(days=2))
-    result = Registry(svc=svc, folder=tmp_path)
+    result = Registry(services=services, folder=tmp_path)
     result.publish(BASE, "base")
-    service.rescan_pulled(svc, now=NOW - timedelta(days=7), processes=1)
+    rescan.rescan_pulled(services, now=NOW - timedelta(days=7), processes=1)
     result.notified()  # the first assessment's notifications are not what these tests see
     yield result
     store.drop()
@@ -107,16 +105,16 @@ def test_worker_processes_rematch_merge_and_notify(registry: Registry,
                                                    caplog: pytest.LogCaptureFixture,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     here: list[int] = []  # chunks re-matched in this process (spawned workers are unpatched)
-    rescan_chunk = service._rescan_chunk
+    rescan_chunk = rematch.rescan_chunk
 
     def counted(*args: Any) -> Any:
         here.append(len(args[1]))
         return rescan_chunk(*args)
 
-    monkeypatch.setattr(service, "_rescan_chunk", counted)
+    monkeypatch.setattr(workers, "rescan_chunk", counted)
     registry.publish([*BASE, _record("PYSEC-3", "django", "4.2")], "django")
-    with caplog.at_level(logging.WARNING, logger="scanning.service"):
-        report = service.rescan_pulled(registry.svc, now=NOW, processes=2)
+    with caplog.at_level(logging.WARNING, logger="scanning.service.workers"):
+        report = rescan.rescan_pulled(registry.services, now=NOW, processes=2)
     assert ((report.rematched, report.matched, report.rewritten, report.failed),
             registry.findings(), registry.notified(), caplog.messages, here) == (
         (6, 3, 3, 0), EXPECTED, [digest(0), digest(2), digest(4)], [], [])
@@ -129,10 +127,10 @@ def _failing_start(spec: object) -> None:
 def test_a_pool_that_cannot_start_leaves_the_work_to_the_caller(
         registry: Registry, caplog: pytest.LogCaptureFixture,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service, "_start_worker", _failing_start)
+    monkeypatch.setattr(workers, "_start_worker", _failing_start)
     registry.publish([*BASE, _record("PYSEC-3", "django", "4.2")], "django")
-    with caplog.at_level(logging.WARNING, logger="scanning.service"):
-        report = service.rescan_pulled(registry.svc, now=NOW, processes=2)
+    with caplog.at_level(logging.WARNING, logger="scanning.service.workers"):
+        report = rescan.rescan_pulled(registry.services, now=NOW, processes=2)
     assert ((report.rematched, report.matched, report.rewritten, report.failed),
             registry.findings(), registry.notified(),
             [message.split(" (")[0] for message in caplog.messages]) == (

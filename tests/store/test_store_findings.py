@@ -9,15 +9,18 @@ import pytest
 from azure.data.tables import UpdateMode
 
 from scanning.errors import StoreError
-from scanning.model import AssessmentStatus, FixStatus, OSInfo, Severity
-from scanning.notify import AssessmentSummary
-from scanning.rules import DisableRule, RuleCriteria
+from scanning.model import (
+    AssessmentStatus,
+    AssessmentSummary,
+    FixStatus,
+    PlatformFindings,
+    Severity,
+)
 from scanning.store import (
     Assessment,
     BlobKind,
     FindingFilter,
     FindingHit,
-    PlatformFindings,
     Store,
 )
 from scanning.store import findings as findings_module
@@ -309,30 +312,6 @@ def test_previous_summary_comes_from_the_keys(pushed: Store) -> None:
     assert pushed.findings.previous_summary(record) == AssessmentSummary(
         status=AssessmentStatus.UNHEALTHY, active_finding_keys=frozenset({
             "CVE-2024-0001|openssl|3.0.1-1", "CVE-2024-0002|zlib|3.0.1-1"}))
-
-
-def test_apply_rules_flips_image_to_healthy_and_keeps_findings_visible(pushed: Store) -> None:
-    debian = OSInfo(id="debian", version_id="12")
-    pushed.save_assessment(REGISTRY, DIGEST, Assessment(
-        status=AssessmentStatus.UNHEALTHY, assessed_at=T0, results=(
-            PlatformFindings(platform="linux/amd64", os=debian, findings=OLD),
-            PlatformFindings(platform="linux/arm64", os=debian, findings=()))))
-    rule = DisableRule(id="r1", justification="accepted", created=T0,
-                       criteria=RuleCriteria(os="debian:12"))
-    record = pushed.apply_rules(REGISTRY, DIGEST, [rule], now=T0)
-    assert (record.status, record.counts.active_total, record.counts.disabled_total) == (
-        AssessmentStatus.HEALTHY, 0, 2)
-    assert pushed.findings_of(REGISTRY, DIGEST) == (
-        PlatformFindings(platform="linux/amd64", os=debian, findings=tuple(
-            dataclasses.replace(finding, disabled_by="r1") for finding in OLD)),
-        PlatformFindings(platform="linux/arm64", os=debian, findings=()))
-
-
-def test_apply_rules_keeps_a_failed_analysis_failed(pushed: Store) -> None:
-    pushed.save_assessment(REGISTRY, DIGEST, Assessment(
-        status=AssessmentStatus.FAILED, assessed_at=T0, reason="layer truncated"))
-    record = pushed.apply_rules(REGISTRY, DIGEST, [], now=T0)
-    assert (record.status, record.reason) == (AssessmentStatus.FAILED, "layer truncated")
 
 
 def test_concurrent_saves_leave_exactly_one_complete_assessment(pushed: Store) -> None:

@@ -9,7 +9,6 @@ import pytest
 
 from scanning.errors import BadRequest, NotFound
 from scanning.model import AssessmentStatus, ScanTrigger
-from scanning.rules import DisableRule, RuleCriteria
 from scanning.store import PullLedgerEntry, ScanFilter, ScanRecord, Store, new_scan_id
 from scanning.store.scans import scan_keys
 
@@ -66,15 +65,13 @@ def test_images_pulled_since_returns_only_recent_pulls(store: Store) -> None:
         first_pulled=T0, count=1)]
 
 
-RULE = DisableRule(id="rule-1", justification="accepted risk", created=T0,
-                   expires=T0 + timedelta(days=30),
-                   criteria=RuleCriteria(vulnerability_ids=("CVE-2024-0001",),
-                                         repository_pattern="team/*"))
+RULE = {"id": "rule-1", "justification": "accepted risk",
+        "criteria": {"vulnerabilityIds": ["CVE-2024-0001"]}}
 
 
 def test_rules_create_get_list_delete(store: Store) -> None:
-    assert store.rules.create(RULE) is True
-    assert store.rules.create(RULE) is False
+    assert store.rules.create("rule-1", RULE) is True
+    assert store.rules.create("rule-1", {**RULE, "justification": "other"}) is False
     assert store.rules.get("rule-1") == RULE
     assert store.rules.list() == (RULE,)
     store.rules.delete("rule-1")

@@ -5,9 +5,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from scanning.errors import NotFound
-from scanning.model import AssessmentStatus, Severity
-from scanning.rules import FindingCounts
-from scanning.store import Assessment, ImageFilter, ImageRecord, PlatformFindings, Store, TagEvent
+from scanning.model import AssessmentStatus, FindingCounts, PlatformFindings, Severity
+from scanning.store import Assessment, ImageFilter, ImageRecord, Store, TagEvent
 from scanning.store.images import image_keys
 from scanning.store.keys import encode_key
 from tests.store.factories import make_finding
@@ -72,8 +71,8 @@ def test_mark_deleted_keeps_results_and_hides_from_list(store: Store) -> None:
     deleted = store.images.mark_deleted(REGISTRY, DIGEST_A, T0 + timedelta(days=2))
     assert (deleted.deleted, deleted.deleted_at, deleted.status) == (
         True, T0 + timedelta(days=2), AssessmentStatus.UNHEALTHY)
-    assert store.list_images().items == ()
-    assert store.list_images(ImageFilter(include_deleted=True)).items == (deleted,)
+    assert store.images.list().items == ()
+    assert store.images.list(ImageFilter(include_deleted=True)).items == (deleted,)
     assert len(store.findings_of(REGISTRY, DIGEST_A)[0].findings) == 1
 
 
@@ -90,7 +89,7 @@ def test_list_images_pages_across_more_than_page_size(store: Store) -> None:
     token: str | None = None
     pages = 0
     while True:
-        page = store.list_images(page_size=3, token=token)
+        page = store.images.list(page_size=3, token=token)
         seen.extend(record.digest for record in page.items)
         pages += 1
         if page.next_token is None:
@@ -106,7 +105,7 @@ def test_list_images_filters_by_severity_at_or_above(store: Store) -> None:
             status=AssessmentStatus.UNHEALTHY, assessed_at=T0,
             results=(PlatformFindings(platform="linux/amd64",
                                       findings=(make_finding(severity=severity),)),)))
-    page = store.list_images(ImageFilter(severity=Severity.HIGH))
+    page = store.images.list(ImageFilter(severity=Severity.HIGH))
     assert [record.digest for record in page.items] == [DIGEST_A]
 
 
@@ -116,7 +115,7 @@ def test_list_images_filters_by_registry_and_status(store: Store) -> None:
                              at=T0)
     store.save_assessment("localhost:5000", DIGEST_B,
                           Assessment(status=AssessmentStatus.HEALTHY, assessed_at=T0))
-    page = store.list_images(ImageFilter(registry="localhost:5000",
+    page = store.images.list(ImageFilter(registry="localhost:5000",
                                          status=AssessmentStatus.HEALTHY))
     assert [(record.registry, record.digest) for record in page.items] == [
         ("localhost:5000", DIGEST_B)]
@@ -153,6 +152,6 @@ def test_registry_listing_covers_every_shard_and_no_other_registry(store: Store)
         store.images.record_push(registry=REGISTRY, repository=REPOSITORY, digest=digest, at=T0)
     store.images.record_push(registry=REGISTRY + "x", repository=REPOSITORY,
                              digest=digests[0], at=T0)
-    listed = store.list_images(ImageFilter(registry=REGISTRY)).items
+    listed = store.images.list(ImageFilter(registry=REGISTRY)).items
     assert [(image.registry, image.digest) for image in listed] == [
         (REGISTRY, digests[0]), (REGISTRY, digests[2]), (REGISTRY, digests[1])]

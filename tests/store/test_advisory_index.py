@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from scanning.advisories.blob import load_index_from_blob, publish_index
 from scanning.advisories.index import compile_index, write_index
 from scanning.advisories.osv import iter_records
 from scanning.errors import AdvisoryError, StoreError
 from scanning.local.services import Azurite
+from scanning.store.advisory_index import load_index_from_blob, publish_index
 
 FIXTURE_RECORDS = Path(__file__).resolve().parents[1] / "matching" / "fixtures" / "osv"
 

@@ -60,6 +60,17 @@ def publish_index(
     return index
 
 
+def index_etag(service: BlobServiceClient, *, container: str | None = None) -> str:
+    """The published index blob's ETag: it changes with every publish."""
+    container_name = container or setting("ADVISORY_CONTAINER")
+    blob = service.get_blob_client(container_name, INDEX_BLOB_NAME)
+    try:
+        return str(blob.get_blob_properties().etag)
+    except AzureError as error:
+        raise StoreError(f"cannot read the advisory index properties: {error}",
+                         retryable=True) from error
+
+
 def load_index_from_blob(
     service: BlobServiceClient, *, container: str | None = None
 ) -> AdvisoryIndex:

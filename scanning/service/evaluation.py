@@ -1,0 +1,111 @@
+"""Inventories in and out of storage, their verdict, and the notification it may call for.
+
+Shared by the scan (``scan``) and the weekly rescan (``rematch``): both store a verdict the
+same way, decided by ``scanning.assessment``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from scanning.advisories.index import AdvisoryIndex
+from scanning.analyzers import analyzer_set_version
+from scanning.assessment import ImageRef, Verdict, assess_inventories
+from scanning.config import setting
+from scanning.inventory import ImageInventory, InventoryStatus
+from scanning.matching import (
+    Lookup,
+    MatchResult,
+    lookup_signature,
+    match_inventory,
+    package_lookups,
+)
+from scanning.model import AssessmentSummary
+from scanning.notify import build_message, needs_notification, send, summarise
+from scanning.rules import DisableRule
+from scanning.service.context import Services
+from scanning.service.payloads import ScanRequest
+from scanning.store.images import ImageRecord, encode_match_keys
+
+log = logging.getLogger(__name__)
+
+INVENTORY_SCHEMA = 1
+
+
+def save_inventories(services: Services, registry: str, digest: str,
+                     inventories: tuple[ImageInventory, ...]) -> None:
+    document = {"schema": INVENTORY_SCHEMA, "digest": digest,
+                "analyzer_set_version": analyzer_set_version(),
+                "platforms": [inventory.to_json() for inventory in inventories]}
+    services.store.blobs.put_inventory(registry, digest, json.dumps(document).encode())
+
+
+def parse_inventories(data: bytes, registry: str,
+                      digest: str) -> tuple[ImageInventory, ...] | None:
+    """An inventory document's inventories; None when unreadable or made by another analyzer
+    set."""
+    try:
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError as error:
+        log.warning("inventory of %s in %s is unreadable (%s): it is analysed again", digest,
+                    registry, error)
+        return None
+    if (not isinstance(document, dict) or document.get("schema") != INVENTORY_SCHEMA
+            or document.get("analyzer_set_version") != analyzer_set_version()):
+        return None
+    try:
+        return tuple(ImageInventory.from_json(item) for item in document["platforms"])
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        log.warning("inventory of %s in %s is malformed (%s): it is analysed again", digest,
+                    registry, error)
+        return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Evaluation:
+    """A verdict and the per-lookup signatures a rescan compares against a newer index."""
+
+    verdict: Verdict
+    match_keys: bytes
+
+
+def evaluate(inventories: Sequence[ImageInventory], *, request: ScanRequest,
+             rules: Sequence[DisableRule], index: AdvisoryIndex,
+             moment: datetime) -> Evaluation:
+    """Match the inventories and decide the verdict; no I/O."""
+    signed: dict[Lookup, str] = {}
+    matches: list[MatchResult | None] = []
+    for inventory in inventories:
+        if inventory.status is InventoryStatus.FAILED:
+            matches.append(None)
+            continue
+        matches.append(match_inventory(inventory.os, inventory.packages, index))
+        for lookup in package_lookups(inventory.os, inventory.packages):
+            if lookup not in signed:
+                signed[lookup] = lookup_signature(index, lookup)
+    verdict = assess_inventories(
+        inventories, matches, rules=rules, now=moment,
+        image=ImageRef(registry=request.registry, repository=request.repository,
+                       digest=request.digest))
+    return Evaluation(verdict=verdict, match_keys=encode_match_keys(signed.items()))
+
+
+def notification(request: ScanRequest, verdict: Verdict, previous: AssessmentSummary | None,
+                 image: ImageRecord | None) -> dict[str, Any] | None:
+    """The notification this verdict calls for, or None when there is no new problem."""
+    if not needs_notification(previous, summarise(verdict.status, verdict.findings)):
+        return None
+    return build_message(registry=request.registry, repository=request.repository,
+                         digest=request.digest, tags=image.tags if image else (),
+                         status=verdict.status, findings=verdict.findings, previous=previous)
+
+
+def send_notification(services: Services, message: dict[str, Any]) -> None:
+    send(message, queue=services.queue, webhook_url=setting("NOTIFY_WEBHOOK_URL"))

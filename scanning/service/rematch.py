@@ -1,0 +1,255 @@
+"""Re-matching stored inventories for the weekly rescan: one run's shared state
+(``RescanRun``), one image (``RescanRun.rematch``) and one chunk of images (``rescan_chunk``).
+``scanning.service.rescan`` drives a run; ``scanning.service.workers`` spreads chunks over
+processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from scanning.advisories.index import (
+    AdvisoryIndex,
+    IndexChange,
+    LookupKey,
+    decode_key_fingerprints,
+    diff_key_fingerprints,
+)
+from scanning.errors import AdvisoryError, NotFound, ScanError
+from scanning.matching import lookups_affected
+from scanning.model import AssessmentStatus, ScanTrigger
+from scanning.rules import DisableRule
+from scanning.service.context import Services, index_keys_name
+from scanning.service.evaluation import evaluate, notification, parse_inventories, send_notification
+from scanning.service.payloads import ScanRequest
+from scanning.store.blobs import BlobKind
+from scanning.store.entities import bounded_text
+from scanning.store.findings import Assessment, encode_findings
+from scanning.store.images import ImageRecord, RowUpdate, decode_match_keys, inventory_columns
+from scanning.store.scans import ScanRecord, new_scan_id
+from scanning.store.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def guarded(function: Any) -> Any:
+    """``function`` with a ScanError returned as its text instead of raised (for pool.map)."""
+    def run(target: Any) -> Any:
+        try:
+            return function(target)
+        except ScanError as error:
+            return f"error: {error}"
+    return run
+
+
+def rescan_id(moment: datetime, registry: str, digest: str) -> str:
+    """The history's id format (time + 8 hex); deterministic per run and image, so a rerun of
+    the same timer tick rewrites its record rather than adding a second."""
+    return new_scan_id(moment, unique=f"rescan/{registry}/{digest}")
+
+
+@dataclass(slots=True, kw_only=True)
+class RescanRun:
+    """What one rescan run knows once, for every image."""
+
+    services: Services
+    moment: datetime
+    index: AdvisoryIndex
+    index_version: str
+    keys: dict[LookupKey, str]
+    rules: tuple[DisableRule, ...]
+    analyzer_version: str
+    # Rules that expired before the run: an image assessed before the last of them expired
+    # has findings disabled by a rule that no longer holds.
+    last_expiry: datetime | None
+    changes: dict[str, IndexChange | None] = dataclasses.field(default_factory=dict)
+
+    def change_since(self, index_version: str) -> IndexChange | None:
+        """Keys changed from ``index_version`` to today's; None when unknown."""
+        if index_version == self.index_version:
+            return IndexChange()
+        if index_version not in self.changes:
+            try:
+                old = decode_key_fingerprints(self.services.store.blobs.get(
+                    BlobKind.INDEX_KEYS, index_keys_name(index_version)))
+            except (NotFound, AdvisoryError) as error:
+                log.info("rescan: no key fingerprints of index %s (%s): its images are "
+                         "re-matched", index_version, error)
+                self.changes[index_version] = None
+            else:
+                self.changes[index_version] = diff_key_fingerprints(old, self.keys)
+        return self.changes[index_version]
+
+    def unaffected(self, image: ImageRecord) -> bool:
+        """Whether today's index cannot change the image's stored assessment."""
+        if (image.status is None or image.assessed_at is None
+                or image.analyzer_version != self.analyzer_version
+                or (self.last_expiry is not None and image.assessed_at < self.last_expiry)):
+            return False
+        signed = decode_match_keys(image.match_keys)
+        if signed is None:
+            return False
+        change = self.change_since(image.index_version)
+        return change is not None and not lookups_affected(signed, change, self.index)
+
+    def history(self, image: ImageRecord, scan_id: str, status: AssessmentStatus,
+                reason: str) -> ScanRecord:
+        return ScanRecord(id=scan_id, registry=image.registry, repository=image.repository,
+                          digest=image.digest, trigger=ScanTrigger.RESCAN, started=self.moment,
+                          finished=datetime.now(UTC), outcome=status,
+                          error=reason if status is AssessmentStatus.FAILED else "")
+
+    def row_update(self, image: ImageRecord, etag: str, scan_id: str,
+                   match_keys: bytes | None = None) -> RowUpdate:
+        changes: dict[str, Any] = {"index_version": self.index_version,
+                                   "assessed_at": self.moment, "last_scan_id": scan_id}
+        if match_keys:
+            changes["match_keys"] = match_keys
+        return RowUpdate(registry=image.registry, digest=image.digest, etag=etag,
+                         changes=changes,
+                         expected={"current_generation": image.current_generation,
+                                   "last_scan_id": image.last_scan_id})
+
+    def rematch(self, image: ImageRecord, etag: str,
+                copy: bytes | None = None) -> ScanRequest | Rematched:
+        """Re-match one image from its inventory: the row's copy (``copy``) when it has a
+        usable one, else the blob, whose bytes then become the row's copy with the merge.
+        Unchanged findings move only the row's versions; changed ones come back as a merge of
+        the whole assessment into the row (both batched by the caller), or are saved at once
+        when the findings document lives in a blob."""
+        store = self.services.store
+        request = ScanRequest(registry=image.registry, repository=image.repository,
+                              digest=image.digest, trigger=ScanTrigger.RESCAN,
+                              requested_at=self.moment.isoformat())
+        inventories = parse_inventories(copy, image.registry, image.digest) if copy else None
+        fill: dict[str, Any] = {}
+        if inventories is None:
+            try:
+                data = store.blobs.get_inventory(image.registry, image.digest)
+            except NotFound:
+                return request
+            inventories = parse_inventories(data, image.registry, image.digest)
+            if inventories is None:
+                return request
+            fill = inventory_columns(data, image.inventory_chunks)
+        scan_id = rescan_id(self.moment, image.registry, image.digest)
+        evaluation = evaluate(inventories, request=request, rules=self.rules, index=self.index,
+                              moment=self.moment)
+        verdict = evaluation.verdict
+        encoded = encode_findings(image.digest, verdict.platforms)
+        history = self.history(image, scan_id, verdict.status, verdict.reason)
+        if (image.current_generation and encoded.fingerprint == image.findings_fingerprint
+                and image.status is verdict.status
+                and image.analysis_status is verdict.analysis
+                and image.reason == bounded_text(verdict.reason)):
+            update = self.row_update(image, etag, scan_id, evaluation.match_keys)
+            return Rematched(history=history, update=dataclasses.replace(
+                update, changes={**update.changes, **fill}))
+        assessment = Assessment(
+            status=verdict.status, analysis_status=verdict.analysis,
+            assessed_at=self.moment, results=verdict.platforms, reason=verdict.reason,
+            analyzer_version=self.analyzer_version, index_version=self.index_version,
+            scan_id=scan_id, trigger=ScanTrigger.RESCAN, match_keys=evaluation.match_keys)
+        previous = store.findings.previous_summary(image)
+        message = notification(request, verdict, previous, image)
+        changes = store.findings.rescan_changes(image, assessment, encoded)
+        if changes is None:
+            saved = store.findings.save(image.registry, image.digest, assessment,
+                                        image.repository, encoded=encoded)
+            if saved.applied and message is not None:
+                send_notification(self.services, message)
+            return Rematched(history=history, update=None)
+        return Rematched(history=history, message=message, update=RowUpdate(
+            registry=image.registry, digest=image.digest, etag=etag,
+            changes={**changes, **fill},
+            expected={"current_generation": image.current_generation,
+                      "last_scan_id": image.last_scan_id}), rewritten=True)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rematched:
+    history: ScanRecord
+    # The row merge to batch; None when the assessment was saved already.
+    update: RowUpdate | None
+    rewritten: bool = False  # the merge stores new findings (else: versions only)
+    message: dict[str, Any] | None = None  # to send once the merge is applied
+
+
+def merge_unaffected(store: Store, updates: list[RowUpdate]) -> ChunkReport:
+    merged = store.images.merge_rows(updates)
+    updates.clear()
+    return ChunkReport(applied=len(merged.applied), dropped=len(merged.dropped))
+
+
+@dataclass(slots=True, kw_only=True)
+class ChunkReport:
+    history: list[ScanRecord] = dataclasses.field(default_factory=list)
+    reanalyze: list[ScanRequest] = dataclasses.field(default_factory=list)
+    matched: int = 0
+    rewritten: int = 0
+    failed: int = 0
+    applied: int = 0
+    dropped: int = 0
+
+    def add(self, other: ChunkReport) -> None:
+        self.history.extend(other.history)
+        self.reanalyze.extend(other.reanalyze)
+        self.matched += other.matched
+        self.rewritten += other.rewritten
+        self.failed += other.failed
+        self.applied += other.applied
+        self.dropped += other.dropped
+
+
+def rescan_chunk(run: RescanRun, chunk: list[tuple[ImageRecord, str]],
+                  workers: int) -> ChunkReport:
+    """Re-match a chunk of images (threads overlap the storage reads), merge the rows of the
+    chunk in batched transactions, then send the notifications of the merges that applied."""
+    report = ChunkReport()
+    updates: list[RowUpdate] = []
+    # Merges that store new findings, with the notification to send (or None).
+    rewrites: dict[tuple[str, str], dict[str, Any] | None] = {}
+    try:
+        copies = run.services.store.images.inventory_copies(
+            (image.registry, image.digest) for image, _ in chunk if image.inventory_chunks)
+    except ScanError as error:
+        log.warning("rescan: inventory copies unreadable (%s): reading the blobs", error)
+        copies = {}
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        outcomes = list(pool.map(guarded(lambda item: run.rematch(
+            item[0], item[1], copies.get((item[0].registry, item[0].digest)))), chunk))
+    for (image, _), outcome in zip(chunk, outcomes, strict=True):
+        if isinstance(outcome, ScanRequest):
+            report.reanalyze.append(outcome)
+        elif isinstance(outcome, Rematched):
+            report.matched += 1
+            report.history.append(outcome.history)
+            if outcome.update is None:
+                report.rewritten += 1  # saved at once
+            else:
+                updates.append(outcome.update)
+                if outcome.rewritten:
+                    rewrites[(image.registry, image.digest)] = outcome.message
+        else:
+            report.failed += 1
+            log.warning("rescan of %s in %s failed: %s", image.digest, image.registry, outcome)
+            report.history.append(run.history(
+                image, rescan_id(run.moment, image.registry, image.digest),
+                AssessmentStatus.FAILED, str(outcome)))
+    merged = run.services.store.images.merge_rows(updates)
+    report.applied, report.dropped = len(merged.applied), len(merged.dropped)
+    for update in merged.applied:
+        key = (update.registry, update.digest)
+        if key in rewrites:
+            report.rewritten += 1
+            message = rewrites[key]
+            if message is not None:
+                send_notification(run.services, message)
+    return report
+
+

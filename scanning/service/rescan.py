@@ -1,0 +1,142 @@
+"""The weekly rescan: every image pulled in the window, re-assessed against today's advisory
+index from its stored inventory. No pull, no bill."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from scanning.analyzers import analyzer_set_version
+from scanning.config import int_setting
+from scanning.model import ScanTrigger
+from scanning.service.context import Services, record_index_keys
+from scanning.service.payloads import ScanRequest
+from scanning.service.rematch import ChunkReport, RescanRun, merge_unaffected, rescan_id
+from scanning.service.rules import load_rules
+from scanning.service.workers import ChunkRunner
+from scanning.store.images import ImageRecord, RowUpdate
+from scanning.store.scans import ScanRecord
+
+log = logging.getLogger(__name__)
+
+# Images to re-match are handled in chunks: each chunk's row merges are applied (in one
+# transaction per registry) and its notifications sent before the next, so a run's memory
+# does not grow with the number of images whose findings change.
+RESCAN_CHUNK = 100
+# Below this many pulled images, worker processes cost more to start than they save.
+RESCAN_PROCESS_MIN_IMAGES = 400
+# Row updates of unaffected images are merged every so many rows, while the listing goes on.
+UNAFFECTED_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RescanReport:
+    """``rematched``: images now assessed against today's index, of which ``unaffected`` were
+    proven unchanged without reading their inventory (their row was updated only),
+    ``matched`` re-matched from their inventory and ``rewritten`` got new findings."""
+
+    rematched: int
+    to_reanalyze: tuple[ScanRequest, ...]
+    failed: int
+    unaffected: int = 0
+    matched: int = 0
+    rewritten: int = 0
+
+
+def rescan_pulled(services: Services, *, now: datetime | None = None,
+                  window_days: int | None = None, workers: int = 8,
+                  processes: int | None = None) -> RescanReport:
+    """Re-assess every image pulled in the window against today's index: no pull, no bill.
+
+    Scan once, match many, and touch only what can change. Once per run: the pull ledger
+    (one query), the image rows (one paged query), the inventory names (one listing), the
+    rules, and today's index with its per-key fingerprints. Per image, from its row alone:
+
+    * the index keys its packages are looked up by did not change since the index it was
+      assessed with, or changed without changing what matches its package versions
+      (``matching.lookups_affected``): its findings are what is stored, so only the row's
+      ``index_version``, ``assessed_at`` and ``last_scan_id`` move, in batched merges of up
+      to 100 rows of one registry;
+    * otherwise its inventory is re-matched (read from the row's copy, one query per chunk,
+      or from its blob the first time, which then leaves the copy); unchanged findings
+      again only move the row,
+      changed ones are merged into the row with the new assessment (its findings live in
+      the row, ``store.findings``), both in batched transactions per chunk of
+      ``RESCAN_CHUNK`` images, and notified when new once the merge applied. Large runs
+      spread the chunks over ``processes`` worker processes (default: the setting
+      ``RESCAN_PROCESSES``), each overlapping its reads with threads;
+    * no inventory, or one made by another analyzer set: returned for a full re-analysis
+      (the caller starts those scans, also unbilled).
+
+    Every re-assessed image gets its scan history row (trigger ``rescan``), written in
+    transactions of 100 at the end of the run.
+    """
+    moment = now or datetime.now(UTC)
+    store = services.store
+    days = window_days if window_days is not None else int_setting("PULL_WINDOW_DAYS")
+    advisory_index, index_version = services.index.get()
+    record_index_keys(services, advisory_index, index_version)
+    pulled = {(entry.registry, entry.digest)
+              for entry in store.images_pulled_since(moment - timedelta(days=days))}
+    rules = load_rules(store)
+    expiries = [rule.expires for rule in rules
+                if rule.expires is not None and rule.expires <= moment]
+    run = RescanRun(services=services, moment=moment, index=advisory_index,
+                    index_version=index_version,
+                    keys=services.index.key_fingerprints(advisory_index, index_version),
+                    rules=rules, analyzer_version=analyzer_set_version(),
+                    last_expiry=max(expiries) if expiries else None)
+    inventories = store.blobs.inventory_names() if pulled else frozenset()
+    if processes is None:
+        processes = int_setting("RESCAN_PROCESSES") or os.cpu_count() or 1
+    runner = ChunkRunner(run, processes if len(pulled) >= RESCAN_PROCESS_MIN_IMAGES else 1,
+                          workers)
+    updates: list[RowUpdate] = []
+    history: list[ScanRecord] = []
+    to_match: list[tuple[ImageRecord, str]] = []
+    reanalyze: list[ScanRequest] = []
+    merged = ChunkReport()
+    unaffected = 0
+    images = store.images.iter_with_etags() if pulled else iter(())
+    try:
+        for image, etag in images:
+            if (image.registry, image.digest) not in pulled:
+                continue
+            if store.blobs.inventory_name(image.registry, image.digest) not in inventories:
+                reanalyze.append(ScanRequest(
+                    registry=image.registry, repository=image.repository, digest=image.digest,
+                    trigger=ScanTrigger.RESCAN, requested_at=moment.isoformat()))
+            elif run.unaffected(image):
+                unaffected += 1
+                scan_id = rescan_id(moment, image.registry, image.digest)
+                if image.assessed_at is None or image.assessed_at <= moment:
+                    updates.append(run.row_update(image, etag, scan_id))
+                assert image.status is not None
+                history.append(run.history(image, scan_id, image.status, image.reason))
+            else:
+                to_match.append((image, etag))
+            if len(to_match) == RESCAN_CHUNK:
+                runner.submit(to_match)
+                to_match = []
+            if len(updates) >= UNAFFECTED_BATCH:
+                merged.add(merge_unaffected(store, updates))
+        if to_match:
+            runner.submit(to_match)
+        merged.add(merge_unaffected(store, updates))
+    except BaseException:
+        runner.abandon()
+        raise
+    totals = runner.finish()
+    totals.add(merged)
+    history.extend(totals.history)
+    reanalyze.extend(totals.reanalyze)
+    store.scans.record_finished(history)
+    log.info("weekly rescan: %d re-assessed (%d unaffected by the index change, %d re-matched, "
+             "%d with new findings), %d rows updated in batches (%d superseded), %d to "
+             "re-analyse, %d failed", unaffected + totals.matched, unaffected, totals.matched,
+             totals.rewritten, totals.applied, totals.dropped, len(reanalyze), totals.failed)
+    return RescanReport(rematched=unaffected + totals.matched, to_reanalyze=tuple(reanalyze),
+                        failed=totals.failed, unaffected=unaffected, matched=totals.matched,
+                        rewritten=totals.rewritten)

@@ -8,6 +8,7 @@ from scanning.local.host import index_app
 
 def test_every_function_has_the_right_trigger() -> None:
     assert sorted((item.name, item.trigger_type) for item in index_app(app).functions) == [
+        ("analyze_layer", "activityTrigger"),
         ("api_billing", "httpTrigger"),
         ("api_create_rules", "httpTrigger"),
         ("api_delete_rule", "httpTrigger"),
@@ -17,7 +18,6 @@ def test_every_function_has_the_right_trigger() -> None:
         ("api_list_rules", "httpTrigger"),
         ("api_list_scans", "httpTrigger"),
         ("api_query_findings", "httpTrigger"),
-        ("analyze_layer", "activityTrigger"),
         ("api_start_scan", "httpTrigger"),
         ("assess_image", "activityTrigger"),
         ("catch_up", "timerTrigger"),

@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from scanning.assessment import reassess
-from scanning.errors import BadRequest, NotFound, RegistryError, ScanError
+from scanning.errors import BadRequest, Conflict, NotFound, RegistryError, ScanError
 from scanning.events import RegistryEvent
 from scanning.model import (
     AssessmentStatus,
@@ -71,7 +71,7 @@ from scanning.store import (
     Store,
 )
 from scanning.store.billing import BillingRecord, check_month, price_from_settings
-from scanning.subassessments import ImageContext, to_sub_assessment
+from scanning.subassessments import SubAssessmentImage, to_sub_assessment
 
 log = logging.getLogger(__name__)
 
@@ -98,14 +98,6 @@ class ApiResponse:
     status: int
     body: Any = None
     headers: tuple[tuple[str, str], ...] = ()
-
-
-class Conflict(ScanError):
-    """The request names more than one thing (HTTP 409); ``candidates`` lists them."""
-
-    def __init__(self, message: str, candidates: list[dict[str, str]]) -> None:
-        super().__init__(message)
-        self.candidates = candidates
 
 
 # ---------------------------------------------------------------- responses and errors
@@ -396,8 +388,8 @@ def find_image(store: Store, digest: str, registry: str, repository: str) -> Ima
 
 
 def sub_assessment_context(image: ImageRecord, platform: str,
-                           os_info: OSInfo | None) -> ImageContext:
-    return ImageContext(
+                           os_info: OSInfo | None) -> SubAssessmentImage:
+    return SubAssessmentImage(
         registry=image.registry, repository=image.repository, digest=image.digest,
         tags=image.tags, media_type=image.media_type,
         last_pushed=time_text(image.last_pushed) or "", os=os_info, platform=platform,
@@ -509,7 +501,7 @@ def orchestration_status_json(status: Any) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ScanRequest:
+class ManualScanRequest:
     """What ``POST scans`` asks for: a registry image by tag or digest."""
 
     registry: str
@@ -525,7 +517,7 @@ class ScanRequest:
                              time=time_text(now) or "")
 
 
-def scan_request(body: bytes) -> ScanRequest:
+def scan_request(body: bytes) -> ManualScanRequest:
     """Validate ``{"image": "REGISTRY/REPOSITORY[:TAG][@sha256:…]"}``."""
     data = json_body(body, '{"image": "<reference>"}')
     if not isinstance(data, dict) or set(data) != {"image"}:
@@ -548,14 +540,14 @@ def scan_request(body: bytes) -> ScanRequest:
                          "[@digest]")
     if reference.digest:
         digest_parameter(reference.digest, "the image digest")
-    return ScanRequest(registry=reference.registry, repository=reference.repository,
+    return ManualScanRequest(registry=reference.registry, repository=reference.repository,
                        tag=reference.tag, digest=reference.digest)
 
 
-ManifestFetcher = Callable[[ScanRequest], tuple[str, str]]
+ManifestFetcher = Callable[[ManualScanRequest], tuple[str, str]]
 
 
-def fetch_manifest_identity(request: ScanRequest) -> tuple[str, str]:
+def fetch_manifest_identity(request: ManualScanRequest) -> tuple[str, str]:
     """``(digest, media type)`` of the manifest or index the request names, from its registry.
 
     Credentials as the scan uses them: managed identity for ACR, anonymous elsewhere.
@@ -571,7 +563,7 @@ def fetch_manifest_identity(request: ScanRequest) -> tuple[str, str]:
     return manifest.digest, manifest.media_type
 
 
-def scan_event(request: ScanRequest, now: datetime,
+def scan_event(request: ManualScanRequest, now: datetime,
                fetch: ManifestFetcher = fetch_manifest_identity) -> RegistryEvent:
     """The push event for ``request``, its tag resolved to the digest the registry serves.
 

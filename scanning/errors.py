@@ -71,3 +71,31 @@ class TransientStoreError(StoreError):
 
 class InventoryError(ScanError):
     """A stored inventory or layer result cannot be read (wrong schema, malformed JSON)."""
+
+
+class Conflict(ScanError):
+    """The request names more than one thing (HTTP 409); ``candidates`` lists them."""
+
+    def __init__(self, message: str, candidates: list[dict[str, str]]) -> None:
+        super().__init__(message)
+        self.candidates = candidates
+
+
+class OrchestrationError(ScanError):
+    """An orchestrator misbehaved (yielded something that is not a task, unknown function)."""
+
+
+class ServiceError(ScanError):
+    """A local server could not be started or did not become ready."""
+
+
+class DemoError(ScanError):
+    """The demo's image was not assessed, or the API answered something unexpected."""
+
+
+class VersionError(ScanError):
+    """A version string cannot be parsed under the requested scheme."""
+
+
+class ConstraintError(VersionError):
+    """A constraint string cannot be parsed."""

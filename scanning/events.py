@@ -67,7 +67,9 @@ def _from_data(data: Any, *, default_action: str = "", time: str = "") -> Regist
         tag=_str(target, "tag"),
         media_type=_str(target, "mediaType"),
         user_agent=_str(request, "useragent"),
-        time=_str(data, "timestamp") or time,
+        # An event that carries no time is recorded at its receipt: said here, once, so a
+        # missing time never passes silently through the rest of the pipeline.
+        time=_str(data, "timestamp") or time or datetime.now(UTC).isoformat(),
         event_id=_str(data, "id"),
     )
 
@@ -131,9 +133,10 @@ def to_event_grid(distribution_event: dict[str, Any], *, topic: str) -> dict[str
 
 
 def parse_time(text: str) -> datetime:
-    """ISO 8601 with up to nanoseconds (Distribution) or 7 digits (ACR); naive means UTC."""
+    """ISO 8601 with up to nanoseconds (Distribution) or 7 digits (ACR); naive means UTC.
+    ValueError for an empty or malformed time."""
     if not text:
-        return datetime.now(UTC)
+        raise ValueError("no time given")
     head, dot, tail = text.rstrip("Z").partition(".")
     offset = ""
     for sign in ("+", "-"):

@@ -309,7 +309,7 @@ _CDX_SEVERITY = {
 _CDX_METHOD = {"2.0": "CVSSv2", "3.0": "CVSSv3", "3.1": "CVSSv31", "4.0": "CVSSv4"}
 
 
-def to_cyclonedx(report: ScanReport, *, timestamp: str) -> dict[str, Any]:
+def report_to_cyclonedx(report: ScanReport, *, timestamp: str) -> dict[str, Any]:
     """A CycloneDX 1.5 BOM; ``serialNumber`` is derived from the digest so it is stable."""
     components: list[dict[str, Any]] = []
     vulnerabilities: dict[str, dict[str, Any]] = {}
@@ -409,7 +409,8 @@ def render_sarif(report: ScanReport) -> str:
 
 def render_cyclonedx(report: ScanReport, *, timestamp: str) -> str:
     return (
-        json.dumps(to_cyclonedx(report, timestamp=timestamp), indent=2, ensure_ascii=False) + "\n"
+        json.dumps(report_to_cyclonedx(report, timestamp=timestamp), indent=2,
+                   ensure_ascii=False) + "\n"
     )
 
 

@@ -246,7 +246,7 @@ def _score(data: Mapping[str, Any], name: str, path: str) -> float | None:
     return float(value)
 
 
-def parse_time(value: object, path: str) -> datetime | None:
+def _time_field(value: object, path: str) -> datetime | None:
     """An RFC 3339 timestamp with a time zone (``Z`` or an offset), as UTC."""
     if value is None:
         return None
@@ -323,8 +323,8 @@ def rule_from_json(
         raise _fail(unknown[0], f"is not a known field (known: {', '.join(sorted(_RULE_FIELDS))})")
     criteria = criteria_from_json(data.get("criteria"))
     justification = _text(data, "justification", "justification", required=True)
-    created = parse_time(data.get("created"), "created") or now
-    expires = parse_time(data.get("expires"), "expires")
+    created = _time_field(data.get("created"), "created") or now
+    expires = _time_field(data.get("expires"), "expires")
     if check_expiry and expires is not None and expires <= now:
         raise _fail("expires", "is in the past")
     identifier = rule_id or _text(data, "id", "id")
@@ -470,7 +470,7 @@ class _ProductScope:
 
 def _vex_time(value: object, path: str) -> datetime | None:
     try:
-        return parse_time(value, path)
+        return _time_field(value, path)
     except BadRequest as error:
         raise BadRequest(f"OpenVEX {error}") from error
 

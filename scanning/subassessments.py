@@ -36,7 +36,7 @@ _LANGUAGE = {
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ImageContext:
+class SubAssessmentImage:
     registry: str
     repository: str
     digest: str
@@ -55,11 +55,11 @@ def defender_severity(severity: Severity) -> str:
     return severity.value.capitalize()
 
 
-def resource_id(image: ImageContext) -> str:
+def resource_id(image: SubAssessmentImage) -> str:
     return f"/repositories/{image.repository}/images/{image.digest}"
 
 
-def sub_assessment_id(image: ImageContext, finding: Finding) -> str:
+def sub_assessment_id(image: SubAssessmentImage, finding: Finding) -> str:
     """Stable per (image, platform, advisory, package): the same finding keeps its id."""
     key = "|".join((image.registry, image.digest, image.platform, finding.id, finding.package,
                     finding.installed_version))
@@ -79,7 +79,7 @@ def _os_details(os_info: OSInfo | None) -> dict[str, str]:
     return {"osPlatform": "linux", "osName": os_info.id, "osVersion": os_info.version_id}
 
 
-def to_sub_assessment(image: ImageContext, finding: Finding) -> dict[str, Any]:
+def to_sub_assessment(image: SubAssessmentImage, finding: Finding) -> dict[str, Any]:
     cvss = {
         score.version: {"cvssVectorString": score.vector, "base": score.base_score}
         for score in finding.cvss

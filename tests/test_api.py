@@ -26,7 +26,7 @@ from scanning.model import (
     Severity,
 )
 from scanning.store import Assessment, Store
-from scanning.subassessments import ImageContext, to_sub_assessment
+from scanning.subassessments import SubAssessmentImage, to_sub_assessment
 
 pytestmark = pytest.mark.integration
 
@@ -116,11 +116,13 @@ def image_body(status: str = "unhealthy", active: dict[str, int] | None = None,
     }
 
 
-def context(os_info: OSInfo | None = None, registry: str = REGISTRY) -> ImageContext:
-    return ImageContext(registry=registry, repository=REPOSITORY, digest=DIGEST, tags=("1.0",),
-                        media_type="application/vnd.oci.image.index.v1+json",
-                        last_pushed="2025-03-01T12:00:00Z", os=os_info, platform="linux/amd64",
-                        time_generated="2025-03-01T12:05:00Z")
+def context(os_info: OSInfo | None = None, registry: str = REGISTRY) -> SubAssessmentImage:
+    return SubAssessmentImage(registry=registry, repository=REPOSITORY, digest=DIGEST,
+                              tags=("1.0",),
+                              media_type="application/vnd.oci.image.index.v1+json",
+                              last_pushed="2025-03-01T12:00:00Z", os=os_info,
+                              platform="linux/amd64",
+                              time_generated="2025-03-01T12:05:00Z")
 
 
 def bad_request(message: str) -> api.ApiResponse:

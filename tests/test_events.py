@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from scanning.errors import BadRequest
-from scanning.events import RegistryEvent, normalise, to_event_grid
+from scanning.events import RegistryEvent, normalise, parse_time, to_event_grid
 
 NGINX_DIGEST = "sha256:57a94fc99816c6aa225678b738ac40d85422e75dbb96115f1bb9b6ed77176166"
 
@@ -85,3 +85,8 @@ def test_malformed_payload_is_a_bad_request(payload: object, reason: str) -> Non
     with pytest.raises(BadRequest) as error:
         normalise(payload)
     assert str(error.value) == reason
+
+
+def test_an_empty_time_is_an_error_not_now() -> None:
+    with pytest.raises(ValueError, match="no time given"):
+        parse_time("")

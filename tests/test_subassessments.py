@@ -9,9 +9,9 @@ from scanning.model import (
     PackageType,
     Severity,
 )
-from scanning.subassessments import ImageContext, to_sub_assessment
+from scanning.subassessments import SubAssessmentImage, to_sub_assessment
 
-IMAGE = ImageContext(
+IMAGE = SubAssessmentImage(
     registry="contoso.azurecr.io", repository="team/api", digest="sha256:" + "ab" * 32,
     tags=("1.0",), media_type="application/vnd.oci.image.manifest.v1+json",
     last_pushed="2026-11-20T10:00:00Z", os=OSInfo(id="debian", version_id="12"),

@@ -26,7 +26,6 @@ gives the same answer without noise. (The search tool gave no Trivy/Grype source
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,8 +33,6 @@ from typing import Any
 import yaml
 
 from scanning.errors import AdvisoryError
-
-logger = logging.getLogger(__name__)
 
 MAX_SECDB_BYTES = 64 * 1024 * 1024
 _NOT_AFFECTED_KEYS = frozenset({"0"})

@@ -16,7 +16,6 @@ with the safe loader, and a record that is not an object with an ``id`` is a cle
 from __future__ import annotations
 
 import json
-import logging
 import os
 import zipfile
 from collections.abc import Iterator
@@ -26,8 +25,6 @@ from typing import Any
 import yaml
 
 from scanning.errors import AdvisoryError
-
-logger = logging.getLogger(__name__)
 
 # One OSV record is a few kilobytes; the largest real ones (kernel CVEs with enumerated versions
 # in many Ubuntu releases) are a few megabytes. Anything far beyond is not an advisory.

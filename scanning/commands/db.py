@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,8 +24,6 @@ from scanning.advisories.index import AdvisoryIndex, compile_index, load_index, 
 from scanning.advisories.osv import iter_records
 from scanning.advisories.refresh import download_and_compile, update_ecosystems
 from scanning.errors import BadRequest
-
-logger = logging.getLogger(__name__)
 
 DEFAULT_INDEX = Path(".local/advisories/index.idx")
 

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         if progress is not None:
             progress.finish()
     if args.output_format == "cyclonedx":
-        sys.stdout.write(json.dumps(to_cyclonedx(analysis), indent=2) + "\n")
+        sys.stdout.write(json.dumps(sbom_to_cyclonedx(analysis), indent=2) + "\n")
     elif args.output_format == "table":
         sys.stdout.write(to_table(analysis))
     else:
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def to_cyclonedx(analysis: ImageAnalysis) -> dict[str, Any]:
+def sbom_to_cyclonedx(analysis: ImageAnalysis) -> dict[str, Any]:
     """A CycloneDX 1.5 BOM: one ``operating-system`` and ``library`` components per platform."""
     components: list[dict[str, Any]] = []
     for inventory in analysis.inventories:

@@ -10,7 +10,6 @@ filters, 2 when the analysis failed, else 0.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,8 +32,6 @@ from scanning.report import (
     render_table,
     report_packages,
 )
-
-logger = logging.getLogger(__name__)
 
 FORMATS = ("table", "json", "sarif", "cyclonedx")
 

@@ -45,7 +45,7 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def fetch_manifest(request: api.ScanRequest) -> tuple[str, str]:
+def fetch_manifest(request: api.ManualScanRequest) -> tuple[str, str]:
     """The registry lookup ``POST scans`` uses (a seam for tests)."""
     return api.fetch_manifest_identity(request)
 

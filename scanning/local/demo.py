@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from scanning.advisories.demo import build_demo_index
-from scanning.errors import ScanError
+from scanning.errors import DemoError
 from scanning.events import parse_time
 from scanning.local.services import skopeo_copy
 from scanning.local.stack import RunningStack
@@ -53,10 +53,6 @@ DEMO_PLATFORMS = (Platform(os="linux", architecture="amd64"),
 _APK_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
 _SEVERITY_ORDER = ("Critical", "High", "Medium", "Low")
 SCAN_TIMEOUT_SECONDS = 120.0
-
-
-class DemoError(ScanError):
-    """The demo's image was not assessed, or the API answered something unexpected."""
 
 
 # --------------------------------------------------------------------------- the image

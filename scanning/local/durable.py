@@ -30,7 +30,7 @@ import azure.durable_functions as df
 import azure.functions as func
 from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrchestrationStatus
 
-from scanning.errors import NotFound, ScanError
+from scanning.errors import NotFound, OrchestrationError, ScanError
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +42,6 @@ _KEEP_STATES = (
     df.OrchestrationRuntimeStatus.Running,
     df.OrchestrationRuntimeStatus.Completed,
 )
-
-
-class OrchestrationError(ScanError):
-    """An orchestrator misbehaved (yielded something that is not a task, unknown function)."""
 
 
 class _Terminated(BaseException):

@@ -19,7 +19,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from scanning.errors import ConfigError, ScanError
+from scanning.errors import ConfigError, ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +32,6 @@ AZURITE_KEY = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
 REGISTRY_BINARY = "docker-registry"
-
-
-class ServiceError(ScanError):
-    """A local server could not be started or did not become ready."""
 
 
 def free_port() -> int:

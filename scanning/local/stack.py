@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
-import logging
 import os
 import secrets
 import signal
@@ -33,8 +32,6 @@ from scanning.local.services import (
     start_azurite,
     start_registry,
 )
-
-log = logging.getLogger(__name__)
 
 DEFAULT_DATA_DIR = PROJECT_ROOT / ".local"
 LOCAL_SETTINGS = PROJECT_ROOT / "local.settings.json"

@@ -15,7 +15,6 @@ function that only needs blobs never builds a table client.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,8 +24,6 @@ from azure.storage.queue import QueueServiceClient
 
 from scanning.config import setting
 from scanning.errors import ConfigError
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

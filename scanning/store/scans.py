@@ -13,7 +13,6 @@ every point operation, and an Azure partition serves ~2,000 entities/s).
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 import secrets
 from collections.abc import Iterable, Mapping
@@ -37,8 +36,6 @@ from scanning.store.entities import (
 )
 from scanning.store.images import inverted_time
 from scanning.store.paging import Page, query_page
-
-log = logging.getLogger(__name__)
 
 _SCAN_ID = re.compile(r"(\d{8}T\d{12})Z-([0-9a-f]{8})")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -28,8 +27,6 @@ from scanning.store.paging import Page
 from scanning.store.pulls import PullLedgerEntry, PullTable
 from scanning.store.rule_table import RuleTable
 from scanning.store.scans import ScanTable
-
-log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "acrscan"
 TABLES = ("images", "tags", "scans", "pulls", "billing", "billingdigests", "rules")

@@ -32,15 +32,11 @@ from dataclasses import dataclass
 from packaging.specifiers import InvalidSpecifier, Specifier
 from packaging.version import Version
 
+from scanning.errors import ConstraintError
 from scanning.versions import VersionError, VersionScheme, compare, sort_key
 from scanning.versions._misc import pep440_key
 from scanning.versions._rubygems import gem_compare_segments, gem_segments
 from scanning.versions._semver import semver_key
-
-
-class ConstraintError(VersionError):
-    """A constraint string cannot be parsed."""
-
 
 _OPS = {
     "<": lambda c: c < 0,

@@ -221,8 +221,8 @@ def test_post_scan_starts_scan_image_and_returns_status_urls(
 
 
 def instance_id_of(registry: str, digest: str) -> str:
-    event = api.ScanRequest(registry=registry, repository="team/app", tag="",
-                            digest=digest).event(digest, "", EPOCH)
+    event = api.ManualScanRequest(registry=registry, repository="team/app", tag="",
+                                  digest=digest).event(digest, "", EPOCH)
     return scan_instance_id(event)
 
 
@@ -275,7 +275,8 @@ def test_get_scan_with_a_history_id_reads_the_history(store: Store,
 
 
 def test_input_is_the_push_event_as_a_dict() -> None:
-    request_ = api.ScanRequest(registry="r.example", repository="team/app", tag="1.0", digest="")
+    request_ = api.ManualScanRequest(registry="r.example", repository="team/app", tag="1.0",
+                                     digest="")
     assert asdict(request_.event(DIGEST, "m", EPOCH)) == {
         "action": "push", "registry": "r.example", "repository": "team/app", "digest": DIGEST,
         "tag": "1.0", "media_type": "m", "user_agent": api.MANUAL_SCAN_USER_AGENT,

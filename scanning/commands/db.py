@@ -1,10 +1,15 @@
 """`python -m scanning db`: build, update, publish and inspect the advisory index.
 
-* ``db build --osv PATH [--osv PATH …] [--alpine-secdb PATH …] --out FILE``: compile OSV
-  records (folders, files, zips) and Alpine secdb documents into one index file.
+* ``db build --osv PATH [--osv PATH …] [--alpine-secdb PATH …] [--azure-linux-oval FILE …]
+  --out FILE``: compile OSV records (folders, files, zips), Alpine secdb documents and Azure
+  Linux / CBL-Mariner OVAL files into one index file.
 * ``db update [--out FILE] [--ecosystem NAME …] [--cache DIR]``: download
   ``<ADVISORY_FEED_URL>/<ecosystem>/all.zip`` for each ecosystem (resumable; progress on a
-  terminal), then compile. Any failure leaves the previous index file untouched.
+  terminal), and for ``Mariner`` and ``Azure Linux`` the OVAL files under
+  ``AZURE_LINUX_OVAL_URL`` instead, then compile. Any failure leaves the previous index file
+  untouched.
+
+OVAL definitions that cannot become records are counted and the first reasons printed.
 * ``db publish FILE``: upload the index to Blob Storage (``ADVISORY_CONTAINER``).
 * ``db fetch --out FILE``: download the published index from Blob Storage.
 * ``db info FILE``: build time and per-ecosystem record counts.
@@ -15,11 +20,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from scanning.advisories.alpine_secdb import iter_secdb_osv
+from scanning.advisories.azure_linux import OvalResult, download_oval, read_oval_file
 from scanning.advisories.ecosystems import FeedEcosystem
 from scanning.advisories.feeds import default_progress, download_feed
 from scanning.advisories.index import AdvisoryIndex, compile_index, load_index, write_index
@@ -54,6 +60,15 @@ def register(subparsers: Any) -> None:
         default=[],
         metavar="PATH",
         help="an Alpine secdb YAML/JSON document or a folder of them (repeatable)",
+    )
+    build.add_argument(
+        "--azure-linux-oval",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="an Azure Linux / CBL-Mariner OVAL file, plain or .xz, named as upstream names it "
+        "(cbl-mariner-2.0-oval.xml, azurelinux-3.0-oval.xml.xz; repeatable)",
     )
     build.add_argument(
         "--ecosystem",
@@ -96,23 +111,31 @@ def register(subparsers: Any) -> None:
     info.set_defaults(handler=run_info)
 
 
-def _records(osv_paths: list[Path], secdb_paths: list[Path]) -> Iterator[dict[str, Any]]:
+def _records(
+    osv_paths: list[Path], secdb_paths: list[Path], ovals: tuple[OvalResult, ...] = ()
+) -> Iterator[dict[str, Any]]:
     for path in osv_paths:
         yield from iter_records(path)
     for path in secdb_paths:
         yield from iter_secdb_osv(path)
+    for oval in ovals:
+        yield from oval.records
 
 
 def run_build(args: argparse.Namespace) -> int:
-    if not args.osv and not args.alpine_secdb:
-        raise BadRequest("db build needs at least one --osv or --alpine-secdb source")
+    if not args.osv and not args.alpine_secdb and not args.azure_linux_oval:
+        raise BadRequest(
+            "db build needs at least one --osv, --alpine-secdb or --azure-linux-oval source"
+        )
+    ovals = tuple(read_oval_file(path) for path in args.azure_linux_oval)
     index = compile_index(
-        _records(args.osv, args.alpine_secdb),
-        sources=[str(p) for p in [*args.osv, *args.alpine_secdb]],
+        _records(args.osv, args.alpine_secdb, ovals),
+        sources=[str(p) for p in [*args.osv, *args.alpine_secdb, *args.azure_linux_oval]],
         ecosystems=args.ecosystem,
     )
     write_index(index, args.out)
     _print_summary(index, args.out)
+    _print_rejected(ovals)
     return 0
 
 
@@ -123,6 +146,10 @@ def update_ecosystems(requested: list[str]) -> list[str]:
     return configured or [e.value for e in FeedEcosystem]
 
 
+# Ecosystems `db update` takes from Microsoft's OVAL files rather than an OSV bulk zip.
+OVAL_ECOSYSTEMS = frozenset({FeedEcosystem.MARINER.value, FeedEcosystem.AZURE_LINUX.value})
+
+
 def run_update(args: argparse.Namespace) -> int:
     ecosystems = update_ecosystems(args.ecosystem)
     cache: Path = args.cache or args.out.parent / "feeds"
@@ -130,11 +157,20 @@ def run_update(args: argparse.Namespace) -> int:
     zips = [
         download_feed(ecosystem, cache / ecosystem / "all.zip", progress=progress)
         for ecosystem in ecosystems
+        if ecosystem not in OVAL_ECOSYSTEMS
     ]
+    ovals: tuple[OvalResult, ...] = ()
+    if OVAL_ECOSYSTEMS.intersection(ecosystems):
+        ovals = download_oval(cache / "azure-linux-oval", progress=progress)
     # Compile only after every download succeeded: a failure above leaves args.out as it was.
-    index = compile_index(_records(zips, []), sources=[str(z) for z in zips], ecosystems=ecosystems)
+    index = compile_index(
+        _records(zips, [], ovals),
+        sources=[str(z) for z in zips] + [oval.where for oval in ovals],
+        ecosystems=ecosystems,
+    )
     write_index(index, args.out)
     _print_summary(index, args.out)
+    _print_rejected(ovals)
     return 0
 
 
@@ -167,3 +203,19 @@ def _print_summary(index: AdvisoryIndex, path: Path) -> None:
     out.write(f"{path}: built {index.built}, {len(index.advisories)} advisories\n")
     for ecosystem, count in sorted(index.counts.items()):
         out.write(f"  {ecosystem}: {count}\n")
+
+
+# How many rejection reasons `db build`/`db update` print per OVAL file; the rest are counted.
+SHOWN_REJECTIONS = 5
+
+
+def _print_rejected(ovals: Iterable[OvalResult]) -> None:
+    out = sys.stdout
+    for oval in ovals:
+        if not oval.rejected:
+            continue
+        out.write(f"{oval.where}: {len(oval.rejected)} definitions rejected\n")
+        for _record_id, reason in oval.rejected[:SHOWN_REJECTIONS]:
+            out.write(f"  {reason}\n")
+        if len(oval.rejected) > SHOWN_REJECTIONS:
+            out.write(f"  … and {len(oval.rejected) - SHOWN_REJECTIONS} more\n")

@@ -11,7 +11,7 @@ The matcher calls three things:
 
 Every parse is cached (``functools.lru_cache``), so matching an image compares small tuples
 (or a cached ``packaging`` Version) and never re-parses a version string. dpkg, rpm, apk,
-SemVer, Go, Maven and RubyGems orderings are hand-written (short, exact, fast); PEP 440 uses
+SemVer, NuGet, Go, Maven and RubyGems orderings are hand-written (short, exact, fast); PEP 440 uses
 ``packaging`` and Composer univers. Why not univers everywhere: see
 ``tests/versions/test_univers_gaps.py`` for every case where univers 32.0.1 is wrong or
 refuses a valid version, and ``bench/bench_versions.py`` for the speed difference.
@@ -33,7 +33,7 @@ from scanning.versions._maven import maven_compare_items, maven_parse
 from scanning.versions._misc import composer_key, generic_key, pep440_key
 from scanning.versions._rpm import rpm_key
 from scanning.versions._rubygems import gem_compare_segments, gem_segments
-from scanning.versions._semver import go_key, semver_key
+from scanning.versions._semver import go_key, nuget_key, semver_key
 
 __all__ = [
     "VersionError",
@@ -51,6 +51,7 @@ class VersionScheme(StrEnum):
     PEP440 = "pep440"
     SEMVER = "semver"
     MAVEN = "maven"
+    NUGET = "nuget"
     GO = "go"
     RUBYGEMS = "rubygems"
     COMPOSER = "composer"
@@ -85,7 +86,7 @@ _ECOSYSTEM_SCHEMES: dict[str, VersionScheme] = {
     "pypi": VersionScheme.PEP440,
     "npm": VersionScheme.SEMVER,
     "crates.io": VersionScheme.SEMVER,
-    "nuget": VersionScheme.SEMVER,
+    "nuget": VersionScheme.NUGET,
     "hex": VersionScheme.SEMVER,
     "pub": VersionScheme.SEMVER,
     "swifturl": VersionScheme.SEMVER,
@@ -155,6 +156,7 @@ _KEYS: dict[VersionScheme, Callable[[str], Any]] = {
     VersionScheme.APK: _apk_cmp_key,
     VersionScheme.PEP440: pep440_key,
     VersionScheme.SEMVER: semver_key,
+    VersionScheme.NUGET: nuget_key,
     VersionScheme.GO: go_key,
     VersionScheme.MAVEN: _maven_cmp_key,
     VersionScheme.RUBYGEMS: _gem_cmp_key,

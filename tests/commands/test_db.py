@@ -64,7 +64,7 @@ def test_build_without_sources_is_a_usage_error(
     code = main(["db", "build", "--out", str(tmp_path / "x.idx")])
     assert (code, capsys.readouterr().err) == (
         2,
-        "error: db build needs at least one --osv or --alpine-secdb source\n",
+        "error: db build needs at least one --osv, --alpine-secdb or --azure-linux-oval source\n",
     )
 
 

@@ -10,9 +10,10 @@ application) lists ``libraries`` keyed ``"<name>/<version>"`` with a ``type``:
 * ``project`` (the application and the projects it references) and ``reference``
   (reference assemblies): not packages.
 
-As in Trivy's ``core_deps`` parser, when ``targets`` has the target ``runtimeTarget.name``
-names, only libraries listed under it are kept (the others were not deployed); when that target
-is missing, every library is.
+As in Trivy's ``core_deps`` parser, a library whose entry under the target that
+``runtimeTarget.name`` names lists no ``runtime``, ``runtimeTargets`` or ``native`` assets is
+left out: nothing of it is loaded (meta-packages such as ``NETStandard.Library``, compile-time
+references). A library the target does not list, or a file without that target, keeps it.
 
 A shared runtime is a folder ``…/shared/Microsoft.NETCore.App/<version>/`` (and
 ``Microsoft.AspNetCore.App``), as the .NET installers lay out ``usr/share/dotnet``. The file
@@ -46,6 +47,8 @@ logger = logging.getLogger(__name__)
 _SUFFIX = ".deps.json"
 _RUNTIMEPACK_PREFIX = "runtimepack."
 _PACKAGE_TYPES = frozenset({"package", "runtimepack"})
+# What a target entry lists when the host loads something of the library at run time.
+_LOADED_ASSETS = frozenset({"runtime", "runtimeTargets", "native"})
 _FRAMEWORK = re.compile(
     r"(?:^|.*/)shared/(?P<framework>Microsoft\.NETCore\.App|Microsoft\.AspNetCore\.App)/"
     r"(?P<version>[0-9][0-9A-Za-z.+-]*)/(?P=framework)\.deps\.json"
@@ -100,7 +103,8 @@ def _libraries(document: dict[str, Any], where: str) -> list[tuple[str, str]]:
             raise AnalyzerError(f"{where}: library {key!r} is not an object")
         if library.get("type") not in _PACKAGE_TYPES:
             continue
-        if isinstance(deployed, dict) and key not in deployed:
+        assets = deployed.get(key) if isinstance(deployed, dict) else None
+        if isinstance(assets, dict) and not _LOADED_ASSETS.intersection(assets):
             continue
         name, slash, version = key.rpartition("/")
         if not slash or not name or not version:

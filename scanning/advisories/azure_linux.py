@@ -147,7 +147,10 @@ def parse_oval(data: bytes, where: str, *, ecosystem: str, id_prefix: str) -> Ov
             record["affected"].extend(converted["affected"])
             record["modified"] = max(record["modified"], converted["modified"])
     for record_id, reason in rejected:
-        logger.warning("%s: rejected %s: %s", where, record_id, reason)
+        logger.debug("%s: rejected %s: %s", where, record_id, reason)
+    if rejected:
+        logger.warning("%s: %d definitions rejected, the first: %s", where, len(rejected),
+                       rejected[0][1])
     return OvalResult(
         where=where,
         ecosystem=ecosystem,

@@ -30,11 +30,14 @@ Row = tuple[str, str, str, str, str, str]
 
 @pytest.fixture(scope="module")
 def report(testdata: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    folder = tmp_path_factory.mktemp("mariner")
     rpmdb = (testdata / "pkgdb/rpm/sqlite/cbl-mariner-2.0_rpmdb.sqlite").read_bytes()
-    build_oci_layout(folder / "image", [(Platform(os="linux", architecture="amd64"), [
-        {"etc/os-release": MARINER_OS_RELEASE, "var/lib/rpm/rpmdb.sqlite": rpmdb},
-    ])])
+    return scan(testdata, tmp_path_factory.mktemp("mariner"),
+                {"etc/os-release": MARINER_OS_RELEASE, "var/lib/rpm/rpmdb.sqlite": rpmdb})
+
+
+def scan(testdata: Path, folder: Path, layer: dict[str, bytes]) -> dict[str, Any]:
+    """The JSON report of a one-layer image scanned against the real 2.0 feed."""
+    build_oci_layout(folder / "image", [(Platform(os="linux", architecture="amd64"), [layer])])
     index = folder / "mariner.idx"
     feed = testdata / "advisories/native-feeds/azure-linux/cbl-mariner-2.0-oval.xml.xz"
     assert main(["db", "build", "--azure-linux-oval", str(feed), "--out", str(index)]) == 0
@@ -98,4 +101,38 @@ def test_fixed_version_and_remediation_read_like_the_installed_version(
         "Upgrade zlib from 1.2.11-5.cm2 to 1.2.12-2.cm2 (fixed in CBL-Mariner 2.0)",
         {"ecosystem": "Mariner:2.0", "searchedName": "zlib", "searchedVersion": "1.2.11-5.cm2",
          "range": "introduced 0, fixed 1.2.12-2.cm2"},
+    )
+
+
+@pytest.fixture(scope="module")
+def distroless_report(testdata: Path, tmp_path_factory: pytest.TempPathFactory
+                      ) -> dict[str, Any]:
+    # Distroless CBL-Mariner: no rpm database, only the rpm manifest (Syft's copy from the
+    # CBL-Mariner 2.0 distroless base image) and usr/lib/os-release.
+    manifest = (testdata / "pkgdb/rpm/rpmmanifest/syft_cbl-mariner-2.0_container-manifest-2"
+                ).read_bytes()
+    return scan(testdata, tmp_path_factory.mktemp("distroless"),
+                {"usr/lib/os-release": MARINER_OS_RELEASE,
+                 "var/lib/rpmmanifest/container-manifest-2": manifest})
+
+
+def test_distroless_image_is_matched_from_its_rpm_manifest(
+    distroless_report: dict[str, Any],
+) -> None:
+    # openssl-libs 1.1.1k-15.cm2 (source openssl): every openssl definition of the feed whose
+    # fix is later than -15 (CVE-2022-1292, fixed in -15 itself, is not one).
+    assert (distroless_report["platforms"][0]["status"],
+            sorted((row[2], row[3]) for row in rows(distroless_report, "openssl-libs"))) == (
+        "unhealthy",
+        [("MARINER-2.0-openssl-CVE-2022-2068", "1.1.1k-17.cm2"),
+         ("MARINER-2.0-openssl-CVE-2022-2097", "1.1.1k-20.cm2"),
+         ("MARINER-2.0-openssl-CVE-2022-4304", "1.1.1k-21.cm2"),
+         ("MARINER-2.0-openssl-CVE-2022-4450", "1.1.1k-21.cm2"),
+         ("MARINER-2.0-openssl-CVE-2023-0215", "1.1.1k-21.cm2"),
+         ("MARINER-2.0-openssl-CVE-2023-0286", "1.1.1k-21.cm2"),
+         ("MARINER-2.0-openssl-CVE-2023-0465", "1.1.1k-23.cm2"),
+         ("MARINER-2.0-openssl-CVE-2023-0466", "1.1.1k-23.cm2"),
+         ("MARINER-2.0-openssl-CVE-2023-2650", "1.1.1k-25.cm2"),
+         ("MARINER-2.0-openssl-CVE-2023-3817", "1.1.1k-26.cm2"),
+         ("MARINER-2.0-openssl-CVE-2023-5678", "1.1.1k-28.cm2")],
     )

@@ -31,7 +31,7 @@ from scanning.versions._base import VersionError
 from scanning.versions._dpkg import dpkg_key
 from scanning.versions._maven import maven_compare_items, maven_parse
 from scanning.versions._misc import composer_key, generic_key, pep440_key
-from scanning.versions._rpm import rpm_key
+from scanning.versions._rpm import rpm_compare_keys, rpm_key
 from scanning.versions._rubygems import gem_compare_segments, gem_segments
 from scanning.versions._semver import go_key, nuget_key, semver_key
 
@@ -140,6 +140,10 @@ def _apk_cmp_key(version: str) -> _CmpKey:
     return _CmpKey(apk_key(version), apk_compare_tokens)
 
 
+def _rpm_cmp_key(version: str) -> _CmpKey:
+    return _CmpKey(rpm_key(version), rpm_compare_keys)
+
+
 def _maven_cmp_key(version: str) -> _CmpKey:
     if not version:
         raise VersionError("empty Maven version")
@@ -152,7 +156,7 @@ def _gem_cmp_key(version: str) -> _CmpKey:
 
 _KEYS: dict[VersionScheme, Callable[[str], Any]] = {
     VersionScheme.DPKG: dpkg_key,
-    VersionScheme.RPM: rpm_key,
+    VersionScheme.RPM: _rpm_cmp_key,
     VersionScheme.APK: _apk_cmp_key,
     VersionScheme.PEP440: pep440_key,
     VersionScheme.SEMVER: semver_key,
@@ -168,6 +172,7 @@ _KEYS: dict[VersionScheme, Callable[[str], Any]] = {
 # instead of building two key wrappers.
 _DIRECT: dict[VersionScheme, tuple[Callable[[str], Any], Callable[[Any, Any], int]]] = {
     VersionScheme.APK: (apk_key, apk_compare_tokens),
+    VersionScheme.RPM: (rpm_key, rpm_compare_keys),
     VersionScheme.MAVEN: (maven_parse, maven_compare_items),
     VersionScheme.RUBYGEMS: (gem_segments, gem_compare_segments),
 }

@@ -287,3 +287,20 @@ def test_corrupt_download_keeps_the_previous_copy(tmp_path: Path) -> None:
         download_oval(cache, base=mirror.as_uri())
     assert ((cache / "cbl-mariner-2.0-oval.xml").read_bytes() == before,
             (cache / "cbl-mariner-2.0-oval.xml.part").exists()) == (True, False)
+
+
+def test_entity_expansion_bomb_is_refused() -> None:
+    entities = "".join(
+        f'<!ENTITY lol{n} "{("&lol%s;" % ("" if n == 1 else n - 1)) * 10}">' for n in range(1, 10)
+    )
+    bomb = (f'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">{entities}]>'
+            "<oval_definitions>&lol9;</oval_definitions>").encode()
+    with pytest.raises(AdvisoryError, match="limit on input amplification factor"):
+        parse_oval(bomb, "bomb.xml", ecosystem="Mariner:2.0", id_prefix="MARINER-2.0")
+
+
+def test_external_entity_is_not_read() -> None:
+    data = (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY ext SYSTEM "file:///etc/passwd">]>'
+            b"<oval_definitions>&ext;</oval_definitions>")
+    with pytest.raises(AdvisoryError, match="undefined entity &ext;"):
+        parse_oval(data, "ext.xml", ecosystem="Mariner:2.0", id_prefix="MARINER-2.0")

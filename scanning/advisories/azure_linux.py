@@ -49,8 +49,9 @@ from scanning.errors import AdvisoryError
 
 logger = logging.getLogger(__name__)
 
-# The 2.0 file is ~4 MB, growing by a few MB a year; far beyond is not an OVAL feed.
-MAX_OVAL_BYTES = 256 * 1024 * 1024
+# The 2.0 file is ~4 MB, growing by a few MB a year; far beyond is not an OVAL feed. The parsed
+# tree takes ~8 times the file's size, so this cap also bounds memory (~0.5 GB).
+MAX_OVAL_BYTES = 64 * 1024 * 1024
 # The files `download_oval` fetches from AZURE_LINUX_OVAL_URL, in release order.
 OVAL_FILES = ("cbl-mariner-1.0-oval.xml", "cbl-mariner-2.0-oval.xml", "azurelinux-3.0-oval.xml")
 

@@ -32,7 +32,8 @@ NS = (
 
 
 def definition(number: int, cve: str, package: str, evr: str, *, operation: str = "less than",
-               patchable: str = "true", severity: str = "High") -> tuple[str, str, str, str]:
+               patchable: str = "true", severity: str = "High",
+               dated: bool = True) -> tuple[str, str, str, str]:
     """(definition, test, object, state) elements of one invented definition."""
     prefix = "oval:com.microsoft.cbl-mariner"
     return (
@@ -40,7 +41,8 @@ def definition(number: int, cve: str, package: str, evr: str, *, operation: str 
         f"<title>{cve} affecting package {package}</title>"
         f'<reference ref_id="{cve}" ref_url="https://nvd.nist.gov/vuln/detail/{cve}" '
         f'source="CVE"/><patchable>{patchable}</patchable>'
-        f"<advisory_date>2024-01-19T03:54:24Z</advisory_date><severity>{severity}</severity>"
+        + ("<advisory_date>2024-01-19T03:54:24Z</advisory_date>" if dated else "")
+        + f"<severity>{severity}</severity>"
         f"<description>{cve} in {package}.</description></metadata>"
         f'<criteria operator="AND"><criterion test_ref="{prefix}:tst:{number}0"/></criteria>'
         "</definition>",
@@ -159,6 +161,15 @@ def test_less_than_or_equal_is_affected_up_to_that_version_with_no_fix() -> None
 def test_not_applicable_definition_gives_no_record() -> None:
     assert convert(oval(definition(1, "CVE-2020-8908", "guava", "0:25.0-5.cm2",
                                    patchable="Not Applicable"))) == ([], [])
+
+
+def test_dates_come_from_the_definition_else_the_file() -> None:
+    records, _ = convert(oval(definition(1, "CVE-2023-5", "curl", "0:8.5.0-1.cm2"),
+                              definition(2, "CVE-2023-6", "curl", "0:8.5.0-1.cm2", dated=False)))
+    assert [(r["id"], r["published"], r["modified"]) for r in records] == [
+        ("MARINER-2.0-curl-CVE-2023-5", "2024-01-19T03:54:24Z", "2024-01-19T03:54:24Z"),
+        ("MARINER-2.0-curl-CVE-2023-6", "", "2024-01-22T13:02:00Z"),
+    ]
 
 
 def test_nonzero_epoch_is_kept_in_the_fixed_version() -> None:

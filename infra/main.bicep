@@ -61,6 +61,9 @@ param instanceMemoryMB int = 2048
 @description('OSV bulk feed base URL, or a mirror of it.')
 param advisoryFeedUrl string = 'https://osv-vulnerabilities.storage.googleapis.com'
 
+@description('Base URL of the Azure Linux / CBL-Mariner OVAL files, or a mirror of it.')
+param azureLinuxOvalUrl string = 'https://raw.githubusercontent.com/microsoft/AzureLinuxVulnerabilityData/main'
+
 @description('Comma separated OSV ecosystems to download; empty means the built-in list.')
 param advisoryEcosystems string = ''
 
@@ -203,6 +206,7 @@ module functionApp 'modules/function-app.bicep' = {
       ADVISORY_FEED_URL: advisoryFeedUrl
       ADVISORY_ECOSYSTEMS: advisoryEcosystems
       ADVISORY_CONTAINER: advisoryContainerName
+      AZURE_LINUX_OVAL_URL: azureLinuxOvalUrl
       RESCAN_SCHEDULE: rescanSchedule
       ADVISORY_REFRESH_SCHEDULE: advisoryRefreshSchedule
       CATCHUP_SCHEDULE: catchupSchedule

@@ -27,6 +27,9 @@ SETTINGS: dict[str, str] = {
     "ADVISORY_FEED_URL": "https://osv-vulnerabilities.storage.googleapis.com",
     "ADVISORY_ECOSYSTEMS": "",
     "ADVISORY_CONTAINER": "advisories",
+    # Azure Linux / CBL-Mariner OVAL files (<base>/cbl-mariner-2.0-oval.xml, …): Microsoft's
+    # repository, an https mirror or file:///path.
+    "AZURE_LINUX_OVAL_URL": "https://raw.githubusercontent.com/microsoft/AzureLinuxVulnerabilityData/main",
     # Schedules: six-field NCRONTAB as Azure Functions uses.
     "RESCAN_SCHEDULE": "0 0 3 * * 0",
     "ADVISORY_REFRESH_SCHEDULE": "0 0 2 * * *",

@@ -17,8 +17,8 @@ publishes advisories):
   Rocky names source rpms), in ``AlmaLinux:<major>``, ``Rocky Linux:<major>``, every
   ``Red Hat:…:<major>…`` ecosystem of the index, ``SUSE:…``/``openSUSE:…``, ``Mariner:<x.y>``,
   ``Azure Linux:<x.y>``;
-* language packages in their own ecosystem (``PyPI``, ``npm``, ``Go``, ``Maven``) by the name
-  normalised as that ecosystem compares names.
+* language packages in their own ecosystem (``PyPI``, ``npm``, ``Go``, ``Maven``, ``NuGet``) by
+  the name normalised as that ecosystem compares names (NuGet ids case-insensitively).
 
 An advisory that matches one package through several names or ecosystems gives one finding;
 the first match in the order above wins (the standard release before Ubuntu Pro).
@@ -56,6 +56,7 @@ _LANGUAGE_ECOSYSTEMS: dict[PackageType, str] = {
     PackageType.NPM: "npm",
     PackageType.GOLANG: "Go",
     PackageType.MAVEN: "Maven",
+    PackageType.NUGET: "NuGet",
 }
 
 _CVE = re.compile(r"CVE-\d{4}-\d+")

@@ -23,6 +23,7 @@ class PackageType(StrEnum):
     NPM = "npm"
     GOLANG = "golang"
     MAVEN = "maven"
+    NUGET = "nuget"
 
     @property
     def is_os(self) -> bool:

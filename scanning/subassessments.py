@@ -32,6 +32,7 @@ _LANGUAGE = {
     PackageType.NPM: "javascript",
     PackageType.GOLANG: "go",
     PackageType.MAVEN: "java",
+    PackageType.NUGET: "dotnet",
 }
 
 

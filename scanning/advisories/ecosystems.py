@@ -84,6 +84,9 @@ def describe_ecosystem(ecosystem: str) -> str:
         return ecosystem
     if parts[0] == "Alpine" and len(parts) > 1:
         parts[1] = parts[1].removeprefix("v")
+    if parts[0] == "Mariner":
+        # osv.dev's ecosystem name; the distribution calls itself CBL-Mariner.
+        parts[0] = "CBL-Mariner"
     if parts[0] == "Red Hat" and len(parts) > 2:
         # Red Hat:enterprise_linux:9::appstream -> Red Hat Enterprise Linux 9
         product = parts[1].replace("_", " ").title()

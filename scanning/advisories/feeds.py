@@ -71,23 +71,32 @@ def download_feed(
 ) -> Path:
     """Fetch ``<base>/<ecosystem>/all.zip`` to ``destination``; return ``destination``."""
     url = feed_url(ecosystem, base)
+    part = fetch_url(url, destination, label=ecosystem, progress=progress)
+    if not zipfile.is_zipfile(part):
+        part.unlink(missing_ok=True)
+        raise AdvisoryError(f"{url}: the download is not a zip archive")
+    os.replace(part, destination)
+    return destination
+
+
+def fetch_url(
+    url: str, destination: Path, *, label: str, progress: Progress | None = None
+) -> Path:
+    """Download ``url`` (https, http or ``file:``) to ``<destination>.part``, resuming an
+    earlier partial download, and return that part file: the caller checks it and replaces
+    ``destination`` with it, so a bad download never replaces a good copy."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     part = destination.with_name(destination.name + ".part")
     validator_file = destination.with_name(destination.name + ".part.validator")
     logger.info("downloading %s to %s", url, destination)
     if url.startswith("file:"):
-        _copy_local(url, part, ecosystem, progress)
+        _copy_local(url, part, label, progress)
     else:
-        _download_http(url, part, validator_file, ecosystem, progress)
+        _download_http(url, part, validator_file, label, progress)
     if progress is not None:
         sys.stderr.write("\n")
-    if not zipfile.is_zipfile(part):
-        part.unlink(missing_ok=True)
-        validator_file.unlink(missing_ok=True)
-        raise AdvisoryError(f"{url}: the download is not a zip archive")
-    os.replace(part, destination)
     validator_file.unlink(missing_ok=True)
-    return destination
+    return part
 
 
 def _copy_local(url: str, part: Path, label: str, progress: Progress | None) -> None:

@@ -6,6 +6,7 @@ import hashlib
 
 from scanning.analyzers.apk import ApkAnalyzer
 from scanning.analyzers.base import Analyzer, AnalyzerInput, AnalyzerOutput
+from scanning.analyzers.dotnet import DotnetDepsAnalyzer
 from scanning.analyzers.dpkg import DpkgAnalyzer
 from scanning.analyzers.gobinary import GoBinaryAnalyzer
 from scanning.analyzers.java import JavaArchiveAnalyzer
@@ -13,6 +14,7 @@ from scanning.analyzers.npm import NpmAnalyzer
 from scanning.analyzers.os_release import OSReleaseAnalyzer
 from scanning.analyzers.python import PythonAnalyzer
 from scanning.analyzers.rpm import RpmAnalyzer
+from scanning.analyzers.rpm_manifest import RpmManifestAnalyzer
 
 # Every analyzer, once. Adding one: a module, one line here, tests with real fixture files.
 ANALYZERS: tuple[Analyzer, ...] = (
@@ -25,6 +27,8 @@ ANALYZERS: tuple[Analyzer, ...] = (
     RpmAnalyzer(),
     GoBinaryAnalyzer(),
     JavaArchiveAnalyzer(),
+    DotnetDepsAnalyzer(),
+    RpmManifestAnalyzer(),
 )
 
 

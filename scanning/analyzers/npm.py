@@ -51,16 +51,7 @@ class NpmAnalyzer:
     def analyze(self, file: AnalyzerInput) -> AnalyzerOutput:
         data = read_capped(file, self.max_file_size, self.name)
         where = f"npm: {file.path}"
-        try:
-            # The C decoder guards its own recursion (RecursionError past ~1000 levels).
-            manifest = json.loads(data)
-        except RecursionError as error:
-            raise AnalyzerError(f"{where}: JSON nested too deep") from error
-        except ValueError as error:
-            raise AnalyzerError(f"{where}: not valid JSON: {error}") from error
-        _check_depth(manifest, where)
-        if not isinstance(manifest, dict):
-            raise AnalyzerError(f"{where}: top level is not a JSON object")
+        manifest = load_json_object(data, where)
         name, version = manifest.get("name"), manifest.get("version")
         if name is None or version is None or name == "" or version == "":
             logger.debug("%s: no name or version, not an installed package", where)
@@ -83,6 +74,22 @@ class NpmAnalyzer:
 
 def _is_scope(part: str) -> bool:
     return len(part) > 1 and part.startswith("@")
+
+
+def load_json_object(data: bytes, where: str) -> dict[str, Any]:
+    """A JSON document whose top level is an object, nested at most ``MAX_JSON_DEPTH`` deep;
+    ``AnalyzerError`` naming ``where`` (and the decoder's line and column) otherwise."""
+    try:
+        # The C decoder guards its own recursion (RecursionError past ~1000 levels).
+        document = json.loads(data)
+    except RecursionError as error:
+        raise AnalyzerError(f"{where}: JSON nested too deep") from error
+    except ValueError as error:
+        raise AnalyzerError(f"{where}: not valid JSON: {error}") from error
+    _check_depth(document, where)
+    if not isinstance(document, dict):
+        raise AnalyzerError(f"{where}: top level is not a JSON object")
+    return document
 
 
 def _check_depth(document: object, where: str) -> None:

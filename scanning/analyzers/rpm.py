@@ -68,7 +68,7 @@ class RpmAnalyzer:
                 except HeaderError as exc:
                     raise AnalyzerError(f"{file.path}: package #{index + 1}: {exc}") from exc
                 if header.name != "gpg-pubkey":
-                    packages.append(_to_package(header, file.path))
+                    packages.append(package_from_header(header, file.path))
         except (BdbError, NdbError) as exc:
             raise AnalyzerError(f"{file.path}: {exc}") from exc
         return AnalyzerOutput(packages=tuple(packages))
@@ -142,7 +142,8 @@ def _evr(epoch: int, version: str, release: str) -> str:
     return f"{epoch}:{text}" if epoch else text
 
 
-def _to_package(header: RpmHeader, path: str) -> Package:
+def package_from_header(header: RpmHeader, path: str) -> Package:
+    """The inventory package of one rpm header (also used for the distroless rpm manifest)."""
     epoch = header.epoch or 0
     source_name = source_version = ""
     if header.source_rpm:

@@ -1,10 +1,15 @@
 """`python -m scanning db`: build, update, publish and inspect the advisory index.
 
-* ``db build --osv PATH [--osv PATH …] [--alpine-secdb PATH …] --out FILE``: compile OSV
-  records (folders, files, zips) and Alpine secdb documents into one index file.
+* ``db build --osv PATH [--osv PATH …] [--alpine-secdb PATH …] [--azure-linux-oval FILE …]
+  --out FILE``: compile OSV records (folders, files, zips), Alpine secdb documents and Azure
+  Linux / CBL-Mariner OVAL files into one index file.
 * ``db update [--out FILE] [--ecosystem NAME …] [--cache DIR]``: download
   ``<ADVISORY_FEED_URL>/<ecosystem>/all.zip`` for each ecosystem (resumable; progress on a
-  terminal), then compile. Any failure leaves the previous index file untouched.
+  terminal), and for ``Mariner`` and ``Azure Linux`` the OVAL files under
+  ``AZURE_LINUX_OVAL_URL`` instead, then compile. Any failure leaves the previous index file
+  untouched.
+
+OVAL definitions that cannot become records are counted and the first reasons printed.
 * ``db publish FILE``: upload the index to Blob Storage (``ADVISORY_CONTAINER``).
 * ``db fetch --out FILE``: download the published index from Blob Storage.
 * ``db info FILE``: build time and per-ecosystem record counts.
@@ -14,15 +19,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from scanning.advisories.alpine_secdb import iter_secdb_osv
+from scanning.advisories.azure_linux import OvalResult, read_oval_file
 from scanning.advisories.feeds import default_progress
 from scanning.advisories.index import AdvisoryIndex, compile_index, load_index, write_index
-from scanning.advisories.osv import iter_records
-from scanning.advisories.refresh import download_and_compile, update_ecosystems
+from scanning.advisories.refresh import download_and_compile, feed_records, update_ecosystems
 from scanning.errors import BadRequest
 
 DEFAULT_INDEX = Path(".local/advisories/index.idx")
@@ -50,6 +55,15 @@ def register(subparsers: Any) -> None:
         default=[],
         metavar="PATH",
         help="an Alpine secdb YAML/JSON document or a folder of them (repeatable)",
+    )
+    build.add_argument(
+        "--azure-linux-oval",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="an Azure Linux / CBL-Mariner OVAL file, plain or .xz, named as upstream names it "
+        "(cbl-mariner-2.0-oval.xml, azurelinux-3.0-oval.xml.xz; repeatable)",
     )
     build.add_argument(
         "--ecosystem",
@@ -92,33 +106,39 @@ def register(subparsers: Any) -> None:
     info.set_defaults(handler=run_info)
 
 
-def _records(osv_paths: list[Path], secdb_paths: list[Path]) -> Iterator[dict[str, Any]]:
-    for path in osv_paths:
-        yield from iter_records(path)
+def _records(
+    osv_paths: list[Path], secdb_paths: list[Path], ovals: tuple[OvalResult, ...] = ()
+) -> Iterator[dict[str, Any]]:
     for path in secdb_paths:
         yield from iter_secdb_osv(path)
+    yield from feed_records(osv_paths, ovals)
 
 
 def run_build(args: argparse.Namespace) -> int:
-    if not args.osv and not args.alpine_secdb:
-        raise BadRequest("db build needs at least one --osv or --alpine-secdb source")
+    if not args.osv and not args.alpine_secdb and not args.azure_linux_oval:
+        raise BadRequest(
+            "db build needs at least one --osv, --alpine-secdb or --azure-linux-oval source"
+        )
+    ovals = tuple(read_oval_file(path) for path in args.azure_linux_oval)
     index = compile_index(
-        _records(args.osv, args.alpine_secdb),
-        sources=[str(p) for p in [*args.osv, *args.alpine_secdb]],
+        _records(args.osv, args.alpine_secdb, ovals),
+        sources=[str(p) for p in [*args.osv, *args.alpine_secdb, *args.azure_linux_oval]],
         ecosystems=args.ecosystem,
     )
     write_index(index, args.out)
     _print_summary(index, args.out)
+    _print_rejected(ovals)
     return 0
 
 
 def run_update(args: argparse.Namespace) -> int:
     cache: Path = args.cache or args.out.parent / "feeds"
     # A failed download raises before anything is written: args.out stays as it was.
-    index = download_and_compile(cache, update_ecosystems(args.ecosystem),
-                                 progress=default_progress())
+    index, ovals = download_and_compile(cache, update_ecosystems(args.ecosystem),
+                                        progress=default_progress())
     write_index(index, args.out)
     _print_summary(index, args.out)
+    _print_rejected(ovals)
     return 0
 
 
@@ -151,3 +171,19 @@ def _print_summary(index: AdvisoryIndex, path: Path) -> None:
     out.write(f"{path}: built {index.built}, {len(index.advisories)} advisories\n")
     for ecosystem, count in sorted(index.counts.items()):
         out.write(f"  {ecosystem}: {count}\n")
+
+
+# How many rejection reasons `db build`/`db update` print per OVAL file; the rest are counted.
+SHOWN_REJECTIONS = 5
+
+
+def _print_rejected(ovals: Iterable[OvalResult]) -> None:
+    out = sys.stdout
+    for oval in ovals:
+        if not oval.rejected:
+            continue
+        out.write(f"{oval.where}: {len(oval.rejected)} definitions rejected\n")
+        for _record_id, reason in oval.rejected[:SHOWN_REJECTIONS]:
+            out.write(f"  {reason}\n")
+        if len(oval.rejected) > SHOWN_REJECTIONS:
+            out.write(f"  … and {len(oval.rejected) - SHOWN_REJECTIONS} more\n")

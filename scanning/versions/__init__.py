@@ -11,7 +11,7 @@ The matcher calls three things:
 
 Every parse is cached (``functools.lru_cache``), so matching an image compares small tuples
 (or a cached ``packaging`` Version) and never re-parses a version string. dpkg, rpm, apk,
-SemVer, Go, Maven and RubyGems orderings are hand-written (short, exact, fast); PEP 440 uses
+SemVer, NuGet, Go, Maven and RubyGems orderings are hand-written (short, exact, fast); PEP 440 uses
 ``packaging`` and Composer univers. Why not univers everywhere: see
 ``tests/versions/test_univers_gaps.py`` for every case where univers 32.0.1 is wrong or
 refuses a valid version, and ``bench/bench_versions.py`` for the speed difference.
@@ -31,9 +31,9 @@ from scanning.versions._base import VersionError
 from scanning.versions._dpkg import dpkg_key
 from scanning.versions._maven import maven_compare_items, maven_parse
 from scanning.versions._misc import composer_key, generic_key, pep440_key
-from scanning.versions._rpm import rpm_key
+from scanning.versions._rpm import rpm_compare_keys, rpm_key
 from scanning.versions._rubygems import gem_compare_segments, gem_segments
-from scanning.versions._semver import go_key, semver_key
+from scanning.versions._semver import go_key, nuget_key, semver_key
 
 __all__ = [
     "VersionError",
@@ -51,6 +51,7 @@ class VersionScheme(StrEnum):
     PEP440 = "pep440"
     SEMVER = "semver"
     MAVEN = "maven"
+    NUGET = "nuget"
     GO = "go"
     RUBYGEMS = "rubygems"
     COMPOSER = "composer"
@@ -85,7 +86,7 @@ _ECOSYSTEM_SCHEMES: dict[str, VersionScheme] = {
     "pypi": VersionScheme.PEP440,
     "npm": VersionScheme.SEMVER,
     "crates.io": VersionScheme.SEMVER,
-    "nuget": VersionScheme.SEMVER,
+    "nuget": VersionScheme.NUGET,
     "hex": VersionScheme.SEMVER,
     "pub": VersionScheme.SEMVER,
     "swifturl": VersionScheme.SEMVER,
@@ -139,6 +140,10 @@ def _apk_cmp_key(version: str) -> _CmpKey:
     return _CmpKey(apk_key(version), apk_compare_tokens)
 
 
+def _rpm_cmp_key(version: str) -> _CmpKey:
+    return _CmpKey(rpm_key(version), rpm_compare_keys)
+
+
 def _maven_cmp_key(version: str) -> _CmpKey:
     if not version:
         raise VersionError("empty Maven version")
@@ -151,10 +156,11 @@ def _gem_cmp_key(version: str) -> _CmpKey:
 
 _KEYS: dict[VersionScheme, Callable[[str], Any]] = {
     VersionScheme.DPKG: dpkg_key,
-    VersionScheme.RPM: rpm_key,
+    VersionScheme.RPM: _rpm_cmp_key,
     VersionScheme.APK: _apk_cmp_key,
     VersionScheme.PEP440: pep440_key,
     VersionScheme.SEMVER: semver_key,
+    VersionScheme.NUGET: nuget_key,
     VersionScheme.GO: go_key,
     VersionScheme.MAVEN: _maven_cmp_key,
     VersionScheme.RUBYGEMS: _gem_cmp_key,
@@ -166,6 +172,7 @@ _KEYS: dict[VersionScheme, Callable[[str], Any]] = {
 # instead of building two key wrappers.
 _DIRECT: dict[VersionScheme, tuple[Callable[[str], Any], Callable[[Any, Any], int]]] = {
     VersionScheme.APK: (apk_key, apk_compare_tokens),
+    VersionScheme.RPM: (rpm_key, rpm_compare_keys),
     VersionScheme.MAVEN: (maven_parse, maven_compare_items),
     VersionScheme.RUBYGEMS: (gem_segments, gem_compare_segments),
 }

@@ -9,6 +9,10 @@ is newer.
 
 Each string becomes a tuple of tagged elements whose tuple order is exactly that order:
 ``~`` (0,) < end (1,) < ``^`` (2,) < letters (3, str) < digits (4, int).
+
+``[epoch:]version[-release]`` compares as rpm's ``rpmverCmp`` (lib/rpmver.c): epoch (0 when
+absent), then version, then the release only when both sides have one, so an advisory bound
+``1.2`` (no release) equals every installed ``1.2-<release>``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ _END = (1,)
 _CARET = (2,)
 
 Element = tuple[int] | tuple[int, str] | tuple[int, int]
+RpmKey = tuple[int, tuple[Element, ...], tuple[Element, ...]]
 
 
 @lru_cache(maxsize=PARSE_CACHE_SIZE)
@@ -50,9 +55,7 @@ def rpmvercmp(a: str, b: str) -> int:
 
 
 @lru_cache(maxsize=PARSE_CACHE_SIZE)
-def rpm_key(
-    version: str,
-) -> tuple[int, tuple[Element, ...], tuple[Element, ...]]:
+def rpm_key(version: str) -> RpmKey:
     """Sort key of ``[epoch:]version[-release]``; a missing epoch is 0, a missing release ''."""
     text = version.strip()
     if not text:
@@ -72,3 +75,17 @@ def rpm_key(
     if not ver:
         raise VersionError(f"RPM version has an empty version part: {version!r}")
     return (epoch, rpmvercmp_key(ver), rpmvercmp_key(release))
+
+
+_NO_RELEASE = rpmvercmp_key("")
+
+
+def rpm_compare_keys(a: RpmKey, b: RpmKey) -> int:
+    """Order of two ``rpm_key`` results: -1, 0 or 1 (the release only when both have one)."""
+    if a[0] != b[0]:
+        return -1 if a[0] < b[0] else 1
+    if a[1] != b[1]:
+        return -1 if a[1] < b[1] else 1
+    if a[2] == _NO_RELEASE or b[2] == _NO_RELEASE:
+        return 0
+    return (a[2] > b[2]) - (a[2] < b[2])

@@ -71,6 +71,14 @@ def semver_key(version: str) -> SemverKey:
     )
 
 
+@lru_cache(maxsize=PARSE_CACHE_SIZE)
+def nuget_key(version: str) -> SemverKey:
+    """Sort key of a NuGet version (NuGet.Versioning ``VersionComparer.Default``): up to four
+    numeric parts, missing ones 0 (``1.0`` = ``1.0.0.0``), leading zeros ignored, release labels
+    compared like SemVer 2.0 but case-insensitively, build metadata ignored."""
+    return semver_key(version.lower())
+
+
 def semver_is_prerelease(version: str) -> bool:
     return semver_key(version)[4] != _RELEASE
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import lzma
 import zipfile
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def test_build_without_sources_is_a_usage_error(
     code = main(["db", "build", "--out", str(tmp_path / "x.idx")])
     assert (code, capsys.readouterr().err) == (
         2,
-        "error: db build needs at least one --osv or --alpine-secdb source\n",
+        "error: db build needs at least one --osv, --alpine-secdb or --azure-linux-oval source\n",
     )
 
 
@@ -111,3 +112,58 @@ def test_info_prints_build_time_and_counts(
     code = main(["db", "info", str(out)])
     lines = capsys.readouterr().out.splitlines()
     assert (code, lines[0].endswith(", 2 advisories"), lines[1:]) == (0, True, ["  Go: 2"])
+
+
+def test_build_reads_azure_linux_oval_and_prints_rejections(
+    testdata: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    feed = testdata / "advisories/native-feeds/azure-linux/azurelinux-3.0-oval.xml.xz"
+    out = tmp_path / "index.idx"
+    code = main(["db", "build", "--azure-linux-oval", str(feed), "--out", str(out)])
+    assert (code, load_index(out).counts, capsys.readouterr().out.splitlines()[1:]) == (
+        0,
+        {"Azure Linux": 1217},
+        [
+            "  Azure Linux: 1217",
+            f"{feed}: 3 definitions rejected",
+            "  CVE-2024-30204 (oval:com.microsoft.azurelinux:def:37106): "
+            "evr '0:29.3.azl3' is not a valid rpm EVR",
+            "  CVE-2023-39323 (oval:com.microsoft.azurelinux:def:34752): "
+            "evr '0: 1.20.10-1.azl3' is not a valid rpm EVR",
+            "  CVE-2022-41717 (oval:com.microsoft.azurelinux:def:34750): "
+            "evr '0:1.17.13-2,1.18.8-2,1.21.6-1.azl3' is not a valid rpm EVR",
+        ],
+    )
+
+
+def test_build_prints_only_the_first_rejections(
+    testdata: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    feed = testdata / "advisories/native-feeds/azure-linux/cbl-mariner-2.0-oval.xml.xz"
+    main(["db", "build", "--azure-linux-oval", str(feed), "--out", str(tmp_path / "i.idx")])
+    lines = capsys.readouterr().out.splitlines()
+    assert (lines[2], len(lines), lines[-1]) == (
+        f"{feed}: 8 definitions rejected", 3 + 5 + 1, "  … and 3 more"
+    )
+
+
+def test_update_takes_mariner_from_the_oval_url(
+    testdata: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mirror = tmp_path / "oval"
+    mirror.mkdir()
+    feeds = testdata / "advisories/native-feeds/azure-linux"
+    for name in ("cbl-mariner-2.0-oval.xml", "azurelinux-3.0-oval.xml"):
+        (mirror / name).write_bytes(lzma.decompress((feeds / f"{name}.xz").read_bytes()))
+    # No 1.0 file in the shared data: an empty but valid OVAL document stands for it.
+    (mirror / "cbl-mariner-1.0-oval.xml").write_bytes(
+        b'<oval_definitions xmlns="http://oval.mitre.org/XMLSchema/oval-definitions-5"/>'
+    )
+    monkeypatch.setenv("AZURE_LINUX_OVAL_URL", mirror.as_uri())
+    monkeypatch.setenv("ADVISORY_FEED_URL", _mirror(tmp_path).as_uri())
+    out = tmp_path / "index" / "index.idx"
+    code = main(["db", "update", "--out", str(out), "--ecosystem", "Go",
+                 "--ecosystem", "Mariner", "--ecosystem", "Azure Linux"])
+    assert (code, load_index(out).counts) == (
+        0, {"Go": 2, "Mariner": 2282, "Azure Linux": 1217}
+    )

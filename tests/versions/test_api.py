@@ -29,7 +29,7 @@ from tests.versions.conftest import table_rows
         ("PyPI", VersionScheme.PEP440),
         ("npm", VersionScheme.SEMVER),
         ("crates.io", VersionScheme.SEMVER),
-        ("NuGet", VersionScheme.SEMVER),
+        ("NuGet", VersionScheme.NUGET),
         ("Hex", VersionScheme.SEMVER),
         ("Pub", VersionScheme.SEMVER),
         ("Go", VersionScheme.GO),

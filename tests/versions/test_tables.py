@@ -47,6 +47,7 @@ def _scheme(scheme: VersionScheme) -> Callable[[str, str], int]:
         ("npm_loose.tsv", VersionScheme.SEMVER),
         ("maven.tsv", VersionScheme.MAVEN),
         ("apk.tsv", VersionScheme.APK),
+        ("nuget.tsv", VersionScheme.NUGET),
     ],
 )
 def test_compare_agrees_with_reference_table(table: str, scheme: VersionScheme) -> None:

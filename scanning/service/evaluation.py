@@ -32,7 +32,8 @@ from scanning.notify import build_message, needs_notification, send, summarise
 from scanning.rules import DisableRule
 from scanning.service.context import Services
 from scanning.service.payloads import ScanRequest
-from scanning.store.images import ImageRecord, encode_match_keys
+from scanning.store.images import ImageRecord
+from scanning.store.match_keys import encode_match_keys
 
 log = logging.getLogger(__name__)
 

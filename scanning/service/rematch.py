@@ -30,7 +30,8 @@ from scanning.service.payloads import ScanRequest
 from scanning.store.blobs import BlobKind
 from scanning.store.entities import bounded_text
 from scanning.store.findings import Assessment, encode_findings
-from scanning.store.images import ImageRecord, RowUpdate, decode_match_keys, inventory_columns
+from scanning.store.images import ImageRecord, RowUpdate, inventory_columns
+from scanning.store.match_keys import decode_match_keys
 from scanning.store.scans import ScanRecord, new_scan_id
 from scanning.store.store import Store
 

@@ -26,13 +26,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import orjson
 import zstandard
 from azure.core import MatchConditions
 from azure.data.tables import (
@@ -329,53 +327,6 @@ def as_bytes(value: object) -> bytes:
     if isinstance(value, EntityProperty):
         value = value.value
     return bytes(value) if isinstance(value, bytes | bytearray) else b""
-
-
-# ------------------------------------------------------------------------------- match keys
-#
-# Stored per image as one Edm.Binary property (at most 64 KiB, Table service data model):
-# zlib-compressed JSON ``[[ecosystem, name, version, signature], …]``, sorted, one item per
-# lookup the matcher makes for the image's packages (``scanning.matching.package_lookups``)
-# with the signature of its hits (``lookup_signature``). JSON, not tab-separated text: names
-# and versions come from hostile images.
-
-MAX_BINARY = 64 * 1024
-# Deflate inflates at most ~1032 times: 64 KiB could become ~66 MB. Ours are far smaller.
-MAX_MATCH_KEYS_JSON = 16 * 1024 * 1024
-
-SignedLookup = tuple[tuple[str, str, str], str]
-
-
-def encode_match_keys(signed: Iterable[SignedLookup]) -> bytes:
-    """The property value, or b"" when it would not fit (the image is then re-matched on
-    every index change)."""
-    items = sorted([ecosystem, name, version, signature]
-                   for (ecosystem, name, version), signature in signed)
-    data = zlib.compress(orjson.dumps(items), 6)
-    return data if len(data) <= MAX_BINARY else b""
-
-
-def decode_match_keys(data: bytes) -> tuple[SignedLookup, ...] | None:
-    """The signed lookups, or None when absent or unreadable (re-match the image)."""
-    if not data:
-        return None
-    try:
-        inflater = zlib.decompressobj()
-        raw = inflater.decompress(data, MAX_MATCH_KEYS_JSON)
-        if inflater.unconsumed_tail:
-            return None
-        items = orjson.loads(raw)
-    except (zlib.error, orjson.JSONDecodeError):
-        return None
-    if not isinstance(items, list):
-        return None
-    signed: list[SignedLookup] = []
-    for item in items:
-        if not (isinstance(item, list) and len(item) == 4
-                and all(isinstance(part, str) for part in item)):
-            return None
-        signed.append(((item[0], item[1], item[2]), item[3]))
-    return tuple(signed)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

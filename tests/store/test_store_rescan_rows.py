@@ -18,10 +18,9 @@ from scanning.store import Assessment, Store
 from scanning.store.images import (
     MergeReport,
     RowUpdate,
-    decode_match_keys,
-    encode_match_keys,
     inventory_columns,
 )
+from scanning.store.match_keys import decode_match_keys, encode_match_keys
 from scanning.store.scans import ScanRecord, new_scan_id
 
 REGISTRY = "myacr.azurecr.io"

@@ -65,6 +65,13 @@ def register(subparsers: Any) -> None:
         help="exit with N when findings remain after the filters (default 0)",
     )
     parser.add_argument(
+        "--fail-on",
+        default="",
+        metavar="STATUSES",
+        help="comma-separated statuses that also exit with --exit-code: unsupported, partial, "
+             "failed (a CI gate then cannot pass on what was not seen)",
+    )
+    parser.add_argument(
         "--base-layers",
         type=int,
         default=0,
@@ -90,8 +97,27 @@ def parse_severities(text: str) -> tuple[Severity, ...]:
     return tuple(severities)
 
 
+FAIL_ON_STATUSES = (AssessmentStatus.UNSUPPORTED, AssessmentStatus.PARTIAL,
+                    AssessmentStatus.FAILED)
+
+
+def parse_fail_on(text: str) -> frozenset[AssessmentStatus]:
+    statuses = set()
+    for word in (part.strip().lower() for part in text.split(",") if part.strip()):
+        try:
+            status = AssessmentStatus(word)
+        except ValueError:
+            status = None
+        if status not in FAIL_ON_STATUSES:
+            allowed = ", ".join(s.value for s in FAIL_ON_STATUSES)
+            raise BadRequest(f"--fail-on: unknown status {word!r}; use {allowed}")
+        statuses.add(status)
+    return frozenset(statuses)
+
+
 def run(args: argparse.Namespace) -> int:
     severities = parse_severities(args.severity)
+    fail_on = parse_fail_on(args.fail_on)
     platform = None
     if args.platform != "all":
         try:
@@ -107,10 +133,11 @@ def run(args: argparse.Namespace) -> int:
         args.output.write_text(text)
     else:
         sys.stdout.write(text)
+    gated = any(p.findings or p.status in fail_on for p in shown.platforms)
+    if gated and args.exit_code:
+        return int(args.exit_code)
     if any(p.status == AssessmentStatus.FAILED for p in shown.platforms):
         return 2
-    if any(p.findings for p in shown.platforms):
-        return int(args.exit_code)
     return 0
 
 

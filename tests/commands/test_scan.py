@@ -12,6 +12,8 @@ from scanning.advisories.alpine_secdb import iter_secdb_osv
 from scanning.advisories.demo import build_demo_index
 from scanning.advisories.index import compile_index, write_index
 from scanning.cli import main
+from scanning.model import Platform
+from scanning.ocibuild import build_oci_layout
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata"
 IMAGE_DIGEST = "sha256:2944f6376e43c8808bdcf9be31d92a3daa2c14fb5e8497d05e11a75528ff3026"
@@ -236,3 +238,34 @@ def test_unknown_severity_word_is_a_usage_error(
         2,
         "error: unknown severity 'severe'; use unknown, negligible, low, medium, high, critical\n",
     )
+
+
+def _empty_image(tmp_path: Path) -> str:
+    build_oci_layout(tmp_path, [(Platform.parse("linux/amd64"), [{"hello": b"\x7fELF"}])])
+    return f"oci:{tmp_path}:latest"
+
+
+def test_an_image_with_nothing_to_inventory_is_unsupported_and_passes_a_plain_gate(
+    tmp_path: Path, demo_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = _scan(capsys, _empty_image(tmp_path / "img"), "--db", str(demo_db),
+                      "--format", "json", "--exit-code", "1")
+    platform = json.loads(out)["platforms"][0]
+    assert (code, platform["status"], platform["reason"], platform["packages"]) == (
+        0, "unsupported",
+        "no packages found: no OS package database and no language package manifests", [])
+
+
+def test_fail_on_unsupported_fails_the_gate(
+    tmp_path: Path, demo_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = _scan(capsys, _empty_image(tmp_path / "img"), "--db", str(demo_db),
+                    "--exit-code", "3", "--fail-on", "unsupported,partial,failed")
+    assert code == 3
+
+
+def test_fail_on_rejects_a_status_it_does_not_gate(
+    demo_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["scan", "oci:/nowhere", "--db", str(demo_db), "--fail-on", "healthy"]) == 2
+    assert "--fail-on: unknown status 'healthy'" in capsys.readouterr().err

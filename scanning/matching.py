@@ -73,9 +73,13 @@ class OsTarget:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MatchResult:
+    """``reason`` joins every note (gaps, failed comparisons, warnings) in one line;
+    ``warnings`` are the packages that met a rejected advisory record, one line each."""
+
     status: AssessmentStatus
     findings: tuple[Finding, ...]
     reason: str = ""
+    warnings: tuple[str, ...] = ()
 
 
 def os_target(os_info: OSInfo) -> OsTarget | None:
@@ -164,7 +168,9 @@ def match_inventory(
 
     Status: ``unhealthy`` when a finding remains; ``healthy`` when none and everything could be
     assessed; ``unsupported`` (with the reason) when OS packages or ecosystems could not be
-    assessed and nothing was found in what could. Errors are the caller's ``failed``.
+    assessed and nothing was found in what could; ``partial`` when nothing was found but a
+    package met an advisory record the index rejected (the warning names the package and the
+    records: whether they affect it is unknown). Errors are the caller's ``failed``.
     """
     gaps: list[str] = []
     os_packages = [p for p in packages if p.type.is_os]
@@ -184,6 +190,7 @@ def match_inventory(
     findings: dict[tuple[str, str, str, str], Finding] = {}
     unparsable = 0
     missing_ecosystems: set[str] = set()
+    warnings: list[str] = []
     for package in packages:
         if package.type.is_os:
             if target is None:
@@ -201,7 +208,9 @@ def match_inventory(
         from_base = bool(base_layer_digests) and package.layer_digest in base_layer_digests
         # advisory id -> matches in lookup order; one finding per advisory and package.
         hits: dict[str, list[tuple[Any, MatchDetail, str]]] = {}
+        rejected: dict[str, None] = {}
         for ecosystem, name, version in lookups:
+            rejected.update(dict.fromkeys(i for i, _ in index.rejected_for(ecosystem, name)))
             for advisory_id, entry, hit in _lookup_hits(index, ecosystem, name, version):
                 if hit is None:
                     unparsable += 1
@@ -209,8 +218,15 @@ def match_inventory(
                                   version, ecosystem)
                     continue
                 detail = MatchDetail(ecosystem=ecosystem, searched_name=name,
-                                     searched_version=version, range=hit.reason)
+                                     searched_version=version,
+                                     range=_match_reason(index, entry, hit))
                 hits.setdefault(advisory_id, []).append((entry, detail, hit.fixed_version or ""))
+        if rejected:
+            warnings.append(
+                f"{package.name} {package.version}: not assessed against advisory "
+                f"record{'s' if len(rejected) > 1 else ''} {', '.join(rejected)}, which could "
+                "not be compiled (rejected)"
+            )
         for advisory_id, candidates in hits.items():
             # The first match with a fix wins, else the first match: an Ubuntu advisory with
             # no fix in the standard archive but one in Ubuntu Pro says where the fix is.
@@ -231,6 +247,7 @@ def match_inventory(
     notes = list(gaps)
     if unparsable:
         notes.append(f"{unparsable} version comparisons failed (unparsable versions)")
+    notes.extend(warnings)
     ordered = tuple(
         sorted(
             findings.values(),
@@ -239,10 +256,24 @@ def match_inventory(
     )
     reason = "; ".join(notes)
     if ordered:
-        return MatchResult(status=AssessmentStatus.UNHEALTHY, findings=ordered, reason=reason)
-    if gaps:
-        return MatchResult(status=AssessmentStatus.UNSUPPORTED, findings=(), reason=reason)
-    return MatchResult(status=AssessmentStatus.HEALTHY, findings=(), reason=reason)
+        status = AssessmentStatus.UNHEALTHY
+    elif gaps:
+        status = AssessmentStatus.UNSUPPORTED
+    elif warnings:
+        status = AssessmentStatus.PARTIAL
+    else:
+        status = AssessmentStatus.HEALTHY
+    return MatchResult(status=status, findings=ordered, reason=reason, warnings=tuple(warnings))
+
+
+def _match_reason(index: AdvisoryIndex, entry: Mapping[str, Any],
+                  hit: osv_ranges.AffectedResult) -> str:
+    """The hit's reason; a match by the ``versions`` list of an entry whose ranges could not
+    be compiled says so (osv.dev matches such entries by the list alone)."""
+    skipped = index.compiled(entry).skipped_ranges
+    if hit.reason == osv_ranges.LISTED_IN_VERSIONS and skipped:
+        return f"{hit.reason} (a range could not be compiled: {skipped[0]})"
+    return hit.reason
 
 
 # Lookups remembered per index before the memo is emptied (a worker matching for weeks with
@@ -500,8 +531,9 @@ def _prefix_ecosystems(index: AdvisoryIndex, wildcard: str) -> tuple[str, ...]:
 
 def lookup_signature(index: AdvisoryIndex, lookup: Lookup) -> str:
     """16 hex digits of BLAKE2b over the lookup's hits (``<id>|<modified>|<fixed>``, ``!`` for
-    a version that cannot be compared), in the order the matcher meets them; "" for none.
-    Remembered per index, like the hits."""
+    a version that cannot be compared) and the rejected records under its key
+    (``!<id>|<modified>``: they make the match ``partial``), in the order the matcher meets
+    them; "" for none. Remembered per index, like the hits."""
     key = ("signature", *lookup)
     found = index.lookup_memo.get(key)
     if found is not None:
@@ -520,6 +552,8 @@ def _signature(index: AdvisoryIndex, lookup: Lookup) -> str:
             modified = index.advisories.get(advisory_id, {}).get("modified", "")
             fixed = "!" if hit is None else hit.fixed_version or ""
             hits.append(f"{each}|{advisory_id}|{modified}|{fixed}")
+        hits.extend(f"{each}|!{advisory_id}|{modified}"
+                    for advisory_id, modified in index.rejected_for(each, name))
     if not hits:
         return ""
     return hashlib.blake2b("\n".join(hits).encode(), digest_size=8).hexdigest()

@@ -1,13 +1,15 @@
 """`python -m scanning db`: build, update, publish and inspect the advisory index.
 
-* ``db build --osv PATH [--osv PATH …] [--alpine-secdb PATH …] --out FILE``: compile OSV
-  records (folders, files, zips) and Alpine secdb documents into one index file.
+* ``db build --osv PATH [--osv PATH …] [--alpine-secdb PATH …] --out FILE [--strict]``:
+  compile OSV records (folders, files, zips) and Alpine secdb documents into one index file;
+  records that cannot be compiled are listed (count and first reasons), and ``--strict``
+  exits 1 when there are any (the index is still written).
 * ``db update [--out FILE] [--ecosystem NAME …] [--cache DIR]``: download
   ``<ADVISORY_FEED_URL>/<ecosystem>/all.zip`` for each ecosystem (resumable; progress on a
   terminal), then compile. Any failure leaves the previous index file untouched.
 * ``db publish FILE``: upload the index to Blob Storage (``ADVISORY_CONTAINER``).
 * ``db fetch --out FILE``: download the published index from Blob Storage.
-* ``db info FILE``: build time and per-ecosystem record counts.
+* ``db info FILE``: build time and per-ecosystem record and rejected-record counts.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from scanning.errors import BadRequest
 logger = logging.getLogger(__name__)
 
 DEFAULT_INDEX = Path(".local/advisories/index.idx")
+# Rejected records whose reasons build and update print; the rest are counted.
+SHOWN_REJECTIONS = 10
 
 
 def register(subparsers: Any) -> None:
@@ -63,6 +67,11 @@ def register(subparsers: Any) -> None:
         help="keep only these base ecosystems (repeatable; default: all)",
     )
     build.add_argument("--out", type=Path, required=True, metavar="FILE")
+    build.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 when a record could not be compiled (the index is still written)",
+    )
     build.set_defaults(handler=run_build)
 
     update = commands.add_parser("update", help="download the OSV bulk feeds and compile them")
@@ -113,7 +122,8 @@ def run_build(args: argparse.Namespace) -> int:
     )
     write_index(index, args.out)
     _print_summary(index, args.out)
-    return 0
+    _print_rejected(index)
+    return 1 if args.strict and index.rejected else 0
 
 
 def update_ecosystems(requested: list[str]) -> list[str]:
@@ -135,6 +145,7 @@ def run_update(args: argparse.Namespace) -> int:
     index = compile_index(_records(zips, []), sources=[str(z) for z in zips], ecosystems=ecosystems)
     write_index(index, args.out)
     _print_summary(index, args.out)
+    _print_rejected(index)
     return 0
 
 
@@ -164,6 +175,24 @@ def run_info(args: argparse.Namespace) -> int:
 
 def _print_summary(index: AdvisoryIndex, path: Path) -> None:
     out = sys.stdout
-    out.write(f"{path}: built {index.built}, {len(index.advisories)} advisories\n")
-    for ecosystem, count in sorted(index.counts.items()):
-        out.write(f"  {ecosystem}: {count}\n")
+    rejected = index.rejected_counts()
+    total = f", {len(index.rejected)} rejected" if index.rejected else ""
+    out.write(f"{path}: built {index.built}, {len(index.advisories)} advisories{total}\n")
+    for ecosystem in sorted(index.counts.keys() | rejected.keys()):
+        count = index.counts.get(ecosystem, 0)
+        extra = f" ({rejected[ecosystem]} rejected)" if ecosystem in rejected else ""
+        out.write(f"  {ecosystem}: {count}{extra}\n")
+
+
+def _print_rejected(index: AdvisoryIndex) -> None:
+    """The first rejected records with their reasons: what to fix or report upstream."""
+    if not index.rejected:
+        return
+    shown = index.rejected[:SHOWN_REJECTIONS]
+    more = len(index.rejected) - len(shown)
+    out = sys.stdout
+    out.write("rejected records (packages they name are reported as not assessed):\n")
+    for record in shown:
+        out.write(f"  {record['id']}: {record['reason']}\n")
+    if more:
+        out.write(f"  … and {more} more (`db info` counts them per ecosystem)\n")

@@ -111,3 +111,52 @@ def test_info_prints_build_time_and_counts(
     code = main(["db", "info", str(out)])
     lines = capsys.readouterr().out.splitlines()
     assert (code, lines[0].endswith(", 2 advisories"), lines[1:]) == (0, True, ["  Go: 2"])
+
+
+PYPA = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "advisories" / "osv" \
+    / "pypi-pypa-advisory-database"
+REJECTED_LINES = [
+    "rejected records (packages they name are reported as not assessed):",
+    "  PYSEC-2019-125: affected[0].ranges[0].events[1].fixed: not a PEP 440 version: "
+    "'2019-09-12'",
+]
+
+
+def _steam() -> Path:
+    if not PYPA.is_dir():
+        pytest.skip(f"shared advisories not found at {PYPA}")
+    return PYPA / "steam"
+
+
+def test_build_lists_rejected_records_and_succeeds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "index.idx"
+    code = main(["db", "build", "--osv", str(_steam()), "--out", str(out)])
+    assert (code, capsys.readouterr().out.splitlines()[1:]) == (
+        0, ["  PyPI: 0 (1 rejected)", *REJECTED_LINES]
+    )
+
+
+def test_strict_build_exits_1_when_a_record_is_rejected(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "index.idx"
+    code = main(["db", "build", "--strict", "--osv", str(_steam()), "--out", str(out)])
+    assert (code, capsys.readouterr().out.splitlines()[3:], load_index(out).rejected_counts()) == (
+        1, REJECTED_LINES[1:], {"PyPI": 1}
+    )
+
+
+def test_info_shows_rejected_counts_per_ecosystem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "index.idx"
+    main(["db", "build", "--osv", str(_steam()), "--osv", str(FIXTURE_RECORDS),
+          "--ecosystem", "PyPI", "--out", str(out)])
+    capsys.readouterr()
+    code = main(["db", "info", str(out)])
+    lines = capsys.readouterr().out.splitlines()
+    assert (code, lines[0].endswith(", 1 advisories, 1 rejected"), lines[1:]) == (
+        0, True, ["  PyPI: 1 (1 rejected)"]
+    )

@@ -26,12 +26,13 @@ the first match in the order above wins (the standard release before Ubuntu Pro)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from scanning.advisories.ecosystems import describe_ecosystem, normalize_name
 from scanning.advisories.index import AdvisoryIndex, IndexChange
@@ -46,8 +47,14 @@ from scanning.model import (
     PackageType,
     Severity,
 )
-from scanning.severity import cvss_scores, decide_severity, fix_status, vendor_rating
-from scanning.versions import VersionError, osv_ranges
+from scanning.severity import (
+    cvss_scores,
+    decide_severity,
+    fix_status,
+    score_order,
+    vendor_rating,
+)
+from scanning.versions import VersionError, compare, osv_ranges
 
 logger = logging.getLogger(__name__)
 
@@ -227,21 +234,16 @@ def match_inventory(
                 f"record{'s' if len(rejected) > 1 else ''} {', '.join(rejected)}, which could "
                 "not be compiled (rejected)"
             )
+        members = []
         for advisory_id, candidates in hits.items():
             # The first match with a fix wins, else the first match: an Ubuntu advisory with
             # no fix in the standard archive but one in Ubuntu Pro says where the fix is.
             entry, detail, fixed = next((c for c in candidates if c[2]), candidates[0])
-            key = (advisory_id, package.name, package.version, package.path)
-            findings[key] = _finding(
-                index,
-                advisory_id,
-                entry,
-                package,
-                detail,
-                fixed,
-                describe_ecosystem(detail.ecosystem) if package.type.is_os else detail.ecosystem,
-                from_base=from_base,
-            )
+            members.append(_Member(advisory_id, entry, detail, fixed,
+                                   _rated(index, advisory_id, entry)))
+        for group in alias_groups(members):
+            finding = _finding(index, group, package, from_base=from_base)
+            findings[(finding.id, package.name, package.version, package.path)] = finding
     for ecosystem in sorted(missing_ecosystems):
         gaps.append(f"the advisory index has no records for {ecosystem}")
     notes = list(gaps)
@@ -357,85 +359,196 @@ def _language_version(package: Package) -> str:
 class _Rated:
     """What one affected entry says whatever package it matches: computed once per index."""
 
+    # The ids naming this record's vulnerability: its id, its aliases and its upstream id when
+    # it has exactly one. A record with several upstream ids (a USN or DSA bundling many
+    # CVEs) is not the same vulnerability as each of them: they stay in ``loose``.
+    identity: tuple[str, ...]
+    loose: tuple[str, ...]
+    # The finding id and aliases when the record is alone in its alias group.
+    finding_id: str
     aliases: tuple[str, ...]
     scores: tuple[CvssScore, ...]
     vendor: str
     severity: Severity
     specifics: tuple[Mapping[str, Any], ...]
     references: tuple[str, ...]
+    summary: str
+    description: str
+    published: str
+    modified: str
 
 
-def _rated(
-    index: AdvisoryIndex, advisory: Mapping[str, Any], advisory_id: str, entry: Mapping[str, Any]
-) -> _Rated:
+def _rated(index: AdvisoryIndex, advisory_id: str, entry: Mapping[str, Any]) -> _Rated:
     found = index.memo.get(id(entry))
     if isinstance(found, _Rated):
         return found
+    advisory = index.advisory(advisory_id)
     specifics = (entry.get("es") or {}, entry.get("ds") or {})
     severity_entries = list(entry.get("severity") or []) + list(advisory.get("severity") or [])
     scores = cvss_scores(severity_entries)
     vendor = vendor_rating(severity_entries, advisory.get("ds") or {}, specifics)
+    upstream = list(advisory.get("upstream", ()))
+    identity = tuple(dict.fromkeys(
+        [advisory_id, *advisory.get("aliases", ()), *(upstream if len(upstream) == 1 else ())]
+    ))
+    loose = tuple(name for name in dict.fromkeys(upstream) if name not in identity)
+    finding_id = group_id(identity, (advisory_id,))
     rated = _Rated(
-        aliases=order_aliases(
-            advisory_id, advisory.get("aliases", ()), advisory.get("upstream", ())
-        ),
+        identity=identity,
+        loose=loose,
+        finding_id=finding_id,
+        aliases=group_aliases(finding_id, identity, loose),
         scores=scores,
         vendor=vendor,
         severity=decide_severity(vendor, scores),
         specifics=specifics,
         references=tuple(advisory.get("references", ())),
+        summary=str(advisory.get("summary", "")),
+        description=str(advisory.get("details", "")),
+        published=str(advisory.get("published", "")),
+        modified=str(advisory.get("modified", "")),
     )
     index.memo[id(entry)] = rated
     return rated
 
 
+class _Member(NamedTuple):
+    """One advisory that affects one package: a member of the package's alias groups. A
+    named tuple, not a dataclass: one is made per finding of every re-match, where a frozen
+    dataclass's slower construction shows in the weekly rescan."""
+
+    advisory_id: str
+    entry: Mapping[str, Any]
+    detail: MatchDetail
+    fixed: str
+    rated: _Rated
+
+
+def alias_groups(members: Sequence[_Member]) -> list[list[_Member]]:
+    """The members grouped by shared identity ids, transitively (union-find over the ids, so
+    linear in their number), each group in member order."""
+    if len(members) == 1:
+        return [list(members)]
+    owner: dict[str, int] = {}
+    shared = False
+    for position, member in enumerate(members):
+        for name in member.rated.identity:
+            shared = owner.setdefault(name, position) != position or shared
+    if not shared:  # the common case: no two records of this package alias each other
+        return [[member] for member in members]
+    parent = list(range(len(members)))
+
+    def root(item: int) -> int:
+        while parent[item] != item:
+            parent[item] = parent[parent[item]]
+            item = parent[item]
+        return item
+
+    for position, member in enumerate(members):
+        for name in member.rated.identity:
+            parent[root(position)] = root(owner[name])
+    groups: dict[int, list[_Member]] = {}
+    for position, member in enumerate(members):
+        groups.setdefault(root(position), []).append(member)
+    return list(groups.values())
+
+
+def group_id(identity: Iterable[str], record_ids: Iterable[str]) -> str:
+    """A group's finding id: its (lowest) CVE id when it has one, else its first record id."""
+    cves = [name for name in identity if _CVE.fullmatch(name)]
+    return min(cves, key=_cve_sort_key) if cves else min(record_ids)
+
+
+def group_aliases(finding_id: str, identity: Iterable[str], loose: Iterable[str]
+                  ) -> tuple[str, ...]:
+    """Every other id of the group, CVE ids first (by year and number), then the rest sorted;
+    then the upstream ids of bundle records."""
+    names = {name for name in identity if name != finding_id}
+    cves = sorted((name for name in names if _CVE.fullmatch(name)), key=_cve_sort_key)
+    others = sorted(name for name in names if not _CVE.fullmatch(name))
+    extra = [name for name in dict.fromkeys(loose) if name not in names and name != finding_id]
+    return (*cves, *others, *extra)
+
+
+def _lowest_fix(members: Sequence[_Member], package: Package, index: AdvisoryIndex) -> _Member:
+    """The member whose fixed version is the lowest of the group's (members without a fix
+    do not count); the first member when none has one."""
+    fixing = [member for member in members if member.fixed]
+    if not fixing:
+        return members[0]
+    scheme = index.compiled(fixing[0].entry).scheme
+
+    def order(left: _Member, right: _Member) -> int:
+        try:
+            return compare(scheme, left.fixed, right.fixed)
+        except VersionError:
+            logger.debug("cannot order fixed versions %s and %s of %s", left.fixed,
+                         right.fixed, package.name)
+            return 0
+
+    return min(fixing, key=functools.cmp_to_key(order))
+
+
 def _finding(
-    index: AdvisoryIndex,
-    advisory_id: str,
-    entry: Mapping[str, Any],
-    package: Package,
-    detail: MatchDetail,
-    fixed_version: str,
-    where: str,
-    *,
-    from_base: bool,
+    index: AdvisoryIndex, members: Sequence[_Member], package: Package, *, from_base: bool
 ) -> Finding:
-    advisory = index.advisory(advisory_id)
-    rated = _rated(index, advisory, advisory_id, entry)
-    status = fix_status(fixed_version, rated.specifics)
+    """One finding for an alias group: the CVE id, the lowest fix any member names, the
+    vendor rating of a member (the most severe when several rate it) else the highest CVSS
+    rating any member gives; text from the first member (by id) that has a summary."""
+    if len(members) == 1:
+        fixing = text = members[0]
+        rated = fixing.rated
+        finding_id, aliases, scores = rated.finding_id, rated.aliases, rated.scores
+        vendor, severity, references = rated.vendor, rated.severity, rated.references
+        published, modified = rated.published, rated.modified
+    else:
+        members = sorted(members, key=lambda member: member.advisory_id)
+        identity = dict.fromkeys(name for m in members for name in m.rated.identity)
+        finding_id = group_id(identity, (m.advisory_id for m in members))
+        aliases = group_aliases(finding_id, identity,
+                                (name for m in members for name in m.rated.loose))
+        fixing = _lowest_fix(members, package, index)
+        text = next((m for m in members if m.rated.summary), members[0])
+        rated_by_vendor = [m.rated for m in members if m.rated.vendor]
+        if rated_by_vendor:
+            rating = max(rated_by_vendor, key=lambda each: each.severity.rank)
+            vendor, severity = rating.vendor, rating.severity
+        else:
+            vendor = ""
+            severity = max((m.rated.severity for m in members), key=lambda each: each.rank)
+        scores = tuple(sorted(dict.fromkeys(s for m in members for s in m.rated.scores),
+                              key=score_order))
+        references = tuple(dict.fromkeys(ref for m in members for ref in m.rated.references))
+        published = min((m.rated.published for m in members), key=lambda t: (not t, t))
+        modified = max(m.rated.modified for m in members)
+    status = fix_status(fixing.fixed, fixing.rated.specifics)
+    detail = fixing.detail
+    where = describe_ecosystem(detail.ecosystem) if package.type.is_os else detail.ecosystem
     return Finding(
-        id=advisory_id,
-        aliases=rated.aliases,
+        id=finding_id,
+        aliases=aliases,
         package=package.name,
         installed_version=package.version,
         package_type=package.type,
         purl=package.purl,
         source_package=package.source,
-        fixed_version=fixed_version,
+        fixed_version=fixing.fixed,
         fix_status=status,
-        severity=rated.severity,
-        vendor_severity=rated.vendor,
-        cvss=rated.scores,
-        remediation=remediation(package, detail, fixed_version, status, where, from_base=from_base),
-        summary=str(advisory.get("summary", "")),
-        description=str(advisory.get("details", "")),
-        published=str(advisory.get("published", "")),
-        modified=str(advisory.get("modified", "")),
-        references=rated.references,
+        severity=severity,
+        vendor_severity=vendor,
+        cvss=scores,
+        remediation=remediation(package, detail, fixing.fixed, status, where,
+                                from_base=from_base),
+        summary=text.rated.summary,
+        description=text.rated.description,
+        published=published,
+        modified=modified,
+        references=references,
         layer_digest=package.layer_digest,
         layer_instruction=package.layer_instruction,
         path=package.path,
         match=detail,
     )
-
-
-def order_aliases(
-    advisory_id: str, aliases: Iterable[str], upstream: Iterable[str]
-) -> tuple[str, ...]:
-    """Aliases and upstream ids, CVE ids first (sorted), then the rest in record order."""
-    names = [n for n in dict.fromkeys([*aliases, *upstream]) if n != advisory_id]
-    cves = sorted((n for n in names if _CVE.fullmatch(n)), key=_cve_sort_key)
-    return tuple(cves + [n for n in names if not _CVE.fullmatch(n)])
 
 
 def _cve_sort_key(cve: str) -> tuple[int, int]:

@@ -241,7 +241,7 @@ def match_inventory(
             entry, detail, fixed = next((c for c in candidates if c[2]), candidates[0])
             members.append(_Member(advisory_id, entry, detail, fixed,
                                    _rated(index, advisory_id, entry)))
-        for group in alias_groups(members):
+        for group in _alias_groups(members):
             finding = _finding(index, group, package, from_base=from_base)
             findings[(finding.id, package.name, package.version, package.path)] = finding
     for ecosystem in sorted(missing_ecosystems):
@@ -424,7 +424,7 @@ class _Member(NamedTuple):
     rated: _Rated
 
 
-def alias_groups(members: Sequence[_Member]) -> list[list[_Member]]:
+def _alias_groups(members: Sequence[_Member]) -> list[list[_Member]]:
     """The members grouped by shared identity ids, transitively (union-find over the ids, so
     linear in their number), each group in member order."""
     if len(members) == 1:

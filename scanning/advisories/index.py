@@ -179,7 +179,7 @@ def compile_index(
     index = AdvisoryIndex(built=moment, sources=tuple(sources))
     for advisory_id in sorted(latest):
         record = latest[advisory_id]
-        compiled = _compile_record(record, wanted)
+        compiled = _compile_record(advisory_id, record, wanted)
         if compiled.problems:
             _reject(index, advisory_id, record, compiled)
         if not compiled.entries:
@@ -224,7 +224,8 @@ def _add_rejected_keys(
 
 @dataclass(slots=True, kw_only=True)
 class _Compiled:
-    """One record's compiled entries, its problems and the keys it could not be compiled for."""
+    """One record's compiled entries, its problems and the keys it could not be compiled for
+    (filled while that record compiles, like the index itself)."""
 
     entries: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -248,7 +249,7 @@ def _type_name(value: object) -> str:
     return type(value).__name__
 
 
-def _compile_record(record: Mapping[str, Any], wanted: set[str]) -> _Compiled:
+def _compile_record(advisory_id: str, record: Mapping[str, Any], wanted: set[str]) -> _Compiled:
     compiled = _Compiled()
     affected = record.get("affected")
     if affected is None:
@@ -257,11 +258,13 @@ def _compile_record(record: Mapping[str, Any], wanted: set[str]) -> _Compiled:
         compiled.problems.append(f"affected: expected a list, got {_type_name(affected)}")
         return compiled
     for position, item in enumerate(affected):
-        _compile_entry(compiled, f"affected[{position}]", item, wanted)
+        _compile_entry(advisory_id, compiled, f"affected[{position}]", item, wanted)
     return compiled
 
 
-def _compile_entry(compiled: _Compiled, where: str, item: object, wanted: set[str]) -> None:
+def _compile_entry(
+    advisory_id: str, compiled: _Compiled, where: str, item: object, wanted: set[str]
+) -> None:
     if not isinstance(item, Mapping):
         compiled.problems.append(f"{where}: expected an object, got {_type_name(item)}")
         return
@@ -293,7 +296,8 @@ def _compile_entry(compiled: _Compiled, where: str, item: object, wanted: set[st
         compiled.problems.extend(range_problems + version_problems)
         compiled.rejected_keys.append(key)
     elif range_problems:
-        logger.info("advisory %s: matched by its versions list: %s", where, range_problems[0])
+        logger.info("advisory %s %s %s: matched by its versions list: %s", advisory_id,
+                    ecosystem, name, range_problems[0])
     if not ranges and not versions:
         return  # nothing a package version can be checked against (GIT ranges only)
     entry: dict[str, Any] = {"ranges": osv_ranges.CompiledAffected(

@@ -160,3 +160,19 @@ def test_info_shows_rejected_counts_per_ecosystem(
     assert (code, lines[0].endswith(", 1 advisories, 1 rejected"), lines[1:]) == (
         0, True, ["  PyPI: 1 (1 rejected)"]
     )
+
+
+def test_update_lists_the_rejected_records_of_the_downloaded_feeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    steam = _steam()
+    mirror = tmp_path / "mirror"
+    (mirror / "PyPI").mkdir(parents=True)
+    with zipfile.ZipFile(mirror / "PyPI" / "all.zip", "w") as writer:
+        writer.write(steam / "PYSEC-2019-125.yaml", "PYSEC-2019-125.yaml")
+    monkeypatch.setenv("ADVISORY_FEED_URL", mirror.as_uri())
+    out = tmp_path / "index.idx"
+    code = main(["db", "update", "--out", str(out), "--ecosystem", "PyPI"])
+    assert (code, capsys.readouterr().out.splitlines()[1:], load_index(out).rejected_counts()) == (
+        0, ["  PyPI: 0 (1 rejected)", *REJECTED_LINES], {"PyPI": 1}
+    )

@@ -366,10 +366,14 @@ def list_images(store: Store, query: Mapping[str, str], url: str = "") -> ApiRes
 
 
 def find_image(store: Store, digest: str, registry: str, repository: str) -> ImageRecord:
-    """The one image ``digest`` names; NotFound, or Conflict when several registries have it."""
-    if registry:
+    """The one image ``digest`` names; NotFound, or Conflict when several registries or
+    repositories have it (the 409 lists them: add ``registry`` / ``repository``)."""
+    if registry and repository:
         candidates: tuple[ImageRecord, ...] = tuple(
-            image for image in (store.images.find(registry, digest),) if image is not None)
+            image for image in (store.images.find(registry, repository, digest),)
+            if image is not None)
+    elif registry:
+        candidates = store.images.repositories_of(registry, digest)
     else:
         candidates = store.images.find_by_digest(digest)
     if repository:
@@ -379,10 +383,14 @@ def find_image(store: Store, digest: str, registry: str, repository: str) -> Ima
                         (("in registry", registry), ("in repository", repository)) if value)
         raise NotFound(f"no image {digest}{where}")
     if len(candidates) > 1:
+        registries = {image.registry for image in candidates}
+        what, parameter = (("registries", "registry") if len(registries) > 1
+                           else ("repositories", "repository"))
         raise Conflict(
-            f"{digest} is stored in {len(candidates)} registries; add a registry parameter",
+            f"{digest} is stored in {len(candidates)} {what}; add a {parameter} parameter",
             [{"registry": image.registry, "repository": image.repository}
-             for image in sorted(candidates, key=lambda image: image.registry)],
+             for image in sorted(candidates, key=lambda image: (image.registry,
+                                                                 image.repository))],
         )
     return candidates[0]
 
@@ -404,8 +412,9 @@ def get_image(store: Store, digest: str, query: Mapping[str, str],
     image = find_image(store, digest, text_parameter(query, "registry"),
                        text_parameter(query, "repository"))
     oses = platform_os(image)
-    verdict = current_verdict(image, store.findings_of(image.registry, image.digest),
-                              load_rules(store), now)
+    verdict = current_verdict(
+        image, store.findings_of(image.registry, image.repository, image.digest),
+        load_rules(store), now)
     results = verdict.platforms if verdict is not None else ()
     body = image_json(image, status=verdict.status if verdict is not None else None,
                       counts=verdict.counts if verdict is not None else None)
@@ -444,12 +453,12 @@ def query_findings(store: Store, query: Mapping[str, str], now: datetime,
     )
     page = store.query_findings(filters, paging.page_size, paging.token)
     rules = load_rules(store)
-    images: dict[tuple[str, str], ImageRecord] = {}
+    images: dict[tuple[str, str, str], ImageRecord] = {}
     items = []
     for hit in page.items:
-        key = (hit.registry, hit.digest)
+        key = (hit.registry, hit.repository, hit.digest)
         if key not in images:
-            images[key] = store.images.find(hit.registry, hit.digest) or ImageRecord(
+            images[key] = store.images.find(*key) or ImageRecord(
                 registry=hit.registry, repository=hit.repository, digest=hit.digest)
         items.append(_hit_json(hit, images[key], platform_os(images[key]), rules, now))
     return ApiResponse(status=200, body=page_body(items, page.next_token, url))

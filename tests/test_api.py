@@ -84,7 +84,7 @@ def seed_image(store: Store, *, registry: str = REGISTRY, digest: str = DIGEST,
     store.images.record_push(registry=registry, repository=REPOSITORY, digest=digest, at=PUSHED,
                              tag="1.0", media_type="application/vnd.oci.image.index.v1+json",
                              platforms=("linux/amd64",))
-    store.save_assessment(registry, digest, Assessment(
+    store.save_assessment(registry, REPOSITORY, digest, Assessment(
         status=AssessmentStatus.UNHEALTHY if findings else AssessmentStatus.HEALTHY,
         assessed_at=ASSESSED, analyzer_version="a1", index_version="i1", scan_id="s1",
         trigger=ScanTrigger.PUSH,

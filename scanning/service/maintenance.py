@@ -38,7 +38,7 @@ def catch_up(services: Services, registries: Iterable[str] | None = None, *,
     requests: list[ScanRequest] = []
     for registry in registries if registries is not None else configured_registries():
         for image in list_registry_images(registry):
-            record = services.store.images.find(registry, image.digest)
+            record = services.store.images.find(registry, image.repository, image.digest)
             if record is not None and (record.status is not None or record.deleted):
                 continue
             if parent_index(services, registry, image.digest):

@@ -16,7 +16,7 @@ from scanning.service.payloads import ScanRequest
 from scanning.service.rematch import ChunkReport, RescanRun, merge_unaffected, rescan_id
 from scanning.service.rules import load_rules
 from scanning.service.workers import ChunkRunner
-from scanning.store.images import ImageRecord, RowUpdate
+from scanning.store.images import ImageRecord, RowUpdate, image_key
 from scanning.store.scans import ScanRecord
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def rescan_pulled(services: Services, *, now: datetime | None = None,
     days = window_days if window_days is not None else int_setting("PULL_WINDOW_DAYS")
     advisory_index, index_version = services.index.get()
     record_index_keys(services, advisory_index, index_version)
-    pulled = {(entry.registry, entry.digest)
+    pulled = {(entry.registry, entry.repository, entry.digest)
               for entry in store.images_pulled_since(moment - timedelta(days=days))}
     rules = load_rules(store)
     expiries = [rule.expires for rule in rules
@@ -102,7 +102,7 @@ def rescan_pulled(services: Services, *, now: datetime | None = None,
     images = store.images.iter_with_etags() if pulled else iter(())
     try:
         for image, etag in images:
-            if (image.registry, image.digest) not in pulled:
+            if image_key(image) not in pulled:
                 continue
             if store.blobs.inventory_name(image.registry, image.digest) not in inventories:
                 reanalyze.append(ScanRequest(

@@ -33,7 +33,7 @@ def test_layer_download_failing_with_503_is_retried(app: App, tmp_path: Path) ->
         app.deliver_push(digest, "flakyblob", "v1", registry=proxy.host)
         scan = app.wait_for_scan(digest, registry=proxy.host)
         statuses = proxy.matching()
-    image = app.store.images.get(proxy.host, digest)
+    image = app.store.images.get(proxy.host, "flakyblob", digest)
     assert (scan.output["status"], scan.output["findings"], image.status.value if image.status
             else None, statuses) == ("unhealthy", 3, "unhealthy", [503] * 5 + [200])
 

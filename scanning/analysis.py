@@ -151,7 +151,8 @@ def build_inventory(resolved: ResolvedImage, image: PlatformImage,
     merged = merge_layers(layers, results)
     if failure:
         status = InventoryStatus.FAILED
-    elif merged.errors:
+    elif merged.errors or any(item.warnings for item in merged.files):
+        # A file with skipped entries was read only in part: never complete on what was not read.
         status = InventoryStatus.PARTIAL
     else:
         status = InventoryStatus.COMPLETE

@@ -7,6 +7,7 @@ problem escape as anything but ``AnalyzerError``.
 from __future__ import annotations
 
 import stat
+from collections.abc import Iterator
 
 from scanning.analyzers.base import AnalyzerInput
 from scanning.errors import AnalyzerError
@@ -22,6 +23,25 @@ def read_capped(file: AnalyzerInput, max_size: int, analyzer: str) -> bytes:
     if len(data) > max_size:
         raise AnalyzerError(f"{analyzer}: {file.path} holds more than {max_size} bytes")
     return data
+
+
+def iter_lines(file: AnalyzerInput, max_size: int, analyzer: str) -> Iterator[tuple[str, bool]]:
+    """The lines of ``file`` one at a time, for parsers that keep only one record in memory.
+
+    Each line comes decoded (``decode_lenient``), without its newline, with whether it had one:
+    only the last line of a file cut short lacks it. ``AnalyzerError`` past ``max_size`` bytes.
+    """
+    if file.size > max_size:
+        raise AnalyzerError(
+            f"{analyzer}: {file.path} is {file.size} bytes, over the {max_size}-byte cap"
+        )
+    total = 0
+    for raw in file.reader:
+        total += len(raw)
+        if total > max_size:
+            raise AnalyzerError(f"{analyzer}: {file.path} holds more than {max_size} bytes")
+        terminated = raw.endswith(b"\n")
+        yield decode_lenient(raw[:-1] if terminated else raw), terminated
 
 
 def decode_lenient(data: bytes) -> str:

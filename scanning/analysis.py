@@ -233,7 +233,8 @@ def analyze_image(reference: str | ImageReference, *, platform: Platform | None 
             inventory.errors[0] for inventory in inventories
             if inventory.status is InventoryStatus.FAILED)
     elif InventoryStatus.PARTIAL in statuses:
-        status, reason = AnalysisStatus.PARTIAL, "some files could not be analyzed"
+        status, reason = (AnalysisStatus.PARTIAL,
+                          "some files could not be analyzed or were read only in part")
     else:
         status, reason = AnalysisStatus.COMPLETE, ""
     return ImageAnalysis(reference=resolved.reference, digest=resolved.digest,

@@ -18,9 +18,10 @@ from scanning.analysis import AnalysisStatus, analyze_image
 from scanning.analyzers import ANALYZERS
 from scanning.analyzers.base import AnalyzerInput, AnalyzerOutput
 from scanning.errors import ManifestError
-from scanning.inventory import merge_layers, resolve_symlinks
+from scanning.inventory import InventoryStatus, merge_layers, resolve_symlinks
 from scanning.layers import scan_layer
 from scanning.model import OSInfo, Package, PackageType, Platform
+from scanning.ocibuild import build_oci_layout
 from scanning.registry import DockerArchiveSource, parse_reference, resolve_image
 
 
@@ -172,3 +173,22 @@ def test_archive_without_manifest_json_is_a_clear_error(testdata: Path) -> None:
     with pytest.raises(ManifestError, match=r"has no manifest\.json"):
         analyze_image(f"docker-archive:{testdata}/images/go-containerregistry/no_manifest.tar",
                       analyzers=ANALYZERS)
+
+
+def test_skipped_apk_record_makes_the_platform_partial_and_keeps_the_rest(
+    testdata: Path, tmp_path: Path
+) -> None:
+    installed = (testdata / "pkgdb" / "apk" / "trivy-image-alpine-311.installed").read_bytes()
+    broken = installed.replace(b"\nV:1.31.1-r9\n", b"\nV:1.31.1 r9\n", 1)  # busybox only
+    amd64 = Platform(os="linux", architecture="amd64")
+    build_oci_layout(tmp_path, [(amd64, [{"etc/alpine-release": b"3.11.5\n",
+                                          "lib/apk/db/installed": broken}])], tag="v1")
+    analysis = analyze_image(f"oci:{tmp_path}:v1")
+    (inventory,) = analysis.inventories
+    assert (analysis.status, inventory.status) == (AnalysisStatus.PARTIAL, InventoryStatus.PARTIAL)
+    assert len(inventory.packages) == 13
+    assert "busybox" not in {p.name for p in inventory.packages}
+    assert inventory.warnings == (
+        f"layer {inventory.layers[0].digest}: apk: lib/apk/db/installed line 25: "
+        "package busybox: malformed version '1.31.1 r9'; entry skipped",
+    )

@@ -30,7 +30,7 @@ import re
 
 from scanning.analyzers.base import AnalyzerInput, AnalyzerOutput
 from scanning.analyzers.purl import make_purl
-from scanning.analyzers.records import EntryLog
+from scanning.analyzers.records import EntryLog, MalformedEntry
 from scanning.analyzers.textfile import clean_text, is_regular_file, iter_lines
 from scanning.model import Package, PackageType
 
@@ -116,19 +116,10 @@ def _finish(record: _Record, packages: list[Package], entries: EntryLog) -> None
         try:
             packages.append(_package(record, entries.path))
             return
-        except _Malformed as problem:
+        except MalformedEntry as problem:
             record.problem = (problem.line, problem.reason)
     line, reason = record.problem
     entries.skip(f"line {line}", reason)
-
-
-class _Malformed(Exception):
-    """A record's field does not hold what apk-tools writes."""
-
-    def __init__(self, line: int, reason: str) -> None:
-        super().__init__(reason)
-        self.line = line
-        self.reason = reason
 
 
 def _package(record: _Record, path: str) -> Package:
@@ -136,18 +127,18 @@ def _package(record: _Record, path: str) -> Package:
     name, name_line = fields.get("P", ("", record.line))
     version, version_line = fields.get("V", ("", record.line))
     if not name or not version:
-        raise _Malformed(record.line, "record without P: or V:")
+        raise MalformedEntry(record.line, "record without P: or V:")
     if not _NAME_RE.fullmatch(name):
-        raise _Malformed(name_line, f"malformed package name {name!r}")
+        raise MalformedEntry(name_line, f"malformed package name {name!r}")
     if not _VERSION_RE.fullmatch(version):
-        raise _Malformed(version_line, f"package {name}: malformed version {version!r}")
+        raise MalformedEntry(version_line, f"package {name}: malformed version {version!r}")
     arch, arch_line = fields.get("A", ("", 0))
     if arch and not _ARCH_RE.fullmatch(arch):
-        raise _Malformed(arch_line, f"package {name}: malformed architecture {arch!r}")
+        raise MalformedEntry(arch_line, f"package {name}: malformed architecture {arch!r}")
     origin, origin_line = fields.get("o", ("", 0))
     origin = origin or name
     if not _NAME_RE.fullmatch(origin):
-        raise _Malformed(origin_line, f"package {name}: malformed origin {origin!r}")
+        raise MalformedEntry(origin_line, f"package {name}: malformed origin {origin!r}")
     return Package(
         type=PackageType.APK,
         name=name,

@@ -37,7 +37,7 @@ from collections.abc import Iterator
 
 from scanning.analyzers.base import AnalyzerInput, AnalyzerOutput
 from scanning.analyzers.purl import make_purl
-from scanning.analyzers.records import EntryLog
+from scanning.analyzers.records import EntryLog, MalformedEntry
 from scanning.analyzers.textfile import is_regular_file, iter_lines
 from scanning.model import Package, PackageType
 
@@ -108,15 +108,6 @@ class _Stanza:
         return self.fields.get(name, ("", 0))[0]
 
 
-class _Malformed(Exception):
-    """A stanza's field does not hold what dpkg writes."""
-
-    def __init__(self, line: int, reason: str) -> None:
-        super().__init__(reason)
-        self.line = line
-        self.reason = reason
-
-
 class DpkgAnalyzer:
     name = "dpkg"
     version = 2
@@ -143,7 +134,7 @@ class DpkgAnalyzer:
             if stanza.problem is None:
                 try:
                     package = _package(stanza, file.path, in_status_d)
-                except _Malformed as problem:
+                except MalformedEntry as problem:
                     stanza.problem = (problem.line, problem.reason)
                 else:
                     if package is not None:
@@ -210,7 +201,7 @@ def _on_disk(stanza: _Stanza, in_status_d: bool) -> bool:
         or words[1] not in _FLAGS
         or words[2] not in _ON_DISK_STATES | _OFF_DISK_STATES
     ):
-        raise _Malformed(line, f"malformed Status {status!r}")
+        raise MalformedEntry(line, f"malformed Status {status!r}")
     return words[2] in _ON_DISK_STATES
 
 
@@ -222,24 +213,24 @@ def _package(stanza: _Stanza, path: str, in_status_d: bool) -> Package | None:
     if not _on_disk(stanza, in_status_d):
         return None
     if not _NAME_RE.fullmatch(name):
-        raise _Malformed(stanza.fields["package"][1], f"malformed Package {name!r}")
+        raise MalformedEntry(stanza.fields["package"][1], f"malformed Package {name!r}")
     version_line = stanza.fields["version"][1]
     if not _VERSION_RE.fullmatch(version):
-        raise _Malformed(version_line, f"package {name}: malformed Version {version!r}")
+        raise MalformedEntry(version_line, f"package {name}: malformed Version {version!r}")
     arch = stanza.value("architecture")
     if arch and not _ARCH_RE.fullmatch(arch):
-        raise _Malformed(stanza.fields["architecture"][1],
+        raise MalformedEntry(stanza.fields["architecture"][1],
                          f"package {name}: malformed Architecture {arch!r}")
     source_name, source_version = name, version
     if source := stanza.value("source"):
         source_line = stanza.fields["source"][1]
         match = _SOURCE_RE.fullmatch(source)
         if match is None or not _NAME_RE.fullmatch(match["name"]):
-            raise _Malformed(source_line, f"package {name}: malformed Source {source!r}")
+            raise MalformedEntry(source_line, f"package {name}: malformed Source {source!r}")
         source_name = match["name"]
         if match["version"]:
             if not _VERSION_RE.fullmatch(match["version"]):
-                raise _Malformed(source_line, f"package {name}: malformed Source {source!r}")
+                raise MalformedEntry(source_line, f"package {name}: malformed Source {source!r}")
             source_version = match["version"]
     return Package(
         type=PackageType.DPKG,

@@ -30,6 +30,15 @@ def max_db_records() -> int:
     return limit
 
 
+class MalformedEntry(Exception):
+    """An entry's field does not hold what the database's own tool writes; the entry is skipped."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(reason)
+        self.line = line
+        self.reason = reason
+
+
 class EntryLog:
     """The records of one file: counted against the cap, skipped ones remembered (bounded)."""
 

@@ -12,6 +12,7 @@ named one by one, the rest are counted in one line.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from scanning.analyzers.textfile import clean_text
 from scanning.config import int_setting
@@ -28,6 +29,14 @@ def max_db_records() -> int:
     if limit < 1:
         raise ConfigError(f"setting MAX_DB_RECORDS must be at least 1, got {limit}")
     return limit
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SkippedEntry:
+    """Yielded by a database walker in place of an entry it could not read, and walks on."""
+
+    reason: str  # with ``where``: what was lost, said whole; without: why the entry is skipped
+    where: str = ""  # a part bigger than one entry ("page 7"); empty: one entry, numbered
 
 
 class MalformedEntry(Exception):
@@ -61,19 +70,23 @@ class EntryLog:
 
     def skip(self, where: str, reason: str) -> None:
         """Record one skipped entry; ``where`` is ``line 12`` or ``record 3``."""
+        self.note(where, f"{reason}; entry skipped")
+
+    def note(self, where: str, text: str) -> None:
+        """Record a part of the file left unread (``text`` says what was lost)."""
         if len(self._skipped) >= MAX_WARNINGS_PER_FILE:
             self._more_skipped += 1
             return
         # Undecodable bytes quoted from the file must not reach the stored warning as surrogates.
-        text = clean_text(f"{self.analyzer}: {self.path} {where}: {reason}; entry skipped")
-        logger.warning("%s", text)
-        self._skipped.append(text)
+        warning = clean_text(f"{self.analyzer}: {self.path} {where}: {text}")
+        logger.warning("%s", warning)
+        self._skipped.append(warning)
 
     def warnings(self) -> tuple[str, ...]:
         found = list(self._skipped)
         if self._more_skipped:
             found.append(
-                f"{self.analyzer}: {self.path}: {self._more_skipped} more malformed entries skipped"
+                f"{self.analyzer}: {self.path}: {self._more_skipped} more skipped or unread parts"
             )
         if self.capped:
             text = (

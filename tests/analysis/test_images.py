@@ -192,3 +192,18 @@ def test_skipped_apk_record_makes_the_platform_partial_and_keeps_the_rest(
         f"layer {inventory.layers[0].digest}: apk: lib/apk/db/installed line 25: "
         "package busybox: malformed version '1.31.1 r9'; entry skipped",
     )
+
+
+def test_alpine_upgraded_from_newer_repositories_says_the_branch_it_is_matched_as(
+    testdata: Path, tmp_path: Path
+) -> None:
+    installed = (testdata / "pkgdb" / "apk" / "trivy-image-alpine-310.installed").read_bytes()
+    repositories = b"https://dl-cdn.alpinelinux.org/alpine/v3.12/main\n"
+    amd64 = Platform(os="linux", architecture="amd64")
+    build_oci_layout(tmp_path, [(amd64, [{"etc/alpine-release": b"3.10.4\n",
+                                          "lib/apk/db/installed": installed},
+                                         {"etc/apk/repositories": repositories}])], tag="v1")
+    (inventory,) = analyze_image(f"oci:{tmp_path}:v1").inventories
+    assert inventory.os == OSInfo(id="alpine", version_id="3.10.4", branch="v3.12")
+    assert inventory.to_json()["os"] == {"id": "alpine", "version_id": "3.10.4", "codename": "",
+                                         "pretty_name": "", "branch": "v3.12"}

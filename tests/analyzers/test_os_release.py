@@ -382,3 +382,61 @@ def test_best_os_of_nothing_is_none() -> None:
 
 def test_best_os_ignores_files_it_does_not_know() -> None:
     assert best_os({"etc/issue": OSInfo(id="x")}) is None
+
+
+# --- The Alpine branch: etc/apk/repositories ---------------------------------------------
+
+ALPINE_310 = OSInfo(id="alpine", version_id="3.10.4")
+# The file as the alpine:3.10 image ships it (../shared/testdata/images/trivy-fanal/alpine-310).
+REPOSITORIES_310 = ("http://dl-cdn.alpinelinux.org/alpine/v3.10/main\n"
+                    "http://dl-cdn.alpinelinux.org/alpine/v3.10/community\n")
+
+
+def test_required_asks_for_apk_repositories() -> None:
+    assert OSReleaseAnalyzer().required("etc/apk/repositories", 0o100644)
+
+
+@pytest.mark.parametrize(("text", "branch"), [
+    (REPOSITORIES_310, "v3.10"),
+    ("https://dl-cdn.alpinelinux.org/alpine/v3.9/main\n"
+     "https://dl-cdn.alpinelinux.org/alpine/v3.12/community\n", "v3.12"),
+    ("https://dl-cdn.alpinelinux.org/alpine/v3.20/main\n"
+     "https://dl-cdn.alpinelinux.org/alpine/edge/testing\n", "edge"),
+    # Tagged repositories serve only packages asked for by tag; comments and local paths say
+    # nothing about a branch.
+    ("# https://dl-cdn.alpinelinux.org/alpine/edge/main\n/media/cdrom/apks\n"
+     "@edge https://dl-cdn.alpinelinux.org/alpine/edge/main\n"
+     "https://mirror.example/alpine/v3.18/main/\n", "v3.18"),
+    ("/media/cdrom/apks\n", ""),
+])
+def test_apk_repositories_give_the_newest_branch(text: str, branch: str) -> None:
+    expected = OSInfo(id="alpine", branch=branch) if branch else None
+    assert parse_release_file("etc/apk/repositories", text) == expected
+
+
+def test_best_os_alpine_repositories_of_its_own_branch_change_nothing() -> None:
+    found = {"etc/alpine-release": ALPINE_310,
+             "etc/apk/repositories": os_of("etc/apk/repositories", REPOSITORIES_310)}
+    assert best_os(found) == ALPINE_310
+
+
+def test_best_os_alpine_newer_branch_in_repositories_is_the_branch() -> None:
+    found = {"etc/alpine-release": ALPINE_310,
+             "etc/apk/repositories": OSInfo(id="alpine", branch="v3.12")}
+    assert best_os(found) == OSInfo(id="alpine", version_id="3.10.4", branch="v3.12")
+
+
+def test_best_os_alpine_older_branch_in_repositories_is_ignored() -> None:
+    found = {"etc/alpine-release": ALPINE_310,
+             "etc/apk/repositories": OSInfo(id="alpine", branch="v3.9")}
+    assert best_os(found) == ALPINE_310
+
+
+def test_best_os_alpine_edge_in_repositories_is_the_branch() -> None:
+    found = {"etc/alpine-release": ALPINE_310,
+             "etc/apk/repositories": OSInfo(id="alpine", branch="edge")}
+    assert best_os(found) == OSInfo(id="alpine", version_id="3.10.4", branch="edge")
+
+
+def test_best_os_apk_repositories_alone_is_no_os() -> None:
+    assert best_os({"etc/apk/repositories": OSInfo(id="alpine", branch="v3.12")}) is None

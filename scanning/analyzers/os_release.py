@@ -10,8 +10,9 @@ Formats:
 
 * os-release(5) (freedesktop.org): ``KEY=value`` lines, values optionally in single or double
   quotes, with ``\\``-escapes inside double quotes; ``#`` comments. We use ``ID``, ``VERSION_ID``,
-  ``VERSION_CODENAME`` (else ``UBUNTU_CODENAME``) and ``PRETTY_NAME``. A file without ``ID``
-  or with a line that is not an assignment is an ``AnalyzerError``.
+  ``VERSION_CODENAME`` (else ``UBUNTU_CODENAME``) and ``PRETTY_NAME``. A line that is not
+  an assignment or whose quotes do not close is skipped with a warning naming it; a file
+  without ``ID`` is an ``AnalyzerError``.
 * ``etc/alpine-release``: the version (``3.10.4``).
 * ``etc/debian_version``: the version (``10.3``) or ``<codename>/sid`` on testing and sid.
 * ``etc/lsb-release``: ``DISTRIB_ID``, ``DISTRIB_RELEASE``, ``DISTRIB_CODENAME``,
@@ -42,6 +43,7 @@ import re
 from collections.abc import Mapping
 
 from scanning.analyzers.base import AnalyzerInput, AnalyzerOutput
+from scanning.analyzers.records import EntryLog
 from scanning.analyzers.textfile import clean_text, decode_lenient, is_regular_file, read_capped
 from scanning.errors import AnalyzerError
 from scanning.model import OSInfo
@@ -105,18 +107,24 @@ class OSReleaseAnalyzer:
 
     def analyze(self, file: AnalyzerInput) -> AnalyzerOutput:
         text = decode_lenient(read_capped(file, self.max_file_size, self.name))
-        return AnalyzerOutput(os=parse_release_file(file.path, text))
+        entries = EntryLog(self.name, file.path)
+        found = parse_release_file(file.path, text, entries)
+        return AnalyzerOutput(os=found, warnings=entries.warnings())
 
 
-def parse_release_file(path: str, text: str) -> OSInfo | None:
-    """The OS ``text`` (the content of ``path``) names; ``None`` for an unknown distribution."""
+def parse_release_file(path: str, text: str, entries: EntryLog | None = None) -> OSInfo | None:
+    """The OS ``text`` (the content of ``path``) names; ``None`` for an unknown distribution.
+
+    Lines of os-release syntax that cannot be read are skipped and noted in ``entries``.
+    """
+    entries = entries or EntryLog("os-release", path)
     if path in (ETC_OS_RELEASE, USR_LIB_OS_RELEASE):
-        return _os_release(path, text)
+        return _os_release(path, text, entries)
     if path == APK_REPOSITORIES:
         branch = newest_apk_branch(text)
         return OSInfo(id="alpine", branch=branch) if branch else None
     if path == "etc/lsb-release":
-        return _lsb_release(path, text)
+        return _lsb_release(path, text, entries)
     if path == "etc/alpine-release":
         return OSInfo(id="alpine", version_id=_single_version(path, text))
     if path == DEBIAN_VERSION:
@@ -180,8 +188,11 @@ def _branch_key(branch: str) -> tuple[int, ...]:
     return tuple(int(part) for part in parts) if all(p.isdigit() for p in parts) else ()
 
 
-def parse_assignments(path: str, text: str) -> dict[str, str]:
-    """os-release(5) syntax: ``KEY=value`` lines, quoting and escapes as a shell would."""
+def parse_assignments(text: str, entries: EntryLog) -> dict[str, str]:
+    """os-release(5) syntax: ``KEY=value`` lines, quoting and escapes as a shell would.
+
+    A line that is not an assignment, or whose quotes do not close, is skipped and noted.
+    """
     values: dict[str, str] = {}
     for number, raw in enumerate(text.split("\n"), start=1):
         line = raw.strip()
@@ -189,23 +200,28 @@ def parse_assignments(path: str, text: str) -> dict[str, str]:
             continue
         match = _ASSIGNMENT_RE.fullmatch(line)
         if match is None:
-            raise AnalyzerError(f"os-release: {path} line {number}: not a KEY=value assignment")
-        values[match.group(1)] = _unquote(path, number, match.group(2))
+            entries.skip(f"line {number}", "not a KEY=value assignment")
+            continue
+        value = _unquote(match.group(2))
+        if value is None:
+            entries.skip(f"line {number}", f"unbalanced quotes in {match.group(1)}")
+            continue
+        values[match.group(1)] = value
     return values
 
 
-def _unquote(path: str, number: int, value: str) -> str:
+def _unquote(value: str) -> str | None:
     if value[:1] in ("'", '"'):
         quote = value[0]
         if len(value) < 2 or value[-1] != quote:
-            raise AnalyzerError(f"os-release: {path} line {number}: unbalanced quotes")
+            return None
         inner = value[1:-1]
         return _DOUBLE_QUOTED_ESCAPE_RE.sub(r"\1", inner) if quote == '"' else inner
     return value
 
 
-def _os_release(path: str, text: str) -> OSInfo:
-    values = parse_assignments(path, text)
+def _os_release(path: str, text: str, entries: EntryLog) -> OSInfo:
+    values = parse_assignments(text, entries)
     os_id = values.get("ID", "").strip().lower()
     if not os_id:
         raise AnalyzerError(f"os-release: {path}: no ID")
@@ -219,8 +235,8 @@ def _os_release(path: str, text: str) -> OSInfo:
     )
 
 
-def _lsb_release(path: str, text: str) -> OSInfo:
-    values = parse_assignments(path, text)
+def _lsb_release(path: str, text: str, entries: EntryLog) -> OSInfo:
+    values = parse_assignments(text, entries)
     os_id = values.get("DISTRIB_ID", "").strip().lower()
     if not os_id:
         raise AnalyzerError(f"os-release: {path}: no DISTRIB_ID")

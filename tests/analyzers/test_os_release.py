@@ -9,7 +9,7 @@ import io
 
 import pytest
 
-from scanning.analyzers.base import AnalyzerInput
+from scanning.analyzers.base import AnalyzerInput, AnalyzerOutput
 from scanning.analyzers.os_release import OSReleaseAnalyzer, best_os, parse_release_file
 from scanning.errors import AnalyzerError
 from scanning.model import OSInfo
@@ -287,8 +287,8 @@ def test_quoting_and_escapes_follow_os_release_5() -> None:
     [
         ("etc/os-release", "", "no ID"),
         ("etc/os-release", "NAME=foo\n", "no ID"),
-        ("etc/os-release", "ID=debian\nthis is not an assignment\n", "line 2: not a KEY=value"),
-        ("etc/os-release", 'ID="debian\n', "line 1: unbalanced quotes"),
+        # The only ID line is skipped (its quotes do not close): no ID is left.
+        ("etc/os-release", 'ID="debian\n', "no ID"),
         ("etc/alpine-release", "", "not a version"),
         ("etc/alpine-release", "3.10 4\n", "not a version"),
         ("etc/redhat-release", "garbage\n", "not '<name> release <version>"),
@@ -300,6 +300,30 @@ def test_quoting_and_escapes_follow_os_release_5() -> None:
 def test_malformed_release_file_is_an_analyzer_error(path: str, text: str, message: str) -> None:
     with pytest.raises(AnalyzerError, match=message):
         analyze(path, text)
+
+
+def analyze_output(path: str, text: str) -> AnalyzerOutput:
+    data = text.encode()
+    return ANALYZER.analyze(AnalyzerInput(path=path, size=len(data), reader=io.BytesIO(data)))
+
+
+def test_line_that_is_not_an_assignment_is_skipped_with_a_warning() -> None:
+    text = DEBIAN_12.replace("ID=debian\n", "ID=debian\nthis is not an assignment\n")
+    output = analyze_output("etc/os-release", text)
+    assert output.os == analyze("etc/os-release", DEBIAN_12)
+    assert output.warnings == (
+        "os-release: etc/os-release line 7: not a KEY=value assignment; entry skipped",
+    )
+
+
+def test_line_with_unbalanced_quotes_is_skipped_with_a_warning() -> None:
+    text = DEBIAN_12.replace('VERSION_ID="12"', 'VERSION_ID="12')
+    output = analyze_output("etc/os-release", text)
+    assert output.os == OSInfo(id="debian", codename="bookworm",
+                               pretty_name="Debian GNU/Linux 12 (bookworm)")
+    assert output.warnings == (
+        "os-release: etc/os-release line 3: unbalanced quotes in VERSION_ID; entry skipped",
+    )
 
 
 def test_non_utf8_pretty_name_is_kept_with_replacement_character() -> None:

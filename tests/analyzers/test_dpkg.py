@@ -160,6 +160,32 @@ def test_distroless_status_d_entry_has_no_status_and_counts(testdata: Path) -> N
     )
 
 
+def libsqlite3(testdata: Path) -> bytes:
+    folder = testdata / "pkgdb" / "dpkg" / "status.d" / "syft-distroless"
+    return (folder / "libsqlite3-0").read_bytes()
+
+
+def test_status_d_entry_with_malformed_version_is_skipped_with_a_warning(testdata: Path) -> None:
+    data = libsqlite3(testdata).replace(b"Version: 3.34.1-3\n", b"Version: 3.34.1 3\n")
+    output = analyze_output(data, "var/lib/dpkg/status.d/libsqlite3-0")
+    assert output.packages == ()
+    assert output.warnings == (
+        "dpkg: var/lib/dpkg/status.d/libsqlite3-0 line 3: package libsqlite3-0: malformed "
+        "Version '3.34.1 3'; entry skipped",
+    )
+
+
+def test_status_d_entry_cut_short_is_skipped_with_a_warning(testdata: Path) -> None:
+    data = libsqlite3(testdata)
+    output = analyze_output(data[:-1], "var/lib/dpkg/status.d/libsqlite3-0")
+    last_line = data.count(b"\n")
+    assert output.packages == ()
+    assert output.warnings == (
+        f"dpkg: var/lib/dpkg/status.d/libsqlite3-0 line {last_line}: the file ends "
+        "inside this line (truncated); entry skipped",
+    )
+
+
 def test_status_d_stanza_with_deinstall_status_is_skipped(testdata: Path) -> None:
     # osv-scalibr's sample: "foo" has no Status (installed), "bar" is deinstall/config-files.
     file = testdata / "pkgdb" / "dpkg" / "status.d" / "osv-scalibr" / "foo"

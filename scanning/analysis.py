@@ -151,8 +151,9 @@ def build_inventory(resolved: ResolvedImage, image: PlatformImage,
     merged = merge_layers(layers, results)
     if failure:
         status = InventoryStatus.FAILED
-    elif merged.errors or any(item.warnings for item in merged.files):
-        # A file with skipped entries was read only in part: never complete on what was not read.
+    elif merged.errors or merged.warnings:
+        # Every warning names something not read: entries an analyzer skipped in a file still
+        # present, or a file over an analyzer's cap. Never complete on what was not read.
         status = InventoryStatus.PARTIAL
     else:
         status = InventoryStatus.COMPLETE

@@ -47,7 +47,7 @@ MAX_SYMLINK_DEPTH = 40
 
 class InventoryStatus(StrEnum):
     COMPLETE = "complete"  # every layer read, every analyzer succeeded
-    PARTIAL = "partial"  # every layer read, some analyzer failed on or skipped part of a file
+    PARTIAL = "partial"  # every layer read, but some file was not (or only partly) analyzed
     FAILED = "failed"  # a layer could not be read: the package list is not trustworthy
 
 

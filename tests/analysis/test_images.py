@@ -207,3 +207,17 @@ def test_alpine_upgraded_from_newer_repositories_says_the_branch_it_is_matched_a
     assert inventory.os == OSInfo(id="alpine", version_id="3.10.4", branch="v3.12")
     assert inventory.to_json()["os"] == {"id": "alpine", "version_id": "3.10.4", "codename": "",
                                          "pretty_name": "", "branch": "v3.12"}
+
+
+def test_file_over_an_analyzers_cap_makes_the_platform_partial(tmp_path: Path) -> None:
+    amd64 = Platform(os="linux", architecture="amd64")
+    build_oci_layout(tmp_path, [(amd64, [{"small.txt": b"1", "big.txt": b"x" * (2 << 20)}])],
+                     tag="v1")
+    analysis = analyze_image(f"oci:{tmp_path}:v1", analyzers=(FileLister(),))
+    (inventory,) = analysis.inventories
+    assert (analysis.status, inventory.status) == (AnalysisStatus.PARTIAL, InventoryStatus.PARTIAL)
+    assert [p.name for p in inventory.packages] == ["small.txt"]
+    assert inventory.warnings == (
+        f"layer {inventory.layers[0].digest}: big.txt: 2097152 bytes is over files's cap of "
+        "1048576; not analyzed",
+    )

@@ -36,7 +36,6 @@ from scanning.model import Package, PackageType
 
 INSTALLED_DB = "lib/apk/db/installed"
 
-_LINE_RE = re.compile(r"([A-Za-z]):(.*)")
 # apk package names and versions (apk-tools src/version.c: digits, letters, '.', '_', '-r', ...)
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9+._-]*")
 _VERSION_RE = re.compile(r"[0-9][A-Za-z0-9._+~-]*")
@@ -88,18 +87,18 @@ class ApkAnalyzer:
                 if not entries.admit():
                     break
                 record = _Record(number)
-            match = _LINE_RE.fullmatch(line)
-            if match is None:
+            # "<letter>:<value>", checked without a regex: most lines are file entries.
+            key = line[0]
+            if line[1:2] != ":" or not (key.isascii() and key.isalpha()):
                 record.fail(number, "not a 'X:value' line")
                 continue
-            key, value = match.group(1), match.group(2)
             last_key = key
             if key not in _SINGLE_FIELDS:
                 continue
             if key in record.fields:
                 record.fail(number, f"second {key}: in record")
                 continue
-            record.fields[key] = (value.strip(), number)
+            record.fields[key] = (line[2:].strip(), number)
         if record is not None and not entries.capped:
             if not last_terminated and last_key in _SINGLE_FIELDS:
                 entries.skip(

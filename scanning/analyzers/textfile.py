@@ -25,6 +25,10 @@ def read_capped(file: AnalyzerInput, max_size: int, analyzer: str) -> bytes:
     return data
 
 
+# Bytes read at a time by ``iter_lines``: a few hundred records, never the whole file.
+_CHUNK = 1024 * 1024
+
+
 def iter_lines(file: AnalyzerInput, max_size: int, analyzer: str) -> Iterator[tuple[str, bool]]:
     """The lines of ``file`` one at a time, for parsers that keep only one record in memory.
 
@@ -36,12 +40,24 @@ def iter_lines(file: AnalyzerInput, max_size: int, analyzer: str) -> Iterator[tu
             f"{analyzer}: {file.path} is {file.size} bytes, over the {max_size}-byte cap"
         )
     total = 0
-    for raw in file.reader:
-        total += len(raw)
+    pieces: list[bytes] = []  # the current unfinished line, in pieces: joined once, so linear
+    while chunk := file.reader.read(_CHUNK):
+        total += len(chunk)
         if total > max_size:
             raise AnalyzerError(f"{analyzer}: {file.path} holds more than {max_size} bytes")
-        terminated = raw.endswith(b"\n")
-        yield decode_lenient(raw[:-1] if terminated else raw), terminated
+        cut = chunk.rfind(b"\n")
+        if cut < 0:
+            pieces.append(chunk)
+            continue
+        pieces.append(chunk[:cut])
+        # Whole lines only, so a multi-byte character is never split before decoding.
+        text = decode_lenient(b"".join(pieces))
+        pieces = [chunk[cut + 1 :]]
+        for line in text.split("\n"):
+            yield line, True
+    tail = b"".join(pieces)
+    if tail:
+        yield decode_lenient(tail), False
 
 
 def decode_lenient(data: bytes) -> str:

@@ -112,12 +112,11 @@ class OSReleaseAnalyzer:
         return AnalyzerOutput(os=found, warnings=entries.warnings())
 
 
-def parse_release_file(path: str, text: str, entries: EntryLog | None = None) -> OSInfo | None:
+def parse_release_file(path: str, text: str, entries: EntryLog) -> OSInfo | None:
     """The OS ``text`` (the content of ``path``) names; ``None`` for an unknown distribution.
 
     Lines of os-release syntax that cannot be read are skipped and noted in ``entries``.
     """
-    entries = entries or EntryLog("os-release", path)
     if path in (ETC_OS_RELEASE, USR_LIB_OS_RELEASE):
         return _os_release(path, text, entries)
     if path == APK_REPOSITORIES:

@@ -11,6 +11,7 @@ import pytest
 
 from scanning.analyzers.base import AnalyzerInput, AnalyzerOutput
 from scanning.analyzers.os_release import OSReleaseAnalyzer, best_os, parse_release_file
+from scanning.analyzers.records import EntryLog
 from scanning.errors import AnalyzerError
 from scanning.model import OSInfo
 
@@ -338,7 +339,7 @@ def test_oversized_release_file_is_an_error() -> None:
 
 
 def os_of(path: str, text: str) -> OSInfo:
-    info = parse_release_file(path, text)
+    info = parse_release_file(path, text, EntryLog("os-release", path))
     assert info is not None
     return info
 
@@ -435,7 +436,8 @@ def test_required_asks_for_apk_repositories() -> None:
 ])
 def test_apk_repositories_give_the_newest_branch(text: str, branch: str) -> None:
     expected = OSInfo(id="alpine", branch=branch) if branch else None
-    assert parse_release_file("etc/apk/repositories", text) == expected
+    entries = EntryLog("os-release", "etc/apk/repositories")
+    assert parse_release_file("etc/apk/repositories", text, entries) == expected
 
 
 def test_best_os_alpine_repositories_of_its_own_branch_change_nothing() -> None:

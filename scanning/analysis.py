@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 ANALYSIS_SCHEMA_VERSION = 1
 LAYER_ATTEMPTS = 3
+# Warnings kept in one platform's inventory (it is stored and re-read on every rescan): the
+# first ones are listed, the rest counted, so a hostile image cannot bloat it.
+MAX_INVENTORY_WARNINGS = 1000
 
 
 class AnalysisStatus(StrEnum):
@@ -169,8 +172,15 @@ def build_inventory(resolved: ResolvedImage, image: PlatformImage,
         packages=merged.packages,
         layers=image.layers,
         errors=((failure,) if failure else ()) + merged.errors,
-        warnings=merged.warnings,
+        warnings=_bounded(merged.warnings),
     )
+
+
+def _bounded(warnings: tuple[str, ...]) -> tuple[str, ...]:
+    if len(warnings) <= MAX_INVENTORY_WARNINGS:
+        return warnings
+    unlisted = len(warnings) - MAX_INVENTORY_WARNINGS
+    return (*warnings[:MAX_INVENTORY_WARNINGS], f"{unlisted} more warnings not listed")
 
 
 def analyze_platform(source: ImageSource, resolved: ResolvedImage, image: PlatformImage, *,

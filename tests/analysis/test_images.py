@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from scanning import analysis
 from scanning.analysis import AnalysisStatus, analyze_image
 from scanning.analyzers import ANALYZERS
 from scanning.analyzers.base import AnalyzerInput, AnalyzerOutput
@@ -220,4 +221,20 @@ def test_file_over_an_analyzers_cap_makes_the_platform_partial(tmp_path: Path) -
     assert inventory.warnings == (
         f"layer {inventory.layers[0].digest}: big.txt: 2097152 bytes is over files's cap of "
         "1048576; not analyzed",
+    )
+
+
+def test_inventory_lists_a_bounded_number_of_warnings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(analysis, "MAX_INVENTORY_WARNINGS", 2)
+    amd64 = Platform(os="linux", architecture="amd64")
+    build_oci_layout(tmp_path, [(amd64, [{f"big{n}.txt": b"x" * (2 << 20) for n in range(4)}])],
+                     tag="v1")
+    (inventory,) = analyze_image(f"oci:{tmp_path}:v1", analyzers=(FileLister(),)).inventories
+    digest = inventory.layers[0].digest
+    assert inventory.warnings == (
+        f"layer {digest}: big0.txt: 2097152 bytes is over files's cap of 1048576; not analyzed",
+        f"layer {digest}: big1.txt: 2097152 bytes is over files's cap of 1048576; not analyzed",
+        "2 more warnings not listed",
     )

@@ -165,9 +165,10 @@ def _stanzas(file: AnalyzerInput, max_size: int, entries: EntryLog) -> Iterator[
         if line[0] in " \t":
             if not current:
                 stanza.fail(number, "continuation line without field")
-            elif current in stanza.fields:
-                value, start = stanza.fields[current]
-                stanza.fields[current] = (value + "\n" + line.strip(" \t"), start)
+            elif current in _READ_FIELDS:
+                # The fields we report are simple, one-line fields (Policy §5.1); the text of
+                # other fields is never kept, so a long description costs nothing.
+                stanza.fail(number, f"continuation line in the single-line field {current!r}")
             continue
         if line.startswith("#"):
             continue  # Policy §5.1 allows comment lines in control files

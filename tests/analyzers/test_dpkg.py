@@ -361,6 +361,16 @@ def test_continuation_line_without_field_is_skipped_with_a_warning() -> None:
     )
 
 
+def test_continuation_of_a_single_line_field_skips_the_stanza() -> None:
+    data = b"Package: foo\nStatus: install ok installed\nVersion: 1.0\n 2.0\n\n"
+    output = analyze_output(data)
+    assert output.packages == ()
+    assert output.warnings == (
+        "dpkg: var/lib/dpkg/status line 4: continuation line in the single-line field "
+        "'version'; entry skipped",
+    )
+
+
 def test_stanzas_past_the_cap_are_not_read_and_say_so(
     testdata: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

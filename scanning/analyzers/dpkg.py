@@ -15,8 +15,10 @@ Rules (and where they differ from the reference tools):
   (still on disk, so we keep it) and keep ``install ok config-files`` (only conffiles left, so
   we drop it). For every status in the reference files both rules agree.
 * A stanza without ``Status`` in the status file is not installed (dpkg's default).
-* A stanza without ``Package`` or ``Version`` is not a package record (vcpkg feature stanzas,
-  relationship placeholders in Syft's samples); it is skipped, as Trivy does.
+* A stanza without ``Package`` is not a package record (relationship placeholders in Syft's
+  samples), nor is a vcpkg feature stanza (``Feature:``, no ``Version``); both are passed over,
+  as Trivy does. An installed package without ``Version`` cannot be matched: it is skipped
+  with a warning (Trivy drops it silently, Syft reports it with an empty version).
 * A malformed stanza costs that stanza only: a line that is neither a field nor a continuation,
   a duplicate field, a malformed ``Status``/``Package``/``Version``/``Architecture``/``Source``
   skips it with a warning naming the line; the other stanzas stand (Trivy skips the same way).
@@ -208,9 +210,15 @@ def _on_disk(stanza: _Stanza, in_status_d: bool) -> bool:
 
 def _package(stanza: _Stanza, path: str, in_status_d: bool) -> Package | None:
     name, version = stanza.value("package"), stanza.value("version")
-    if not name or not version:
-        logger.debug("dpkg: %s line %s: stanza without Package or Version", path, stanza.line)
+    if not name:
+        logger.debug("dpkg: %s line %s: stanza without Package", path, stanza.line)
         return None
+    if not version:
+        # vcpkg's feature stanzas have no Version and are not packages; an installed package
+        # without one cannot be matched, and must not vanish unseen.
+        if "feature" in stanza.names or not _on_disk(stanza, in_status_d):
+            return None
+        raise MalformedEntry(stanza.line, f"package {name} is installed but has no Version")
     if not _on_disk(stanza, in_status_d):
         return None
     if not _NAME_RE.fullmatch(name):

@@ -210,13 +210,17 @@ def test_syft_deinstall_sample_keeps_only_the_installed_kernel(testdata: Path) -
 
 def test_syft_multiple_sample_skips_stanzas_without_name_or_version(testdata: Path) -> None:
     # Deliberate difference: Syft reports "no-version" with an empty version; we cannot match
-    # a package without a version, so it is skipped (as Trivy does).
+    # a package without a version, so it is skipped (as Trivy does), but with a warning.
     file = testdata / "pkgdb" / "dpkg" / "status.d" / "syft-samples" / "multiple"
-    packages = analyze_file(file, "var/lib/dpkg/status.d/multiple")
-    assert rows(packages) == [
+    output = analyze_output(file.read_bytes(), "var/lib/dpkg/status.d/multiple")
+    assert rows(output.packages) == [
         ("tzdata", "2020a-0+deb10u1", "tzdata-dev", "2020a-0+deb10u1", "all"),
         ("util-linux", "2.33.1-0.1", "util-linux", "2.33.1-0.1", "amd64"),
     ]
+    assert output.warnings == (
+        "dpkg: var/lib/dpkg/status.d/multiple line 3: package no-version is installed but has "
+        "no Version; entry skipped",
+    )
 
 
 @pytest.mark.parametrize(

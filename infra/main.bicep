@@ -218,6 +218,8 @@ module functionApp 'modules/function-app.bicep' = {
       REGISTRIES: registries
       // Azure registries are always https; plain http is only for the local stack.
       REGISTRY_INSECURE_HOSTS: ''
+      // Records read from one package database before the rest is skipped (platform partial).
+      MAX_DB_RECORDS: '200000'
       NOTIFY_QUEUE_NAME: notifyQueueName
       NOTIFY_WEBHOOK_URL: notifyWebhookUrl
       BILLING_UNIT_PRICE: billingUnitPrice

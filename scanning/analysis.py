@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 ANALYSIS_SCHEMA_VERSION = 1
 LAYER_ATTEMPTS = 3
+# Warnings kept in one platform's inventory (it is stored and re-read on every rescan): the
+# first ones are listed, the rest counted, so a hostile image cannot bloat it.
+MAX_INVENTORY_WARNINGS = 1000
 
 
 class AnalysisStatus(StrEnum):
@@ -151,7 +154,9 @@ def build_inventory(resolved: ResolvedImage, image: PlatformImage,
     merged = merge_layers(layers, results)
     if failure:
         status = InventoryStatus.FAILED
-    elif merged.errors:
+    elif merged.errors or merged.warnings:
+        # Every warning names something not read: entries an analyzer skipped in a file still
+        # present, or a file over an analyzer's cap. Never complete on what was not read.
         status = InventoryStatus.PARTIAL
     else:
         status = InventoryStatus.COMPLETE
@@ -167,8 +172,15 @@ def build_inventory(resolved: ResolvedImage, image: PlatformImage,
         packages=merged.packages,
         layers=image.layers,
         errors=((failure,) if failure else ()) + merged.errors,
-        warnings=merged.warnings,
+        warnings=_bounded(merged.warnings),
     )
+
+
+def _bounded(warnings: tuple[str, ...]) -> tuple[str, ...]:
+    if len(warnings) <= MAX_INVENTORY_WARNINGS:
+        return warnings
+    unlisted = len(warnings) - MAX_INVENTORY_WARNINGS
+    return (*warnings[:MAX_INVENTORY_WARNINGS], f"{unlisted} more warnings not listed")
 
 
 def analyze_platform(source: ImageSource, resolved: ResolvedImage, image: PlatformImage, *,
@@ -232,7 +244,8 @@ def analyze_image(reference: str | ImageReference, *, platform: Platform | None 
             inventory.errors[0] for inventory in inventories
             if inventory.status is InventoryStatus.FAILED)
     elif InventoryStatus.PARTIAL in statuses:
-        status, reason = AnalysisStatus.PARTIAL, "some files could not be analyzed"
+        status, reason = (AnalysisStatus.PARTIAL,
+                          "some files could not be analyzed or were read only in part")
     else:
         status, reason = AnalysisStatus.COMPLETE, ""
     return ImageAnalysis(reference=resolved.reference, digest=resolved.digest,

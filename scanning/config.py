@@ -44,6 +44,9 @@ SETTINGS: dict[str, str] = {
     "REGISTRIES": "",
     # Hosts reached over plain http (loopback always may be).
     "REGISTRY_INSECURE_HOSTS": "",
+    # Records read from one package database (apk, dpkg, rpm) before the rest is left unread
+    # with a warning and the platform marked partial: bounds the memory of a hostile database.
+    "MAX_DB_RECORDS": "200000",
     # Notifications.
     "NOTIFY_QUEUE_NAME": "scan-notifications",
     "NOTIFY_WEBHOOK_URL": "",

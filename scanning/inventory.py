@@ -47,7 +47,7 @@ MAX_SYMLINK_DEPTH = 40
 
 class InventoryStatus(StrEnum):
     COMPLETE = "complete"  # every layer read, every analyzer succeeded
-    PARTIAL = "partial"  # every layer read, some analyzer failed on some file
+    PARTIAL = "partial"  # every layer read, but some file was not (or only partly) analyzed
     FAILED = "failed"  # a layer could not be read: the package list is not trustworthy
 
 
@@ -193,6 +193,10 @@ def merge_layers(layers: Sequence[LayerInfo], results: Sequence[LayerResult]) ->
                 f"analyzer {analyzer} failed on {path} "
                 f"(layer {layers[state.layer_index].digest}): {state.output.error}"
             )
+        # Entries skipped in a file still present at the top: the file is only partly read.
+        warnings.extend(
+            f"layer {layers[state.layer_index].digest}: {text}" for text in state.output.warnings
+        )
         if state.output.os is not None:
             found_os[path] = state.output.os
         for package in state.output.packages:

@@ -35,6 +35,7 @@ class AnalyzedFile:
     packages: tuple[Package, ...] = ()
     os: OSInfo | None = None
     error: str = ""
+    warnings: tuple[str, ...] = ()  # entries the analyzer skipped (``AnalyzerOutput.warnings``)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,6 +115,8 @@ def _analyzed_file_to_json(item: AnalyzedFile) -> dict[str, Any]:
         data["os"] = os_to_json(item.os)
     if item.error:
         data["error"] = item.error
+    if item.warnings:
+        data["warnings"] = list(item.warnings)
     return data
 
 
@@ -124,6 +127,8 @@ def _analyzed_file_from_json(data: Mapping[str, Any]) -> AnalyzedFile:
         packages=tuple(package_from_json(item) for item in data["packages"]),
         os=os_from_json(data.get("os")),
         error=data.get("error", ""),
+        # Optional: layer results cached before analyzers reported skipped entries have none.
+        warnings=tuple(str(text) for text in data.get("warnings", ())),
     )
 
 

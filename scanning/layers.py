@@ -442,7 +442,7 @@ def _run_analyzer(analyzer: Analyzer, file: AnalyzerInput) -> AnalyzedFile:
         return AnalyzedFile(path=file.path, analyzer=analyzer.name,
                             error=f"{type(error).__name__}: {error}")
     return AnalyzedFile(path=file.path, analyzer=analyzer.name, packages=output.packages,
-                        os=output.os)
+                        os=output.os, warnings=output.warnings)
 
 
 def scan_layer(chunks: Iterable[bytes], *, digest: str, analyzers: tuple[Analyzer, ...],

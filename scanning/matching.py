@@ -77,6 +77,9 @@ class OsTarget:
     ecosystems: tuple[str, ...] = ()
     prefixes: tuple[str, ...] = ()  # Red Hat: every "Red Hat:<product>:<major>…" ecosystem
     package_type: PackageType = PackageType.DPKG
+    # Only the newest release among the prefixes' ecosystems (Alpine edge: the newest branch
+    # the index has); rescans still treat the prefix as a wildcard, which covers it.
+    newest_only: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,7 +96,9 @@ class MatchResult:
 def os_target(os_info: OSInfo) -> OsTarget | None:
     """The OSV ecosystems of an analysed OS, or None when OSV has no data for it.
 
-    ``id`` and ``version_id`` are os-release's ``ID`` and ``VERSION_ID``.
+    ``id`` and ``version_id`` are os-release's ``ID`` and ``VERSION_ID``; an Alpine ``branch``
+    (from etc/apk/repositories) replaces VERSION_ID's, and ``edge`` is the newest Alpine branch
+    the index holds.
     """
     os_id = os_info.id.strip().lower()
     version = os_info.version_id.strip()
@@ -110,6 +115,11 @@ def os_target(os_info: OSInfo) -> OsTarget | None:
                 ecosystems=(f"Ubuntu:{version}:LTS", f"Ubuntu:Pro:{version}:LTS"),
             )
         return OsTarget(label=f"Ubuntu {version}", ecosystems=(f"Ubuntu:{version}",))
+    if os_id == "alpine" and os_info.branch == "edge":
+        return OsTarget(label="Alpine edge", prefixes=("Alpine:",), newest_only=True,
+                        package_type=PackageType.APK)
+    if os_id == "alpine" and os_info.branch:
+        major_minor = os_info.branch.removeprefix("v")
     if os_id == "alpine" and re.fullmatch(r"\d+\.\d+", major_minor):
         return OsTarget(
             label=f"Alpine {major_minor}",
@@ -315,12 +325,20 @@ def _resolve_ecosystems(target: OsTarget, index: AdvisoryIndex) -> tuple[str, ..
     """The target's ecosystems that the index holds, prefixes expanded, in target order."""
     found = [e for e in target.ecosystems if index.has_ecosystem(e)]
     if target.prefixes:
-        found.extend(
+        expanded = [
             e
             for e in index.ecosystems()
             if any(e == p.rstrip(":") or e.startswith(p) for p in target.prefixes)
-        )
+        ]
+        if target.newest_only and expanded:
+            expanded = [max(expanded, key=_release_key)]
+        found.extend(expanded)
     return tuple(dict.fromkeys(found))
+
+
+def _release_key(ecosystem: str) -> tuple[int, ...]:
+    """``Alpine:v3.20`` -> (3, 20): the numbers in an ecosystem name, to find the newest."""
+    return tuple(int(number) for number in re.findall(r"\d+", ecosystem))
 
 
 def _os_names(package: Package) -> list[tuple[str, str]]:

@@ -101,6 +101,12 @@ _DIGEST_RE = re.compile(r"(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REPOSITORY_RE = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 _TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+# Docker Hub is named docker.io in references (as ``docker pull`` and ``docker inspect`` write
+# them; index.docker.io is its legacy name), but docker.io does not serve the registry API:
+# registry-1.docker.io does, and its 401 names the token service (auth.docker.io) as usual.
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_API_HOST = "registry-1.docker.io"
+_DOCKER_HUB_NAMES = frozenset({DOCKER_HUB, "index.docker.io"})
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _TRANSIENT_REQUEST_ERRORS = (requests.ConnectionError, requests.Timeout,
                              requests.exceptions.ChunkedEncodingError)
@@ -144,7 +150,8 @@ def parse_reference(text: str) -> ImageReference:
     """``REGISTRY/REPO[:TAG][@DIGEST]``, ``oci:DIR[:REF]`` or ``docker-archive:FILE``.
 
     A name without a registry host (``alpine``, ``library/alpine``) means Docker Hub, as
-    ``docker pull`` reads it; a reference without tag or digest means ``latest``.
+    ``docker pull`` reads it, and so do ``docker.io/`` and ``index.docker.io/``: the reference
+    reads ``docker.io/library/alpine``. A reference without tag or digest means ``latest``.
     """
     text = text.strip()
     if text.startswith("oci:"):
@@ -169,11 +176,13 @@ def parse_reference(text: str) -> ImageReference:
     if slash and ("." in first or ":" in first or first == "localhost"):
         registry, path = first, remainder
     else:
-        registry, path = "docker.io", name
+        registry, path = DOCKER_HUB, name
+    if registry in _DOCKER_HUB_NAMES:
+        registry = DOCKER_HUB
     repository, colon, tag = path.rpartition(":")
     if not colon or "/" in tag:
         repository, tag = path, ""
-    if registry == "docker.io" and "/" not in repository:
+    if registry == DOCKER_HUB and "/" not in repository:
         repository = f"library/{repository}"
     if not _REPOSITORY_RE.fullmatch(repository):
         raise ValueError(f"malformed repository name in {text!r}")
@@ -464,6 +473,11 @@ def is_insecure_host(registry: str) -> bool:
     return registry in allowed or host in allowed
 
 
+def api_host(registry: str) -> str:
+    """The host that serves the registry API of ``registry`` (Docker Hub's is not docker.io)."""
+    return DOCKER_HUB_API_HOST if registry == DOCKER_HUB else registry
+
+
 def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     scheme, _, rest = header.strip().partition(" ")
     params = {key.lower(): value for key, value in
@@ -482,7 +496,7 @@ class HttpRegistrySource:
         self.registry = registry
         self.repository = repository
         scheme = "http" if is_insecure_host(registry) else "https"
-        self.base_url = f"{scheme}://{registry}/v2/{repository}"
+        self.base_url = f"{scheme}://{api_host(registry)}/v2/{repository}"
         self._credentials = credentials
         self._session = session or requests.Session()
         self._session.headers["User-Agent"] = USER_AGENT

@@ -150,6 +150,35 @@ def test_layer_result_json_round_trips() -> None:
     assert LayerResult.from_json(result.to_json()) == result
 
 
+def test_skipped_entries_of_an_analyzed_file_round_trip() -> None:
+    item = dataclasses.replace(listed("p/pkgs.txt", ("six", "1.0")),
+                               warnings=("list: p/pkgs.txt line 2: bad; entry skipped",))
+    result = layer(1, files=(item,))
+    assert LayerResult.from_json(result.to_json()) == result
+
+
+def test_layer_cache_json_from_before_skipped_entries_is_read() -> None:
+    data = layer(1, files=(listed("p/pkgs.txt", ("six", "1.0")),)).to_json()
+    assert "warnings" not in data["files"][0]
+    assert LayerResult.from_json(data).files[0].warnings == ()
+
+
+def test_skipped_entries_of_a_file_at_the_top_are_merged_warnings() -> None:
+    item = dataclasses.replace(listed("p/pkgs.txt", ("six", "1.0")),
+                               warnings=("list: p/pkgs.txt line 2: bad; entry skipped",))
+    merged = merge_layers(LAYERS[:1], [layer(1, files=(item,))])
+    assert merged.warnings == (
+        f"layer {LAYERS[0].digest}: list: p/pkgs.txt line 2: bad; entry skipped",
+    )
+
+
+def test_skipped_entries_of_a_replaced_file_are_not_warnings() -> None:
+    item = dataclasses.replace(listed("p/pkgs.txt", ("six", "1.0")),
+                               warnings=("list: p/pkgs.txt line 2: bad; entry skipped",))
+    results = [layer(1, files=(item,)), layer(2, files=(listed("p/pkgs.txt", ("six", "2.0")),))]
+    assert merge_layers(LAYERS[:2], results).warnings == ()
+
+
 def test_image_inventory_json_round_trips() -> None:
     package = dataclasses.replace(pypi("six", "1.0", "p", LAYERS[0].digest, "RUN x"),
                                   type=PackageType.DPKG, source_name="six-src", arch="amd64",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -236,3 +237,43 @@ def test_alpine_3_10_older_packages_get_the_secdb_findings(
             "Upgrade musl from 1.1.22-r2 to 1.1.22-r3 (fixed in Alpine 3.10)",
         ),
     ]
+
+
+# --- The Alpine branch from etc/apk/repositories -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def alpine_310_311_index(shared_advisories: Path) -> AdvisoryIndex:
+    secdb = shared_advisories / "alpine-secdb-yaml"
+    return compile_index(itertools.chain(iter_secdb_osv(secdb / "v3.10"),
+                                         iter_secdb_osv(secdb / "v3.11")))
+
+
+def _musl_findings(os_info: OSInfo, shared: Path, index: AdvisoryIndex) -> list[tuple[str, str]]:
+    # Alpine 3.10.4's musl 1.1.22-r3 has the v3.10 fix for CVE-2019-14697; v3.11 fixed it in
+    # 1.1.23-r2, so matched as v3.11 the same package is affected.
+    packages = tuple(p for p in _alpine_310_packages(shared) if p.name == "musl")
+    return [(f.id, f.fixed_version) for f in match_inventory(os_info, packages, index).findings]
+
+
+def test_alpine_without_branch_matches_version_id_branch(
+    shared_advisories: Path, alpine_310_311_index: AdvisoryIndex
+) -> None:
+    os_info = OSInfo(id="alpine", version_id="3.10.4")
+    assert _musl_findings(os_info, shared_advisories, alpine_310_311_index) == []
+
+
+def test_alpine_branch_from_repositories_is_the_branch_matched(
+    shared_advisories: Path, alpine_310_311_index: AdvisoryIndex
+) -> None:
+    os_info = OSInfo(id="alpine", version_id="3.10.4", branch="v3.11")
+    assert _musl_findings(os_info, shared_advisories, alpine_310_311_index) == [
+        ("CVE-2019-14697", "1.1.23-r2")]
+
+
+def test_alpine_edge_is_the_newest_branch_the_index_has(
+    shared_advisories: Path, alpine_310_311_index: AdvisoryIndex
+) -> None:
+    os_info = OSInfo(id="alpine", version_id="3.10.4", branch="edge")
+    assert _musl_findings(os_info, shared_advisories, alpine_310_311_index) == [
+        ("CVE-2019-14697", "1.1.23-r2")]

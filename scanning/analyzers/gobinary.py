@@ -117,7 +117,7 @@ class BuildInfo:
 
 class GoBinaryAnalyzer:
     name = "gobinary"
-    version = 1
+    version = 2
     max_file_size = 1024 * 1024 * 1024  # only headers and the build info blob are read
 
     def required(self, path: str, mode: int) -> bool:
@@ -340,7 +340,10 @@ def _open_macho(reader: BinaryIO, size: int, ident: bytes) -> _Executable:
     is64 = ident[:4] in (b"\xfe\xed\xfa\xcf", b"\xcf\xfa\xed\xfe")
     header_size = 32 if is64 else 28
     # mach_header: magic, cputype, cpusubtype, filetype, ncmds, sizeofcmds, flags[, reserved]
-    command_count, commands_size = struct.unpack_from(order + "II", _read_at(reader, 16, 8))
+    counts = _read_at(reader, 16, 8)
+    if len(counts) < 8:
+        raise _NotGoBinary("truncated Mach-O header")
+    command_count, commands_size = struct.unpack_from(order + "II", counts)
     if commands_size > _MAX_HEADER_TABLE or header_size + commands_size > size:
         raise _NotGoBinary("Mach-O load commands extend past the end of the file")
     commands = _read_at(reader, header_size, commands_size)

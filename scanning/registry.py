@@ -853,9 +853,24 @@ def _platform_of(entry: Mapping[str, Any]) -> Platform | None:
     platform = entry.get("platform")
     if not isinstance(platform, dict):
         return None
-    return Platform(os=str(platform.get("os", "")),
-                    architecture=str(platform.get("architecture", "")),
-                    variant=str(platform.get("variant", "")))
+    where = f"index entry {entry.get('digest')}"
+    return Platform(os=_platform_field(platform, "os", where),
+                    architecture=_platform_field(platform, "architecture", where),
+                    variant=_platform_field(platform, "variant", where))
+
+
+def _platform_field(document: Mapping[str, Any], key: str, where: str) -> str:
+    """A platform string (``os``, ``architecture``, ``variant``); absent or null is empty.
+
+    Anything else that is not a string is refused: ``str()`` of it would be stored as the
+    platform (``5/['x']/{'a': 1}``) and shown by every API that lists platforms.
+    """
+    value = document.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ManifestError(f"{where}: {key} is {type(value).__name__}, not a string")
+    return value
 
 
 def _matches(platform: Platform, wanted: Platform | None) -> bool:
@@ -874,9 +889,11 @@ def _image(source: ImageSource, manifest: FetchedManifest,
     config = parse_json_document(config_bytes, f"config {config_digest}")
     layers = manifest.document["layers"]
     instructions = layer_instructions(config, len(layers))
-    platform = declared or Platform(os=str(config.get("os", "") or "unknown"),
-                                    architecture=str(config.get("architecture", "") or "unknown"),
-                                    variant=str(config.get("variant", "")))
+    where = f"config {config_digest}"
+    platform = declared or Platform(
+        os=_platform_field(config, "os", where) or "unknown",
+        architecture=_platform_field(config, "architecture", where) or "unknown",
+        variant=_platform_field(config, "variant", where))
     return PlatformImage(
         platform=platform,
         manifest_digest=manifest.digest,

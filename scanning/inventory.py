@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -43,6 +44,8 @@ from scanning.model import (
 INVENTORY_SCHEMA_VERSION = 1
 # Linux follows at most 40 symlinks in one lookup (path_resolution(7)); an image needs fewer.
 MAX_SYMLINK_DEPTH = 40
+# Linux refuses longer paths and symlink targets (ENAMETOOLONG; limits.h PATH_MAX).
+PATH_MAX = 4096
 
 
 class InventoryStatus(StrEnum):
@@ -139,50 +142,116 @@ def _package_key(package: Package) -> tuple[str, str, str, str]:
     return (package.type.value, package.name, package.version, package.arch)
 
 
-def _remove_tree(mapping: dict[str, Any], path: str, *, keep_root: bool) -> None:
-    prefix = f"{path}/" if path else ""
-    for key in [k for k in mapping if k.startswith(prefix) or (not keep_root and k == path)]:
-        del mapping[key]
+class _Node:
+    """One path of the merged filesystem: analyzer outputs and/or a symlink, and its children.
+
+    The image state is a tree by path component, so a whiteout, an opaque marker or a link
+    removes a whole subtree by unlinking one node: cost proportional to the path, not to
+    everything the image holds (a flat map needs a scan of every key per removal).
+    """
+
+    __slots__ = ("children", "link", "outputs")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Node] = {}
+        self.outputs: dict[str, _FileState] = {}  # analyzer name -> state
+        self.link: str | None = None
+
+
+class _Tree:
+    def __init__(self) -> None:
+        self.root = _Node()
+
+    def find(self, path: str) -> _Node | None:
+        node: _Node | None = self.root
+        for part in path.split("/") if path else ():
+            if node is None:
+                return None
+            node = node.children.get(part)
+        return node
+
+    def ensure(self, path: str) -> _Node:
+        node = self.root
+        for part in path.split("/"):
+            child = node.children.get(part)
+            if child is None:
+                child = node.children[part] = _Node()
+            node = child
+        return node
+
+    def remove(self, path: str) -> None:
+        """``path`` and everything under it."""
+        parent_path, _, name = path.rpartition("/")
+        parent = self.find(parent_path)
+        if parent is not None:
+            parent.children.pop(name, None)
+
+    def clear_below(self, path: str) -> None:
+        """Everything under ``path``, not ``path`` itself (an opaque directory)."""
+        node = self.find(path)
+        if node is not None:
+            node.children = {}
+
+    def walk(self) -> Iterator[tuple[str, _Node]]:
+        """Every node with its path; iterative, so a deep path cannot exhaust the stack."""
+        pending: list[tuple[str, _Node]] = [("", self.root)]
+        while pending:
+            path, node = pending.pop()
+            yield path, node
+            pending.extend((f"{path}/{name}" if path else name, child)
+                           for name, child in node.children.items())
 
 
 def merge_layers(layers: Sequence[LayerInfo], results: Sequence[LayerResult]) -> MergedImage:
-    """Apply the layers bottom to top and return what the top of the image holds."""
+    """Apply the layers bottom to top and return what the top of the image holds.
+
+    Linear in the entries of all layers: every whiteout, link and file touches only the nodes
+    on its own path.
+    """
     if len(layers) != len(results):
         raise ValueError("one result per layer is needed")
-    files: dict[tuple[str, str], _FileState] = {}  # (path, analyzer) -> state
-    symlinks: dict[str, str] = {}
+    tree = _Tree()
     errors: list[str] = []
     warnings: list[str] = []
     for index, result in enumerate(results):
         # Whiteouts and opaque markers act on the layers below only (image-spec layer.md).
         for directory in result.opaque_dirs:
-            _remove_state_tree(files, directory, keep_root=True)
-            _remove_tree(symlinks, directory, keep_root=True)
+            tree.clear_below(directory)
         for path in result.whiteouts:
-            _remove_state_tree(files, path, keep_root=False)
-            _remove_tree(symlinks, path, keep_root=False)
+            tree.remove(path)
         for path, _target in (*result.symlinks, *result.hardlinks):
-            # A link replaces whatever was at its path.
-            _remove_state_tree(files, path, keep_root=False)
-            symlinks.pop(path, None)
+            # A link replaces whatever was at its path, a directory with all it held.
+            tree.remove(path)
         for path, target in result.symlinks:
-            symlinks[path] = target
-        replaced_paths = {item.path for item in result.files}
-        for path in replaced_paths:
-            symlinks.pop(path, None)
-        previous = {key: state for key, state in files.items() if key[0] in replaced_paths}
-        for key in previous:
-            del files[key]
+            tree.ensure(path).link = target
+        by_path: dict[str, list[AnalyzedFile]] = {}
         for item in result.files:
-            earlier = previous.get((item.path, item.analyzer))
-            introduced = {
-                _package_key(package): (
-                    earlier.introduced.get(_package_key(package), index) if earlier else index
-                )
-                for package in item.packages
-            }
-            files[(item.path, item.analyzer)] = _FileState(item, index, introduced)
-        warnings.extend(f"layer {layers[index].digest}: {text}" for text in result.warnings)
+            by_path.setdefault(item.path, []).append(item)
+        for path, items in by_path.items():
+            # A file replaces a symlink or file at its path; its packages keep the layer
+            # that introduced them when the earlier file at this path listed them too.
+            node = tree.ensure(path)
+            previous, node.outputs, node.link = node.outputs, {}, None
+            for item in items:
+                earlier = previous.get(item.analyzer)
+                introduced = {
+                    _package_key(package): (
+                        earlier.introduced.get(_package_key(package), index) if earlier
+                        else index
+                    )
+                    for package in item.packages
+                }
+                node.outputs[item.analyzer] = _FileState(item, index, introduced)
+        layer_digest = layers[index].digest
+        warnings.extend(f"layer {layer_digest}: {text}" for text in result.warnings)
+        errors.extend(f"layer {layer_digest}: {text}" for text in result.errors)
+    files: dict[tuple[str, str], _FileState] = {}
+    symlinks: dict[str, str] = {}
+    for path, node in tree.walk():
+        for analyzer, state in node.outputs.items():
+            files[(path, analyzer)] = state
+        if node.link is not None:
+            symlinks[path] = node.link
     packages: list[Package] = []
     found_os: dict[str, OSInfo] = {}
     outputs: list[AnalyzedFile] = []
@@ -204,8 +273,8 @@ def merge_layers(layers: Sequence[LayerInfo], results: Sequence[LayerResult]) ->
             )
     # A release file reached through a symlink (etc/os-release -> ../usr/lib/os-release)
     # counts under the link's path too, so the precedence in best_os sees it.
-    for link in symlinks:
-        resolved = resolve_symlinks(link, symlinks)
+    for link in sorted(symlinks):
+        resolved = _resolve(link, tree.root)
         if resolved is not None and resolved in found_os and link not in found_os:
             found_os[link] = found_os[resolved]
     image_os = best_os(found_os)
@@ -225,17 +294,6 @@ def merge_layers(layers: Sequence[LayerInfo], results: Sequence[LayerResult]) ->
     )
 
 
-def _remove_state_tree(files: dict[tuple[str, str], _FileState], path: str, *,
-                       keep_root: bool) -> None:
-    prefix = f"{path}/" if path else ""
-    doomed = [
-        key for key in files
-        if key[0].startswith(prefix) or (not keep_root and key[0] == path)
-    ]
-    for key in doomed:
-        del files[key]
-
-
 def _dedupe(packages: Iterable[Package]) -> list[Package]:
     seen: set[Package] = set()
     unique = []
@@ -251,29 +309,50 @@ def resolve_symlinks(path: str, symlinks: Mapping[str, str],
     """``path`` with every symlink in it followed, inside the image root only.
 
     Absolute targets are taken relative to the image root, and ``..`` stops at the root, the
-    way a container sees its own filesystem (never the host's). Returns ``None`` for a cycle
-    or a chain longer than ``max_depth``.
+    way a container sees its own filesystem (never the host's). Returns ``None`` for a cycle,
+    a chain longer than ``max_depth``, or a path or target longer than ``PATH_MAX`` (the
+    kernel's ENAMETOOLONG).
     """
-    parts = [part for part in path.split("/") if part]
+    tree = _Tree()
+    for link, target in symlinks.items():
+        tree.ensure(link).link = target
+    return _resolve(path, tree.root, max_depth)
+
+
+def _resolve(path: str, root: _Node, max_depth: int = MAX_SYMLINK_DEPTH) -> str | None:
+    """``resolve_symlinks`` over the merged tree: O(parts processed), at most
+    (``max_depth`` + 1) x ``PATH_MAX`` bytes of them.
+
+    ``nodes`` follows ``resolved`` down the tree (``None`` once off it), so each component is
+    one dictionary lookup, never a join of the whole prefix; ``pending`` is a deque, so a
+    target's components go in front without copying the rest.
+    """
+    if len(path) > PATH_MAX:
+        return None
+    pending = deque(part for part in path.split("/") if part)
     resolved: list[str] = []
+    nodes: list[_Node | None] = [root]
     followed = 0
-    while parts:
-        part = parts.pop(0)
+    while pending:
+        part = pending.popleft()
         if part == ".":
             continue
         if part == "..":
             if resolved:
                 resolved.pop()
+                nodes.pop()
             continue
-        candidate = "/".join([*resolved, part])
-        target = symlinks.get(candidate)
-        if target is None:
+        parent = nodes[-1]
+        node = parent.children.get(part) if parent is not None else None
+        if node is None or node.link is None:
             resolved.append(part)
+            nodes.append(node)
             continue
         followed += 1
-        if followed > max_depth:
+        target = node.link
+        if followed > max_depth or len(target) > PATH_MAX:
             return None
         if target.startswith("/"):
-            resolved = []
-        parts = [piece for piece in target.split("/") if piece] + parts
+            resolved, nodes = [], [root]
+        pending.extendleft(reversed([piece for piece in target.split("/") if piece]))
     return "/".join(resolved)

@@ -53,6 +53,8 @@ class LayerResult:
     symlinks: tuple[tuple[str, str], ...] = ()  # (path, target as written in the tar)
     hardlinks: tuple[tuple[str, str], ...] = ()  # (path, target path inside the image)
     warnings: tuple[str, ...] = ()
+    # What was not read (entries past a cap): the merge turns these into platform errors.
+    errors: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -69,6 +71,7 @@ class LayerResult:
             "symlinks": [list(pair) for pair in self.symlinks],
             "hardlinks": [list(pair) for pair in self.hardlinks],
             "warnings": list(self.warnings),
+            "errors": list(self.errors),
         }
 
     @classmethod
@@ -89,6 +92,7 @@ class LayerResult:
                 symlinks=tuple((str(a), str(b)) for a, b in data["symlinks"]),
                 hardlinks=tuple((str(a), str(b)) for a, b in data["hardlinks"]),
                 warnings=tuple(data["warnings"]),
+                errors=tuple(data.get("errors", ())),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise InventoryError(f"malformed layer result: {error}") from error

@@ -16,8 +16,12 @@ mislabel layers): gzip ``1f 8b`` (RFC 1952), zstd ``28 b5 2f fd`` (RFC 8878), el
 gzip goes through ``isal`` when installed (about 2.5x faster inflate than zlib).
 
 Hostile input: names are normalised inside the root (``/abs``, ``../..`` cannot leave it),
-decompressed bytes and entry counts are capped (``LayerLimits``), truncation and bad
-compression raise ``LayerError`` naming the layer, as does a digest mismatch.
+decompressed bytes and header sizes are capped (``LayerLimits``), truncation and bad
+compression raise ``LayerError`` naming the layer, as does a digest mismatch. The entry count
+is capped too (``MAX_LAYER_ENTRIES``): entries past the cap are not read (the blob is still
+hashed to its end) and the result carries an error naming the cap, so the platform is
+``partial``, never a confident ``complete``. Every per-entry cost is constant: state is indexed
+by path, so a layer of N entries costs O(N).
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ from typing import IO, Any, BinaryIO, Protocol, cast
 import zstandard
 
 from scanning.analyzers.base import Analyzer, AnalyzerInput
-from scanning.errors import AnalyzerError, LayerError
+from scanning.config import int_setting
+from scanning.errors import AnalyzerError, ConfigError, LayerError
 from scanning.layer_types import AnalyzedFile, LayerResult, normalize_member_path
 
 try:
@@ -66,12 +71,25 @@ class Compression(StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LayerLimits:
-    """Caps against decompression bombs and hostile archives; a layer over one fails."""
+    """Caps against decompression bombs and hostile archives.
+
+    A layer over the byte or header cap fails; one over ``max_entries`` is read up to the cap
+    and its result says so (the platform is ``partial``): what the layer holds in memory grows
+    with its entry count, whatever their size.
+    """
 
     max_decompressed_bytes: int = 32 * GiB
-    max_entries: int = 2_000_000
+    max_entries: int = 1_000_000
     max_header_bytes: int = 1 * MiB  # one PAX record set or GNU long name
     spool_memory_bytes: int = 1 * MiB
+
+    @classmethod
+    def from_settings(cls) -> LayerLimits:
+        """The defaults, with ``max_entries`` from the ``MAX_LAYER_ENTRIES`` setting."""
+        max_entries = int_setting("MAX_LAYER_ENTRIES")
+        if max_entries < 1:
+            raise ConfigError(f"setting MAX_LAYER_ENTRIES must be positive, got {max_entries}")
+        return cls(max_entries=max_entries)
 
 
 class BlobReader(io.RawIOBase):
@@ -280,12 +298,13 @@ class LayerScanner:
         self.analyzers = analyzers
         self.analyzer_version = analyzer_version
         self.limits = limits
-        self.files: dict[tuple[str, str], AnalyzedFile] = {}
+        self.files: dict[str, dict[str, AnalyzedFile]] = {}  # path -> analyzer name -> output
         self.whiteouts: list[str] = []
         self.opaque_dirs: list[str] = []
         self.symlinks: dict[str, str] = {}
         self.hardlinks: dict[str, str] = {}
         self.warnings: list[str] = []
+        self.errors: list[str] = []
         self.entries = 0
 
     def walk(self, stream: _TarStream) -> None:
@@ -318,11 +337,13 @@ class LayerScanner:
                 elif header.typeflag == b"x":
                     pax = _parse_pax(payload, self.digest)
                 continue  # 'g' (global PAX) carries nothing we use
-            self.entries += 1
-            if self.entries > self.limits.max_entries:
-                raise LayerError(
-                    f"layer {self.digest} has more than {self.limits.max_entries} entries"
+            if self.entries == self.limits.max_entries:
+                self.errors.append(
+                    f"more than {self.limits.max_entries} entries (MAX_LAYER_ENTRIES); "
+                    "entries past the cap were not read"
                 )
+                return
+            self.entries += 1
             name = pax.get("path", long_name if long_name is not None else header.name)
             linkname = pax.get("linkpath", long_link if long_link is not None else header.linkname)
             size = int(pax["size"]) if "size" in pax else header.size
@@ -367,8 +388,7 @@ class LayerScanner:
 
     def _drop(self, path: str) -> None:
         """A later entry of the same layer at ``path`` replaces an earlier one."""
-        for key in [key for key in self.files if key[0] == path]:
-            del self.files[key]
+        self.files.pop(path, None)
         self.symlinks.pop(path, None)
         self.hardlinks.pop(path, None)
 
@@ -377,14 +397,15 @@ class LayerScanner:
         self.hardlinks[path] = target
         # A hard link's target precedes it in the same tar; reuse what its analysis found.
         wanted = [a for a in self.analyzers if a.required(path, stat.S_IFREG | 0o644)]
+        target_outputs = self.files.get(target, {})
         for analyzer in wanted:
-            found = self.files.get((target, analyzer.name))
+            found = target_outputs.get(analyzer.name)
             if found is None:
                 self.warnings.append(
                     f"hard link {path} -> {target}: target not read by {analyzer.name}"
                 )
                 continue
-            self.files[(path, analyzer.name)] = replace(
+            self.files.setdefault(path, {})[analyzer.name] = replace(
                 found,
                 path=path,
                 packages=tuple(replace(package, path=path) for package in found.packages),
@@ -407,10 +428,11 @@ class LayerScanner:
             copied = stream.copy(size, spool.write)
             if copied < size or stream.copy(_padded(size) - size, None) < _padded(size) - size:
                 raise LayerError(f"layer {self.digest}: tar stream truncated inside {path}")
+            outputs = self.files.setdefault(path, {})
             for analyzer in fitting:
                 spool.seek(0)
                 file = AnalyzerInput(path=path, size=size, reader=cast(BinaryIO, spool), mode=mode)
-                self.files[(path, analyzer.name)] = _run_analyzer(analyzer, file)
+                outputs[analyzer.name] = _run_analyzer(analyzer, file)
 
     def result(self, *, compression: Compression, compressed_size: int,
                uncompressed_size: int) -> LayerResult:
@@ -421,12 +443,14 @@ class LayerScanner:
             compressed_size=compressed_size,
             uncompressed_size=uncompressed_size,
             entries=self.entries,
-            files=tuple(self.files[key] for key in sorted(self.files)),
+            files=tuple(outputs[name] for path, outputs in sorted(self.files.items())
+                        for name in sorted(outputs)),
             whiteouts=tuple(self.whiteouts),
             opaque_dirs=tuple(self.opaque_dirs),
             symlinks=tuple(sorted(self.symlinks.items())),
             hardlinks=tuple(sorted(self.hardlinks.items())),
             warnings=tuple(self.warnings),
+            errors=tuple(self.errors),
         )
 
 
@@ -451,9 +475,9 @@ def scan_layer(chunks: Iterable[bytes], *, digest: str, analyzers: tuple[Analyze
     """Read one layer blob once and return what the analyzers found in it.
 
     Raises ``LayerError`` (naming the layer) for truncated or corrupt data, a digest or size
-    mismatch, or a layer over a cap in ``limits``.
+    mismatch, or a layer over the byte or header cap in ``limits`` (default: the settings).
     """
-    limits = limits or LayerLimits()
+    limits = limits or LayerLimits.from_settings()
     algorithm = digest.partition(":")[0]
     if algorithm not in DIGEST_ALGORITHMS:
         raise LayerError(f"layer {digest}: unsupported digest algorithm {algorithm!r}")

@@ -8,8 +8,8 @@ import tarfile
 import pytest
 import zstandard
 
-from layers.helpers import ListAnalyzer, digest_of, gz, pypi, tar_bytes
-from scanning.errors import LayerError
+from layers.helpers import ExecutableAnalyzer, ListAnalyzer, digest_of, gz, pypi, tar_bytes
+from scanning.errors import ConfigError, LayerError
 from scanning.layer_types import AnalyzedFile, LayerResult
 from scanning.layers import LayerLimits, scan_layer
 
@@ -142,10 +142,58 @@ def test_decompression_bomb_is_stopped_at_the_cap() -> None:
         scan(blob, limits=LayerLimits(max_decompressed_bytes=1_000_000))
 
 
-def test_entry_count_is_capped() -> None:
-    blob = tar_bytes([(f"f{i}", b"", "file") for i in range(20)])
-    with pytest.raises(LayerError, match="more than 10 entries"):
-        scan(blob, limits=LayerLimits(max_entries=10))
+def test_entries_past_the_cap_are_not_read_and_the_result_says_so() -> None:
+    blob = gz(tar_bytes([(f"d{i}/pkgs.txt", f"p{i} 1.0\n".encode(), "file")
+                         for i in range(20)]))
+    result = scan(blob, limits=LayerLimits(max_entries=10))
+    assert (result.entries, [f.path for f in result.files], result.errors,
+            result.compressed_size) == (
+        10, sorted(f"d{i}/pkgs.txt" for i in range(10)),
+        ("more than 10 entries (MAX_LAYER_ENTRIES); entries past the cap were not read",),
+        len(blob))
+
+
+def test_capped_layer_is_still_checked_against_its_digest() -> None:
+    blob = gz(tar_bytes([(f"f{i}", b"", "file") for i in range(20)]))
+    wrong = "sha256:" + "0" * 64
+    with pytest.raises(LayerError, match=f"layer {wrong} digest mismatch"):
+        scan(blob, digest=wrong, limits=LayerLimits(max_entries=10))
+
+
+def test_layer_with_exactly_the_cap_of_entries_is_complete() -> None:
+    result = scan(tar_bytes([(f"f{i}", b"", "file") for i in range(10)]),
+                  limits=LayerLimits(max_entries=10))
+    assert (result.entries, result.errors) == (10, ())
+
+
+def test_entry_cap_comes_from_the_max_layer_entries_setting(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAX_LAYER_ENTRIES", "7")
+    assert LayerLimits.from_settings() == LayerLimits(max_entries=7)
+
+
+def test_non_positive_entry_cap_setting_is_a_config_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAX_LAYER_ENTRIES", "0")
+    with pytest.raises(ConfigError) as raised:
+        LayerLimits.from_settings()
+    assert str(raised.value) == "setting MAX_LAYER_ENTRIES must be positive, got 0"
+
+
+def test_many_executables_replacing_each_other_keep_only_the_last_output() -> None:
+    # Each regular file replaces any earlier entry at its path: that lookup is by path, so a
+    # layer of 100,000 executables costs 100,000 lookups (bench/bench_hostile.py times it).
+    names = [f"bin/tool{i % 5000}" for i in range(10_000)]
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name in names:
+            info = tarfile.TarInfo(name)
+            info.mode = 0o755
+            info.size = 4
+            tar.addfile(info, io.BytesIO(b"\x7fELF"))
+    result = scan(buffer.getvalue(), analyzer=ExecutableAnalyzer())
+    assert (result.entries, result.files) == (
+        10_000, tuple(AnalyzedFile(path=name, analyzer="exe") for name in sorted(set(names))))
 
 
 def test_oversized_pax_header_is_refused_before_it_is_read() -> None:

@@ -231,15 +231,15 @@ def _signed_checksum(block: bytes) -> int:
     return sum(unsigned) - 256 * sum(1 for byte in unsigned if byte >= 128)
 
 
-def _parse_header(block: bytes, layer: str) -> _Header:
+def _parse_header(block: bytes, where: str) -> _Header:
     try:
         checksum = _number(block[148:156])
     except ValueError as error:
-        raise LayerError(f"layer {layer}: malformed tar header checksum") from error
+        raise LayerError(f"{where}: malformed tar header checksum") from error
     # The checksum field counts as eight spaces; some old tars summed signed bytes.
     computed = sum(block) - sum(block[148:156]) + 8 * 32
     if checksum != computed and checksum != _signed_checksum(block):
-        raise LayerError(f"layer {layer}: tar header checksum mismatch (not a tar, or corrupt)")
+        raise LayerError(f"{where}: tar header checksum mismatch (not a tar, or corrupt)")
     name = _text(block[0:100])
     # POSIX ustar splits long names into prefix + name; GNU tar uses those bytes for times.
     if block[257:265] == b"ustar\x0000":
@@ -250,14 +250,14 @@ def _parse_header(block: bytes, layer: str) -> _Header:
         mode = _number(block[100:108])
         size = _number(block[124:136])
     except ValueError as error:
-        raise LayerError(f"layer {layer}: malformed tar header number") from error
+        raise LayerError(f"{where}: malformed tar header number") from error
     if size < 0:
-        raise LayerError(f"layer {layer}: negative tar entry size")
+        raise LayerError(f"{where}: negative tar entry size")
     return _Header(name=name, mode=mode, size=size, typeflag=block[156:157],
                    linkname=_text(block[157:257]))
 
 
-def _parse_pax(data: bytes, layer: str) -> dict[str, str]:
+def _parse_pax(data: bytes, where: str) -> dict[str, str]:
     """PAX extended header records: ``"%d %s=%s\\n"`` (length, key, value)."""
     records: dict[str, str] = {}
     position = 0
@@ -268,9 +268,9 @@ def _parse_pax(data: bytes, layer: str) -> dict[str, str]:
         try:
             length = int(data[position:space])
         except ValueError as error:
-            raise LayerError(f"layer {layer}: malformed PAX header") from error
+            raise LayerError(f"{where}: malformed PAX header") from error
         if length <= 0 or position + length > len(data):
-            raise LayerError(f"layer {layer}: malformed PAX record length")
+            raise LayerError(f"{where}: malformed PAX record length")
         record = data[space + 1:position + length - 1]
         key, _, value = record.partition(b"=")
         records[key.decode("utf-8", "replace")] = value.decode("utf-8", "surrogateescape")
@@ -319,7 +319,7 @@ class LayerScanner:
                 raise LayerError(f"layer {self.digest}: tar stream truncated")
             if block == bytes(BLOCK):
                 return  # end-of-archive marker (two zero blocks; the rest is padding)
-            header = _parse_header(block, self.digest)
+            header = _parse_header(block, f"layer {self.digest}")
             if header.typeflag in (b"L", b"K", b"x", b"g"):
                 if header.size > self.limits.max_header_bytes:
                     raise LayerError(
@@ -335,7 +335,7 @@ class LayerScanner:
                 elif header.typeflag == b"K":
                     long_link = _text(payload)
                 elif header.typeflag == b"x":
-                    pax = _parse_pax(payload, self.digest)
+                    pax = _parse_pax(payload, f"layer {self.digest}")
                 continue  # 'g' (global PAX) carries nothing we use
             if self.entries == self.limits.max_entries:
                 self.errors.append(
@@ -502,6 +502,55 @@ def scan_layer(chunks: Iterable[bytes], *, digest: str, analyzers: tuple[Analyze
         raise LayerError(f"layer {digest} is {raw.size} bytes, the manifest says {expected_size}")
     return scanner.result(compression=compression, compressed_size=raw.size,
                           uncompressed_size=stream.total)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TarMember:
+    """Where a regular file's data lies in a (decompressed) tar."""
+
+    offset: int
+    size: int
+
+
+def index_tar(file: IO[bytes], *, where: str, max_members: int,
+              max_header_bytes: int = 1 * MiB) -> dict[str, TarMember]:
+    """The regular files of a seekable tar by normalised name, reading headers only.
+
+    For an outer archive (``docker save``) that is read member by member afterwards. Headers go
+    through the same bounded parser as layers (``tarfile`` reads a PAX header of any size into
+    memory, and a 1.5 GiB one took 1.6 GB); data is skipped with ``seek``. Raises
+    ``LayerError`` prefixed with ``where`` for a malformed or oversized header, or more than
+    ``max_members`` entries.
+    """
+    members: dict[str, TarMember] = {}
+    entries = 0
+    long_name: str | None = None
+    pax: dict[str, str] = {}
+    while True:
+        block = file.read(BLOCK)
+        if len(block) < BLOCK or block == bytes(BLOCK):
+            return members  # end of archive (or a truncated tail: member reads check sizes)
+        header = _parse_header(block, where)
+        if header.typeflag in (b"L", b"K", b"x", b"g"):
+            if header.size > max_header_bytes:
+                raise LayerError(f"{where}: extended tar header of {header.size} bytes exceeds "
+                                 f"the cap of {max_header_bytes}")
+            payload = file.read(_padded(header.size))[:header.size]
+            if header.typeflag == b"L":
+                long_name = _text(payload)
+            elif header.typeflag == b"x":
+                pax = _parse_pax(payload, where)
+            continue
+        entries += 1
+        if entries > max_members:
+            raise LayerError(f"{where}: more than {max_members} tar entries")
+        name = pax.get("path", long_name if long_name is not None else header.name)
+        size = int(pax["size"]) if "size" in pax else header.size
+        long_name, pax = None, {}
+        data_size = 0 if header.typeflag in _NO_DATA else size
+        if header.typeflag in _REGULAR:
+            members[normalize_member_path(name)] = TarMember(offset=file.tell(), size=size)
+        file.seek(_padded(data_size), io.SEEK_CUR)
 
 
 def file_chunks(file: IO[bytes], size: int = READ_SIZE) -> Iterator[bytes]:

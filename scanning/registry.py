@@ -35,18 +35,18 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import gzip
 import hashlib
 import ipaddress
 import json
 import logging
 import re
-import tarfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol, cast
 
 import requests
 
@@ -54,6 +54,7 @@ from scanning import USER_AGENT
 from scanning.config import setting
 from scanning.errors import (
     AuthError,
+    LayerError,
     ManifestError,
     NotFound,
     RegistryError,
@@ -61,6 +62,7 @@ from scanning.errors import (
     TransientRegistryError,
 )
 from scanning.layer_types import LayerInfo
+from scanning.layers import index_tar
 from scanning.model import Platform
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,8 @@ MAX_MANIFEST_BYTES = 4 * MiB
 MAX_CONFIG_BYTES = 8 * MiB
 MAX_JSON_DEPTH = 64
 MAX_INDEX_DEPTH = 2  # an index may point at an index once (nested indexes are rare)
+# Entries of a docker-archive's outer tar: a few per layer; the index of them stays small.
+MAX_ARCHIVE_MEMBERS = 100_000
 CHUNK_SIZE = 1 * MiB
 
 # Media types (image-spec media-types.md; Docker registry image-manifest-v2-2).
@@ -340,18 +344,22 @@ class DockerArchiveSource:
     Legacy archives (Docker < 25) name layers ``<id>/layer.tar``, where ``<id>`` is not a
     digest: those layers are hashed once when the archive is opened. Docker 25+ archives name
     them ``blobs/sha256/<hex>`` and the name is the digest (checked when read).
+
+    The outer tar (plain or gzipped) is indexed header by header with a cap on extended
+    header size and entry count (``index_tar``), then members are read by offset.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self._tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by close()
-            self._members = {
-                member.name.removeprefix("./"): member
-                for member in self._tar.getmembers()
-                if member.isfile()
-            }
-        except (OSError, tarfile.TarError, EOFError) as error:
+            self._file = _open_archive(path)
+        except OSError as error:
+            raise ManifestError(f"{path} is not a readable docker archive: {error}") from error
+        try:
+            self._members = index_tar(self._file, where=str(path),
+                                      max_members=MAX_ARCHIVE_MEMBERS)
+        except (OSError, EOFError, ValueError, LayerError) as error:
+            self._file.close()
             raise ManifestError(f"{path} is not a readable docker archive: {error}") from error
         self._blobs: dict[str, str] = {}  # digest -> member name
         self._manifest = self._synthesise()
@@ -362,10 +370,7 @@ class DockerArchiveSource:
             raise ManifestError(f"{self.path}: {name} is missing from the archive")
         if member.size > max_size:
             raise ManifestError(f"{self.path}: {name} is over the {max_size}-byte cap")
-        extracted = self._tar.extractfile(member)
-        if extracted is None:
-            raise ManifestError(f"{self.path}: {name} is not a regular file")
-        return extracted.read()
+        return b"".join(self._member_chunks(name))
 
     def _member_digest(self, name: str) -> str:
         match = _ARCHIVE_BLOB_RE.fullmatch(name)
@@ -378,10 +383,20 @@ class DockerArchiveSource:
 
     def _member_chunks(self, name: str) -> Iterator[bytes]:
         member = self._members.get(name)
-        extracted = self._tar.extractfile(member) if member is not None else None
-        if extracted is None:
+        if member is None:
             raise ManifestError(f"{self.path}: {name} is missing from the archive")
-        while chunk := extracted.read(CHUNK_SIZE):
+        position, remaining = member.offset, member.size
+        while remaining:
+            # Seek per chunk: two readers of one archive may interleave.
+            try:
+                self._file.seek(position)
+                chunk = self._file.read(min(CHUNK_SIZE, remaining))
+            except (OSError, EOFError) as error:
+                raise ManifestError(f"{self.path}: {name} cannot be read: {error}") from error
+            if not chunk:
+                raise ManifestError(f"{self.path}: {name} is truncated")
+            position += len(chunk)
+            remaining -= len(chunk)
             yield chunk
 
     def _synthesise(self) -> FetchedManifest:
@@ -439,7 +454,19 @@ class DockerArchiveSource:
         return self._member_chunks(name)
 
     def close(self) -> None:
-        self._tar.close()
+        self._file.close()
+
+
+def _open_archive(path: Path) -> IO[bytes]:
+    """The tar inside a ``docker save`` file, gunzipped when it starts with the gzip magic."""
+    file = path.open("rb")
+    if file.read(2) == b"\x1f\x8b":
+        file.close()
+        # GzipFile reads, seeks (forward by inflating) and tells like a file; typeshed does not
+        # declare it an IO[bytes].
+        return cast(IO[bytes], gzip.GzipFile(path, "rb"))
+    file.seek(0)
+    return file
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

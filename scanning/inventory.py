@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from scanning.analyzers.os_release import best_os
+from scanning.analyzers.os_release import DEBIAN_VERSION, PRECEDENCE, best_os
 from scanning.analyzers.purl import qualify_purl
 from scanning.errors import InventoryError
 from scanning.layer_types import AnalyzedFile, LayerInfo, LayerResult
@@ -153,8 +153,10 @@ class _Node:
     __slots__ = ("children", "link", "outputs")
 
     def __init__(self) -> None:
-        self.children: dict[str, _Node] = {}
-        self.outputs: dict[str, _FileState] = {}  # analyzer name -> state
+        # None until needed: most nodes are leaves without outputs, and an empty dict costs
+        # 64 bytes per node of a layer with a million entries.
+        self.children: dict[str, _Node] | None = None
+        self.outputs: dict[str, _FileState] | None = None  # analyzer name -> state
         self.link: str | None = None
 
 
@@ -165,7 +167,7 @@ class _Tree:
     def find(self, path: str) -> _Node | None:
         node: _Node | None = self.root
         for part in path.split("/") if path else ():
-            if node is None:
+            if node is None or node.children is None:
                 return None
             node = node.children.get(part)
         return node
@@ -173,6 +175,8 @@ class _Tree:
     def ensure(self, path: str) -> _Node:
         node = self.root
         for part in path.split("/"):
+            if node.children is None:
+                node.children = {}
             child = node.children.get(part)
             if child is None:
                 child = node.children[part] = _Node()
@@ -183,14 +187,14 @@ class _Tree:
         """``path`` and everything under it."""
         parent_path, _, name = path.rpartition("/")
         parent = self.find(parent_path)
-        if parent is not None:
+        if parent is not None and parent.children is not None:
             parent.children.pop(name, None)
 
     def clear_below(self, path: str) -> None:
         """Everything under ``path``, not ``path`` itself (an opaque directory)."""
         node = self.find(path)
         if node is not None:
-            node.children = {}
+            node.children = None
 
     def walk(self) -> Iterator[tuple[str, _Node]]:
         """Every node with its path; iterative, so a deep path cannot exhaust the stack."""
@@ -198,8 +202,9 @@ class _Tree:
         while pending:
             path, node = pending.pop()
             yield path, node
-            pending.extend((f"{path}/{name}" if path else name, child)
-                           for name, child in node.children.items())
+            if node.children is not None:
+                pending.extend((f"{path}/{name}" if path else name, child)
+                               for name, child in node.children.items())
 
 
 def merge_layers(layers: Sequence[LayerInfo], results: Sequence[LayerResult]) -> MergedImage:
@@ -231,7 +236,9 @@ def merge_layers(layers: Sequence[LayerInfo], results: Sequence[LayerResult]) ->
             # A file replaces a symlink or file at its path; its packages keep the layer
             # that introduced them when the earlier file at this path listed them too.
             node = tree.ensure(path)
-            previous, node.outputs, node.link = node.outputs, {}, None
+            previous = node.outputs or {}
+            current: dict[str, _FileState] = {}
+            node.outputs, node.link = current, None
             for item in items:
                 earlier = previous.get(item.analyzer)
                 introduced = {
@@ -241,14 +248,14 @@ def merge_layers(layers: Sequence[LayerInfo], results: Sequence[LayerResult]) ->
                     )
                     for package in item.packages
                 }
-                node.outputs[item.analyzer] = _FileState(item, index, introduced)
+                current[item.analyzer] = _FileState(item, index, introduced)
         layer_digest = layers[index].digest
         warnings.extend(f"layer {layer_digest}: {text}" for text in result.warnings)
         errors.extend(f"layer {layer_digest}: {text}" for text in result.errors)
     files: dict[tuple[str, str], _FileState] = {}
     symlinks: dict[str, str] = {}
     for path, node in tree.walk():
-        for analyzer, state in node.outputs.items():
+        for analyzer, state in (node.outputs or {}).items():
             files[(path, analyzer)] = state
         if node.link is not None:
             symlinks[path] = node.link
@@ -272,8 +279,9 @@ def merge_layers(layers: Sequence[LayerInfo], results: Sequence[LayerResult]) ->
                 )
             )
     # A release file reached through a symlink (etc/os-release -> ../usr/lib/os-release)
-    # counts under the link's path too, so the precedence in best_os sees it.
-    for link in sorted(symlinks):
+    # counts under the link's path too, so the precedence in best_os sees it. Only links at
+    # the paths best_os reads matter: resolving every link would cost as much as the merge.
+    for link in (path for path in (*PRECEDENCE, DEBIAN_VERSION) if path in symlinks):
         resolved = _resolve(link, tree.root)
         if resolved is not None and resolved in found_os and link not in found_os:
             found_os[link] = found_os[resolved]
@@ -288,7 +296,7 @@ def merge_layers(layers: Sequence[LayerInfo], results: Sequence[LayerResult]) ->
         os=image_os,
         packages=qualified,
         files=tuple(outputs),
-        symlinks=dict(symlinks),
+        symlinks=symlinks,
         errors=tuple(errors),
         warnings=tuple(warnings),
     )
@@ -343,7 +351,7 @@ def _resolve(path: str, root: _Node, max_depth: int = MAX_SYMLINK_DEPTH) -> str 
                 nodes.pop()
             continue
         parent = nodes[-1]
-        node = parent.children.get(part) if parent is not None else None
+        node = parent.children.get(part) if parent is not None and parent.children else None
         if node is None or node.link is None:
             resolved.append(part)
             nodes.append(node)

@@ -5,7 +5,7 @@
 Each case writes its own input (an OCI layout or a docker-archive) in a temporary directory,
 then a child process analyses it as ``python -m scanning sbom`` does (``analyze_image``, no
 layer cache) and reports its wall time, peak RSS (``ru_maxrss``) and the outcome. Goals: every
-case under 10 s and 300 MB. Children run with a 2 GiB address-space limit, so a case that
+case under 10 s and 300 MB. Children run with a 1 GiB address-space limit, so a case that
 still explodes ends in MemoryError instead of pushing the shared machine into swap.
 """
 
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 MiB = 1 << 20
 GiB = 1 << 30
-CHILD_ADDRESS_SPACE = 2 * GiB
+CHILD_ADDRESS_SPACE = 1 * GiB
 GOALS = (10.0, 300.0)  # seconds, MB
 
 
@@ -166,6 +166,21 @@ def symlinks(root: Path, count: int = 200_000) -> str:
     return write_layout(root, [gzip.compress(layer, compresslevel=1)])
 
 
+def over_the_entry_cap(root: Path) -> str:
+    """1,000,100 empty files in one layer: 100 past the default MAX_LAYER_ENTRIES."""
+    template = tarfile.TarInfo("d000/f0000000").tobuf(format=tarfile.USTAR_FORMAT)
+
+    def entry(number: int) -> bytes:
+        block = bytearray(template)
+        block[0:13] = b"d%03d/f%07d" % (number // 10_000, number)
+        block[148:156] = b" " * 8
+        block[148:156] = b"%06o\0 " % sum(block)
+        return bytes(block)
+
+    layer = tar_of(entry(number) for number in range(1_000_100))
+    return write_layout(root, [gzip.compress(layer, compresslevel=1)])
+
+
 def short_macho(root: Path) -> str:
     """An 18-byte Mach-O executable."""
     layer = tar_of([tar_entry("usr/bin/tool", b"\xcf\xfa\xed\xfe" + bytes(14), mode=0o755)])
@@ -188,6 +203,7 @@ CASES: dict[str, Callable[[Path], str]] = {
     "docker-archive-1.5gib-pax": docker_archive_pax,
     "zstd-31gib-layer-x30": zstd_layer_listed_30_times,
     "symlinks-200k": symlinks,
+    "entries-over-the-cap": over_the_entry_cap,
     "macho-18-bytes": short_macho,
     "non-string-platform": non_string_platform,
 }

@@ -30,7 +30,7 @@ from typing import Any
 from scanning.analyzers.os_release import DEBIAN_VERSION, PRECEDENCE, best_os
 from scanning.analyzers.purl import qualify_purl
 from scanning.errors import InventoryError
-from scanning.layer_types import AnalyzedFile, LayerInfo, LayerResult
+from scanning.layer_types import AnalyzedFile, LayerInfo, LayerResult, MessageList
 from scanning.model import (
     OSInfo,
     Package,
@@ -46,6 +46,8 @@ INVENTORY_SCHEMA_VERSION = 1
 MAX_SYMLINK_DEPTH = 40
 # Linux refuses longer paths and symlink targets (ENAMETOOLONG; limits.h PATH_MAX).
 PATH_MAX = 4096
+# Errors and warnings an inventory keeps of each kind; the rest are counted.
+MAX_INVENTORY_MESSAGES = 1000
 
 
 class InventoryStatus(StrEnum):
@@ -216,8 +218,8 @@ def merge_layers(layers: Sequence[LayerInfo], results: Sequence[LayerResult]) ->
     if len(layers) != len(results):
         raise ValueError("one result per layer is needed")
     tree = _Tree()
-    errors: list[str] = []
-    warnings: list[str] = []
+    errors = MessageList(MAX_INVENTORY_MESSAGES)
+    warnings = MessageList(MAX_INVENTORY_MESSAGES)
     for index, result in enumerate(results):
         # Whiteouts and opaque markers act on the layers below only (image-spec layer.md).
         for directory in result.opaque_dirs:
@@ -250,8 +252,10 @@ def merge_layers(layers: Sequence[LayerInfo], results: Sequence[LayerResult]) ->
                 }
                 current[item.analyzer] = _FileState(item, index, introduced)
         layer_digest = layers[index].digest
-        warnings.extend(f"layer {layer_digest}: {text}" for text in result.warnings)
-        errors.extend(f"layer {layer_digest}: {text}" for text in result.errors)
+        for text in result.warnings:
+            warnings.add(f"layer {layer_digest}: {text}")
+        for text in result.errors:
+            errors.add(f"layer {layer_digest}: {text}")
     files: dict[tuple[str, str], _FileState] = {}
     symlinks: dict[str, str] = {}
     for path, node in tree.walk():
@@ -265,7 +269,7 @@ def merge_layers(layers: Sequence[LayerInfo], results: Sequence[LayerResult]) ->
     for (path, analyzer), state in sorted(files.items()):
         outputs.append(state.output)
         if state.output.error:
-            errors.append(
+            errors.add(
                 f"analyzer {analyzer} failed on {path} "
                 f"(layer {layers[state.layer_index].digest}): {state.output.error}"
             )
@@ -297,8 +301,8 @@ def merge_layers(layers: Sequence[LayerInfo], results: Sequence[LayerResult]) ->
         packages=qualified,
         files=tuple(outputs),
         symlinks=symlinks,
-        errors=tuple(errors),
-        warnings=tuple(warnings),
+        errors=errors.as_tuple(),
+        warnings=warnings.as_tuple(),
     )
 
 

@@ -98,6 +98,30 @@ class LayerResult:
             raise InventoryError(f"malformed layer result: {error}") from error
 
 
+class MessageList:
+    """At most ``limit`` messages, then one line counting the rest.
+
+    A hostile layer can make one warning or analyzer error per entry (a million hard links to
+    a file never read), and every message is kept in memory and stored with the inventory.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._messages: list[str] = []
+        self._limit = limit
+        self._more = 0
+
+    def add(self, message: str) -> None:
+        if len(self._messages) < self._limit:
+            self._messages.append(message)
+        else:
+            self._more += 1
+
+    def as_tuple(self) -> tuple[str, ...]:
+        if not self._more:
+            return tuple(self._messages)
+        return (*self._messages, f"... and {self._more} more not listed")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LayerInfo:
     """A layer as the image lists it, with the Dockerfile instruction that made it."""

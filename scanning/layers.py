@@ -42,7 +42,7 @@ import zstandard
 from scanning.analyzers.base import Analyzer, AnalyzerInput
 from scanning.config import int_setting
 from scanning.errors import AnalyzerError, ConfigError, LayerError
-from scanning.layer_types import AnalyzedFile, LayerResult, normalize_member_path
+from scanning.layer_types import AnalyzedFile, LayerResult, MessageList, normalize_member_path
 
 try:
     from isal import igzip as _gzip_module
@@ -59,6 +59,9 @@ WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 GiB = 1 << 30
 MiB = 1 << 20
+# Warnings one layer keeps (hard links to unread files, files over an analyzer's cap); the
+# rest are counted.
+MAX_LAYER_WARNINGS = 100
 # OCI image-spec descriptor.md: registered digest algorithms.
 DIGEST_ALGORITHMS = ("sha256", "sha512")
 
@@ -303,7 +306,7 @@ class LayerScanner:
         self.opaque_dirs: list[str] = []
         self.symlinks: dict[str, str] = {}
         self.hardlinks: dict[str, str] = {}
-        self.warnings: list[str] = []
+        self.warnings = MessageList(MAX_LAYER_WARNINGS)
         self.errors: list[str] = []
         self.entries = 0
 
@@ -401,7 +404,7 @@ class LayerScanner:
         for analyzer in wanted:
             found = target_outputs.get(analyzer.name)
             if found is None:
-                self.warnings.append(
+                self.warnings.add(
                     f"hard link {path} -> {target}: target not read by {analyzer.name}"
                 )
                 continue
@@ -417,7 +420,7 @@ class LayerScanner:
         fitting = [a for a in wanted if size <= a.max_file_size]
         for analyzer in wanted:
             if analyzer not in fitting:
-                self.warnings.append(
+                self.warnings.add(
                     f"{path}: {size} bytes is over {analyzer.name}'s cap of "
                     f"{analyzer.max_file_size}; not analyzed"
                 )
@@ -449,7 +452,7 @@ class LayerScanner:
             opaque_dirs=tuple(self.opaque_dirs),
             symlinks=tuple(sorted(self.symlinks.items())),
             hardlinks=tuple(sorted(self.hardlinks.items())),
-            warnings=tuple(self.warnings),
+            warnings=self.warnings.as_tuple(),
             errors=tuple(self.errors),
         )
 

@@ -118,6 +118,15 @@ def test_errors_of_a_layer_result_are_errors_of_the_merge() -> None:
         "the cap were not read",)
 
 
+def test_analyzer_errors_past_the_inventory_limit_are_counted_not_kept() -> None:
+    results = [layer(1, files=tuple(AnalyzedFile(path=f"f{i:04d}", analyzer="list", error="bad")
+                                    for i in range(1005)))]
+    errors = merge_layers(LAYERS[:1], results).errors
+    assert (len(errors), errors[0], errors[-1]) == (
+        1001, f"analyzer list failed on f0000 (layer {LAYERS[0].digest}): bad",
+        "... and 5 more not listed")
+
+
 def test_os_release_reached_through_a_symlink_decides_the_os() -> None:
     debian = OSInfo(id="debian", version_id="12", codename="bookworm")
     results = [layer(1, files=(AnalyzedFile(path="usr/lib/os-release", analyzer="os-release",

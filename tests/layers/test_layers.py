@@ -112,6 +112,14 @@ def test_analyzer_error_is_recorded_on_the_file() -> None:
                                          error="pkgs.txt: boom"),)
 
 
+def test_warnings_past_the_layer_limit_are_counted_not_kept() -> None:
+    blob = tar_bytes([(f"d{i}/pkgs.txt", None, "hardlink:missing/pkgs.txt") for i in range(130)])
+    warnings = scan(blob).warnings
+    assert (len(warnings), warnings[0], warnings[-1]) == (
+        101, "hard link d0/pkgs.txt -> missing/pkgs.txt: target not read by list",
+        "... and 30 more not listed")
+
+
 def test_digest_mismatch_names_the_layer() -> None:
     blob = gz(tar_bytes([("pkgs.txt", PKGS, "file")]))
     wrong = "sha256:" + "0" * 64

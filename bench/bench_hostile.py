@@ -166,6 +166,14 @@ def symlinks(root: Path, count: int = 200_000) -> str:
     return write_layout(root, [gzip.compress(layer, compresslevel=1)])
 
 
+def deep_distinct_paths(root: Path) -> str:
+    """2,000 symlinks, each at its own path of 2,000 components (4,000 bytes): 8 MB of tar
+    that would make 4 million merge nodes."""
+    deep = "/".join(["a"] * 1995)
+    layer = tar_of(tar_entry(f"x{n:04d}/{deep}", symlink="t") for n in range(2000))
+    return write_layout(root, [gzip.compress(layer, compresslevel=1)])
+
+
 def over_the_entry_cap(root: Path) -> str:
     """1,000,100 empty files in one layer: 100 past the default MAX_LAYER_ENTRIES."""
     template = tarfile.TarInfo("d000/f0000000").tobuf(format=tarfile.USTAR_FORMAT)
@@ -204,6 +212,7 @@ CASES: dict[str, Callable[[Path], str]] = {
     "zstd-31gib-layer-x30": zstd_layer_listed_30_times,
     "symlinks-200k": symlinks,
     "entries-over-the-cap": over_the_entry_cap,
+    "deep-distinct-paths": deep_distinct_paths,
     "macho-18-bytes": short_macho,
     "non-string-platform": non_string_platform,
 }

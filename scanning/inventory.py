@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from typing import Any
 from scanning.analyzers.os_release import DEBIAN_VERSION, PRECEDENCE, best_os
 from scanning.analyzers.purl import qualify_purl
 from scanning.errors import InventoryError
-from scanning.layer_types import AnalyzedFile, LayerInfo, LayerResult, MessageList
+from scanning.layer_types import PATH_MAX, AnalyzedFile, LayerInfo, LayerResult, MessageList
 from scanning.model import (
     OSInfo,
     Package,
@@ -44,10 +45,11 @@ from scanning.model import (
 INVENTORY_SCHEMA_VERSION = 1
 # Linux follows at most 40 symlinks in one lookup (path_resolution(7)); an image needs fewer.
 MAX_SYMLINK_DEPTH = 40
-# Linux refuses longer paths and symlink targets (ENAMETOOLONG; limits.h PATH_MAX).
-PATH_MAX = 4096
 # Errors and warnings an inventory keeps of each kind; the rest are counted.
 MAX_INVENTORY_MESSAGES = 1000
+# Path components the merge holds (about 240 bytes each): shared prefixes cost one node, but
+# a hostile layer of deep distinct paths makes one per two bytes of path.
+MAX_MERGE_NODES = 500_000
 
 
 class InventoryStatus(StrEnum):
@@ -162,9 +164,17 @@ class _Node:
         self.link: str | None = None
 
 
+class _TooManyPaths(Exception):
+    """Internal: the merge would hold more than ``MAX_MERGE_NODES`` path components."""
+
+
 class _Tree:
-    def __init__(self) -> None:
+    def __init__(self, max_nodes: int) -> None:
         self.root = _Node()
+        # Every node ever made counts, removed ones too: the count bounds the merge's work as
+        # well as its memory (about 240 bytes a node).
+        self.nodes = 0
+        self.max_nodes = max_nodes
 
     def find(self, path: str) -> _Node | None:
         node: _Node | None = self.root
@@ -181,6 +191,9 @@ class _Tree:
                 node.children = {}
             child = node.children.get(part)
             if child is None:
+                self.nodes += 1
+                if self.nodes > self.max_nodes:
+                    raise _TooManyPaths
                 child = node.children[part] = _Node()
             node = child
         return node
@@ -199,59 +212,79 @@ class _Tree:
             node.children = None
 
     def walk(self) -> Iterator[tuple[str, _Node]]:
-        """Every node with its path; iterative, so a deep path cannot exhaust the stack."""
-        pending: list[tuple[str, _Node]] = [("", self.root)]
+        """Every node holding outputs or a link, with its path.
+
+        Iterative, so a deep path cannot exhaust the stack; the path is joined only for nodes
+        that hold something, so the cost is the nodes plus the length of the paths returned.
+        """
+        parts: list[str] = []
+        pending: list[tuple[int, str, _Node]] = [(0, "", self.root)]
         while pending:
-            path, node = pending.pop()
-            yield path, node
+            depth, name, node = pending.pop()
+            del parts[max(depth - 1, 0):]
+            if depth:
+                parts.append(name)
+            if node.outputs or node.link is not None:
+                yield "/".join(parts), node
             if node.children is not None:
-                pending.extend((f"{path}/{name}" if path else name, child)
-                               for name, child in node.children.items())
+                pending.extend((depth + 1, child_name, child)
+                               for child_name, child in node.children.items())
 
 
-def merge_layers(layers: Sequence[LayerInfo], results: Sequence[LayerResult]) -> MergedImage:
+def _apply_layer(tree: _Tree, index: int, result: LayerResult) -> None:
+    # Whiteouts and opaque markers act on the layers below only (image-spec layer.md).
+    for directory in result.opaque_dirs:
+        tree.clear_below(directory)
+    for path in result.whiteouts:
+        tree.remove(path)
+    for path, _target in (*result.symlinks, *result.hardlinks):
+        # A link replaces whatever was at its path, a directory with all it held.
+        tree.remove(path)
+    for path, target in result.symlinks:
+        tree.ensure(path).link = target
+    by_path: dict[str, list[AnalyzedFile]] = {}
+    for item in result.files:
+        by_path.setdefault(item.path, []).append(item)
+    for path, items in by_path.items():
+        # A file replaces a symlink or file at its path; its packages keep the layer that
+        # introduced them when the earlier file at this path listed them too.
+        node = tree.ensure(path)
+        previous = node.outputs or {}
+        current: dict[str, _FileState] = {}
+        node.outputs, node.link = current, None
+        for item in items:
+            earlier = previous.get(item.analyzer)
+            introduced = {
+                _package_key(package): (
+                    earlier.introduced.get(_package_key(package), index) if earlier else index
+                )
+                for package in item.packages
+            }
+            current[item.analyzer] = _FileState(item, index, introduced)
+
+
+def merge_layers(layers: Sequence[LayerInfo], results: Sequence[LayerResult], *,
+                 max_nodes: int = MAX_MERGE_NODES) -> MergedImage:
     """Apply the layers bottom to top and return what the top of the image holds.
 
     Linear in the entries of all layers: every whiteout, link and file touches only the nodes
-    on its own path.
+    on its own path. Past ``max_nodes`` path components the layers left are not merged and
+    an error says so (the platform is ``partial``).
     """
     if len(layers) != len(results):
         raise ValueError("one result per layer is needed")
-    tree = _Tree()
+    tree = _Tree(max_nodes)
     errors = MessageList(MAX_INVENTORY_MESSAGES)
     warnings = MessageList(MAX_INVENTORY_MESSAGES)
     for index, result in enumerate(results):
-        # Whiteouts and opaque markers act on the layers below only (image-spec layer.md).
-        for directory in result.opaque_dirs:
-            tree.clear_below(directory)
-        for path in result.whiteouts:
-            tree.remove(path)
-        for path, _target in (*result.symlinks, *result.hardlinks):
-            # A link replaces whatever was at its path, a directory with all it held.
-            tree.remove(path)
-        for path, target in result.symlinks:
-            tree.ensure(path).link = target
-        by_path: dict[str, list[AnalyzedFile]] = {}
-        for item in result.files:
-            by_path.setdefault(item.path, []).append(item)
-        for path, items in by_path.items():
-            # A file replaces a symlink or file at its path; its packages keep the layer
-            # that introduced them when the earlier file at this path listed them too.
-            node = tree.ensure(path)
-            previous = node.outputs or {}
-            current: dict[str, _FileState] = {}
-            node.outputs, node.link = current, None
-            for item in items:
-                earlier = previous.get(item.analyzer)
-                introduced = {
-                    _package_key(package): (
-                        earlier.introduced.get(_package_key(package), index) if earlier
-                        else index
-                    )
-                    for package in item.packages
-                }
-                current[item.analyzer] = _FileState(item, index, introduced)
         layer_digest = layers[index].digest
+        try:
+            _apply_layer(tree, index, result)
+        except _TooManyPaths:
+            errors.add(f"layer {layer_digest}: the image holds more than {max_nodes} "
+                       "path components (merge cap); this layer and those above it were "
+                       "merged in part or not at all")
+            break
         for text in result.warnings:
             warnings.add(f"layer {layer_digest}: {text}")
         for text in result.errors:
@@ -325,7 +358,7 @@ def resolve_symlinks(path: str, symlinks: Mapping[str, str],
     a chain longer than ``max_depth``, or a path or target longer than ``PATH_MAX`` (the
     kernel's ENAMETOOLONG).
     """
-    tree = _Tree()
+    tree = _Tree(sys.maxsize)  # the caller's own mapping: linear in its size, not capped
     for link, target in symlinks.items():
         tree.ensure(link).link = target
     return _resolve(path, tree.root, max_depth)

@@ -24,6 +24,9 @@ from scanning.model import (
 )
 
 LAYER_RESULT_SCHEMA_VERSION = 1
+# Linux refuses longer paths and symlink targets (ENAMETOOLONG; limits.h PATH_MAX): no
+# container can hold such a path, so none is worth keeping.
+PATH_MAX = 4096
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -42,7 +42,13 @@ import zstandard
 from scanning.analyzers.base import Analyzer, AnalyzerInput
 from scanning.config import int_setting
 from scanning.errors import AnalyzerError, ConfigError, LayerError
-from scanning.layer_types import AnalyzedFile, LayerResult, MessageList, normalize_member_path
+from scanning.layer_types import (
+    PATH_MAX,
+    AnalyzedFile,
+    LayerResult,
+    MessageList,
+    normalize_member_path,
+)
 
 try:
     from isal import igzip as _gzip_module
@@ -309,6 +315,7 @@ class LayerScanner:
         self.warnings = MessageList(MAX_LAYER_WARNINGS)
         self.errors: list[str] = []
         self.entries = 0
+        self.long_paths = 0
 
     def walk(self, stream: _TarStream) -> None:
         long_name: str | None = None
@@ -360,6 +367,11 @@ class LayerScanner:
         # Data follows regular files and unknown types; links, directories and devices have
         # none whatever their size field says (as tarfile and GNU tar read it).
         data_size = 0 if header.typeflag in _NO_DATA else size
+        if len(path) > PATH_MAX or (header.typeflag == _HARDLINK and len(linkname) > PATH_MAX):
+            # No container can hold such a path; kept, it would cost memory per byte.
+            self.long_paths += 1
+            self._skip(stream, data_size)
+            return
         base = path.rsplit("/", 1)[-1]
         directory = path.rsplit("/", 1)[0] if "/" in path else ""
         if base.startswith(WHITEOUT_PREFIX):
@@ -376,7 +388,8 @@ class LayerScanner:
             return
         if header.typeflag == _SYMLINK:
             self._drop(path)
-            self.symlinks[path] = linkname
+            # A longer target resolves to nothing whatever its content (ENAMETOOLONG).
+            self.symlinks[path] = linkname[:PATH_MAX + 1]
         elif header.typeflag == _HARDLINK:
             self._hardlink(path, normalize_member_path(linkname))
         elif header.typeflag in _REGULAR:
@@ -439,6 +452,10 @@ class LayerScanner:
 
     def result(self, *, compression: Compression, compressed_size: int,
                uncompressed_size: int) -> LayerResult:
+        errors = tuple(self.errors)
+        if self.long_paths:
+            errors += (f"{self.long_paths} entries with a path over {PATH_MAX} bytes "
+                       "(PATH_MAX) were not read",)
         return LayerResult(
             digest=self.digest,
             analyzer_set_version=self.analyzer_version,
@@ -453,7 +470,7 @@ class LayerScanner:
             symlinks=tuple(sorted(self.symlinks.items())),
             hardlinks=tuple(sorted(self.hardlinks.items())),
             warnings=self.warnings.as_tuple(),
-            errors=tuple(self.errors),
+            errors=errors,
         )
 
 

@@ -127,6 +127,16 @@ def test_analyzer_errors_past_the_inventory_limit_are_counted_not_kept() -> None
         "... and 5 more not listed")
 
 
+def test_merge_stops_at_the_node_cap_with_an_error_naming_it() -> None:
+    results = [layer(1, files=(listed("a/pkgs.txt", ("six", "1.0")),)),
+               layer(2, symlinks=tuple((f"d{i}/x/y", "t") for i in range(5)))]
+    merged = merge_layers(LAYERS[:2], results, max_nodes=8)
+    assert (merged.packages, merged.errors) == (
+        (at(1, "six", "1.0", "a/pkgs.txt"),),
+        (f"layer {LAYERS[1].digest}: the image holds more than 8 path components (merge cap); "
+         "this layer and those above it were merged in part or not at all",))
+
+
 def test_os_release_reached_through_a_symlink_decides_the_os() -> None:
     debian = OSInfo(id="debian", version_id="12", codename="bookworm")
     results = [layer(1, files=(AnalyzedFile(path="usr/lib/os-release", analyzer="os-release",

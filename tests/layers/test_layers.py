@@ -120,6 +120,24 @@ def test_warnings_past_the_layer_limit_are_counted_not_kept() -> None:
         "... and 30 more not listed")
 
 
+def test_entry_with_a_path_over_path_max_is_not_read_and_the_result_says_so() -> None:
+    long_name = "d/" * 2048 + "pkgs.txt"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name in (long_name, "pkgs.txt"):
+            info = tarfile.TarInfo(name)
+            info.size = len(PKGS)
+            tar.addfile(info, io.BytesIO(PKGS))
+    result = scan(buffer.getvalue())
+    assert ([f.path for f in result.files], result.errors) == (
+        ["pkgs.txt"], ("1 entries with a path over 4096 bytes (PATH_MAX) were not read",))
+
+
+def test_symlink_target_over_path_max_is_kept_only_up_to_one_byte_past_it() -> None:
+    blob = tar_bytes([("lib", None, "symlink:" + "t" * 10_000)])
+    assert scan(blob).symlinks == (("lib", "t" * 4097),)
+
+
 def test_digest_mismatch_names_the_layer() -> None:
     blob = gz(tar_bytes([("pkgs.txt", PKGS, "file")]))
     wrong = "sha256:" + "0" * 64

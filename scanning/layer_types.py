@@ -160,6 +160,9 @@ def _analyzed_file_from_json(data: Mapping[str, Any]) -> AnalyzedFile:
 
 def normalize_member_path(name: str) -> str:
     """A tar member name as a path inside the image root: no leading ``/``, no ``..`` above it."""
+    if not ("\\" in name or "//" in name or "/." in name or name.endswith("/")
+            or name.startswith(("/", "./", "../")) or name in (".", "..")):
+        return name  # already normal: the common case, once per tar entry
     parts: list[str] = []
     for part in name.replace("\\", "/").split("/"):
         if part in ("", "."):

@@ -194,7 +194,9 @@ def test_path_longer_than_path_max_resolves_to_nothing() -> None:
 
 @pytest.mark.parametrize(("name", "expected"), [
     ("/etc/passwd", "etc/passwd"), ("./a/./b", "a/b"), ("../../x", "x"), ("a/../../b", "b"),
-    ("/", ""),
+    ("/", ""), ("usr/lib/x.so", "usr/lib/x.so"), (".hidden/a", ".hidden/a"), ("a/.b/c", "a/.b/c"),
+    ("a/b/", "a/b"), ("a//b", "a/b"), ("a\\b", "a/b"), (".", ""), ("..", ""), ("a/..", ""),
+    ("..a/b", "..a/b"),
 ])
 def test_member_names_are_normalised_inside_the_root(name: str, expected: str) -> None:
     assert normalize_member_path(name) == expected

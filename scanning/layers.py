@@ -540,7 +540,7 @@ def index_tar(file: IO[bytes], *, where: str, max_members: int,
     through the same bounded parser as layers (``tarfile`` reads a PAX header of any size into
     memory, and a 1.5 GiB one took 1.6 GB); data is skipped with ``seek``. Raises
     ``LayerError`` prefixed with ``where`` for a malformed or oversized header, or more than
-    ``max_members`` entries.
+    ``max_members`` entries. Names over ``PATH_MAX`` are left out.
     """
     members: dict[str, TarMember] = {}
     entries = 0
@@ -568,8 +568,10 @@ def index_tar(file: IO[bytes], *, where: str, max_members: int,
         size = int(pax["size"]) if "size" in pax else header.size
         long_name, pax = None, {}
         data_size = 0 if header.typeflag in _NO_DATA else size
-        if header.typeflag in _REGULAR:
-            members[normalize_member_path(name)] = TarMember(offset=file.tell(), size=size)
+        path = normalize_member_path(name)
+        # A longer name is no file docker wrote; kept, it would cost memory per byte.
+        if header.typeflag in _REGULAR and len(path) <= PATH_MAX:
+            members[path] = TarMember(offset=file.tell(), size=size)
         file.seek(_padded(data_size), io.SEEK_CUR)
 
 

@@ -72,8 +72,9 @@ MAX_MANIFEST_BYTES = 4 * MiB
 MAX_CONFIG_BYTES = 8 * MiB
 MAX_JSON_DEPTH = 64
 MAX_INDEX_DEPTH = 2  # an index may point at an index once (nested indexes are rare)
-# Entries of a docker-archive's outer tar: a few per layer; the index of them stays small.
-MAX_ARCHIVE_MEMBERS = 100_000
+# Entries of a docker-archive's outer tar: a few per layer and image, so the index of them
+# (names up to PATH_MAX) stays small.
+MAX_ARCHIVE_MEMBERS = 10_000
 CHUNK_SIZE = 1 * MiB
 
 # Media types (image-spec media-types.md; Docker registry image-manifest-v2-2).

@@ -11,7 +11,7 @@ import zstandard
 from layers.helpers import ExecutableAnalyzer, ListAnalyzer, digest_of, gz, pypi, tar_bytes
 from scanning.errors import ConfigError, LayerError
 from scanning.layer_types import AnalyzedFile, LayerResult
-from scanning.layers import LayerLimits, scan_layer
+from scanning.layers import LayerLimits, TarMember, index_tar, scan_layer
 
 PKGS = b"flask 2.0.1\nrequests 2.31.0\n"
 
@@ -235,3 +235,19 @@ def test_oversized_pax_header_is_refused_before_it_is_read() -> None:
 
 def test_empty_blob_is_an_empty_layer() -> None:
     assert scan(b"").entries == 0
+
+
+def test_tar_index_lists_regular_files_by_offset_and_leaves_out_overlong_names() -> None:
+    blob = tar_bytes([("./manifest.json", b"[]", "file"), ("abc", None, "dir"),
+                      ("abc/layer.tar", None, "symlink:../blobs/x"),
+                      ("blobs/x", b"x" * 600, "file"), ("d/" * 2048 + "long", b"1", "file")])
+    members = index_tar(io.BytesIO(blob), where="image.tar", max_members=10)
+    assert members == {"manifest.json": TarMember(offset=512, size=2),
+                       "blobs/x": TarMember(offset=blob.index(b"x" * 600), size=600)}
+
+
+def test_tar_index_over_the_member_cap_is_a_layer_error() -> None:
+    blob = tar_bytes([(f"f{i}", b"", "file") for i in range(4)])
+    with pytest.raises(LayerError) as raised:
+        index_tar(io.BytesIO(blob), where="image.tar", max_members=3)
+    assert str(raised.value) == "image.tar: more than 3 tar entries"

@@ -357,7 +357,7 @@ class DockerArchiveSource:
         except OSError as error:
             raise ManifestError(f"{path} is not a readable docker archive: {error}") from error
         try:
-            self._members = index_tar(self._file, where=str(path),
+            self._members = index_tar(self._file, where="outer tar",
                                       max_members=MAX_ARCHIVE_MEMBERS)
         except (OSError, EOFError, ValueError, LayerError) as error:
             self._file.close()

@@ -373,14 +373,18 @@ class DockerArchiveSource:
             raise ManifestError(f"{self.path}: {name} is over the {max_size}-byte cap")
         return b"".join(self._member_chunks(name))
 
-    def _member_digest(self, name: str) -> str:
+    def _member_digest_and_head(self, name: str) -> tuple[str, bytes]:
+        """The member's digest and its first two bytes, in one pass: in a gzipped archive a
+        second read of the same member seeks back, which inflates from the start again."""
         match = _ARCHIVE_BLOB_RE.fullmatch(name)
         if match:
-            return f"{match.group(1)}:{match.group(2)}"
+            return f"{match.group(1)}:{match.group(2)}", next(self._member_chunks(name), b"")[:2]
         hasher = hashlib.sha256()
+        head = b""
         for chunk in self._member_chunks(name):
+            head = head or chunk[:2]
             hasher.update(chunk)
-        return f"sha256:{hasher.hexdigest()}"
+        return f"sha256:{hasher.hexdigest()}", head
 
     def _member_chunks(self, name: str) -> Iterator[bytes]:
         member = self._members.get(name)
@@ -419,9 +423,8 @@ class DockerArchiveSource:
         layers = []
         for name in entry.get("Layers", []):
             name = str(name)
-            digest = self._member_digest(name)
+            digest, head = self._member_digest_and_head(name)
             self._blobs[digest] = name
-            head = next(self._member_chunks(name), b"")[:2]
             media_type = DOCKER_LAYER_GZIP if head == b"\x1f\x8b" else DOCKER_LAYER_TAR
             layers.append({"mediaType": media_type, "size": self._members[name].size,
                            "digest": digest})

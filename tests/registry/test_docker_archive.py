@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,24 @@ def test_truncated_member_is_a_manifest_error(tmp_path: Path) -> None:
     path.write_bytes(data[:data.index(LAYER) + 100])
     with pytest.raises(ManifestError, match=r"abc/layer\.tar is truncated$"):
         DockerArchiveSource(path)
+
+
+class CountingArchive(DockerArchiveSource):
+    """Records every member read."""
+
+    def __init__(self, path: Path) -> None:
+        self.reads: list[str] = []
+        super().__init__(path)
+
+    def _member_chunks(self, name: str) -> Iterator[bytes]:
+        self.reads.append(name)
+        return super()._member_chunks(name)
+
+
+def test_opening_a_legacy_archive_reads_each_layer_once(tmp_path: Path) -> None:
+    # A second read of a member of a gzipped archive seeks back and inflates from the start.
+    path = tmp_path / "image.tar.gz"
+    path.write_bytes(gzip.compress(archive_bytes(), mtime=0))
+    source = CountingArchive(path)
+    source.close()
+    assert source.reads == ["manifest.json", "config.json", "abc/layer.tar"]

@@ -89,6 +89,9 @@ class LayerLimits:
 
     max_decompressed_bytes: int = 32 * GiB
     max_entries: int = 1_000_000
+    # Paths and link targets the layer keeps (links, whiteouts, analysed files): each is at
+    # most PATH_MAX, and this bounds their sum, like max_entries bounds their count.
+    max_kept_path_bytes: int = 64 * MiB
     max_header_bytes: int = 1 * MiB  # one PAX record set or GNU long name
     spool_memory_bytes: int = 1 * MiB
 
@@ -316,6 +319,7 @@ class LayerScanner:
         self.errors: list[str] = []
         self.entries = 0
         self.long_paths = 0
+        self.kept_path_bytes = 0
 
     def walk(self, stream: _TarStream) -> None:
         long_name: str | None = None
@@ -353,6 +357,12 @@ class LayerScanner:
                     "entries past the cap were not read"
                 )
                 return
+            if self.kept_path_bytes > self.limits.max_kept_path_bytes:
+                self.errors.append(
+                    f"more than {self.limits.max_kept_path_bytes} bytes of paths and link "
+                    "targets to keep; entries past the cap were not read"
+                )
+                return
             self.entries += 1
             name = pax.get("path", long_name if long_name is not None else header.name)
             linkname = pax.get("linkpath", long_link if long_link is not None else header.linkname)
@@ -375,6 +385,7 @@ class LayerScanner:
         base = path.rsplit("/", 1)[-1]
         directory = path.rsplit("/", 1)[0] if "/" in path else ""
         if base.startswith(WHITEOUT_PREFIX):
+            self.kept_path_bytes += len(path)
             if base == OPAQUE_MARKER:
                 self.opaque_dirs.append(directory)
             elif not base.startswith(WHITEOUT_PREFIX + WHITEOUT_PREFIX):
@@ -386,6 +397,8 @@ class LayerScanner:
         if not path:
             self._skip(stream, data_size)
             return
+        if header.typeflag in (_SYMLINK, _HARDLINK):
+            self.kept_path_bytes += len(path) + min(len(linkname), PATH_MAX + 1)
         if header.typeflag == _SYMLINK:
             self._drop(path)
             # A longer target resolves to nothing whatever its content (ENAMETOOLONG).
@@ -440,6 +453,7 @@ class LayerScanner:
         if not fitting:
             self._skip(stream, size)
             return
+        self.kept_path_bytes += len(path) * len(fitting)
         with tempfile.SpooledTemporaryFile(max_size=self.limits.spool_memory_bytes) as spool:
             copied = stream.copy(size, spool.write)
             if copied < size or stream.copy(_padded(size) - size, None) < _padded(size) - size:

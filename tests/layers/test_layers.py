@@ -179,6 +179,15 @@ def test_entries_past_the_cap_are_not_read_and_the_result_says_so() -> None:
         len(blob))
 
 
+def test_entries_past_the_kept_path_bytes_cap_are_not_read_and_the_result_says_so() -> None:
+    blob = tar_bytes([(f"l{i}", None, "symlink:" + "t" * 100) for i in range(10)])
+    result = scan(blob, limits=LayerLimits(max_kept_path_bytes=300))
+    assert (result.entries, [path for path, _ in result.symlinks], result.errors) == (
+        3, ["l0", "l1", "l2"],
+        ("more than 300 bytes of paths and link targets to keep; entries past the cap were "
+         "not read",))
+
+
 def test_capped_layer_is_still_checked_against_its_digest() -> None:
     blob = gz(tar_bytes([(f"f{i}", b"", "file") for i in range(20)]))
     wrong = "sha256:" + "0" * 64

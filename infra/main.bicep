@@ -213,6 +213,8 @@ module functionApp 'modules/function-app.bicep' = {
       PULL_WINDOW_DAYS: string(pullWindowDays)
       // Worker processes of a large weekly rescan: 0 = one per core of the instance.
       RESCAN_PROCESSES: '0'
+      // Entries read from one layer tar; past it the platform is partial.
+      MAX_LAYER_ENTRIES: '1000000'
       // How long an untagged manifest push waits for the index that lists it (one scan per index).
       INDEX_CHILD_GRACE_SECONDS: '20'
       REGISTRIES: registries

@@ -6,9 +6,11 @@ steps separately (``resolve_image``, ``analyze_layer`` per layer as a fan-out, a
 
 Each layer is streamed once and its result cached by layer digest + analyzer-set version, so a
 second image that shares base layers reads only its own layers, and a rescan of the same image
-reads none. A layer that cannot be read fails its platform's inventory with a status naming
-the layer; transient registry errors are retried here a few times, then raised (retryable) so
-the caller's retry policy takes over.
+reads none. Within one scan a layer digest is read once even without a cache: a manifest may
+list the same digest many times (one hostile manifest listed a 31 GiB layer 30 times), and
+platforms of an index share layers. A layer that cannot be read fails its platform's inventory
+with a status naming the layer; transient registry errors are retried here a few times, then
+raised (retryable) so the caller's retry policy takes over.
 """
 
 from __future__ import annotations
@@ -186,8 +188,13 @@ def _bounded(warnings: tuple[str, ...]) -> tuple[str, ...]:
 def analyze_platform(source: ImageSource, resolved: ResolvedImage, image: PlatformImage, *,
                      analyzers: tuple[Analyzer, ...] = ANALYZERS,
                      cache: LayerCache | None = None, limits: LayerLimits | None = None,
-                     progress: ProgressCallback | None = None) -> ImageInventory:
+                     progress: ProgressCallback | None = None,
+                     outcomes: dict[str, LayerResult | ScanError] | None = None
+                     ) -> ImageInventory:
+    """One platform's inventory. ``outcomes`` is what each layer digest gave earlier in this
+    scan (a result, or the error that made it unreadable), so no digest is read twice."""
     version = analyzer_set_version(analyzers)
+    outcomes = {} if outcomes is None else outcomes
     results: list[LayerResult] = []
     failure = ""
     count = len(image.layers)
@@ -198,10 +205,18 @@ def analyze_platform(source: ImageSource, resolved: ResolvedImage, image: Platfo
                 progress(LayerProgress(platform=str(image.platform), index=index, count=count,
                                        digest=layer.digest, size=layer.size, read_bytes=read,
                                        cached=cached, done=done))
+        earlier = outcomes.get(layer.digest)
         try:
-            result, cached = analyze_layer(source, layer, analyzers=analyzers, cache=cache,
-                                           limits=limits, on_bytes=report)
+            if isinstance(earlier, ScanError):
+                raise earlier
+            if earlier is not None:
+                result, cached = earlier, True
+            else:
+                result, cached = analyze_layer(source, layer, analyzers=analyzers, cache=cache,
+                                               limits=limits, on_bytes=report)
+                outcomes[layer.digest] = result
         except (LayerError, ManifestError, NotFound) as error:
+            outcomes[layer.digest] = error
             failure = f"layer {index}/{count} {layer.digest}: {error}"
             log.warning("%s %s: %s", resolved.reference, image.platform, failure)
             break
@@ -230,9 +245,10 @@ def analyze_image(reference: str | ImageReference, *, platform: Platform | None 
                                  media_type=resolved.media_type, status=status,
                                  analyzer_set_version=version, reason=resolved.reason,
                                  skipped=resolved.skipped)
+        outcomes: dict[str, LayerResult | ScanError] = {}
         inventories = tuple(
             analyze_platform(active, resolved, image, analyzers=analyzers, cache=cache,
-                             limits=limits, progress=progress)
+                             limits=limits, progress=progress, outcomes=outcomes)
             for image in resolved.platforms
         )
     finally:
@@ -244,8 +260,11 @@ def analyze_image(reference: str | ImageReference, *, platform: Platform | None 
             inventory.errors[0] for inventory in inventories
             if inventory.status is InventoryStatus.FAILED)
     elif InventoryStatus.PARTIAL in statuses:
-        status, reason = (AnalysisStatus.PARTIAL,
-                          "some files could not be analyzed or were read only in part")
+        # A partial inventory has an error (a file or layer cap) or a warning (entries skipped).
+        status, reason = AnalysisStatus.PARTIAL, "some files could not be analyzed: " + "; ".join(
+            (inventory.errors or inventory.warnings)[0] for inventory in inventories
+            if inventory.status is InventoryStatus.PARTIAL
+            and (inventory.errors or inventory.warnings))
     else:
         status, reason = AnalysisStatus.COMPLETE, ""
     return ImageAnalysis(reference=resolved.reference, digest=resolved.digest,

@@ -35,6 +35,9 @@ SETTINGS: dict[str, str] = {
     "ADVISORY_REFRESH_SCHEDULE": "0 0 2 * * *",
     "CATCHUP_SCHEDULE": "0 30 */6 * * *",
     "PULL_WINDOW_DAYS": "30",
+    # Entries read from one layer tar; past it the layer is read no further and the platform
+    # is partial (what a layer holds in memory grows with its entry count).
+    "MAX_LAYER_ENTRIES": "1000000",
     # Worker processes a large weekly rescan matches in: 0 = one per CPU core, 1 = none.
     "RESCAN_PROCESSES": "0",
     # An untagged manifest push waits this long for an index that lists it: pushing an index

@@ -35,18 +35,18 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import gzip
 import hashlib
 import ipaddress
 import json
 import logging
 import re
-import tarfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol, cast
 
 import requests
 
@@ -54,6 +54,7 @@ from scanning import USER_AGENT
 from scanning.config import setting
 from scanning.errors import (
     AuthError,
+    LayerError,
     ManifestError,
     NotFound,
     RegistryError,
@@ -61,6 +62,7 @@ from scanning.errors import (
     TransientRegistryError,
 )
 from scanning.layer_types import LayerInfo
+from scanning.layers import index_tar
 from scanning.model import Platform
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,9 @@ MAX_MANIFEST_BYTES = 4 * MiB
 MAX_CONFIG_BYTES = 8 * MiB
 MAX_JSON_DEPTH = 64
 MAX_INDEX_DEPTH = 2  # an index may point at an index once (nested indexes are rare)
+# Entries of a docker-archive's outer tar: a few per layer and image, so the index of them
+# (names up to PATH_MAX) stays small.
+MAX_ARCHIVE_MEMBERS = 10_000
 CHUNK_SIZE = 1 * MiB
 
 # Media types (image-spec media-types.md; Docker registry image-manifest-v2-2).
@@ -349,18 +354,22 @@ class DockerArchiveSource:
     Legacy archives (Docker < 25) name layers ``<id>/layer.tar``, where ``<id>`` is not a
     digest: those layers are hashed once when the archive is opened. Docker 25+ archives name
     them ``blobs/sha256/<hex>`` and the name is the digest (checked when read).
+
+    The outer tar (plain or gzipped) is indexed header by header with a cap on extended
+    header size and entry count (``index_tar``), then members are read by offset.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self._tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by close()
-            self._members = {
-                member.name.removeprefix("./"): member
-                for member in self._tar.getmembers()
-                if member.isfile()
-            }
-        except (OSError, tarfile.TarError, EOFError) as error:
+            self._file = _open_archive(path)
+        except OSError as error:
+            raise ManifestError(f"{path} is not a readable docker archive: {error}") from error
+        try:
+            self._members = index_tar(self._file, where="outer tar",
+                                      max_members=MAX_ARCHIVE_MEMBERS)
+        except (OSError, EOFError, ValueError, LayerError) as error:
+            self._file.close()
             raise ManifestError(f"{path} is not a readable docker archive: {error}") from error
         self._blobs: dict[str, str] = {}  # digest -> member name
         self._manifest = self._synthesise()
@@ -371,26 +380,37 @@ class DockerArchiveSource:
             raise ManifestError(f"{self.path}: {name} is missing from the archive")
         if member.size > max_size:
             raise ManifestError(f"{self.path}: {name} is over the {max_size}-byte cap")
-        extracted = self._tar.extractfile(member)
-        if extracted is None:
-            raise ManifestError(f"{self.path}: {name} is not a regular file")
-        return extracted.read()
+        return b"".join(self._member_chunks(name))
 
-    def _member_digest(self, name: str) -> str:
+    def _member_digest_and_head(self, name: str) -> tuple[str, bytes]:
+        """The member's digest and its first two bytes, in one pass: in a gzipped archive a
+        second read of the same member seeks back, which inflates from the start again."""
         match = _ARCHIVE_BLOB_RE.fullmatch(name)
         if match:
-            return f"{match.group(1)}:{match.group(2)}"
+            return f"{match.group(1)}:{match.group(2)}", next(self._member_chunks(name), b"")[:2]
         hasher = hashlib.sha256()
+        head = b""
         for chunk in self._member_chunks(name):
+            head = head or chunk[:2]
             hasher.update(chunk)
-        return f"sha256:{hasher.hexdigest()}"
+        return f"sha256:{hasher.hexdigest()}", head
 
     def _member_chunks(self, name: str) -> Iterator[bytes]:
         member = self._members.get(name)
-        extracted = self._tar.extractfile(member) if member is not None else None
-        if extracted is None:
+        if member is None:
             raise ManifestError(f"{self.path}: {name} is missing from the archive")
-        while chunk := extracted.read(CHUNK_SIZE):
+        position, remaining = member.offset, member.size
+        while remaining:
+            # Seek per chunk: two readers of one archive may interleave.
+            try:
+                self._file.seek(position)
+                chunk = self._file.read(min(CHUNK_SIZE, remaining))
+            except (OSError, EOFError) as error:
+                raise ManifestError(f"{self.path}: {name} cannot be read: {error}") from error
+            if not chunk:
+                raise ManifestError(f"{self.path}: {name} is truncated")
+            position += len(chunk)
+            remaining -= len(chunk)
             yield chunk
 
     def _synthesise(self) -> FetchedManifest:
@@ -412,9 +432,8 @@ class DockerArchiveSource:
         layers = []
         for name in entry.get("Layers", []):
             name = str(name)
-            digest = self._member_digest(name)
+            digest, head = self._member_digest_and_head(name)
             self._blobs[digest] = name
-            head = next(self._member_chunks(name), b"")[:2]
             media_type = DOCKER_LAYER_GZIP if head == b"\x1f\x8b" else DOCKER_LAYER_TAR
             layers.append({"mediaType": media_type, "size": self._members[name].size,
                            "digest": digest})
@@ -448,7 +467,19 @@ class DockerArchiveSource:
         return self._member_chunks(name)
 
     def close(self) -> None:
-        self._tar.close()
+        self._file.close()
+
+
+def _open_archive(path: Path) -> IO[bytes]:
+    """The tar inside a ``docker save`` file, gunzipped when it starts with the gzip magic."""
+    file = path.open("rb")
+    if file.read(2) == b"\x1f\x8b":
+        file.close()
+        # GzipFile reads, seeks (forward by inflating) and tells like a file; typeshed does not
+        # declare it an IO[bytes].
+        return cast(IO[bytes], gzip.GzipFile(path, "rb"))
+    file.seek(0)
+    return file
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -880,9 +911,24 @@ def _platform_of(entry: Mapping[str, Any]) -> Platform | None:
     platform = entry.get("platform")
     if not isinstance(platform, dict):
         return None
-    return Platform(os=str(platform.get("os", "")),
-                    architecture=str(platform.get("architecture", "")),
-                    variant=str(platform.get("variant", "")))
+    where = f"index entry {entry.get('digest')}"
+    return Platform(os=_platform_field(platform, "os", where),
+                    architecture=_platform_field(platform, "architecture", where),
+                    variant=_platform_field(platform, "variant", where))
+
+
+def _platform_field(document: Mapping[str, Any], key: str, where: str) -> str:
+    """A platform string (``os``, ``architecture``, ``variant``); absent or null is empty.
+
+    Anything else that is not a string is refused: ``str()`` of it would be stored as the
+    platform (``5/['x']/{'a': 1}``) and shown by every API that lists platforms.
+    """
+    value = document.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ManifestError(f"{where}: {key} is {type(value).__name__}, not a string")
+    return value
 
 
 def _matches(platform: Platform, wanted: Platform | None) -> bool:
@@ -901,9 +947,11 @@ def _image(source: ImageSource, manifest: FetchedManifest,
     config = parse_json_document(config_bytes, f"config {config_digest}")
     layers = manifest.document["layers"]
     instructions = layer_instructions(config, len(layers))
-    platform = declared or Platform(os=str(config.get("os", "") or "unknown"),
-                                    architecture=str(config.get("architecture", "") or "unknown"),
-                                    variant=str(config.get("variant", "")))
+    where = f"config {config_digest}"
+    platform = declared or Platform(
+        os=_platform_field(config, "os", where) or "unknown",
+        architecture=_platform_field(config, "architecture", where) or "unknown",
+        variant=_platform_field(config, "variant", where))
     return PlatformImage(
         platform=platform,
         manifest_digest=manifest.digest,

@@ -346,7 +346,10 @@ def _open_macho(reader: BinaryIO, size: int, ident: bytes) -> _Executable:
     is64 = ident[:4] in (b"\xfe\xed\xfa\xcf", b"\xcf\xfa\xed\xfe")
     header_size = 32 if is64 else 28
     # mach_header: magic, cputype, cpusubtype, filetype, ncmds, sizeofcmds, flags[, reserved]
-    command_count, commands_size = struct.unpack_from(order + "II", _read_at(reader, 16, 8))
+    counts = _read_at(reader, 16, 8)
+    if len(counts) < 8:
+        raise _NotGoBinary("truncated Mach-O header")
+    command_count, commands_size = struct.unpack_from(order + "II", counts)
     if commands_size > _MAX_HEADER_TABLE or header_size + commands_size > size:
         raise _NotGoBinary("Mach-O load commands extend past the end of the file")
     commands = _read_at(reader, header_size, commands_size)

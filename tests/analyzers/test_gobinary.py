@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -276,6 +277,24 @@ def test_replacement_after_a_skipped_line_replaces_nothing() -> None:
 def test_pointer_build_info_with_unmapped_pointers_gives_no_packages() -> None:
     blob = BUILDINFO_MAGIC + bytes([8, 0]) + struct.pack("<QQ", 0xDEAD0000, 0xBEEF0000)
     assert analyze_bytes(elf64(blob)) == ()
+
+
+
+def test_18_byte_macho_is_not_a_go_binary() -> None:
+    assert analyze_bytes(macho64(inline_blob())[:18]) == ()
+
+
+@pytest.mark.parametrize("build", [elf64, pe64, macho64])
+def test_every_truncation_of_an_executable_gives_no_packages_or_an_analyzer_error(
+        build: Callable[[bytes], bytes]) -> None:
+    image = build(inline_blob())
+    outcomes = set()
+    for length in range(len(image)):
+        try:
+            outcomes.add(analyze_bytes(image[:length]))
+        except AnalyzerError:
+            outcomes.add("AnalyzerError")
+    assert outcomes <= {(), "AnalyzerError"}
 
 
 # --- required() and -ldflags ----------------------------------------------------------------

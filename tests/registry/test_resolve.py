@@ -160,6 +160,45 @@ def test_deeply_nested_json_is_refused(tmp_path: Path) -> None:
         resolve(tmp_path)
 
 
+
+def image_with_config(directory: Path, config: dict[str, object]) -> str:
+    config_digest, size = write_blob(directory, config)
+    layout_pointing_at(directory, {
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest, "size": size},
+        "layers": []}, "application/vnd.oci.image.manifest.v1+json")
+    return config_digest
+
+
+def test_config_with_a_non_string_os_is_a_manifest_error(tmp_path: Path) -> None:
+    config_digest = image_with_config(
+        tmp_path, {"os": 5, "architecture": ["x"], "variant": {"a": 1}})
+    with pytest.raises(ManifestError) as raised:
+        resolve(tmp_path)
+    assert (str(raised.value), raised.value.retryable) == (
+        f"config {config_digest}: os is int, not a string", False)
+
+
+def test_config_with_a_null_architecture_is_an_unknown_platform(tmp_path: Path) -> None:
+    image_with_config(tmp_path, {"os": "linux", "architecture": None})
+    assert resolve(tmp_path).platforms[0].platform == Platform(os="linux",
+                                                               architecture="unknown")
+
+
+def test_index_entry_with_a_non_string_architecture_is_a_manifest_error(tmp_path: Path) -> None:
+    child = "sha256:" + "0" * 64
+    layout_pointing_at(tmp_path, {
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                       "digest": child, "size": 1,
+                       "platform": {"os": "linux", "architecture": 64}}]},
+        "application/vnd.oci.image.index.v1+json")
+    with pytest.raises(ManifestError, match=f"^index entry {child}: architecture is int, "
+                                            "not a string$"):
+        resolve(tmp_path)
+
+
 @pytest.mark.parametrize(("created_by", "expected"), [
     ("/bin/sh -c #(nop) ADD file:abc in / ", "ADD file:abc in /"),
     ("/bin/sh -c apk add curl", "RUN apk add curl"),

@@ -318,7 +318,9 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
 
 
 def _pick_layout_entry(index: Mapping[str, Any], ref: str, where: str) -> dict[str, Any]:
-    entries = [entry for entry in index.get("manifests", []) if isinstance(entry, dict)]
+    what = f"{where}/index.json"
+    entries = [_check_descriptor(entry, f"manifests[{position}]", what) for position, entry
+               in enumerate(_expect(index.get("manifests"), list, "manifests", what))]
     if ref:
         named = [e for e in entries if e.get("annotations", {}).get(OCI_REF_NAME) == ref]
         if not named:
@@ -795,27 +797,89 @@ def _is_layer_type(media_type: str) -> bool:
             and ".tar" in media_type)
 
 
-def _check_image_manifest(document: Mapping[str, Any]) -> None:
-    config = document.get("config")
-    if not isinstance(config, dict) or not isinstance(config.get("digest"), str):
-        raise ManifestError("image manifest has no config descriptor")
-    artifact_type = document.get("artifactType")
-    config_type = str(config.get("mediaType", ""))
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return {dict: "an object", list: "an array", str: "a string"}.get(type(value), "null")
+
+
+def _expect(value: Any, expected: type, path: str, what: str) -> Any:
+    """``value`` when it has the JSON type ``expected``; else a ManifestError naming ``path``.
+
+    JSON ``true`` is not a number here, although Python's bool is an int.
+    """
+    if expected is int:
+        valid = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        valid = isinstance(value, expected)
+    if not valid:
+        wanted = {dict: "an object", list: "an array", str: "a string", int: "an integer"}
+        raise ManifestError(f"{what}: {path} must be {wanted[expected]}, not {_json_type(value)}")
+    return value
+
+
+def _optional(document: Mapping[str, Any], key: str, expected: type, path: str,
+              what: str) -> Any:
+    """An optional member: ``None`` when absent, else checked like ``_expect``."""
+    if key not in document:
+        return None
+    return _expect(document[key], expected, f"{path}{key}", what)
+
+
+def _check_descriptor(value: Any, path: str, what: str) -> dict[str, Any]:
+    """An OCI content descriptor (image-spec descriptor.md): ``digest`` required and well
+    formed (it goes into a URL), ``mediaType``, ``size``, ``annotations``, ``artifactType`` and
+    ``platform`` of their spec types when present."""
+    descriptor: dict[str, Any] = _expect(value, dict, path, what)
+    digest = _expect(descriptor.get("digest"), str, f"{path}.digest", what)
+    if not _DIGEST_RE.fullmatch(digest):
+        raise ManifestError(f"{what}: {path}.digest is not a digest: {digest[:80]!r}")
+    _optional(descriptor, "mediaType", str, f"{path}.", what)
+    _optional(descriptor, "artifactType", str, f"{path}.", what)
+    size = _optional(descriptor, "size", int, f"{path}.", what)
+    if size is not None and size < 0:
+        raise ManifestError(f"{what}: {path}.size is negative ({size})")
+    annotations = _optional(descriptor, "annotations", dict, f"{path}.", what)
+    for key, text in (annotations or {}).items():
+        _expect(text, str, f"{path}.annotations[{key[:80]!r}]", what)
+    platform = _optional(descriptor, "platform", dict, f"{path}.", what) or {}
+    for key in ("os", "architecture", "variant", "os.version"):
+        _optional(platform, key, str, f"{path}.platform.", what)
+    return descriptor
+
+
+def _check_top_level(manifest: FetchedManifest, what: str) -> None:
+    _optional(manifest.document, "mediaType", str, "", what)
+    _optional(manifest.document, "schemaVersion", int, "", what)
+
+
+def _check_image_manifest(document: Mapping[str, Any], what: str) -> None:
+    config = _check_descriptor(document.get("config"), "config", what)
+    artifact_type = _optional(document, "artifactType", str, "", what)
+    config_type = config.get("mediaType", "")
     if artifact_type and artifact_type not in IMAGE_CONFIG_TYPES:
         raise _NotAnImage(ResolveStatus.NOT_APPLICABLE, f"artifact of type {artifact_type}")
     if config_type not in IMAGE_CONFIG_TYPES:
         raise _NotAnImage(ResolveStatus.NOT_APPLICABLE,
                           f"artifact with config media type {config_type or '(none)'}")
-    layers = document.get("layers")
-    if not isinstance(layers, list):
-        raise ManifestError("image manifest has no layer list")
-    for layer in layers:
-        if not isinstance(layer, dict) or not isinstance(layer.get("digest"), str):
-            raise ManifestError("image manifest has a malformed layer descriptor")
-        layer_type = str(layer.get("mediaType", ""))
+    layers = _expect(document.get("layers"), list, "layers", what)
+    for position, layer in enumerate(layers):
+        layer_type = _check_descriptor(layer, f"layers[{position}]", what).get("mediaType", "")
         if not _is_layer_type(layer_type):
             raise _NotAnImage(ResolveStatus.NOT_APPLICABLE,
                               f"artifact with layer media type {layer_type or '(none)'}")
+
+
+def _check_config(config: Mapping[str, Any], what: str) -> None:
+    """The config fields read here: platform strings and the history (image-spec config.md)."""
+    for key in ("os", "architecture", "variant"):
+        _optional(config, key, str, "", what)
+    history = _optional(config, "history", list, "", what)
+    for position, entry in enumerate(history or ()):
+        _expect(entry, dict, f"history[{position}]", what)
+        _optional(entry, "created_by", str, f"history[{position}].", what)
 
 
 def clean_instruction(created_by: str) -> str:
@@ -850,8 +914,9 @@ def layer_instructions(config: Mapping[str, Any], layer_count: int) -> list[str]
 
 
 def _platform_of(entry: Mapping[str, Any]) -> Platform | None:
+    """The declared platform of a descriptor ``_check_descriptor`` accepted."""
     platform = entry.get("platform")
-    if not isinstance(platform, dict):
+    if platform is None:
         return None
     return Platform(os=str(platform.get("os", "")),
                     architecture=str(platform.get("architecture", "")),
@@ -867,11 +932,12 @@ def _matches(platform: Platform, wanted: Platform | None) -> bool:
 
 def _image(source: ImageSource, manifest: FetchedManifest,
            declared: Platform | None) -> PlatformImage:
-    _check_image_manifest(manifest.document)
+    _check_image_manifest(manifest.document, f"manifest {manifest.digest}")
     config_descriptor = manifest.document["config"]
     config_digest = config_descriptor["digest"]
     config_bytes = source.fetch_blob(config_digest, MAX_CONFIG_BYTES)
     config = parse_json_document(config_bytes, f"config {config_digest}")
+    _check_config(config, f"config {config_digest}")
     layers = manifest.document["layers"]
     instructions = layer_instructions(config, len(layers))
     platform = declared or Platform(os=str(config.get("os", "") or "unknown"),
@@ -883,7 +949,7 @@ def _image(source: ImageSource, manifest: FetchedManifest,
         media_type=manifest.media_type,
         config_digest=config_digest,
         layers=tuple(
-            LayerInfo(digest=layer["digest"], size=int(layer.get("size", 0)),
+            LayerInfo(digest=layer["digest"], size=layer.get("size", 0),
                       media_type=str(layer.get("mediaType", "")), instruction=instruction)
             for layer, instruction in zip(layers, instructions, strict=True)
         ),
@@ -894,6 +960,7 @@ def resolve_image(source: ImageSource, reference: ImageReference, *,
                   platform: Platform | None = None) -> ResolvedImage:
     """Every platform image ``reference`` names (or the one matching ``platform``)."""
     top = source.fetch_manifest(reference.ref)
+    _check_top_level(top, f"manifest {top.digest}")
     kind = _classify(top)
     result = ResolvedImage(reference=str(reference), digest=top.digest, media_type=kind,
                            status=ResolveStatus.IMAGE)
@@ -929,12 +996,10 @@ def resolve_image(source: ImageSource, reference: ImageReference, *,
 
 def _walk_index(source: ImageSource, index: FetchedManifest, wanted: Platform | None,
                 images: list[PlatformImage], skipped: list[SkippedManifest], depth: int) -> None:
-    entries = index.document.get("manifests")
-    if not isinstance(entries, list):
-        raise ManifestError(f"index {index.digest} has no manifest list")
-    for entry in entries:
-        if not isinstance(entry, dict) or not isinstance(entry.get("digest"), str):
-            raise ManifestError(f"index {index.digest} has a malformed entry")
+    what = f"index {index.digest}"
+    entries = _expect(index.document.get("manifests"), list, "manifests", what)
+    for position, raw_entry in enumerate(entries):
+        entry = _check_descriptor(raw_entry, f"manifests[{position}]", what)
         digest = entry["digest"]
         declared = _platform_of(entry)
         label = str(declared) if declared else "(none)"
@@ -952,6 +1017,7 @@ def _walk_index(source: ImageSource, index: FetchedManifest, wanted: Platform | 
                                            reason="platform not requested"))
             continue
         child = source.fetch_manifest(digest)
+        _check_top_level(child, f"manifest {digest}")
         kind = _classify(child)
         if kind in INDEX_TYPES and depth < MAX_INDEX_DEPTH:
             _walk_index(source, child, wanted, images, skipped, depth + 1)

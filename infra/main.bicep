@@ -214,6 +214,11 @@ module functionApp 'modules/function-app.bicep' = {
       REGISTRIES: registries
       // Azure registries are always https; plain http is only for the local stack.
       REGISTRY_INSECURE_HOSTS: ''
+      // Registry deadlines (a blob: the floor plus its size at the minimum rate) and attempts.
+      REGISTRY_MANIFEST_DEADLINE_SECONDS: '60'
+      REGISTRY_BLOB_DEADLINE_SECONDS: '60'
+      REGISTRY_BLOB_MIN_BYTES_PER_SECOND: '1048576'
+      REGISTRY_ATTEMPTS: '4'
       NOTIFY_QUEUE_NAME: notifyQueueName
       NOTIFY_WEBHOOK_URL: notifyWebhookUrl
       BILLING_UNIT_PRICE: billingUnitPrice

@@ -5,8 +5,9 @@ way, slow bodies, and bodies dripped a byte at a time.
 Which request gets which fault is decided by a ``Chooser`` from the request's method, path
 and how many times that method and path were asked before; the seeded chooser makes that a
 pure function of the seed, so concurrent scans see the same faults whatever order their
-requests come in. Everything is bounded: the upstream call has a timeout, a dripped body
-stops when the proxy stops, and the proxy serves only 127.0.0.1.
+requests come in. ``documents`` are served in place of the registry's content (by digest),
+for manifests no real registry would store. Everything is bounded: the upstream call has a
+timeout, a dripped body stops when the proxy stops, and the proxy serves only 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import socket
 import struct
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from enum import StrEnum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -67,10 +68,12 @@ def seeded_faults(seed: int, rate: float, kinds: Sequence[Fault] = TRANSIENT_FAU
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, choose: Chooser, *, drip_seconds: float = 0.5) -> None:
+    def __init__(self, upstream: str, choose: Chooser, *, drip_seconds: float = 0.5,
+                 documents: Mapping[str, tuple[str, bytes]] | None = None) -> None:
         self.upstream = upstream
         self.choose = choose
         self.drip_seconds = drip_seconds
+        self.documents = dict(documents or {})  # digest -> (media type, content)
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str]] = Counter()
         self.injected: Counter[Fault] = Counter()
@@ -138,6 +141,11 @@ class FaultProxy:
                     return  # the client gave up (its deadline): nothing more to send
 
             def _upstream(self) -> tuple[int, list[tuple[str, str]], bytes]:
+                digest = self.path.rsplit("/", 1)[-1]
+                if digest in proxy.documents:
+                    media_type, content = proxy.documents[digest]
+                    return 200, [("Content-Type", media_type),
+                                 ("Docker-Content-Digest", digest)], content
                 connection = http.client.HTTPConnection(proxy.upstream, timeout=30)
                 try:
                     headers = {key: value for key, value in self.headers.items()
@@ -200,10 +208,15 @@ class FaultProxy:
         self._server.server_close()
 
 
+def no_faults(method: str, path: str, count: int) -> Fault:
+    return Fault.NONE
+
+
 @contextmanager
-def fault_proxy(upstream: str, choose: Chooser, *,
-                drip_seconds: float = 0.5) -> Iterator[FaultProxy]:
-    proxy = FaultProxy(upstream, choose, drip_seconds=drip_seconds)
+def fault_proxy(upstream: str, choose: Chooser = no_faults, *, drip_seconds: float = 0.5,
+                documents: Mapping[str, tuple[str, bytes]] | None = None
+                ) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(upstream, choose, drip_seconds=drip_seconds, documents=documents)
     proxy.start()
     try:
         yield proxy

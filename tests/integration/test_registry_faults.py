@@ -15,12 +15,15 @@ import hashlib
 import json
 import logging
 import time
+import urllib.request
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from scanning.cli import main
 from scanning.local.durable import Instance
-from scanning.ocibuild import layer_tar
+from scanning.ocibuild import OCI_INDEX, OCI_MANIFEST, layer_tar
 from tests.integration.fault_proxy import (
     TRANSIENT_FAULTS,
     Fault,
@@ -124,3 +127,56 @@ def test_the_cli_reads_images_through_a_faulty_registry(
             outcomes.append((code, document["digest"], document["status"],
                              len(document["platforms"][0]["packages"])))
     assert outcomes == [(0, digest, "complete", 4) for digest in images]
+
+
+def _hostile(document: dict[str, Any]) -> tuple[str, bytes]:
+    content = json.dumps(document).encode()
+    return f"sha256:{hashlib.sha256(content).hexdigest()}", content
+
+
+def _manifest(registry: str, repository: str, digest: str) -> dict[str, Any]:
+    request = urllib.request.Request(f"http://{registry}/v2/{repository}/manifests/{digest}",
+                                     headers={"Accept": OCI_MANIFEST})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        document: dict[str, Any] = json.loads(response.read())
+        return document
+
+
+def _index_with_annotations_as_a_list(child: str, manifest: dict[str, Any]) -> dict[str, Any]:
+    return {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": child, "size": 1, "annotations": ["x"]}]}
+
+
+def _manifest_with_a_layer_size_as_a_string(child: str,
+                                            manifest: dict[str, Any]) -> dict[str, Any]:
+    manifest["layers"][1]["size"] = "10"
+    return manifest
+
+
+# case -> (make the hostile document from the pushed image, its media type, the reason)
+HOSTILE_MANIFESTS: dict[str, tuple[Callable[[str, dict[str, Any]], dict[str, Any]], str, str]] = {
+    "annotations-list": (_index_with_annotations_as_a_list, OCI_INDEX,
+                         "index {digest}: manifests[0].annotations must be an object, not an "
+                         "array"),
+    "size-string": (_manifest_with_a_layer_size_as_a_string, OCI_MANIFEST,
+                    "manifest {digest}: layers[1].size must be an integer, not a string"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_MANIFESTS))
+def test_a_malformed_manifest_fails_the_scan_once_naming_the_field(
+        app: App, caplog: pytest.LogCaptureFixture, case: str) -> None:
+    quiet = app.stack.quiet_registry.host
+    child, _ = _push(app, f"hostile/{case}", app.prefix)
+    make, media_type, reason = HOSTILE_MANIFESTS[case]
+    digest, content = _hostile(make(child, _manifest(quiet, f"hostile/{case}", child)))
+    caplog.set_level(logging.INFO, logger="scanning.local.durable")
+    with fault_proxy(quiet, documents={digest: (media_type, content)}) as proxy:
+        app.deliver_push(digest, f"hostile/{case}", "v2", registry=proxy.host)
+        scan = app.wait_for_scan(digest, registry=proxy.host)
+        manifest_gets = len(proxy.statuses("GET", "/manifests/"))
+    # Permanent: one GET of the manifest, no activity run twice, one line naming the field.
+    retries = [record.getMessage() for record in caplog.records
+               if "retrying" in record.getMessage()]
+    assert (scan.output["status"], scan.output["reason"], manifest_gets, retries) == (
+        "failed", reason.format(digest=digest), 1, [])

@@ -874,7 +874,7 @@ class AcrSource:
     """Azure Container Registry through the SDK (AAD tokens, retries, digest checks)."""
 
     def __init__(self, registry: str, repository: str, *, credential: Any,
-                 endpoint: str | None = None) -> None:
+                 endpoint: str | None = None, limits: RegistryLimits | None = None) -> None:
         from azure.containerregistry import ContainerRegistryClient
 
         self.registry = registry
@@ -885,6 +885,18 @@ class AcrSource:
         self._call_options: dict[str, Any] = (
             {} if endpoint.startswith("https://") else {"enforce_https": False}
         )
+        self._limits = limits or RegistryLimits.from_settings()
+
+    def _options(self, seconds: float) -> dict[str, Any]:
+        """Per-call pipeline options: azure-core's RetryPolicy takes ``timeout`` as the total
+        for every attempt of one request and ``retry_total`` as the retries after the first
+        (it backs off exponentially and honours Retry-After itself); the transport takes the
+        socket timeouts. A body the SDK reads in one go is bounded by the read timeout per
+        socket read only: ACR is Azure's service, not a registry anyone can point us at."""
+        limits = self._limits
+        return {**self._call_options, "timeout": seconds, "retry_total": limits.attempts - 1,
+                "connection_timeout": min(limits.connect_timeout, seconds),
+                "read_timeout": min(limits.read_timeout, seconds)}
 
     def _translate(self, error: Exception, what: str) -> ScanError:
         from azure.containerregistry import DigestValidationError
@@ -918,10 +930,13 @@ class AcrSource:
     def fetch_manifest(self, ref: str) -> FetchedManifest:
         from azure.core.exceptions import AzureError
 
+        deadline = _Deadline(self._limits.manifest_deadline, f"manifest {ref}")
         try:
             result = self._client.get_manifest(self.repository, ref or "latest",
-                                               **self._call_options)
+                                               **self._options(deadline.seconds))
         except (AzureError, ValueError) as error:
+            if deadline.remaining() <= 0:
+                raise deadline.exceeded(self.registry, str(error)) from error
             raise self._translate(error, f"manifest {ref}") from error
         if not isinstance(result.manifest, Mapping) or not result.digest:
             raise ManifestError(f"{self.registry}: manifest {ref} is not a JSON object")
@@ -942,12 +957,27 @@ class AcrSource:
         return b"".join(pieces)
 
     def blob_chunks(self, digest: str) -> Iterator[bytes]:
+        """The blob in the SDK's pieces (4 MiB ranged requests, each retried by the pipeline).
+        The SDK does not say the size before the end, so the deadline grows with what has
+        arrived: the floor plus the bytes received at the minimum rate, checked between
+        pieces; passing it makes the layer unreadable (``LayerError``), as over HTTP."""
         from azure.core.exceptions import AzureError
 
+        limits = self._limits
+        deadline = _Deadline(limits.blob_deadline(0), f"blob {digest}")
+        received = 0
         try:
-            with self._client.download_blob(self.repository, digest,
-                                            **self._call_options) as stream:
-                yield from stream
+            with self._client.download_blob(
+                    self.repository, digest,
+                    **self._options(limits.manifest_deadline)) as stream:
+                for piece in stream:
+                    received += len(piece)
+                    deadline.extend(limits.blob_deadline(received))
+                    if deadline.remaining() <= 0:
+                        raise deadline.exceeded(self.registry, f"{received} bytes received")
+                    yield piece
+        except DeadlineExceeded as error:
+            raise LayerError(f"layer {digest} cannot be read: {error}") from error
         except (AzureError, ValueError) as error:
             raise self._translate(error, f"blob {digest}") from error
 

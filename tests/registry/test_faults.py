@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,13 +17,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from scanning.errors import DeadlineExceeded, LayerError, TransientRegistryError
-from scanning.registry import HttpRegistrySource, RegistryLimits, parse_retry_after
+from scanning.registry import (
+    AcrSource,
+    HttpRegistrySource,
+    RegistryLimits,
+    parse_retry_after,
+)
 
 CONFIG = json.dumps({"os": "linux", "architecture": "amd64"}).encode()
 CONFIG_DIGEST = f"sha256:{hashlib.sha256(CONFIG).hexdigest()}"
 BLOB = bytes(range(256)) * 4096 * 3  # 3 MiB: three of the client's 1 MiB chunks
 BLOB_DIGEST = f"sha256:{hashlib.sha256(BLOB).hexdigest()}"
 FAST = RegistryLimits(backoff=0)
+_RANGE = re.compile(r"bytes=([0-9]+)-([0-9]*)")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,6 +40,7 @@ class Answer:
     headers: tuple[tuple[str, str], ...] = ()
     cut_after: int | None = None  # send this many body bytes, then close the connection
     drip_seconds: float = 0.0  # send the body one byte at a time, this far apart
+    pause_seconds: float = 0.0  # wait this long before answering at all
     honour_range: bool = True
 
 
@@ -68,19 +76,21 @@ class ScriptedRegistry:
 
             def do_GET(self) -> None:
                 answer = registry._next(self.path, self.headers.get("Range", ""))
+                if registry._stop.wait(answer.pause_seconds):
+                    return
                 body = CONFIG if self.path.endswith(CONFIG_DIGEST) else BLOB
-                start = 0
-                requested = self.headers.get("Range", "")
+                requested = _RANGE.fullmatch(self.headers.get("Range", ""))
                 if answer.status == 200 and requested and answer.honour_range:
-                    start = int(requested.removeprefix("bytes=").rstrip("-"))
+                    start = int(requested.group(1))
+                    end = min(int(requested.group(2) or len(body) - 1), len(body) - 1)
                     self.send_response(206)
-                    self.send_header("Content-Range",
-                                     f"bytes {start}-{len(body) - 1}/{len(body)}")
+                    self.send_header("Content-Range", f"bytes {start}-{end}/{len(body)}")
+                    body = body[start:end + 1]
                 else:
                     self.send_response(answer.status)
                 for key, value in answer.headers:
                     self.send_header(key, value)
-                body = body[start:] if answer.status == 200 else b""
+                body = body if answer.status == 200 else b""
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 try:
@@ -237,3 +247,36 @@ def test_backoff_doubles_with_half_of_it_jittered() -> None:
 ])
 def test_retry_after_is_seconds_or_an_http_date(header: str, expected: float | None) -> None:
     assert parse_retry_after(header, datetime(2026, 12, 3, 1, 0, 0, tzinfo=UTC)) == expected
+
+
+def acr_source(registry: ScriptedRegistry, limits: RegistryLimits) -> AcrSource:
+    """The ACR SDK client, anonymous over http, pointed at the scripted registry."""
+    return AcrSource(registry.host, "org/img", credential=None,
+                     endpoint=f"http://{registry.host}", limits=limits)
+
+
+def test_acr_manifest_that_does_not_come_fails_at_its_deadline(scripted) -> None:  # type: ignore[no-untyped-def]
+    registry = scripted([Answer(pause_seconds=3)] * 5)
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded) as raised:
+        acr_source(registry, RegistryLimits(manifest_deadline=1.0)).fetch_manifest(CONFIG_DIGEST)
+    elapsed = time.monotonic() - started
+    assert (str(raised.value).split(" (")[0], elapsed < 5) == (
+        f"{registry.host}: manifest {CONFIG_DIGEST} not received within its 1 s deadline", True)
+
+
+def test_acr_blob_slower_than_its_deadline_is_a_layer_that_cannot_be_read(
+        scripted) -> None:  # type: ignore[no-untyped-def]
+    registry = scripted([Answer(pause_seconds=1.5)])
+    limits = RegistryLimits(blob_deadline_floor=1.0, blob_min_bytes_per_second=1 << 30)
+    with pytest.raises(LayerError) as raised:
+        b"".join(acr_source(registry, limits).blob_chunks(BLOB_DIGEST))
+    assert str(raised.value).split(" (")[0] == (
+        f"layer {BLOB_DIGEST} cannot be read: {registry.host}: blob {BLOB_DIGEST} not received "
+        "within its 1 s deadline")
+
+
+def test_acr_blob_within_its_deadline_arrives_whole(scripted) -> None:  # type: ignore[no-untyped-def]
+    registry = scripted([])
+    limits = RegistryLimits(blob_deadline_floor=5.0)
+    assert b"".join(acr_source(registry, limits).blob_chunks(BLOB_DIGEST)) == BLOB

@@ -676,13 +676,13 @@ class HttpRegistrySource:
         """
         limits = self._limits
         if attempt >= limits.attempts:
-            raise TransientRegistryError(f"{self.registry}: {deadline.what}: failed {attempt} "
-                                         f"times (last: {error})") from error
+            raise TransientRegistryError(f"{self.registry}: {deadline.what}: {attempt} "
+                                         f"attempts failed (last: {error})") from error
         retry_after = error.retry_after if isinstance(error, _RetryLater) else None
         delay = limits.delay(attempt, retry_after, self._rng)
         if delay >= deadline.remaining():
             raise TransientRegistryError(
-                f"{self.registry}: {deadline.what}: failed {attempt} times, and waiting "
+                f"{self.registry}: {deadline.what}: attempt {attempt} failed, and waiting "
                 f"{delay:.1f} s more would pass the {deadline.seconds:.0f} s deadline "
                 f"(last: {error})") from error
         log.info("registry %s: %s: %s; attempt %d of %d in %.2f s", self.registry,

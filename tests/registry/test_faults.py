@@ -166,14 +166,14 @@ def test_retry_after_beyond_the_deadline_gives_up_at_once_and_stays_retryable(
     with pytest.raises(TransientRegistryError) as raised:
         source(registry, sleeps=sleeps).fetch_blob(CONFIG_DIGEST, 1 << 20)
     assert (raised.value.retryable, sleeps, str(raised.value)) == (True, [], (
-        f"{registry.host}: blob {CONFIG_DIGEST}: failed 1 times, and waiting 120.0 s more "
+        f"{registry.host}: blob {CONFIG_DIGEST}: attempt 1 failed, and waiting 120.0 s more "
         f"would pass the 60 s deadline (last: GET /v2/org/img/blobs/{CONFIG_DIGEST}: "
         "HTTP 503)"))
 
 
 def test_attempts_are_bounded(scripted) -> None:  # type: ignore[no-untyped-def]
     registry = scripted([Answer(status=502)] * 10)
-    with pytest.raises(TransientRegistryError, match="failed 3 times"):
+    with pytest.raises(TransientRegistryError, match="3 attempts failed"):
         source(registry, RegistryLimits(backoff=0, attempts=3)).fetch_blob(CONFIG_DIGEST, 100)
     assert len(registry.seen) == 3
 

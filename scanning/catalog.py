@@ -226,14 +226,11 @@ class _RegistryApi(HttpRegistrySource):
 
     def send(self, method: str, url: str, *, headers: dict[str, str] | None = None,
              ) -> requests.Response:
-        """One request (retried when transient); a 401 is answered once with the challenge's
-        scope, then the request is sent again."""
-        response = self._send_once(method, url, headers=headers, stream=True)
-        if response.status_code == 401:
-            response.close()
-            self._authenticate(response.headers.get("WWW-Authenticate", ""))
-            response = self._send_once(method, url, headers=headers, stream=True)
-        return self._refused(method, url, response)
+        """One request (retried when transient, a 401 answered with the challenge's scope),
+        its body not read."""
+        deadline = _Deadline(self._limits.manifest_deadline, f"{method} {urlsplit(url).path}")
+        return self._retrying(lambda: self._refused(
+            method, url, self._challenged(method, url, deadline, headers=headers)), deadline)
 
     def fetch(self, url: str, cap: int, what: str, *, headers: dict[str, str] | None = None,
               ) -> tuple[requests.Response, bytes]:
@@ -242,12 +239,8 @@ class _RegistryApi(HttpRegistrySource):
         deadline = _Deadline(self._limits.manifest_deadline, what)
 
         def attempt() -> tuple[requests.Response, bytes]:
-            response = self._attempt("GET", url, deadline, headers=headers, stream=True)
-            if response.status_code == 401:
-                response.close()
-                self._authenticate(response.headers.get("WWW-Authenticate", ""))
-                response = self._attempt("GET", url, deadline, headers=headers, stream=True)
-            response = self._refused("GET", url, response)
+            response = self._refused("GET", url,
+                                     self._challenged("GET", url, deadline, headers=headers))
             if response.status_code != 200:
                 response.close()
                 return response, b""

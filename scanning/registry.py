@@ -724,16 +724,22 @@ class HttpRegistrySource:
             raise _RetryLater(f"{what}: HTTP {response.status_code}", retry_after)
         return response
 
+    def _challenged(self, method: str, url: str, deadline: _Deadline, *,
+                    headers: Mapping[str, str] | None = None) -> requests.Response:
+        """One request, its body not read yet; sent once more after answering a 401's
+        authentication challenge."""
+        response = self._attempt(method, url, deadline, headers=headers, stream=True)
+        if response.status_code == 401:
+            response.close()
+            self._authenticate(response.headers.get("WWW-Authenticate", ""))
+            response = self._attempt(method, url, deadline, headers=headers, stream=True)
+        return response
+
     def _get(self, path: str, deadline: _Deadline, *,
              headers: Mapping[str, str] | None = None) -> requests.Response:
         """One GET (answering an auth challenge once), its body not read yet: 200, or 206
         when ``headers`` ask for a range."""
-        url = f"{self.base_url}/{path}"
-        response = self._attempt("GET", url, deadline, headers=headers, stream=True)
-        if response.status_code == 401:
-            response.close()
-            self._authenticate(response.headers.get("WWW-Authenticate", ""))
-            response = self._attempt("GET", url, deadline, headers=headers, stream=True)
+        response = self._challenged("GET", f"{self.base_url}/{path}", deadline, headers=headers)
         if response.status_code in (401, 403):
             response.close()
             raise AuthError(f"{self.registry} refused access to {self.repository} "

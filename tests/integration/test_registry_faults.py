@@ -180,3 +180,19 @@ def test_a_malformed_manifest_fails_the_scan_once_naming_the_field(
                if "retrying" in record.getMessage()]
     assert (scan.output["status"], scan.output["reason"], manifest_gets, retries) == (
         "failed", reason.format(digest=digest), 1, [])
+
+
+def test_the_cli_stops_at_the_deadline_of_a_dripping_registry(
+        app: App, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("REGISTRY_MANIFEST_DEADLINE_SECONDS", "2")
+    _push(app, "drip/cli", app.prefix)
+    with fault_proxy(app.stack.quiet_registry.host,
+                     lambda method, path, count: Fault.DRIP if "/manifests/" in path
+                     else Fault.NONE) as proxy:
+        capsys.readouterr()
+        started = time.monotonic()
+        code = main(["sbom", f"{proxy.host}/drip/cli:v1"])
+        elapsed = time.monotonic() - started
+    error = capsys.readouterr().err
+    assert (code, error.split(" (")[0], error.count("\n"), elapsed < 10) == (
+        2, f"error: {proxy.host}: manifest v1 not received within its 2 s deadline", 1, True)

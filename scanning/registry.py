@@ -13,7 +13,8 @@ a large one):
   scope=...``, https://distribution.github.io/distribution/spec/auth/token/), and azure-core's
   ``PipelineClient`` offers no policy for that challenge either. So this is a small client on
   ``requests`` (the HTTP stack azure-core's default transport already uses): anonymous, basic and
-  bearer-token challenge, retries with backoff on 429/5xx/timeouts, streamed blobs. ``requests``
+  bearer-token challenge, retries with backoff on 429/5xx/resets/cut bodies, streamed blobs
+  resumed with ``Range``. ``requests``
   drops the ``Authorization`` header when a blob redirect leaves the registry's host (to S3 or
   Blob Storage signed URLs), which is what the Distribution spec expects.
 * ``OciLayoutSource``: an OCI image layout directory (image-spec ``image-layout.md``).
@@ -22,12 +23,14 @@ a large one):
 
 Every request carries ``User-Agent: acr-scan/<version>`` so the registry's pull log can tell
 the scanner's pulls from real ones. Plain http is used only for loopback hosts and hosts listed
-in ``REGISTRY_INSECURE_HOSTS``.
+in ``REGISTRY_INSECURE_HOSTS``. Both registry sources give every operation a total deadline and
+a bounded number of attempts (``RegistryLimits``, from the ``REGISTRY_*`` settings).
 
 ``resolve_image`` turns a reference into one ``PlatformImage`` per platform (OCI index / Docker
 manifest list → every platform; attestation and ``unknown/unknown`` entries are skipped and
 reported), or an explicit ``unsupported`` (schema 1) / ``not_applicable`` (signatures, SBOMs,
-Helm charts and other artifacts) result. Manifests are capped at 4 MiB (the limit ACR and
+Helm charts and other artifacts) result; a field of the wrong JSON type is a ``ManifestError``
+naming its path. Manifests are capped at 4 MiB (the limit ACR and
 Distribution enforce), configs at 8 MiB, JSON nesting at 64 levels; every digest is checked.
 """
 

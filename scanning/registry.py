@@ -14,9 +14,9 @@ a large one):
   ``PipelineClient`` offers no policy for that challenge either. So this is a small client on
   ``requests`` (the HTTP stack azure-core's default transport already uses): anonymous, basic and
   bearer-token challenge, retries with backoff on 429/5xx/resets/cut bodies, streamed blobs
-  resumed with ``Range``. ``requests``
-  drops the ``Authorization`` header when a blob redirect leaves the registry's host (to S3 or
-  Blob Storage signed URLs), which is what the Distribution spec expects.
+  resumed with ``Range``. ``requests`` drops the ``Authorization`` header when a blob redirect
+  leaves the registry's host (to S3 or Blob Storage signed URLs), which is what the
+  Distribution spec expects.
 * ``OciLayoutSource``: an OCI image layout directory (image-spec ``image-layout.md``).
 * ``DockerArchiveSource``: a ``docker save`` tar, the legacy format (``<id>/layer.tar``) and
   Docker 25+ (OCI blobs plus ``manifest.json``); the tar may be gzipped.
@@ -30,8 +30,8 @@ a bounded number of attempts (``RegistryLimits``, from the ``REGISTRY_*`` settin
 manifest list → every platform; attestation and ``unknown/unknown`` entries are skipped and
 reported), or an explicit ``unsupported`` (schema 1) / ``not_applicable`` (signatures, SBOMs,
 Helm charts and other artifacts) result; a field of the wrong JSON type is a ``ManifestError``
-naming its path. Manifests are capped at 4 MiB (the limit ACR and
-Distribution enforce), configs at 8 MiB, JSON nesting at 64 levels; every digest is checked.
+naming its path. Manifests are capped at 4 MiB (the limit ACR and Distribution enforce),
+configs at 8 MiB, JSON nesting at 64 levels; every digest is checked.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from scanning.errors import DeadlineExceeded, LayerError, TransientRegistryError
+from scanning.errors import ConfigError, DeadlineExceeded, LayerError, TransientRegistryError
 from scanning.registry import (
     AcrSource,
     HttpRegistrySource,
@@ -280,3 +280,26 @@ def test_acr_blob_within_its_deadline_arrives_whole(scripted) -> None:  # type: 
     registry = scripted([])
     limits = RegistryLimits(blob_deadline_floor=5.0)
     assert b"".join(acr_source(registry, limits).blob_chunks(BLOB_DIGEST)) == BLOB
+
+
+def test_limits_come_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in (("REGISTRY_MANIFEST_DEADLINE_SECONDS", "5"),
+                        ("REGISTRY_BLOB_DEADLINE_SECONDS", "7.5"),
+                        ("REGISTRY_BLOB_MIN_BYTES_PER_SECOND", "1000"),
+                        ("REGISTRY_ATTEMPTS", "2")):
+        monkeypatch.setenv(name, value)
+    limits = RegistryLimits.from_settings()
+    assert (limits.manifest_deadline, limits.blob_deadline(2000), limits.attempts) == (
+        5.0, 9.5, 2)
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("REGISTRY_MANIFEST_DEADLINE_SECONDS", "0"),
+    ("REGISTRY_BLOB_MIN_BYTES_PER_SECOND", "-1"),
+    ("REGISTRY_ATTEMPTS", "0"),
+])
+def test_limits_that_would_never_end_or_never_try_are_refused(
+        monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match="must be positive"):
+        RegistryLimits.from_settings()

@@ -43,6 +43,7 @@ import hashlib
 import ipaddress
 import json
 import logging
+import math
 import random
 import re
 import tarfile
@@ -514,10 +515,12 @@ class RegistryLimits:
                      blob_min_bytes_per_second=float_setting(
                          "REGISTRY_BLOB_MIN_BYTES_PER_SECOND"),
                      attempts=int_setting("REGISTRY_ATTEMPTS"))
-        if not (limits.manifest_deadline > 0 and limits.blob_deadline_floor > 0
-                and limits.blob_min_bytes_per_second > 0 and 1 <= limits.attempts <= 20):
+        numbers = (limits.manifest_deadline, limits.blob_deadline_floor,
+                   limits.blob_min_bytes_per_second)
+        if not (all(0 < number < math.inf for number in numbers)
+                and 1 <= limits.attempts <= 20):
             raise ConfigError("REGISTRY_*_DEADLINE_SECONDS and REGISTRY_BLOB_MIN_BYTES_PER_SECOND "
-                              "must be positive, REGISTRY_ATTEMPTS from 1 to 20")
+                              "must be positive and finite, REGISTRY_ATTEMPTS from 1 to 20")
         return limits
 
     def blob_deadline(self, size: int) -> float:

@@ -295,6 +295,8 @@ def test_limits_come_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(("name", "value"), [
     ("REGISTRY_MANIFEST_DEADLINE_SECONDS", "0"),
+    ("REGISTRY_BLOB_DEADLINE_SECONDS", "inf"),
+    ("REGISTRY_BLOB_DEADLINE_SECONDS", "nan"),
     ("REGISTRY_BLOB_MIN_BYTES_PER_SECOND", "-1"),
     ("REGISTRY_ATTEMPTS", "0"),
 ])

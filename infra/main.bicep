@@ -222,6 +222,11 @@ module functionApp 'modules/function-app.bicep' = {
       REGISTRY_INSECURE_HOSTS: ''
       // Records read from one package database before the rest is skipped (platform partial).
       MAX_DB_RECORDS: '200000'
+      // Registry deadlines (a blob: the floor plus its size at the minimum rate) and attempts.
+      REGISTRY_MANIFEST_DEADLINE_SECONDS: '60'
+      REGISTRY_BLOB_DEADLINE_SECONDS: '60'
+      REGISTRY_BLOB_MIN_BYTES_PER_SECOND: '1048576'
+      REGISTRY_ATTEMPTS: '4'
       NOTIFY_QUEUE_NAME: notifyQueueName
       NOTIFY_WEBHOOK_URL: notifyWebhookUrl
       BILLING_UNIT_PRICE: billingUnitPrice

@@ -35,6 +35,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from scanning.assessment import reassess
 from scanning.errors import BadRequest, Conflict, NotFound, RegistryError, ScanError
 from scanning.events import RegistryEvent
+from scanning.httpjson import error_body, parse_json_body
 from scanning.model import (
     AssessmentStatus,
     Finding,
@@ -85,7 +86,7 @@ OPENVEX_MEDIA_TYPE = "application/vnd.openvex+json"
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _RULE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # Scan history ids (``scanning.store.scans``); anything else is an orchestration instance id.
-_SCAN_ID = re.compile(r"\d{8}T\d{12}Z-[0-9a-f]{8}")
+_SCAN_ID = re.compile(r"[0-9]{8}T[0-9]{12}Z-[0-9a-f]{8}")
 # Durable Functions instance ids may not contain / \ # ? or control characters.
 _INSTANCE_ID = re.compile(r"[^/\\#?\x00-\x1f\x7f]{1,256}")
 _SEVERITY_ORDER = tuple(sorted(Severity, reverse=True))
@@ -101,10 +102,6 @@ class ApiResponse:
 
 
 # ---------------------------------------------------------------- responses and errors
-
-
-def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, **extra}}
 
 
 def error_response(error: BaseException) -> ApiResponse:
@@ -233,22 +230,8 @@ def page_body(items: list[Any], token: str | None, url: str, **extra: Any) -> di
 
 
 def json_body(body: bytes, what: str) -> Any:
-    """Parse a request body as JSON; BadRequest for anything else."""
-    if not body:
-        raise BadRequest(f"the request needs a JSON body ({what})")
-    if len(body) > MAX_BODY_BYTES:
-        raise BadRequest(f"the request body is larger than {MAX_BODY_BYTES} bytes")
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise BadRequest(f"the request body is not UTF-8: {error.reason} at byte "
-                         f"{error.start}") from error
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise BadRequest(f"the request body is not JSON: {error}") from error
-    except RecursionError as error:
-        raise BadRequest("the request body is nested too deeply") from error
+    """Parse a request body as JSON; BadRequest for anything else (``scanning.httpjson``)."""
+    return parse_json_body(body, what, max_bytes=MAX_BODY_BYTES)
 
 
 # ---------------------------------------------------------------- JSON shapes
@@ -674,7 +657,11 @@ def billing(store: Store, query: Mapping[str, str], now: datetime,
             url: str = "") -> ApiResponse:
     """A month's billing (``month=YYYY-MM``, default the current UTC month)."""
     paging = paging_parameters(query)
-    month = check_month(text_parameter(query, "month") or f"{now.astimezone(UTC):%Y-%m}")
+    month = text_parameter(query, "month") or f"{now.astimezone(UTC):%Y-%m}"
+    # check_month's \d would take any Unicode digit (full-width ones too): ASCII first.
+    if not month.isascii():
+        raise BadRequest(f"month must be YYYY-MM, got {month!r}")
+    month = check_month(month)
     unit_price, currency = price_from_settings()
     summary = store.billing.summary(month)
     page = store.billing.billed_images(month, paging.page_size, paging.token)

@@ -50,6 +50,13 @@ SETTINGS: dict[str, str] = {
     # Records read from one package database (apk, dpkg, rpm) before the rest is left unread
     # with a warning and the platform marked partial: bounds the memory of a hostile database.
     "MAX_DB_RECORDS": "200000",
+    # Total time for one registry operation, retries included: a manifest, index or config;
+    # a blob gets the floor plus its size at the minimum rate (bytes per second).
+    "REGISTRY_MANIFEST_DEADLINE_SECONDS": "60",
+    "REGISTRY_BLOB_DEADLINE_SECONDS": "60",
+    "REGISTRY_BLOB_MIN_BYTES_PER_SECOND": "1048576",
+    # Attempts per registry operation on 429, 5xx, resets and timeouts (backoff with jitter).
+    "REGISTRY_ATTEMPTS": "4",
     # Notifications.
     "NOTIFY_QUEUE_NAME": "scan-notifications",
     "NOTIFY_WEBHOOK_URL": "",

@@ -77,6 +77,7 @@ def _response(request: requests.PreparedRequest, status: int, body: bytes,
     response.status_code = status
     response.headers = CaseInsensitiveDict({**headers, "Content-Length": str(len(body))})
     response._content = body
+    response._content_consumed = True  # the body is all in memory: closing has nothing to free
     response.request = request
     response.url = request.url or ""
     return response
@@ -104,7 +105,7 @@ def test_docker_hub_manifest_follows_the_token_challenge_at_auth_docker_io() -> 
     session.mount("https://", hub)
     reference = parse_reference("alpine:3.10")
     source = HttpRegistrySource(reference.registry, reference.repository, session=session,
-                                backoff_seconds=0)
+                                sleep=lambda _seconds: None)
     manifest = source.fetch_manifest(reference.ref)
     assert manifest.media_type == MANIFEST_LIST_TYPE
     assert hub.seen == [

@@ -8,12 +8,14 @@ and Syft JSON (``artifacts[].purl``). The OS is the SBOM's own statement (a Cycl
 ``distro``), else the ``distro`` qualifier of the OS packages' purls (``alpine-3.10.4``).
 
 A purl of a type acr-scan does not match (``pkg:github/…``, ``pkg:gem/…``) is skipped and
-counted in a warning: the verdict never claims it was assessed. An SBOM has no layers, so
-findings carry no layer.
+counted in a warning: the verdict never claims it was assessed. The image's own purl
+(``pkg:oci/…``, which SPDX documents list as the described package) is not a package. An SBOM
+has no layers, so findings carry no layer.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
@@ -35,6 +37,8 @@ _TYPES = {
     "maven": PackageType.MAVEN, "nuget": PackageType.NUGET,
 }
 
+_IMAGE_PURLS = ("pkg:oci/", "pkg:docker/")
+
 
 def read_sbom(path: Path) -> ImageAnalysis:
     """The one-platform analysis an SBOM file describes."""
@@ -51,13 +55,16 @@ def read_sbom(path: Path) -> ImageAnalysis:
     kind, purls, os_info = _contents(document, path)
     packages: list[Package] = []
     skipped = 0
-    for purl in dict.fromkeys(purls):
+    for purl, source_name in dict.fromkeys(purls):
+        if purl.startswith(_IMAGE_PURLS):  # the image the SBOM describes, not a package in it
+            continue
         package = package_from_purl(purl, path=f"{kind}:{path.name}")
         if package is None:
             skipped += 1
         else:
-            packages.append(package)
-    os_info = os_info or _os_from_qualifiers(purls)
+            packages.append(package if package.source_name or not source_name
+                            else dataclasses.replace(package, source_name=source_name))
+    os_info = os_info or _os_from_qualifiers([purl for purl, _ in purls])
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     warnings = ((f"{skipped} purls of types acr-scan does not match were skipped",)
                 if skipped else ())
@@ -72,23 +79,26 @@ def read_sbom(path: Path) -> ImageAnalysis:
                          inventories=(inventory,))
 
 
-def _contents(document: Mapping[str, Any], path: Path) -> tuple[str, list[str], OSInfo | None]:
-    """(format, purls, stated OS) of a CycloneDX, SPDX or Syft document."""
+def _contents(document: Mapping[str, Any],
+              path: Path) -> tuple[str, list[tuple[str, str]], OSInfo | None]:
+    """(format, (purl, source package or "") pairs, stated OS) of a CycloneDX, SPDX or Syft
+    document."""
     if document.get("bomFormat") == "CycloneDX":
         components = list(_cyclonedx_components(document.get("components")))
         os_info = next((OSInfo(id=str(c.get("name", "")).lower(),
                                version_id=str(c.get("version", "")))
                         for c in components if c.get("type") == "operating-system"), None)
-        return "cyclonedx", [c["purl"] for c in components
+        return "cyclonedx", [(c["purl"], _source_property(c)) for c in components
                              if isinstance(c.get("purl"), str)], os_info
     if str(document.get("spdxVersion", "")).startswith("SPDX-2"):
-        purls: list[str] = []
+        purls: list[tuple[str, str]] = []
         os_info = None
         for package in _objects(document.get("packages")):
             if package.get("primaryPackagePurpose") == "OPERATING-SYSTEM":
                 os_info = OSInfo(id=str(package.get("name", "")).lower(),
                                  version_id=str(package.get("versionInfo", "")))
-            purls.extend(ref["referenceLocator"] for ref in _objects(package.get("externalRefs"))
+            purls.extend((ref["referenceLocator"], "")
+                         for ref in _objects(package.get("externalRefs"))
                          if ref.get("referenceType") == "purl"
                          and isinstance(ref.get("referenceLocator"), str))
         return "spdx", purls, os_info
@@ -97,9 +107,15 @@ def _contents(document: Mapping[str, Any], path: Path) -> tuple[str, list[str], 
         os_info = (OSInfo(id=str(distro.get("id", "")), version_id=str(distro.get("versionID", "")),
                           pretty_name=str(distro.get("prettyName", "")))
                    if isinstance(distro, dict) and distro.get("id") else None)
-        return "syft", [a["purl"] for a in _objects(document.get("artifacts"))
+        return "syft", [(a["purl"], "") for a in _objects(document.get("artifacts"))
                         if isinstance(a.get("purl"), str)], os_info
     raise BadRequest(f"{path} is not a CycloneDX, SPDX 2 or Syft JSON document")
+
+
+def _source_property(component: Mapping[str, Any]) -> str:
+    """The source package ``acr-scan sbom --format cyclonedx`` records as a property."""
+    return next((str(item.get("value", "")) for item in _objects(component.get("properties"))
+                 if item.get("name") == "acr-scan:source-package"), "")
 
 
 def _objects(value: object) -> Iterator[dict[str, Any]]:

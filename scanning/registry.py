@@ -114,6 +114,7 @@ class ReferenceKind(StrEnum):
     REGISTRY = "registry"
     OCI_LAYOUT = "oci"
     DOCKER_ARCHIVE = "docker-archive"
+    DIRECTORY = "dir"  # an unpacked root filesystem (scanning.rootfs)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -144,7 +145,8 @@ class ImageReference:
 
 
 def parse_reference(text: str) -> ImageReference:
-    """``REGISTRY/REPO[:TAG][@DIGEST]``, ``oci:DIR[:REF]`` or ``docker-archive:FILE[:REF|@N]``.
+    """``REGISTRY/REPO[:TAG][@DIGEST]``, ``oci:DIR[:REF]``, ``docker-archive:FILE[:REF|@N]``
+    or ``dir:PATH``.
 
     A name without a registry host (``alpine``, ``library/alpine``) means Docker Hub, as
     ``docker pull`` reads it; a reference without tag or digest means ``latest``.
@@ -162,6 +164,10 @@ def parse_reference(text: str) -> ImageReference:
         return ImageReference(kind=ReferenceKind.OCI_LAYOUT, path=path, tag=ref)
     if text.startswith("docker-archive:"):
         return _parse_archive_reference(text)
+    if text.startswith("dir:"):
+        if not text[len("dir:"):]:
+            raise ValueError(f"no directory in {text!r}")
+        return ImageReference(kind=ReferenceKind.DIRECTORY, path=text[len("dir:"):])
     name, _, digest = text.partition("@")
     if digest and not _DIGEST_RE.fullmatch(digest):
         raise ValueError(f"malformed digest in {text!r}")
@@ -790,6 +796,10 @@ def open_source(reference: ImageReference, *,
     """The source that serves ``reference``: ACR via the SDK, other registries over HTTP."""
     if reference.kind is ReferenceKind.OCI_LAYOUT:
         return OciLayoutSource(Path(reference.path))
+    if reference.kind is ReferenceKind.DIRECTORY:
+        from scanning.rootfs import DirectorySource  # it builds on this module
+
+        return DirectorySource(Path(reference.path))
     if reference.kind is ReferenceKind.DOCKER_ARCHIVE:
         return DockerArchiveSource(Path(reference.path), tag=reference.tag,
                                    index=reference.archive_index)

@@ -2,8 +2,8 @@
 advisories.
 
 ``IMAGE`` is a registry reference (``alpine:3.10``, ``myregistry.azurecr.io/app@sha256:…``),
-``oci:DIR[:REF]``, ``docker-archive:FILE[:TAG|@N]`` or ``sbom:FILE`` (CycloneDX, SPDX or Syft
-JSON, matched by purl). The analysis pipeline (``scanning.analysis``) produces one inventory per
+``oci:DIR[:REF]``, ``docker-archive:FILE[:TAG|@N]``, ``dir:PATH`` (an unpacked root filesystem)
+or ``sbom:FILE`` (CycloneDX, SPDX or Syft JSON, matched by purl). The analysis pipeline (``scanning.analysis``) produces one inventory per
 platform; each is matched with ``scanning.matching`` and the verdict, with the rules from
 ``--vex`` and ``--ignore-file``, comes from ``scanning.assessment`` as in the app. Exit code:
 ``--exit-code`` (default 0) when an active finding remains after the filters (or a status named
@@ -51,8 +51,8 @@ def register(subparsers: Any) -> None:
         "scan", help="scan an image for known vulnerabilities"
     )
     parser.add_argument(
-        "image", help="REGISTRY/REPO[:TAG][@DIGEST], oci:DIR[:REF], docker-archive:FILE[:TAG|@N] "
-                      "or sbom:FILE (CycloneDX, SPDX or Syft JSON)"
+        "image", help="REGISTRY/REPO[:TAG][@DIGEST], oci:DIR[:REF], docker-archive:FILE[:TAG|@N], "
+                      "dir:PATH (a root filesystem) or sbom:FILE (CycloneDX, SPDX or Syft JSON)"
     )
     parser.add_argument("--db", type=Path, required=True, metavar="FILE", help="advisory index")
     parser.add_argument(

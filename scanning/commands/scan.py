@@ -4,10 +4,11 @@ advisories.
 ``IMAGE`` is a registry reference (``alpine:3.10``, ``myregistry.azurecr.io/app@sha256:…``),
 ``oci:DIR[:REF]``, ``docker-archive:FILE[:TAG|@N]``, ``dir:PATH`` (an unpacked root filesystem)
 or ``sbom:FILE`` (CycloneDX, SPDX or Syft JSON, matched by purl). The analysis pipeline
-(``scanning.analysis``) produces one inventory per platform; each is matched with ``scanning.matching`` and the verdict, with the rules from
-``--vex`` and ``--ignore-file``, comes from ``scanning.assessment`` as in the app. Exit code:
-``--exit-code`` (default 0) when an active finding remains after the filters (or a status named
-by ``--fail-on``), 2 when the analysis failed or on any error, else 0.
+(``scanning.analysis``) produces one inventory per platform; each is matched with
+``scanning.matching``, and the verdict, with the rules from ``--vex`` and ``--ignore-file``,
+comes from ``scanning.assessment`` as in the app. Exit code: ``--exit-code`` (default 0) when
+an active finding remains after the filters (or a status named by ``--fail-on``), 2 when the
+analysis failed or on any error, else 0.
 """
 
 from __future__ import annotations

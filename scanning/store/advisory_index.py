@@ -60,6 +60,15 @@ def publish_index(
     return index
 
 
+def index_published(service: BlobServiceClient, *, container: str | None = None) -> bool:
+    """Whether an index has been published (a fresh storage account has none)."""
+    container_name = container or setting("ADVISORY_CONTAINER")
+    try:
+        return bool(service.get_blob_client(container_name, INDEX_BLOB_NAME).exists())
+    except AzureError as error:
+        raise TransientStoreError(f"cannot check for the advisory index: {error}") from error
+
+
 def index_etag(service: BlobServiceClient, *, container: str | None = None) -> str:
     """The published index blob's ETag: it changes with every publish."""
     container_name = container or setting("ADVISORY_CONTAINER")

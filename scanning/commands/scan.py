@@ -161,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
                for rule in rulefiles.ignore_rules(path, now=now))]
     if args.output is not None and not args.output.parent.is_dir():
         raise BadRequest(f"--output {args.output}: no folder {args.output.parent}")
+    if not args.image.startswith("sbom:"):
+        parse_image(args.image)  # a bad reference is told before a large index is loaded
     index = load_index(args.db)
     progress = None if args.quiet or not sys.stderr.isatty() else TerminalProgress(sys.stderr)
     try:

@@ -3,7 +3,9 @@ pipeline, matched against the real Alpine 3.10 secdb and the demo records."""
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -390,3 +392,19 @@ def test_one_image_of_a_multi_image_archive_is_scanned(
     report = json.loads(out)
     assert (code, report["image"]["reference"], report["platforms"][0]["status"]) == (
         0, f"docker-archive:{bundle}:test_image_1", "unsupported")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("quiet", "shown"), [((), True), (("--quiet",), False)])
+def test_progress_on_a_terminal_unless_quiet(
+    image: str, demo_db: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], quiet: tuple[str, ...], shown: bool,
+) -> None:
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["scan", image, "--db", str(demo_db), *quiet]) == 0
+    assert ("[linux/amd64] layer 1/1 sha256:531743b7098" in terminal.getvalue()) is shown

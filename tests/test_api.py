@@ -454,8 +454,9 @@ def test_billing_rejects_a_malformed_month(store: Store) -> None:
 
 
 def test_scan_request_reads_registry_repository_and_tag() -> None:
-    assert api.scan_request(b'{"image": "myreg.azurecr.io/team/app:1.0"}') == api.ScanRequest(
-        registry="myreg.azurecr.io", repository="team/app", tag="1.0", digest="")
+    assert api.scan_request(b'{"image": "myreg.azurecr.io/team/app:1.0"}') == (
+        api.ManualScanRequest(registry="myreg.azurecr.io", repository="team/app", tag="1.0",
+                              digest=""))
 
 
 @pytest.mark.parametrize(("body", "message"), [

@@ -45,14 +45,16 @@ def samples_index(shared_advisories: Path) -> AdvisoryIndex:
 
 def test_pypa_jinja2_2_10_is_affected_by_cve_2019_10906(samples_index: AdvisoryIndex) -> None:
     result = match_inventory(None, [_package(PackageType.PYPI, "Jinja2", "2.10")], samples_index)
-    assert ("PYSEC-2019-217", "2.10.1") in [(f.id, f.fixed_version) for f in result.findings]
+    assert ("CVE-2019-10906", ("GHSA-462w-v97r-4m45", "PYSEC-2019-217"), "2.10.1") in [
+        (f.id, f.aliases, f.fixed_version) for f in result.findings
+    ]
 
 
 def test_pypa_jinja2_2_10_1_is_not_affected_by_cve_2019_10906(
     samples_index: AdvisoryIndex,
 ) -> None:
     result = match_inventory(None, [_package(PackageType.PYPI, "jinja2", "2.10.1")], samples_index)
-    assert "PYSEC-2019-217" not in [f.id for f in result.findings]
+    assert "CVE-2019-10906" not in [f.id for f in result.findings]
 
 
 def test_go_stdlib_second_range_gives_its_own_fix(samples_index: AdvisoryIndex) -> None:
@@ -60,7 +62,7 @@ def test_go_stdlib_second_range_gives_its_own_fix(samples_index: AdvisoryIndex) 
         None, [_package(PackageType.GOLANG, "stdlib", "go1.19.0")], samples_index
     )
     assert [(f.id, f.fixed_version, f.aliases) for f in result.findings] == [
-        ("GO-2022-0969", "1.19.1", ("CVE-2022-27664", "GHSA-69cg-p879-7622"))
+        ("CVE-2022-27664", "1.19.1", ("GHSA-69cg-p879-7622", "GO-2022-0969"))
     ]
 
 
@@ -70,7 +72,9 @@ def test_debian_dsa_record_matches_its_release(samples_index: AdvisoryIndex) -> 
         [_package(PackageType.DPKG, "nginx-common", "1.2.1-2.2+wheezy2", "nginx")],
         samples_index,
     )
-    assert _ids(result) == [("DSA-3029-1", "nginx-common", "1.2.1-2.2+wheezy3", "fixed", "unknown")]
+    assert _ids(result) == [
+        ("CVE-2014-3616", "nginx-common", "1.2.1-2.2+wheezy3", "fixed", "unknown")
+    ]
 
 
 def test_ubuntu_priority_wins_over_cvss(samples_index: AdvisoryIndex) -> None:
@@ -81,7 +85,7 @@ def test_ubuntu_priority_wins_over_cvss(samples_index: AdvisoryIndex) -> None:
         samples_index,
     )
     assert (_ids(result), result.findings[0].vendor_severity) == (
-        [("UBUNTU-CVE-2014-9913", "unzip", "6.0-20ubuntu1.1", "fixed", "negligible")],
+        [("CVE-2014-9913", "unzip", "6.0-20ubuntu1.1", "fixed", "negligible")],
         "negligible",
     )
 
@@ -92,7 +96,7 @@ def test_almalinux_record_with_epoch(samples_index: AdvisoryIndex) -> None:
         [_package(PackageType.RPM, "skopeo", "2:1.18.0-1.el10", "skopeo")],
         samples_index,
     )
-    assert _ids(result) == [("ALSA-2025:7467", "skopeo", "2:1.18.1-1.el10_0", "fixed", "unknown")]
+    assert _ids(result) == [("CVE-2025-27144", "skopeo", "2:1.18.1-1.el10_0", "fixed", "unknown")]
 
 
 def test_chainguard_fixed_0_never_matches(samples_index: AdvisoryIndex) -> None:
@@ -197,8 +201,8 @@ def test_alpine_3_10_older_packages_get_the_secdb_findings(
         for f in result.findings
     ] == [
         (
-            "ALPINE-v3.10-openssl-CVE-2019-1547",
-            ("CVE-2019-1547",),
+            "CVE-2019-1547",
+            ("ALPINE-v3.10-openssl-CVE-2019-1547",),
             "libcrypto1.1",
             "1.1.1c-r0",
             "1.1.1d-r0",
@@ -206,8 +210,8 @@ def test_alpine_3_10_older_packages_get_the_secdb_findings(
             "(fixed in Alpine 3.10)",
         ),
         (
-            "ALPINE-v3.10-openssl-CVE-2019-1549",
-            ("CVE-2019-1549",),
+            "CVE-2019-1549",
+            ("ALPINE-v3.10-openssl-CVE-2019-1549",),
             "libcrypto1.1",
             "1.1.1c-r0",
             "1.1.1d-r0",
@@ -215,8 +219,8 @@ def test_alpine_3_10_older_packages_get_the_secdb_findings(
             "(fixed in Alpine 3.10)",
         ),
         (
-            "ALPINE-v3.10-openssl-CVE-2019-1563",
-            ("CVE-2019-1563",),
+            "CVE-2019-1563",
+            ("ALPINE-v3.10-openssl-CVE-2019-1563",),
             "libcrypto1.1",
             "1.1.1c-r0",
             "1.1.1d-r0",
@@ -224,8 +228,8 @@ def test_alpine_3_10_older_packages_get_the_secdb_findings(
             "(fixed in Alpine 3.10)",
         ),
         (
-            "ALPINE-v3.10-musl-CVE-2019-14697",
-            ("CVE-2019-14697",),
+            "CVE-2019-14697",
+            ("ALPINE-v3.10-musl-CVE-2019-14697",),
             "musl",
             "1.1.22-r2",
             "1.1.22-r3",

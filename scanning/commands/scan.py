@@ -30,7 +30,7 @@ from scanning.errors import BadRequest, ScanError
 from scanning.inventory import InventoryStatus
 from scanning.matching import match_inventory, package_ecosystems
 from scanning.model import AssessmentStatus, Platform, Severity
-from scanning.registry import BasicCredentials
+from scanning.registry import BasicCredentials, ReferenceKind
 from scanning.report import (
     PlatformReport,
     ScanReport,
@@ -205,10 +205,13 @@ def scan_image(
 ) -> ScanReport:
     """Analyse ``image`` with the analysis pipeline and assess every platform with ``rules``
     in force at ``now``, as the app does."""
+    registry = repository = ""  # what repository-scoped rules match: registry images only
     if image.startswith("sbom:"):
         analysis = read_sbom(Path(image[len("sbom:"):]))
     else:
         reference = parse_image(image)
+        if reference.kind is ReferenceKind.REGISTRY:
+            registry, repository = reference.registry, reference.repository
         try:
             analysis = analyze_image(reference, platform=platform,
                                      credentials=registry_credentials, progress=progress)
@@ -242,7 +245,7 @@ def scan_image(
     ]
     verdict = assess_inventories(
         analysis.inventories, matches, rules=rules, now=now or datetime.now(UTC),
-        image=ImageRef(registry="", repository="", digest=analysis.digest))
+        image=ImageRef(registry=registry, repository=repository, digest=analysis.digest))
     platforms = [
         PlatformReport(
             platform=result.platform, os=result.os,

@@ -3,6 +3,7 @@ pipeline, matched against the real Alpine 3.10 secdb and the demo records."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import sys
@@ -14,7 +15,7 @@ from scanning.advisories.alpine_secdb import iter_secdb_osv
 from scanning.advisories.demo import build_demo_index
 from scanning.advisories.index import compile_index, write_index
 from scanning.cli import main
-from scanning.local.services import free_port
+from scanning.local.services import free_port, skopeo_copy
 from scanning.model import Platform
 from scanning.ocibuild import build_oci_layout
 
@@ -408,3 +409,26 @@ def test_progress_on_a_terminal_unless_quiet(
     monkeypatch.setattr(sys, "stderr", terminal)
     assert main(["scan", image, "--db", str(demo_db), *quiet]) == 0
     assert ("[linux/amd64] layer 1/1 sha256:531743b7098" in terminal.getvalue()) is shown
+
+
+@pytest.mark.integration
+def test_a_repository_scoped_rule_applies_to_a_registry_image(
+    registry, image: str, demo_db: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    archive = tmp_path / "alpine-310.tar"  # skopeo reads no gzipped docker save file
+    archive.write_bytes(gzip.decompress(Path(image.removeprefix("docker-archive:")).read_bytes()))
+    skopeo_copy(f"docker-archive:{archive}", f"docker://{registry.host}/team/alpine:3.10")
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps([
+        {"id": "team-accepts", "justification": "accepted for team/*",
+         "criteria": {"repository": "team/*", "minSeverity": "medium"}},
+        {"id": "other-team", "justification": "not this image",
+         "criteria": {"repository": "other/*", "vulnerabilityIds": ["DEMO-v3.10-0003"]}}]))
+    code, out = _scan(capsys, f"{registry.host}/team/alpine:3.10", "--db", str(demo_db),
+                      "--ignore-file", str(rules), "--format", "json")
+    findings = json.loads(out)["platforms"][0]["findings"]
+    assert (code, [(f["package"], f["disabledBy"]) for f in findings]) == (0, [
+        ("musl", "team-accepts"), ("musl-utils", "team-accepts"),
+        ("libcrypto1.1", "team-accepts"), ("libssl1.1", "team-accepts"),
+        ("busybox", ""), ("ssl_client", "")])

@@ -28,9 +28,11 @@ $(CHECKOV_STAMP): infra/requirements-checkov.txt
 	.venv-checkov/bin/python -m pip install --quiet --disable-pip-version-check -r infra/requirements-checkov.txt
 	@touch $@
 
-$(VENV_STAMP): requirements.txt requirements-dev.txt
+# The project itself is installed editable, which puts the `acr-scan` command in .venv/bin.
+$(VENV_STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(PYTHON) || $$(command -v python3.11 || command -v python3) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
 $(NPM_STAMP): package.json package-lock.json

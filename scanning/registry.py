@@ -138,6 +138,7 @@ class ReferenceKind(StrEnum):
     REGISTRY = "registry"
     OCI_LAYOUT = "oci"
     DOCKER_ARCHIVE = "docker-archive"
+    DIRECTORY = "dir"  # an unpacked root filesystem (scanning.rootfs)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -148,6 +149,7 @@ class ImageReference:
     tag: str = ""
     digest: str = ""
     path: str = ""  # OCI layout directory or docker archive file
+    archive_index: int | None = None  # docker archive: the Nth image of ``manifest.json``
 
     @property
     def ref(self) -> str:
@@ -161,11 +163,14 @@ class ImageReference:
                 text += f":{self.tag}"
             return f"{text}@{self.digest}" if self.digest else text
         suffix = f":{self.tag or self.digest}" if self.tag or self.digest else ""
+        if self.archive_index is not None:
+            suffix = f"@{self.archive_index}"
         return f"{self.kind.value}:{self.path}{suffix}"
 
 
 def parse_reference(text: str) -> ImageReference:
-    """``REGISTRY/REPO[:TAG][@DIGEST]``, ``oci:DIR[:REF]`` or ``docker-archive:FILE``.
+    """``REGISTRY/REPO[:TAG][@DIGEST]``, ``oci:DIR[:REF]``, ``docker-archive:FILE[:REF|@N]``
+    or ``dir:PATH``.
 
     A name without a registry host (``alpine``, ``library/alpine``) means Docker Hub, as
     ``docker pull`` reads it, and so do ``docker.io/`` and ``index.docker.io/``: the reference
@@ -183,10 +188,11 @@ def parse_reference(text: str) -> ImageReference:
             return ImageReference(kind=ReferenceKind.OCI_LAYOUT, path=path, digest=ref)
         return ImageReference(kind=ReferenceKind.OCI_LAYOUT, path=path, tag=ref)
     if text.startswith("docker-archive:"):
-        path = text[len("docker-archive:"):]
-        if not path:
-            raise ValueError(f"no file in {text!r}")
-        return ImageReference(kind=ReferenceKind.DOCKER_ARCHIVE, path=path)
+        return _parse_archive_reference(text)
+    if text.startswith("dir:"):
+        if not text[len("dir:"):]:
+            raise ValueError(f"no directory in {text!r}")
+        return ImageReference(kind=ReferenceKind.DIRECTORY, path=text[len("dir:"):])
     name, _, digest = text.partition("@")
     if digest and not _DIGEST_RE.fullmatch(digest):
         raise ValueError(f"malformed digest in {text!r}")
@@ -210,6 +216,28 @@ def parse_reference(text: str) -> ImageReference:
         tag = "latest"
     return ImageReference(kind=ReferenceKind.REGISTRY, registry=registry, repository=repository,
                           tag=tag, digest=digest)
+
+
+_ARCHIVE_INDEX_RE = re.compile(r"@(\d+)$")
+
+
+def _parse_archive_reference(text: str) -> ImageReference:
+    """``docker-archive:FILE``, ``docker-archive:FILE:REF`` (a ``RepoTags`` entry) or
+    ``docker-archive:FILE@N`` / ``FILE:@N`` (the Nth image, from 0, as skopeo numbers them).
+    As in skopeo, the file name ends at the first colon."""
+    rest = text[len("docker-archive:"):]
+    path, _, ref = rest.partition(":")
+    index_text = ""
+    if ref.startswith("@"):
+        index_text, ref = ref[1:], ""
+    elif not ref and (at := _ARCHIVE_INDEX_RE.search(path)):
+        path, index_text = path[:at.start()], at.group(1)
+    if not path:
+        raise ValueError(f"no file in {text!r}")
+    if index_text and not index_text.isdigit():
+        raise ValueError(f"malformed image number in {text!r} (FILE@N, N from 0)")
+    return ImageReference(kind=ReferenceKind.DOCKER_ARCHIVE, path=path, tag=ref,
+                          archive_index=int(index_text) if index_text else None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -374,18 +402,27 @@ class DockerArchiveSource:
     header size and entry count (``index_tar``), then members are read by offset.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, tag: str = "", index: int | None = None) -> None:
         self.path = path
+        self._tag = tag
+        self._index = index
         try:
             self._file = _open_archive(path)
+        except FileNotFoundError as error:
+            raise NotFound(f"{path}: no such file") from error
         except OSError as error:
-            raise ManifestError(f"{path} is not a readable docker archive: {error}") from error
+            raise ManifestError(f"{path}: {error.strerror or error}") from error
         try:
             self._members = index_tar(self._file, where="outer tar",
                                       max_members=MAX_ARCHIVE_MEMBERS)
         except (OSError, EOFError, ValueError, LayerError) as error:
             self._file.close()
-            raise ManifestError(f"{path} is not a readable docker archive: {error}") from error
+            raise ManifestError(f"{path} is not a docker archive (a tar file, plain or "
+                                f"gzip-compressed): {error}") from error
+        if not self._members:
+            self._file.close()
+            raise ManifestError(f"{path} is not a docker archive (a tar file, plain or "
+                                "gzip-compressed)")
         self._blobs: dict[str, str] = {}  # digest -> member name
         self._manifest = self._synthesise()
 
@@ -435,11 +472,10 @@ class DockerArchiveSource:
                 "supported)"
             )
         entries = json.loads(self._read_member("manifest.json", MAX_MANIFEST_BYTES))
-        if not isinstance(entries, list) or not entries or not isinstance(entries[0], dict):
+        if (not isinstance(entries, list) or not entries
+                or not all(isinstance(entry, dict) for entry in entries)):
             raise ManifestError(f"{self.path}: manifest.json lists no image")
-        if len(entries) > 1:
-            log.warning("%s holds %d images; scanning the first", self.path, len(entries))
-        entry = entries[0]
+        entry = self._pick(entries)
         config_name = str(entry.get("Config", ""))
         config = self._read_member(config_name, MAX_CONFIG_BYTES)
         config_digest = sha256_digest(config)
@@ -462,8 +498,34 @@ class DockerArchiveSource:
         return FetchedManifest(media_type=DOCKER_MANIFEST, digest=sha256_digest(data),
                                document=document, size=len(data))
 
+    def _pick(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
+        """The image the reference names: by number, by ``RepoTags`` entry, or the only one."""
+        if self._index is not None:
+            if self._index >= len(entries):
+                raise NotFound(f"{self.path} holds {len(entries)} images (@0 to "
+                               f"@{len(entries) - 1}), not @{self._index}")
+            return entries[self._index]
+        if self._tag:
+            wanted = {self._tag, f"{self._tag}:latest"}
+            named = [entry for entry in entries if wanted & set(_repo_tags(entry))]
+            if len(named) == 1:
+                return named[0]
+            if not named:
+                raise NotFound(f"{self.path} has no image tagged {self._tag!r}; "
+                               f"{self._choices(entries)}")
+        elif len(entries) == 1:
+            return entries[0]
+        raise NotFound(f"{self.path} holds {len(entries)} images; {self._choices(entries)}")
+
+    def _choices(self, entries: list[dict[str, Any]]) -> str:
+        listed = [f"@{number}" + (f" ({', '.join(_repo_tags(entry))})"
+                                  if _repo_tags(entry) else "")
+                  for number, entry in enumerate(entries)]
+        return ("pick one with docker-archive:FILE@N or docker-archive:FILE:TAG: "
+                + ", ".join(listed))
+
     def fetch_manifest(self, ref: str) -> FetchedManifest:
-        if ref and ref != self._manifest.digest:
+        if ref and ref not in (self._manifest.digest, self._tag):
             raise NotFound(f"{self.path} has no manifest {ref}")
         return self._manifest
 
@@ -495,6 +557,11 @@ def _open_archive(path: Path) -> IO[bytes]:
         return cast(IO[bytes], gzip.GzipFile(path, "rb"))
     file.seek(0)
     return file
+
+
+def _repo_tags(entry: Mapping[str, Any]) -> list[str]:
+    tags = entry.get("RepoTags")
+    return [str(tag) for tag in tags] if isinstance(tags, list) else []
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1063,8 +1130,13 @@ def open_source(reference: ImageReference, *,
     """The source that serves ``reference``: ACR via the SDK, other registries over HTTP."""
     if reference.kind is ReferenceKind.OCI_LAYOUT:
         return OciLayoutSource(Path(reference.path))
+    if reference.kind is ReferenceKind.DIRECTORY:
+        from scanning.rootfs import DirectorySource  # it builds on this module
+
+        return DirectorySource(Path(reference.path))
     if reference.kind is ReferenceKind.DOCKER_ARCHIVE:
-        return DockerArchiveSource(Path(reference.path))
+        return DockerArchiveSource(Path(reference.path), tag=reference.tag,
+                                   index=reference.archive_index)
     if is_acr(reference.registry) and credentials is None:
         from azure.identity import DefaultAzureCredential
 

@@ -52,6 +52,7 @@ class PlatformReport:
     packages: tuple[ReportPackage, ...] = ()
     findings: tuple[Finding, ...] = ()
     warnings: tuple[str, ...] = ()
+    active_total: int | None = None  # active findings before the filters; None: unfiltered
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,6 +60,7 @@ class ScanReport:
     reference: str
     digest: str
     platforms: tuple[PlatformReport, ...]
+    filters: str = ""  # the filters that shaped ``findings``, as typed: "--severity high"
 
 
 def filter_findings(
@@ -67,21 +69,40 @@ def filter_findings(
     """Keep findings of the given severities (all when empty) and, if asked, only fixable ones.
 
     The platform status stays what the assessment said: filters change what is shown (and the
-    exit code), not whether the image is healthy.
+    exit code), not whether the image is healthy; the table's summary says how many were shown.
     """
     wanted = frozenset(severities)
+    if not wanted and not ignore_unfixed:
+        return report
 
     def keep(finding: Finding) -> bool:
         if wanted and finding.severity not in wanted:
             return False
         return not (ignore_unfixed and finding.fix_status != FixStatus.FIXED)
 
+    filters = ([f"--severity {','.join(s.value for s in sorted(wanted, reverse=True))}"]
+               if wanted else []) + (["--ignore-unfixed"] if ignore_unfixed else [])
     return replace(
         report,
+        filters=" ".join(filters),
         platforms=tuple(
-            replace(p, findings=tuple(f for f in p.findings if keep(f))) for p in report.platforms
+            replace(p, findings=tuple(f for f in p.findings if keep(f)),
+                    active_total=sum(1 for f in p.findings if not f.disabled_by))
+            for p in report.platforms
         ),
     )
+
+
+def summary(platform: PlatformReport, filters: str) -> str:
+    """``unhealthy: 14 packages, 3 of 14 findings shown (--severity high), 1 disabled``."""
+    active = sum(1 for finding in platform.findings if not finding.disabled_by)
+    disabled = len(platform.findings) - active
+    text = f"{platform.status}: {len(platform.packages)} packages, "
+    if platform.active_total is None:
+        text += f"{active} findings"
+    else:
+        text += f"{active} of {platform.active_total} findings shown ({filters})"
+    return text + (f", {disabled} disabled" if disabled else "")
 
 
 # --- JSON -----------------------------------------------------------------------------------
@@ -161,6 +182,7 @@ def finding_json(finding: Finding) -> dict[str, Any]:
         "published": finding.published,
         "modified": finding.modified,
         "references": list(finding.references),
+        "disabledBy": finding.disabled_by,
         "match": {
             "ecosystem": finding.match.ecosystem,
             "searchedName": finding.match.searched_name,
@@ -185,21 +207,22 @@ def render_table(report: ScanReport) -> str:
         if platform.os is not None and platform.os.branch:
             os_text += f" (matched as {platform.os.branch})"
         lines.append("")
-        lines.append(
-            f"{platform.platform}  {os_text}  {platform.status}: "
-            f"{len(platform.packages)} packages, {len(platform.findings)} findings"
-        )
+        lines.append(f"{platform.platform}  {os_text}  {summary(platform, report.filters)}")
         if platform.reason:
             lines.append(f"  note: {platform.reason}")
         lines.extend(f"  warning: {text}" for text in platform.warnings)
-        for severity in sorted(Severity, reverse=True):
-            group = [f for f in platform.findings if f.severity == severity]
+        active = [f for f in platform.findings if not f.disabled_by]
+        groups = [(severity.value.upper(), [f for f in active if f.severity == severity])
+                  for severity in sorted(Severity, reverse=True)]
+        groups.append(("DISABLED", [f for f in platform.findings if f.disabled_by]))
+        for title, group in groups:
             if not group:
                 continue
             lines.append("")
-            lines.append(f"  {severity.value.upper()} ({len(group)})")
+            lines.append(f"  {title} ({len(group)})")
             rows = [
-                (f.package, f.installed_version, f.fixed_version or "-", f.id, str(f.fix_status))
+                (f.package, f.installed_version, f.fixed_version or "-", f.id,
+                 f"disabled by {f.disabled_by}" if f.disabled_by else str(f.fix_status))
                 for f in group
             ]
             header = ("PACKAGE", "INSTALLED", "FIXED", "ADVISORY", "STATUS")

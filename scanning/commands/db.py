@@ -23,7 +23,7 @@ import argparse
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scanning.advisories.alpine_secdb import iter_secdb_osv
 from scanning.advisories.azure_linux import OvalResult, read_oval_file
@@ -35,7 +35,11 @@ from scanning.advisories.refresh import (
     oval_rejected,
     update_ecosystems,
 )
+from scanning.config import setting
 from scanning.errors import BadRequest
+
+if TYPE_CHECKING:
+    from azure.storage.blob import BlobServiceClient
 
 DEFAULT_INDEX = Path(".local/advisories/index.idx")
 # Rejected records whose reasons build and update print; the rest are counted.
@@ -157,20 +161,31 @@ def run_update(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_publish(args: argparse.Namespace) -> int:
-    from scanning.store.advisory_index import publish_index
+def _storage() -> BlobServiceClient:
+    """Blob Storage from the settings; when none is configured, the running local stack's
+    (``acr-scan local up``), so ``db publish`` needs no setting locally."""
+    from scanning.local.stack import DEFAULT_DATA_DIR, storage_connection_string
     from scanning.store.clients import StorageClients
 
-    index = publish_index(StorageClients.from_settings().blob_service(), args.file)
+    if not setting("AzureWebJobsStorage") and not setting("AzureWebJobsStorage__blobServiceUri"):
+        local = storage_connection_string(DEFAULT_DATA_DIR)
+        if local:
+            return StorageClients.from_connection_string(local).blob_service()
+    return StorageClients.from_settings().blob_service()
+
+
+def run_publish(args: argparse.Namespace) -> int:
+    from scanning.store.advisory_index import publish_index
+
+    index = publish_index(_storage(), args.file)
     _print_summary(index, args.file)
     return 0
 
 
 def run_fetch(args: argparse.Namespace) -> int:
     from scanning.store.advisory_index import load_index_from_blob
-    from scanning.store.clients import StorageClients
 
-    index = load_index_from_blob(StorageClients.from_settings().blob_service())
+    index = load_index_from_blob(_storage())
     write_index(index, args.out)
     _print_summary(index, args.out)
     return 0

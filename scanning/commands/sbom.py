@@ -20,6 +20,8 @@ from typing import Any, TextIO
 from scanning import __version__
 from scanning.analysis import AnalysisStatus, ImageAnalysis, LayerProgress, analyze_image
 from scanning.commands import credentials
+from scanning.commands.images import parse_image, reachability
+from scanning.errors import ScanError
 from scanning.layercache import LocalLayerCache
 from scanning.model import Platform
 
@@ -30,8 +32,8 @@ MiB = 1 << 20
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "sbom", help="list the packages in an image (every platform)",
-        description="List the packages in an image: REGISTRY/REPO[:TAG|@DIGEST], oci:DIR[:REF] "
-                    "or docker-archive:FILE.")
+        description="List the packages in an image: REGISTRY/REPO[:TAG|@DIGEST], oci:DIR[:REF], "
+                    "docker-archive:FILE[:TAG|@N] or dir:PATH (an unpacked root filesystem).")
     parser.add_argument("image", help="image reference")
     parser.add_argument("--platform", default="all",
                         help="all (default) or OS/ARCH[/VARIANT], e.g. linux/arm64")
@@ -39,6 +41,7 @@ def register(subparsers: Any) -> None:
     credentials.add_arguments(parser)
     parser.add_argument("--cache", type=Path, default=None,
                         help="directory for the per-layer result cache")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     parser.set_defaults(handler=run)
 
 
@@ -70,14 +73,14 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    progress = TerminalProgress(sys.stderr) if sys.stderr.isatty() else None
+    reference = parse_image(args.image)
+    progress = None if args.quiet or not sys.stderr.isatty() else TerminalProgress(sys.stderr)
     cache = LocalLayerCache(args.cache) if args.cache else None
     try:
-        analysis = analyze_image(args.image, platform=platform, cache=cache, progress=progress,
+        analysis = analyze_image(reference, platform=platform, cache=cache, progress=progress,
                                  credentials=credentials.from_args(args))
-    except ValueError as error:  # a malformed reference
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except ScanError as error:
+        raise reachability(error, reference) from error
     finally:
         if progress is not None:
             progress.finish()

@@ -1,27 +1,36 @@
-"""`python -m scanning scan IMAGE --db FILE`: analyse an image and match it against advisories.
+"""`acr-scan scan IMAGE --db FILE`: analyse an image (or read an SBOM) and match it against
+advisories.
 
 ``IMAGE`` is a registry reference (``alpine:3.10``, ``myregistry.azurecr.io/app@sha256:…``),
-``oci:DIR[:REF]`` or ``docker-archive:FILE``. The analysis pipeline (``scanning.analysis``)
-produces one inventory per platform; each is matched with ``scanning.matching`` and printed in
-the chosen format. Exit code: ``--exit-code`` (default 0) when any finding remains after the
-filters, 2 when the analysis failed, else 0.
+``oci:DIR[:REF]``, ``docker-archive:FILE[:TAG|@N]``, ``dir:PATH`` (an unpacked root filesystem)
+or ``sbom:FILE`` (CycloneDX, SPDX or Syft JSON, matched by purl). The analysis pipeline
+(``scanning.analysis``) produces one inventory per platform; each is matched with
+``scanning.matching``, and the verdict, with the rules from ``--vex`` and ``--ignore-file``,
+comes from ``scanning.assessment`` as in the app. Exit code: ``--exit-code`` (default 0) when
+an active finding remains after the filters (or a status named by ``--fail-on``), 2 when the
+analysis failed or on any error, else 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from scanning.advisories.index import AdvisoryIndex, load_index
+from scanning.analysis import AnalysisStatus, ProgressCallback, analyze_image
 from scanning.assessment import ImageRef, assess_inventories
-from scanning.commands import credentials
-from scanning.errors import BadRequest
+from scanning.commands import credentials, rulefiles
+from scanning.commands.images import parse_image, reachability
+from scanning.commands.sbom import TerminalProgress
+from scanning.errors import BadRequest, ScanError
+from scanning.inventory import InventoryStatus
 from scanning.matching import match_inventory, package_ecosystems
 from scanning.model import AssessmentStatus, Platform, Severity
-from scanning.registry import BasicCredentials
+from scanning.registry import BasicCredentials, ReferenceKind
 from scanning.report import (
     PlatformReport,
     ScanReport,
@@ -32,6 +41,8 @@ from scanning.report import (
     render_table,
     report_packages,
 )
+from scanning.rules import DisableRule
+from scanning.sbomfile import read_sbom
 
 FORMATS = ("table", "json", "sarif", "cyclonedx")
 
@@ -41,7 +52,8 @@ def register(subparsers: Any) -> None:
         "scan", help="scan an image for known vulnerabilities"
     )
     parser.add_argument(
-        "image", help="REGISTRY/REPO[:TAG][@DIGEST], oci:DIR[:REF] or docker-archive:FILE"
+        "image", help="REGISTRY/REPO[:TAG][@DIGEST], oci:DIR[:REF], docker-archive:FILE[:TAG|@N], "
+                      "dir:PATH (a root filesystem) or sbom:FILE (CycloneDX, SPDX or Syft JSON)"
     )
     parser.add_argument("--db", type=Path, required=True, metavar="FILE", help="advisory index")
     parser.add_argument(
@@ -59,7 +71,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--exit-code",
-        type=int,
+        type=exit_status,
         default=0,
         metavar="N",
         help="exit with N when findings remain after the filters (default 0)",
@@ -78,9 +90,28 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="the first N layers come from the base image (remediation says: rebuild)",
     )
+    parser.add_argument("--vex", type=Path, action="append", default=[], metavar="FILE",
+                        help="OpenVEX document: its not_affected statements disable findings "
+                             "(repeatable)")
+    parser.add_argument("--ignore-file", type=Path, action="append", default=[], metavar="FILE",
+                        help="disable rules: acr-scan rules JSON (as POST rules takes it) or "
+                             ".trivyignore lines of advisory ids (repeatable)")
     parser.add_argument("--output", type=Path, default=None, metavar="FILE")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress on stderr")
     credentials.add_arguments(parser)
     parser.set_defaults(handler=run)
+
+
+def exit_status(text: str) -> int:
+    """An exit status a shell can see: 0-255 (``exit 300`` would be seen as 44)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 255:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an exit status from 0 to 255")
+    return value
 
 
 def parse_severities(text: str) -> tuple[Severity, ...]:
@@ -124,16 +155,31 @@ def run(args: argparse.Namespace) -> int:
             platform = Platform.parse(args.platform)
         except ValueError as error:
             raise BadRequest(str(error)) from error
+    now = datetime.now(UTC)
+    rules = [*(rule for path in args.vex for rule in rulefiles.vex_rules(path, now=now)),
+             *(rule for path in args.ignore_file
+               for rule in rulefiles.ignore_rules(path, now=now))]
+    if args.output is not None and not args.output.parent.is_dir():
+        raise BadRequest(f"--output {args.output}: no folder {args.output.parent}")
+    if not args.image.startswith("sbom:"):
+        parse_image(args.image)  # a bad reference is told before a large index is loaded
     index = load_index(args.db)
-    report = scan_image(args.image, index, platform=platform, base_layers=args.base_layers,
-                        registry_credentials=credentials.from_args(args))
+    progress = None if args.quiet or not sys.stderr.isatty() else TerminalProgress(sys.stderr)
+    try:
+        report = scan_image(args.image, index, platform=platform, base_layers=args.base_layers,
+                            registry_credentials=credentials.from_args(args), rules=rules,
+                            progress=progress, now=now)
+    finally:
+        if progress is not None:
+            progress.finish()
     shown = filter_findings(report, severities=severities, ignore_unfixed=args.ignore_unfixed)
     text = render(shown, args.format)
     if args.output is not None:
         args.output.write_text(text)
     else:
         sys.stdout.write(text)
-    gated = any(p.findings or p.status in fail_on for p in shown.platforms)
+    gated = any(any(not f.disabled_by for f in p.findings) or p.status in fail_on
+                for p in shown.platforms)
     if gated and args.exit_code:
         return int(args.exit_code)
     if any(p.status == AssessmentStatus.FAILED for p in shown.platforms):
@@ -154,21 +200,23 @@ def render(report: ScanReport, output_format: str) -> str:
 
 def scan_image(
     image: str, index: AdvisoryIndex, *, platform: Platform | None = None, base_layers: int = 0,
-    registry_credentials: BasicCredentials | None = None,
+    registry_credentials: BasicCredentials | None = None, rules: Sequence[DisableRule] = (),
+    progress: ProgressCallback | None = None, now: datetime | None = None,
 ) -> ScanReport:
-    """Analyse ``image`` with the analysis pipeline and assess every platform."""
-    # Imported here: the pipeline pulls in the registry and layer code, which `db` does not need.
-    from scanning.analysis import AnalysisStatus, analyze_image
-    from scanning.inventory import InventoryStatus
-    from scanning.registry import parse_reference
-
-    # Only the reference's own syntax is a bad reference: errors from reading the image are
-    # ScanErrors that say what is wrong with it.
-    try:
-        reference = parse_reference(image)
-    except ValueError as error:
-        raise BadRequest(f"bad image reference {image!r}: {error}") from error
-    analysis = analyze_image(reference, platform=platform, credentials=registry_credentials)
+    """Analyse ``image`` with the analysis pipeline and assess every platform with ``rules``
+    in force at ``now``, as the app does."""
+    registry = repository = ""  # what repository-scoped rules match: registry images only
+    if image.startswith("sbom:"):
+        analysis = read_sbom(Path(image[len("sbom:"):]))
+    else:
+        reference = parse_image(image)
+        if reference.kind is ReferenceKind.REGISTRY:
+            registry, repository = reference.registry, reference.repository
+        try:
+            analysis = analyze_image(reference, platform=platform,
+                                     credentials=registry_credentials, progress=progress)
+        except ScanError as error:
+            raise reachability(error, reference) from error
     if not analysis.inventories:
         status = (
             AssessmentStatus.NOT_APPLICABLE
@@ -196,8 +244,8 @@ def scan_image(
         for inventory in analysis.inventories
     ]
     verdict = assess_inventories(
-        analysis.inventories, matches, rules=(), now=datetime.now(UTC),
-        image=ImageRef(registry="", repository="", digest=analysis.digest))
+        analysis.inventories, matches, rules=rules, now=now or datetime.now(UTC),
+        image=ImageRef(registry=registry, repository=repository, digest=analysis.digest))
     platforms = [
         PlatformReport(
             platform=result.platform, os=result.os,

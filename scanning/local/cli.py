@@ -1,10 +1,11 @@
-"""``python -m scanning local up|down|status|run-timer NAME|demo``: the local stack."""
+"""``acr-scan local up|down|status|reset|run-timer NAME|demo``: the local stack."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -56,6 +57,12 @@ def register(subparsers: Any) -> None:
     status_parser = commands.add_parser("status", help="say what is running")
     _add_data_dir(status_parser)
     status_parser.set_defaults(handler=_status)
+
+    reset_parser = commands.add_parser(
+        "reset", help="delete the data dir (Azurite tables and blobs, registry images, logs)")
+    _add_data_dir(reset_parser)
+    reset_parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    reset_parser.set_defaults(handler=_reset)
 
     timer_parser = commands.add_parser("run-timer", help="run a timer function now")
     timer_parser.add_argument("name", help="the timer function's name")
@@ -123,6 +130,8 @@ def _status(args: argparse.Namespace) -> int:
         print(f"{name:<10} running, pid {pid}")
     if report.get("host_url"):
         url, key = _key_and_url(args)
+        print(f"api        {url}/api/  (health {url}/api/health)")
+        print(f"key        {key}  (header x-functions-key, or ?code=)")
         code, body = _host_request(f"{url}/admin/host/status", key)
         if code == 200:
             host = json.loads(body)
@@ -131,6 +140,23 @@ def _status(args: argparse.Namespace) -> int:
             print(f"orchestrations {json.dumps(host['orchestrations'])}")
         else:
             print(f"host       not answering ({code})")
+    return 0
+
+
+def _reset(args: argparse.Namespace) -> int:
+    data_dir = args.data_dir.resolve()
+    if stack.running_pids(data_dir):
+        raise ConfigError("the local stack is running: stop it first with `acr-scan local down`")
+    if not data_dir.exists():
+        print(f"nothing to reset: {data_dir} does not exist")
+        return 0
+    if not args.yes:
+        answer = input(f"delete {data_dir} (stored results, registry images, logs)? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return 1
+    shutil.rmtree(data_dir)
+    print(f"deleted {data_dir}")
     return 0
 
 

@@ -28,6 +28,7 @@ from scanning.local.services import (
     LOOPBACK,
     PROJECT_ROOT,
     AzuritePorts,
+    azurite_connection_string,
     port_open,
     start_azurite,
     start_registry,
@@ -280,6 +281,7 @@ def up(config: StackConfig, *, on_ready: Callable[[RunningStack], None] | None =
                 "function_key": key,
             })
             out(running.summary())
+            _ensure_advisory_index(azurite.connection_string, out)
             if on_ready is not None:
                 on_ready(running)
             out("Press Ctrl-C to stop.")
@@ -298,6 +300,31 @@ def up(config: StackConfig, *, on_ready: Callable[[RunningStack], None] | None =
                 azurite.stop()
             _clear_state(config.data_dir)
             out("stopped")
+
+
+def _ensure_advisory_index(connection_string: str, out: Callable[[str], None]) -> None:
+    """Publish the demo index when Azurite holds none: without one every scan fails."""
+    from scanning.local.demo import publish_demo_index
+    from scanning.store.advisory_index import index_published
+    from scanning.store.clients import StorageClients
+
+    service = StorageClients.from_connection_string(connection_string).blob_service()
+    if index_published(service):
+        return
+    count = publish_demo_index(connection_string)
+    out(f"  advisories      none were published: published the demo index ({count} invented "
+        "DEMO- records); publish a real one with `acr-scan db publish FILE`")
+
+
+def storage_connection_string(data_dir: Path) -> str:
+    """The running stack's Azurite connection string, or "" when it does not run."""
+    state = read_state(data_dir) if running_pids(data_dir) else {}
+    ports = state.get("azurite")
+    if not isinstance(ports, dict):
+        return ""
+    return azurite_connection_string(AzuritePorts(blob=int(ports["blob"]),
+                                                  queue=int(ports["queue"]),
+                                                  table=int(ports["table"])))
 
 
 # --- down / status --------------------------------------------------------------------------

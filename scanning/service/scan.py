@@ -56,6 +56,7 @@ from scanning.service.payloads import (
     ScanStep,
 )
 from scanning.service.rules import load_rules
+from scanning.store.advisory_index import NO_INDEX_REASON
 from scanning.store.blobs import BlobKind
 from scanning.store.findings import Assessment
 
@@ -179,7 +180,11 @@ def record_verdict(services: Services, step: ScanStep, inventories: tuple[ImageI
     request = step.request
     store = services.store
     moment = now or datetime.now(UTC)
-    advisory_index, index_version = index or services.index.get()
+    try:
+        advisory_index, index_version = index or services.index.get()
+    except NotFound:  # nothing to assess with is not a failure of the image
+        return record_outcome(services, step, outcome(AssessmentStatus.UNSUPPORTED,
+                                                      NO_INDEX_REASON))
     record_index_keys(services, advisory_index, index_version)
     evaluation = evaluate(inventories, request=request, rules=load_rules(store),
                           index=advisory_index, moment=moment)

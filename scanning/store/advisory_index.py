@@ -18,11 +18,12 @@ from azure.storage.blob import BlobServiceClient, ContentSettings
 
 from scanning.advisories.index import AdvisoryIndex, parse_index
 from scanning.config import setting
-from scanning.errors import StoreError, TransientStoreError
+from scanning.errors import NotFound, StoreError, TransientStoreError
 
 logger = logging.getLogger(__name__)
 
 INDEX_BLOB_NAME = "index/current.idx"
+NO_INDEX_REASON = "no advisory index published yet"
 
 
 def publish_index(
@@ -60,12 +61,23 @@ def publish_index(
     return index
 
 
+def index_published(service: BlobServiceClient, *, container: str | None = None) -> bool:
+    """Whether an index has been published (a fresh storage account has none)."""
+    container_name = container or setting("ADVISORY_CONTAINER")
+    try:
+        return bool(service.get_blob_client(container_name, INDEX_BLOB_NAME).exists())
+    except AzureError as error:
+        raise TransientStoreError(f"cannot check for the advisory index: {error}") from error
+
+
 def index_etag(service: BlobServiceClient, *, container: str | None = None) -> str:
     """The published index blob's ETag: it changes with every publish."""
     container_name = container or setting("ADVISORY_CONTAINER")
     blob = service.get_blob_client(container_name, INDEX_BLOB_NAME)
     try:
         return str(blob.get_blob_properties().etag)
+    except ResourceNotFoundError as error:
+        raise NotFound(NO_INDEX_REASON) from error
     except AzureError as error:
         raise StoreError(f"cannot read the advisory index properties: {error}",
                          retryable=True) from error
@@ -79,9 +91,9 @@ def load_index_from_blob(
         blob = service.get_blob_client(container_name, INDEX_BLOB_NAME)
         data = blob.download_blob().readall()
     except ResourceNotFoundError as error:
-        raise StoreError(
-            f"no advisory index at {container_name}/{INDEX_BLOB_NAME}: publish one with "
-            "`python -m scanning db publish`"
+        raise NotFound(
+            f"{NO_INDEX_REASON} at {container_name}/{INDEX_BLOB_NAME}: publish one with "
+            "`acr-scan db publish FILE`"
         ) from error
     except AzureError as error:
         raise TransientStoreError(f"cannot read the advisory index: {error}") from error

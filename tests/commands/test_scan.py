@@ -3,9 +3,12 @@ pipeline, matched against the real Alpine 3.10 secdb and the demo records."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import itertools
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from scanning.advisories.alpine_secdb import iter_secdb_osv
 from scanning.advisories.demo import build_demo_index
 from scanning.advisories.index import compile_index, write_index
 from scanning.cli import main
+from scanning.local.services import free_port, skopeo_copy
 from scanning.model import Platform
 from scanning.ocibuild import build_oci_layout
 
@@ -175,12 +179,13 @@ def test_ignore_unfixed_and_severity_filters(
     ]
 
 
-def test_table_groups_by_severity(
+def test_table_groups_by_severity_and_says_what_the_filter_left_out(
     image: str, demo_db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, out = _scan(capsys, image, "--db", str(demo_db), "--severity", "critical")
     assert out.splitlines()[2:] == [
-        "linux/amd64  alpine 3.10.4  unhealthy: 14 packages, 2 findings",
+        "linux/amd64  alpine 3.10.4  unhealthy: 14 packages, 2 of 6 findings shown "
+        "(--severity critical)",
         "",
         "  CRITICAL (2)",
         "    PACKAGE     INSTALLED  FIXED      ADVISORY         STATUS",
@@ -332,3 +337,161 @@ def test_malformed_reference_is_a_bad_image_reference(
     assert (code, capsys.readouterr().err) == (
         2, "error: bad image reference 'registry.example/UPPER:v1': malformed repository name "
         "in 'registry.example/UPPER:v1'\n")
+
+
+def test_table_summary_without_filters_counts_every_finding(
+    image: str, demo_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, out = _scan(capsys, image, "--db", str(demo_db))
+    assert out.splitlines()[2] == "linux/amd64  alpine 3.10.4  unhealthy: 14 packages, 6 findings"
+
+
+def test_trivyignore_ids_are_disabled_and_listed(
+    image: str, demo_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ignore = tmp_path / ".trivyignore"
+    ignore.write_text("# accepted\nDEMO-v3.10-0001\nDEMO-v3.10-0002 exp:2020-01-01\n")
+    code, out = _scan(capsys, image, "--db", str(demo_db), "--ignore-file", str(ignore),
+                      "--format", "json", "--exit-code", "1")
+    findings = json.loads(out)["platforms"][0]["findings"]
+    assert (code, [(f["package"], f["disabledBy"]) for f in findings]) == (1, [
+        ("musl", "ignore:DEMO-v3.10-0001"),
+        ("musl-utils", "ignore:DEMO-v3.10-0001"),
+        ("libcrypto1.1", ""),
+        ("libssl1.1", ""),
+        ("busybox", ""),
+        ("ssl_client", ""),
+    ])
+
+
+def test_rules_json_disabling_everything_makes_the_image_healthy_and_passes_the_gate(
+    image: str, demo_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps({"id": "accepted", "justification": "demo records are invented",
+                                 "criteria": {"vulnerabilityIds": [
+                                     "DEMO-v3.10-0001", "DEMO-v3.10-0002", "DEMO-v3.10-0003"]}}))
+    code, out = _scan(capsys, image, "--db", str(demo_db), "--ignore-file", str(rules),
+                      "--exit-code", "1")
+    assert (code, out.splitlines()[2], out.splitlines()[4]) == (
+        0, "linux/amd64  alpine 3.10.4  healthy: 14 packages, 0 findings, 6 disabled",
+        "  DISABLED (6)")
+
+
+def test_openvex_not_affected_for_this_image_disables_its_findings(
+    image: str, demo_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    vex = tmp_path / "image.openvex.json"
+    vex.write_text(json.dumps({
+        "@context": "https://openvex.dev/ns/v0.2.0", "@id": "https://example.com/vex/1",
+        "author": "security", "timestamp": "2025-01-01T00:00:00Z", "version": 1,
+        "statements": [{"vulnerability": {"name": "DEMO-v3.10-0003"},
+                        "products": [{"@id": f"pkg:oci/alpine@{IMAGE_DIGEST}"}],
+                        "status": "not_affected",
+                        "justification": "vulnerable_code_not_in_execute_path"}]}))
+    _, out = _scan(capsys, image, "--db", str(demo_db), "--vex", str(vex), "--format", "json")
+    findings = json.loads(out)["platforms"][0]["findings"]
+    assert [(f["package"], f["disabledBy"] != "") for f in findings] == [
+        ("musl", False), ("musl-utils", False), ("libcrypto1.1", False), ("libssl1.1", False),
+        ("busybox", True), ("ssl_client", True)]
+
+
+def test_a_rule_file_with_a_bad_field_is_one_line_naming_the_file(
+    image: str, demo_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps({"justification": "x", "criteria": {"severity": "high"}}))
+    code = main(["scan", image, "--db", str(demo_db), "--ignore-file", str(rules)])
+    assert (code, capsys.readouterr().err) == (
+        2, f"error: {rules}: rule field 'criteria.severity': is not a known criterion "
+           "(known: cvssMax, cvssMin, "
+           "digest, fixStatuses, maxSeverity, minSeverity, os, packages, repository, "
+           "vulnerabilityIds)\n")
+
+
+@pytest.mark.parametrize("value", ["256", "-1", "x"])
+def test_exit_code_outside_0_to_255_is_a_one_line_usage_error(
+    value: str, demo_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["scan", "alpine", "--db", str(demo_db), "--exit-code", value])
+    assert (exited.value.code, capsys.readouterr().err) == (
+        2, f"error: argument --exit-code: '{value}' is not an exit status from 0 to 255 "
+           "(see acr-scan scan --help)\n")
+
+
+def test_a_plain_path_gets_the_prefix_hint(
+    demo_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    archive = tmp_path / "image.tar"
+    archive.write_bytes(b"")
+    assert main(["scan", str(archive), "--db", str(demo_db)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: '{archive}' is a path, not an image reference: did you mean "
+        f"docker-archive:{archive} or oci:{archive}\n")
+
+
+def test_output_into_a_missing_folder_is_one_line_exit_2(
+    image: str, demo_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["scan", image, "--db", str(demo_db), "--output", str(tmp_path / "no" / "x")])
+    assert (code, capsys.readouterr().err) == (
+        2, f"error: --output {tmp_path / 'no' / 'x'}: no folder {tmp_path / 'no'}\n")
+
+
+def test_an_unreachable_registry_is_named_with_the_reason(
+    demo_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = free_port()  # nothing listens there
+    assert main(["scan", f"127.0.0.1:{port}/app:1", "--db", str(demo_db)]) == 2
+    assert capsys.readouterr().err == f"error: cannot reach 127.0.0.1:{port}: Connection refused\n"
+
+
+def test_one_image_of_a_multi_image_archive_is_scanned(
+    testdata: Path, demo_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle = testdata / "images" / "go-containerregistry" / "test_bundle.tar"
+    code, out = _scan(capsys, f"docker-archive:{bundle}:test_image_1", "--db", str(demo_db),
+                      "--format", "json")
+    report = json.loads(out)
+    assert (code, report["image"]["reference"], report["platforms"][0]["status"]) == (
+        0, f"docker-archive:{bundle}:test_image_1", "unsupported")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("quiet", "shown"), [((), True), (("--quiet",), False)])
+def test_progress_on_a_terminal_unless_quiet(
+    image: str, demo_db: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], quiet: tuple[str, ...], shown: bool,
+) -> None:
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["scan", image, "--db", str(demo_db), *quiet]) == 0
+    assert ("[linux/amd64] layer 1/1 sha256:531743b7098" in terminal.getvalue()) is shown
+
+
+@pytest.mark.integration
+def test_a_repository_scoped_rule_applies_to_a_registry_image(
+    registry, image: str, demo_db: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    archive = tmp_path / "alpine-310.tar"  # skopeo reads no gzipped docker save file
+    archive.write_bytes(gzip.decompress(Path(image.removeprefix("docker-archive:")).read_bytes()))
+    skopeo_copy(f"docker-archive:{archive}", f"docker://{registry.host}/team/alpine:3.10")
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps([
+        {"id": "team-accepts", "justification": "accepted for team/*",
+         "criteria": {"repository": "team/*", "minSeverity": "medium"}},
+        {"id": "other-team", "justification": "not this image",
+         "criteria": {"repository": "other/*", "vulnerabilityIds": ["DEMO-v3.10-0003"]}}]))
+    code, out = _scan(capsys, f"{registry.host}/team/alpine:3.10", "--db", str(demo_db),
+                      "--ignore-file", str(rules), "--format", "json")
+    findings = json.loads(out)["platforms"][0]["findings"]
+    assert (code, [(f["package"], f["disabledBy"]) for f in findings]) == (0, [
+        ("musl", "team-accepts"), ("musl-utils", "team-accepts"),
+        ("libcrypto1.1", "team-accepts"), ("libssl1.1", "team-accepts"),
+        ("busybox", ""), ("ssl_client", "")])

@@ -57,10 +57,20 @@ def first_failures(fail_path: str, failures: int) -> Chooser:
     return choose
 
 
+# Faults in a row on one request at most: fewer than the registry client's attempts
+# (REGISTRY_ATTEMPTS, 4), so every transient fault is one the client must absorb. Without the
+# cap a test's images (new digests each run) would now and then draw four faults in a row on
+# one path, about 0.3^4 per path, and the test would fail by chance.
+MAX_FAULTS_IN_A_ROW = 2
+
+
 def seeded_faults(seed: int, rate: float, kinds: Sequence[Fault] = TRANSIENT_FAULTS) -> Chooser:
-    """A fault on about ``rate`` of requests, the same ones for the same seed."""
+    """A fault on about ``rate`` of requests, the same ones for the same seed, and at most
+    ``MAX_FAULTS_IN_A_ROW`` on one method and path."""
 
     def choose(method: str, path: str, count: int) -> Fault:
+        if count >= MAX_FAULTS_IN_A_ROW:
+            return Fault.NONE
         draw = random.Random(f"{seed} {method} {path} {count}")
         return draw.choice(kinds) if draw.random() < rate else Fault.NONE
 

@@ -68,7 +68,8 @@ def test_outer_pax_header_over_the_cap_is_refused_before_it_is_read(tmp_path: Pa
     with pytest.raises(ManifestError) as raised:
         DockerArchiveSource(path)
     assert str(raised.value) == (
-        f"{path} is not a readable docker archive: outer tar: extended tar header of "
+        f"{path} is not a docker archive (a tar file, plain or gzip-compressed): outer tar: "
+        "extended tar header of "
         "1610612736 bytes exceeds the cap of 1048576")
 
 

@@ -10,7 +10,7 @@ from azure.storage.blob import BlobServiceClient
 
 from scanning.advisories.index import compile_index, write_index
 from scanning.advisories.osv import iter_records
-from scanning.errors import AdvisoryError, StoreError
+from scanning.errors import AdvisoryError, NotFound
 from scanning.local.services import Azurite
 from scanning.store.advisory_index import load_index_from_blob, publish_index
 
@@ -29,8 +29,11 @@ def test_published_index_loads_back(azurite: Azurite, tmp_path: Path) -> None:
 
 def test_missing_index_is_a_clear_error(azurite: Azurite) -> None:
     service = BlobServiceClient.from_connection_string(azurite.connection_string)
-    with pytest.raises(StoreError, match=r"no advisory index at nothing-here/index/current\.idx"):
+    with pytest.raises(NotFound) as raised:
         load_index_from_blob(service, container="nothing-here")
+    assert str(raised.value) == (
+        "no advisory index published yet at nothing-here/index/current.idx: publish one with "
+        "`acr-scan db publish FILE`")
 
 
 def test_a_broken_file_is_not_published(azurite: Azurite, tmp_path: Path) -> None:

@@ -50,6 +50,10 @@ SETTINGS: dict[str, str] = {
     # Billing: price per image digest scanned for the first time.
     "BILLING_UNIT_PRICE": "0.29",
     "BILLING_CURRENCY": "USD",
+    # Defender-shaped API: login server -> registry ARM resource id (JSON object); unset, every
+    # registry is the local id. "true" when App Service Authentication (Entra ID) guards it.
+    "REGISTRY_RESOURCE_IDS": "",
+    "API_ENTRA_AUTH": "",
     # Pull ledger source in Azure.
     "LOG_ANALYTICS_WORKSPACE_ID": "",
 }

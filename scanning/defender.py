@@ -21,6 +21,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from scanning.config import setting
@@ -156,6 +157,8 @@ def mdvm_sub_assessment(registry_id: str, image: SubAssessmentImage,
     body = to_sub_assessment(image, finding)
     properties = body["properties"]
     properties["status"]["severity"] = status_severity(finding.severity)
+    properties["category"] = "OS" if finding.package_type.is_os else "Language"
+    properties["impact"] = finding.summary
     properties["resourceDetails"] = {"source": "Azure",
                                      "id": image_resource_id(registry_id, image),
                                      "resourceType": "repositories/images",
@@ -182,13 +185,19 @@ def mdvm_sub_assessment(registry_id: str, image: SubAssessmentImage,
     return {**_envelope(MDVM_KEY, registry_id, image, finding), "properties": properties}
 
 
+def _iso_time(text: str) -> str | None:
+    """An ISO 8601 time, or None: one unparsable time would fail the SDK's whole page."""
+    try:
+        return datetime.fromisoformat(text).isoformat().replace("+00:00", "Z") if text else None
+    except ValueError:
+        return None
+
+
 def retired_sub_assessment(registry_id: str, image: SubAssessmentImage,
                            finding: Finding) -> dict[str, Any]:
     mdvm = mdvm_sub_assessment(registry_id, image, finding)
     properties = mdvm["properties"]
     cves = [name for name in (finding.id, *finding.aliases) if name.startswith("CVE-")]
-    properties["category"] = "OS" if finding.package_type.is_os else "Language"
-    properties["impact"] = finding.summary
     properties["additionalData"] = {
         "assessedResourceType": "ContainerRegistryVulnerability",
         "type": "Vulnerability",
@@ -198,7 +207,7 @@ def retired_sub_assessment(registry_id: str, image: SubAssessmentImage,
         "cve": [{"title": name, "link": f"https://nvd.nist.gov/vuln/detail/{name}"}
                 for name in cves],
         "vendorReferences": [{"title": url, "link": url} for url in finding.references],
-        "publishedTime": finding.published or None,
+        "publishedTime": _iso_time(finding.published),
         "imageDigest": image.digest,
         "repositoryName": image.repository,
     }

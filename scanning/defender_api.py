@@ -199,7 +199,7 @@ def image_sub_assessments(store: Store, scope: Scope, key: str, image: ImageReco
                     yield sub_assessment(key, registry_id, context, finding)
         return
     status = verdict.status if verdict is not None else AssessmentStatus.NOT_APPLICABLE
-    reason = verdict.reason if verdict is not None else "not assessed yet"
+    reason = (verdict.reason or image.reason) if verdict is not None else "not assessed yet"
     code = "healthy" if status is AssessmentStatus.HEALTHY else "notapplicable"
     if filters.on_findings or (filters.status_code and filters.status_code != code):
         return

@@ -95,6 +95,15 @@ param billingUnitPrice string = '0.29'
 @description('Currency of billingUnitPrice.')
 param billingCurrency string = 'USD'
 
+@description('Client id of an Entra ID app registration for the results API: set, App Service Authentication accepts its access tokens and the Defender-shaped routes require one. Empty: function keys only.')
+param apiEntraClientId string = ''
+
+@description('Tenant of that app registration.')
+param apiEntraTenantId string = tenant().tenantId
+
+@description('More registries the Defender-shaped API names by ARM id: login server -> resource id.')
+param additionalRegistryResourceIds object = {}
+
 // ---------------------------------------------------------------------------------------------
 // Names
 // ---------------------------------------------------------------------------------------------
@@ -201,6 +210,8 @@ module functionApp 'modules/function-app.bicep' = {
     appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
+    entraClientId: apiEntraClientId
+    entraTenantId: apiEntraTenantId
     settings: {
       STORE_PREFIX: 'acrscan'
       ADVISORY_FEED_URL: advisoryFeedUrl
@@ -224,6 +235,9 @@ module functionApp 'modules/function-app.bicep' = {
       BILLING_CURRENCY: billingCurrency
       // The workspace (customer) id, which the Logs query API takes, not the resource id.
       LOG_ANALYTICS_WORKSPACE_ID: monitoring.outputs.workspaceCustomerId
+      // The Defender-shaped API's ARM ids (scanning/defender.py) and its Entra ID check.
+      REGISTRY_RESOURCE_IDS: string(union(json('{"${registry.properties.loginServer}": "${registry.id}"}'), additionalRegistryResourceIds))
+      API_ENTRA_AUTH: empty(apiEntraClientId) ? 'false' : 'true'
     }
   }
 }

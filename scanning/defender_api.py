@@ -28,6 +28,7 @@ from scanning.api import (
     severity_parameter,
     sub_assessment_context,
     text_parameter,
+    time_text,
 )
 from scanning.defender import (
     ASSESSMENT_KEYS,
@@ -42,7 +43,8 @@ from scanning.defender import (
     sub_assessment_name,
 )
 from scanning.errors import BadRequest, NotFound
-from scanning.model import AssessmentStatus, Finding, FixStatus, Severity
+from scanning.model import AssessmentStatus, Finding, FixStatus, OSInfo, Severity
+from scanning.rules import DisableRule
 from scanning.service.rules import current_verdict, load_rules
 from scanning.store import ImageFilter, ImageRecord, Store
 from scanning.subassessments import SubAssessmentImage
@@ -174,16 +176,17 @@ def arm_next_link(url: str, token: str | None) -> str | None:
 
 
 def _context(image: ImageRecord, platform: str, now: datetime,
-             os_info: Any = None) -> SubAssessmentImage:
+             os_info: OSInfo | None = None) -> SubAssessmentImage:
     context = sub_assessment_context(image, platform, os_info)
     if context.time_generated:
         return context
     # Never assessed yet: the SDK rejects a page with an empty timeGenerated.
-    return replace(context, time_generated=now.isoformat().replace("+00:00", "Z"))
+    return replace(context, time_generated=time_text(now) or "")
 
 
 def image_sub_assessments(store: Store, scope: Scope, key: str, image: ImageRecord,
-                          filters: Filters, rules: Any, now: datetime) -> Iterator[dict[str, Any]]:
+                          filters: Filters, rules: tuple[DisableRule, ...],
+                          now: datetime) -> Iterator[dict[str, Any]]:
     """The image's sub-assessments under ``key``, filtered."""
     registry_id = scope.ids.resource_id(image.registry) or ""
     verdict = current_verdict(image, store.findings_of(image.registry, image.digest), rules,
@@ -272,8 +275,8 @@ def get_sub_assessment(store: Store, scope: Scope, key: str, name: str,
     raise NotFound(f"no sub-assessment {wanted} under assessment {key}")
 
 
-def _may_hold(key: str, image: ImageRecord, wanted: str, store: Store, rules: Any,
-              now: datetime) -> bool:
+def _may_hold(key: str, image: ImageRecord, wanted: str, store: Store,
+              rules: tuple[DisableRule, ...], now: datetime) -> bool:
     """Whether one of the image's names is ``wanted``, from names alone (no JSON built)."""
     verdict = current_verdict(image, store.findings_of(image.registry, image.digest), rules,
                               now)

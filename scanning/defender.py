@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from scanning.assessment import Verdict
 from scanning.config import setting
 from scanning.errors import ConfigError
-from scanning.model import AssessmentStatus, CvssScore, Finding, FixStatus, Severity
+from scanning.model import AssessmentStatus, CvssScore, Finding, FixStatus, OSInfo, Severity
+from scanning.store import ImageRecord
 from scanning.subassessments import SubAssessmentImage, to_sub_assessment
 
 MDVM_KEY = "c0b7cfc6-3172-465a-b378-53c7ff2cc0d5"
@@ -249,3 +251,82 @@ def image_status_sub_assessment(key: str, registry_id: str, image: SubAssessment
         "resourceDetails": {"source": "Azure", "id": image_resource_id(registry_id, image)},
         "additionalData": additional,
     }}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Filters:
+    """``digest``, ``repository``, ``severity`` (at or above, either vocabulary), ``fixStatus``
+    (either vocabulary), ``cve``, ``statusCode`` and ``timeGeneratedSince``."""
+
+    digest: str = ""
+    repository: str = ""
+    severity: Severity | None = None
+    fix_status: frozenset[FixStatus] | None = None
+    cve: str = ""
+    status_code: str = ""
+    since: datetime | None = None
+
+    def keeps_image(self, image: ImageRecord) -> bool:
+        if self.repository and image.repository != self.repository:
+            return False
+        if self.since is not None:
+            return image.assessed_at is not None and as_utc(image.assessed_at) >= self.since
+        return True
+
+    def keeps_finding(self, finding: Finding) -> bool:
+        code = "notapplicable" if finding.disabled_by else "unhealthy"
+        return ((self.severity is None or finding.severity.rank >= self.severity.rank)
+                and (self.fix_status is None or finding.fix_status in self.fix_status)
+                and (not self.cve or self.cve in (finding.id, *finding.aliases))
+                and (not self.status_code or self.status_code == code))
+
+    @property
+    def on_findings(self) -> bool:
+        """Filters only findings satisfy: an image without one has no entry then."""
+        return bool(self.severity or self.fix_status is not None or self.cve)
+
+
+def as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _moment_text(moment: datetime) -> str:
+    return as_utc(moment).isoformat().replace("+00:00", "Z")
+
+
+def image_context(image: ImageRecord, platform: str, now: datetime,
+                  os_info: OSInfo | None = None) -> SubAssessmentImage:
+    """What a sub-assessment says of ``image``; ``timeGenerated`` is the assessment's time, or
+    ``now`` for an image never assessed (the SDK rejects a page with an empty one)."""
+    return SubAssessmentImage(
+        registry=image.registry, repository=image.repository, digest=image.digest,
+        tags=image.tags, media_type=image.media_type,
+        last_pushed=_moment_text(image.last_pushed) if image.last_pushed else "", os=os_info,
+        platform=platform, time_generated=_moment_text(image.assessed_at or now))
+
+
+def verdict_sub_assessments(key: str, registry_id: str, image: ImageRecord,
+                            verdict: Verdict | None, filters: Filters,
+                            now: datetime) -> Iterator[dict[str, Any]]:
+    """The sub-assessments of ``image`` with ``verdict`` (None: never assessed), filtered."""
+    platforms = verdict.platforms if verdict is not None else ()
+    oses = {detail.platform: detail.os for detail in image.platform_details}
+    if any(result.findings for result in platforms):
+        for result in platforms:
+            context = image_context(image, result.platform, now,
+                               result.os or oses.get(result.platform))
+            for finding in sorted(result.findings, key=_order):
+                if filters.keeps_finding(finding):
+                    yield sub_assessment(key, registry_id, context, finding)
+        return
+    status = verdict.status if verdict is not None else AssessmentStatus.NOT_APPLICABLE
+    reason = (verdict.reason or image.reason) if verdict is not None else "not assessed yet"
+    code = "healthy" if status is AssessmentStatus.HEALTHY else "notapplicable"
+    if filters.on_findings or (filters.status_code and filters.status_code != code):
+        return
+    yield image_status_sub_assessment(key, registry_id, image_context(image, "", now), status,
+                                      reason)
+
+
+def _order(finding: Finding) -> tuple[int, str, str, str]:
+    return (-finding.severity.rank, finding.id, finding.package, finding.installed_version)

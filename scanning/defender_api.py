@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -26,28 +26,27 @@ from scanning.api import (
     digest_parameter,
     paging_parameters,
     severity_parameter,
-    sub_assessment_context,
     text_parameter,
-    time_text,
 )
 from scanning.defender import (
     ASSESSMENT_KEYS,
     ASSESSMENT_TYPE,
     DISPLAY_NAMES,
     MDVM_KEY,
+    Filters,
     RegistryIds,
+    as_utc,
     assessment_id,
     fix_statuses,
-    image_status_sub_assessment,
-    sub_assessment,
+    image_context,
     sub_assessment_name,
+    verdict_sub_assessments,
 )
 from scanning.errors import BadRequest, NotFound
-from scanning.model import AssessmentStatus, Finding, FixStatus, OSInfo, Severity
+from scanning.model import AssessmentStatus, FixStatus
 from scanning.rules import DisableRule
 from scanning.service.rules import current_verdict, load_rules
 from scanning.store import ImageFilter, ImageRecord, Store
-from scanning.subassessments import SubAssessmentImage
 
 SUB_ASSESSMENT_API_VERSIONS = ("2019-01-01-preview",)
 # The parent assessment: the SDK's default (2021-06-01) and the older versions that have it.
@@ -82,43 +81,6 @@ class Scope:
         return servers[0] if servers is not None and len(servers) == 1 else ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Filters:
-    """``digest``, ``repository``, ``severity`` (at or above, either vocabulary), ``fixStatus``
-    (either vocabulary), ``cve``, ``statusCode`` and ``timeGeneratedSince``."""
-
-    digest: str = ""
-    repository: str = ""
-    severity: Severity | None = None
-    fix_status: frozenset[FixStatus] | None = None
-    cve: str = ""
-    status_code: str = ""
-    since: datetime | None = None
-
-    def keeps_image(self, image: ImageRecord) -> bool:
-        if self.repository and image.repository != self.repository:
-            return False
-        if self.since is not None:
-            return image.assessed_at is not None and _utc(image.assessed_at) >= self.since
-        return True
-
-    def keeps_finding(self, finding: Finding) -> bool:
-        code = "notapplicable" if finding.disabled_by else "unhealthy"
-        return ((self.severity is None or finding.severity.rank >= self.severity.rank)
-                and (self.fix_status is None or finding.fix_status in self.fix_status)
-                and (not self.cve or self.cve in (finding.id, *finding.aliases))
-                and (not self.status_code or self.status_code == code))
-
-    @property
-    def on_findings(self) -> bool:
-        """Filters only findings satisfy: an image without one has no entry then."""
-        return bool(self.severity or self.fix_status is not None or self.cve)
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
 def filters_from(query: Mapping[str, str]) -> Filters:
     digest = text_parameter(query, "digest")
     if digest:
@@ -137,7 +99,7 @@ def filters_from(query: Mapping[str, str]) -> Filters:
     since = None
     if since_text:
         try:
-            since = _utc(datetime.fromisoformat(since_text))
+            since = as_utc(datetime.fromisoformat(since_text))
         except ValueError:
             raise BadRequest(f"timeGeneratedSince must be an ISO 8601 time, got "
                              f"{since_text!r}") from None
@@ -175,42 +137,14 @@ def arm_next_link(url: str, token: str | None) -> str | None:
 # ---------------------------------------------------------------- per image
 
 
-def _context(image: ImageRecord, platform: str, now: datetime,
-             os_info: OSInfo | None = None) -> SubAssessmentImage:
-    context = sub_assessment_context(image, platform, os_info)
-    if context.time_generated:
-        return context
-    # Never assessed yet: the SDK rejects a page with an empty timeGenerated.
-    return replace(context, time_generated=time_text(now) or "")
-
-
 def image_sub_assessments(store: Store, scope: Scope, key: str, image: ImageRecord,
                           filters: Filters, rules: tuple[DisableRule, ...],
                           now: datetime) -> Iterator[dict[str, Any]]:
-    """The image's sub-assessments under ``key``, filtered."""
-    registry_id = scope.ids.resource_id(image.registry) or ""
+    """The image's sub-assessments under ``key`` with the current rules, filtered."""
     verdict = current_verdict(image, store.findings_of(image.registry, image.digest), rules,
                               now)
-    platforms = verdict.platforms if verdict is not None else ()
-    oses = {detail.platform: detail.os for detail in image.platform_details}
-    if any(result.findings for result in platforms):
-        for result in platforms:
-            context = _context(image, result.platform, now,
-                               result.os or oses.get(result.platform))
-            for finding in sorted(result.findings, key=_order):
-                if filters.keeps_finding(finding):
-                    yield sub_assessment(key, registry_id, context, finding)
-        return
-    status = verdict.status if verdict is not None else AssessmentStatus.NOT_APPLICABLE
-    reason = (verdict.reason or image.reason) if verdict is not None else "not assessed yet"
-    code = "healthy" if status is AssessmentStatus.HEALTHY else "notapplicable"
-    if filters.on_findings or (filters.status_code and filters.status_code != code):
-        return
-    yield image_status_sub_assessment(key, registry_id, _context(image, "", now), status, reason)
-
-
-def _order(finding: Finding) -> tuple[int, str, str, str]:
-    return (-finding.severity.rank, finding.id, finding.package, finding.installed_version)
+    return verdict_sub_assessments(key, scope.ids.resource_id(image.registry) or "", image,
+                                   verdict, filters, now)
 
 
 def _images(store: Store, scope: Scope, filters: Filters,
@@ -281,9 +215,9 @@ def _may_hold(key: str, image: ImageRecord, wanted: str, store: Store,
     verdict = current_verdict(image, store.findings_of(image.registry, image.digest), rules,
                               now)
     if verdict is None or not any(result.findings for result in verdict.platforms):
-        return sub_assessment_name(key, _context(image, "", now), None) == wanted
-    return any(sub_assessment_name(key, _context(image, result.platform, now), finding) == wanted
-               for result in verdict.platforms for finding in result.findings)
+        return sub_assessment_name(key, image_context(image, "", now), None) == wanted
+    return any(sub_assessment_name(key, image_context(image, result.platform, now), finding)
+               == wanted for result in verdict.platforms for finding in result.findings)
 
 
 def get_assessment(store: Store, scope: Scope, key: str,

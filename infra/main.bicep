@@ -101,6 +101,9 @@ param apiEntraClientId string = ''
 @description('Tenant of that app registration.')
 param apiEntraTenantId string = tenant().tenantId
 
+@description('Also send every assessment\'s sub-assessments to the AcrScanSubAssessments_CL table of the workspace (Logs Ingestion API), for KQL across images.')
+param exportFindingsToLogAnalytics bool = false
+
 @description('More registries the Defender-shaped API names by ARM id: login server -> resource id.')
 param additionalRegistryResourceIds object = {}
 
@@ -195,6 +198,19 @@ module workspaceReader 'modules/workspace-reader.bicep' = {
   }
 }
 
+// The optional findings table, endpoint and rule, next to the workspace.
+module findingsTable 'modules/findings-table.bicep' = if (exportFindingsToLogAnalytics) {
+  name: 'acrscan-findings-table-${resourceToken}'
+  scope: resourceGroup(workspaceIdParts[2], workspaceIdParts[4])
+  params: {
+    workspaceName: last(split(monitoring.outputs.workspaceId, '/'))
+    baseName: baseName
+    resourceToken: resourceToken
+    tags: tags
+    appPrincipalId: appIdentity.properties.principalId
+  }
+}
+
 module functionApp 'modules/function-app.bicep' = {
   name: 'acrscan-function-app'
   params: {
@@ -238,6 +254,10 @@ module functionApp 'modules/function-app.bicep' = {
       // The Defender-shaped API's ARM ids (scanning/defender.py) and its Entra ID check.
       REGISTRY_RESOURCE_IDS: string(union(json('{"${registry.properties.loginServer}": "${registry.id}"}'), additionalRegistryResourceIds))
       API_ENTRA_AUTH: empty(apiEntraClientId) ? 'false' : 'true'
+      // The optional Log Analytics export (scanning/findings_export.py); empty: off.
+      FINDINGS_DCR_ENDPOINT: exportFindingsToLogAnalytics ? findingsTable.outputs.ingestionEndpoint : ''
+      FINDINGS_DCR_RULE_ID: exportFindingsToLogAnalytics ? findingsTable.outputs.ruleImmutableId : ''
+      FINDINGS_DCR_STREAM: exportFindingsToLogAnalytics ? findingsTable.outputs.streamName : 'Custom-AcrScanSubAssessments'
     }
   }
 }

@@ -149,13 +149,13 @@ def image_sub_assessments(store: Store, scope: Scope, key: str, image: ImageReco
 
 def _images(store: Store, scope: Scope, filters: Filters,
             paging: Paging) -> tuple[list[ImageRecord], str | None]:
+    registry = scope.registry_filter()  # NotFound for an unknown registry id, first
     if filters.digest:
         found = [image for image in store.images.find_by_digest(filters.digest)
                  if not image.deleted]
         return [image for image in found if scope.covers(image.registry)
                 and filters.keeps_image(image)], None
-    page = store.images.list(ImageFilter(registry=scope.registry_filter(),
-                                         repository=filters.repository),
+    page = store.images.list(ImageFilter(registry=registry, repository=filters.repository),
                              paging.page_size, paging.token)
     return [image for image in page.items if scope.covers(image.registry)
             and filters.keeps_image(image)], page.next_token
@@ -184,9 +184,15 @@ def list_sub_assessments(store: Store, scope: Scope, key: str, query: Mapping[st
     paging = paging_parameters(query)
     images, token = _images(store, scope, filters, paging)
     rules = load_rules(store)
-    items = [item for image in images for each_key in keys
-             for item in image_sub_assessments(store, scope, each_key, image, filters, rules,
-                                               now)]
+    items: list[dict[str, Any]] = []
+    for image in images:
+        # Read and decided once per image, whatever the number of keys.
+        verdict = current_verdict(image, store.findings_of(image.registry, image.digest),
+                                  rules, now)
+        registry_id = scope.ids.resource_id(image.registry) or ""
+        for each_key in keys:
+            items.extend(verdict_sub_assessments(each_key, registry_id, image, verdict, filters,
+                                                 now))
     return ApiResponse(status=200, body={"value": items, "nextLink": arm_next_link(url, token)})
 
 

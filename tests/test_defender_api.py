@@ -115,12 +115,13 @@ def test_unknown_assessment_key_is_404(store: Store) -> None:  # noqa: F811
         list_sub_assessments(store, LOCAL, "00000000-0000-0000-0000-000000000001", VERSION, NOW)
 
 
-def test_unknown_registry_id_is_404(store: Store) -> None:  # noqa: F811
+@pytest.mark.parametrize("query", [VERSION, {**VERSION, "digest": DIGEST}])
+def test_unknown_registry_id_is_404(store: Store, query: dict[str, str]) -> None:  # noqa: F811
     scope = Scope(ids=RegistryIds(by_login={}), subscription="x",
                   registry_id=LOCAL_RESOURCE_ID.replace("/local", "/other"))
     with pytest.raises(NotFound, match=re.escape(
             "no registry with resource id " + LOCAL_RESOURCE_ID.replace("/local", "/other"))):
-        list_sub_assessments(store, scope, MDVM_KEY, VERSION, NOW)
+        list_sub_assessments(store, scope, MDVM_KEY, query, NOW)
 
 
 def test_registry_left_out_of_the_mapping_is_not_listed(store: Store) -> None:  # noqa: F811

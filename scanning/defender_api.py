@@ -24,6 +24,7 @@ from scanning.api import (
     ApiResponse,
     Paging,
     digest_parameter,
+    fix_status_parameter,
     paging_parameters,
     severity_parameter,
     text_parameter,
@@ -37,13 +38,12 @@ from scanning.defender import (
     RegistryIds,
     as_utc,
     assessment_id,
-    fix_statuses,
     image_context,
     sub_assessment_name,
     verdict_sub_assessments,
 )
 from scanning.errors import BadRequest, NotFound
-from scanning.model import AssessmentStatus, FixStatus
+from scanning.model import AssessmentStatus
 from scanning.rules import DisableRule
 from scanning.service.rules import current_verdict, load_rules
 from scanning.store import ImageFilter, ImageRecord, Store
@@ -85,13 +85,6 @@ def filters_from(query: Mapping[str, str]) -> Filters:
     digest = text_parameter(query, "digest")
     if digest:
         digest_parameter(digest)
-    fix_text = text_parameter(query, "fixStatus")
-    try:
-        fix = fix_statuses(fix_text) if fix_text else None
-    except ValueError:
-        raise BadRequest("fixStatus must be one of FixAvailable, NoFixAvailable, WontFix, "
-                         "Scheduled, Unknown or " + ", ".join(status.value for status in FixStatus)
-                         + f", got {fix_text!r}") from None
     code = text_parameter(query, "statusCode").lower()
     if code and code not in STATUS_CODES:
         raise BadRequest(f"statusCode must be Healthy, Unhealthy or NotApplicable, got {code!r}")
@@ -104,7 +97,8 @@ def filters_from(query: Mapping[str, str]) -> Filters:
             raise BadRequest(f"timeGeneratedSince must be an ISO 8601 time, got "
                              f"{since_text!r}") from None
     return Filters(digest=digest, repository=text_parameter(query, "repository"),
-                   severity=severity_parameter(query), fix_status=fix, cve=text_parameter(
+                   severity=severity_parameter(query),
+                   fix_status=fix_status_parameter(query), cve=text_parameter(
                        query, "cve"), status_code=code, since=since)
 
 

@@ -97,8 +97,9 @@ def test_filters(store: Store, query: dict[str, str],  # noqa: F811
 @pytest.mark.parametrize(("query", "message"), [
     ({}, "api-version must be 2019-01-01-preview, got ''"),
     ({**VERSION, "fixStatus": "Later"},
-     "fixStatus must be one of FixAvailable, NoFixAvailable, WontFix, Scheduled, Unknown or "
-     "fixed, not_fixed, wont_fix, unimportant, end_of_life, unknown, got 'Later'"),
+     "parameter 'fixStatus' must be one of fixed, not_fixed, wont_fix, unimportant, "
+     "end_of_life, unknown or Defender's FixAvailable, NoFixAvailable, WontFix, Scheduled, "
+     "Unknown, got 'Later'"),
     ({**VERSION, "statusCode": "Sick"},
      "statusCode must be Healthy, Unhealthy or NotApplicable, got 'sick'"),
     ({**VERSION, "timeGeneratedSince": "yesterday"},

@@ -95,6 +95,18 @@ param billingUnitPrice string = '0.29'
 @description('Currency of billingUnitPrice.')
 param billingCurrency string = 'USD'
 
+@description('Client id of an Entra ID app registration for the results API: set, App Service Authentication accepts its access tokens and the Defender-shaped routes require one. Empty: function keys only.')
+param apiEntraClientId string = ''
+
+@description('Tenant of that app registration.')
+param apiEntraTenantId string = tenant().tenantId
+
+@description('Also send every assessment\'s sub-assessments to the AcrScanSubAssessments_CL table of the workspace (Logs Ingestion API), for KQL across images.')
+param exportFindingsToLogAnalytics bool = false
+
+@description('More registries the Defender-shaped API names by ARM id: login server -> resource id.')
+param additionalRegistryResourceIds object = {}
+
 // ---------------------------------------------------------------------------------------------
 // Names
 // ---------------------------------------------------------------------------------------------
@@ -186,6 +198,19 @@ module workspaceReader 'modules/workspace-reader.bicep' = {
   }
 }
 
+// The optional findings table, endpoint and rule, next to the workspace.
+module findingsTable 'modules/findings-table.bicep' = if (exportFindingsToLogAnalytics) {
+  name: 'acrscan-findings-table-${resourceToken}'
+  scope: resourceGroup(workspaceIdParts[2], workspaceIdParts[4])
+  params: {
+    workspaceName: last(split(monitoring.outputs.workspaceId, '/'))
+    baseName: baseName
+    resourceToken: resourceToken
+    tags: tags
+    appPrincipalId: appIdentity.properties.principalId
+  }
+}
+
 module functionApp 'modules/function-app.bicep' = {
   name: 'acrscan-function-app'
   params: {
@@ -201,6 +226,8 @@ module functionApp 'modules/function-app.bicep' = {
     appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
+    entraClientId: apiEntraClientId
+    entraTenantId: apiEntraTenantId
     settings: {
       STORE_PREFIX: 'acrscan'
       ADVISORY_FEED_URL: advisoryFeedUrl
@@ -233,6 +260,13 @@ module functionApp 'modules/function-app.bicep' = {
       BILLING_CURRENCY: billingCurrency
       // The workspace (customer) id, which the Logs query API takes, not the resource id.
       LOG_ANALYTICS_WORKSPACE_ID: monitoring.outputs.workspaceCustomerId
+      // The Defender-shaped API's ARM ids (scanning/defender.py) and its Entra ID check.
+      REGISTRY_RESOURCE_IDS: string(union(json('{"${registry.properties.loginServer}": "${registry.id}"}'), additionalRegistryResourceIds))
+      API_ENTRA_AUTH: empty(apiEntraClientId) ? 'false' : 'true'
+      // The optional Log Analytics export (scanning/findings_export.py); empty: off.
+      FINDINGS_DCR_ENDPOINT: exportFindingsToLogAnalytics ? findingsTable.outputs.ingestionEndpoint : ''
+      FINDINGS_DCR_RULE_ID: exportFindingsToLogAnalytics ? findingsTable.outputs.ruleImmutableId : ''
+      FINDINGS_DCR_STREAM: exportFindingsToLogAnalytics ? findingsTable.outputs.streamName : 'Custom-AcrScanSubAssessments'
     }
   }
 }

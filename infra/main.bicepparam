@@ -4,6 +4,7 @@
 //   ACR_SCAN_REGISTRY_RG   its resource group, when it is not the deployment resource group
 //   ACR_SCAN_SUBSCRIBE     false on the first run, before the function code is published
 //   ACR_SCAN_WORKSPACE_ID  resource id of an existing Log Analytics workspace (optional)
+//   ACR_SCAN_API_CLIENT_ID client id of an Entra app registration for the API (optional)
 using './main.bicep'
 
 param baseName = 'acrscan'
@@ -11,6 +12,7 @@ param registryName = readEnvironmentVariable('ACR_SCAN_REGISTRY')
 param registryResourceGroupName = readEnvironmentVariable('ACR_SCAN_REGISTRY_RG', '')
 param subscribeToRegistryEvents = bool(readEnvironmentVariable('ACR_SCAN_SUBSCRIBE', 'true'))
 param existingLogAnalyticsWorkspaceId = readEnvironmentVariable('ACR_SCAN_WORKSPACE_ID', '')
+param apiEntraClientId = readEnvironmentVariable('ACR_SCAN_API_CLIENT_ID', '')
 param maximumInstanceCount = 40
 param instanceMemoryMB = 2048
 param pullWindowDays = 30

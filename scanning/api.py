@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from scanning.assessment import reassess
+from scanning.defender import fix_statuses
 from scanning.errors import BadRequest, Conflict, NotFound, RegistryError, ScanError
 from scanning.events import RegistryEvent
 from scanning.httpjson import error_body, parse_json_body
@@ -170,9 +171,18 @@ def status_parameter(query: Mapping[str, str]) -> AssessmentStatus | None:
     return result
 
 
-def fix_status_parameter(query: Mapping[str, str]) -> FixStatus | None:
-    result: FixStatus | None = _choice(query, "fixStatus", FixStatus, FixStatus)
-    return result
+def fix_status_parameter(query: Mapping[str, str]) -> frozenset[FixStatus] | None:
+    """acr-scan's fix status, or Defender's name for the ones it covers; None: any."""
+    text = text_parameter(query, "fixStatus")
+    if not text:
+        return None
+    try:
+        return fix_statuses(text)
+    except ValueError:
+        raise BadRequest("parameter 'fixStatus' must be one of "
+                         + ", ".join(status.value for status in FixStatus)
+                         + " or Defender's FixAvailable, NoFixAvailable, WontFix, Scheduled, "
+                         f"Unknown, got {text!r}") from None
 
 
 def bool_parameter(query: Mapping[str, str], name: str) -> bool:
@@ -430,7 +440,7 @@ def query_findings(store: Store, query: Mapping[str, str], now: datetime,
         vulnerability_id=text_parameter(query, "cve"),
         package=text_parameter(query, "package"),
         severity=severity_parameter(query),
-        fix_status=fix_status_parameter(query),
+        fix_statuses=fix_status_parameter(query),
         registry=text_parameter(query, "registry"),
         repository=text_parameter(query, "repository"),
     )

@@ -63,6 +63,15 @@ SETTINGS: dict[str, str] = {
     # Billing: price per image digest scanned for the first time.
     "BILLING_UNIT_PRICE": "0.29",
     "BILLING_CURRENCY": "USD",
+    # Defender-shaped API: login server -> registry ARM resource id (JSON object); unset, every
+    # registry is the local id. "true" when App Service Authentication (Entra ID) guards it.
+    "REGISTRY_RESOURCE_IDS": "",
+    "API_ENTRA_AUTH": "",
+    # Optional export of sub-assessments to Log Analytics (Logs Ingestion API): the data
+    # collection endpoint's logs ingestion URL, the rule's immutable id, its stream.
+    "FINDINGS_DCR_ENDPOINT": "",
+    "FINDINGS_DCR_RULE_ID": "",
+    "FINDINGS_DCR_STREAM": "Custom-AcrScanSubAssessments",
     # Pull ledger source in Azure.
     "LOG_ANALYTICS_WORKSPACE_ID": "",
 }

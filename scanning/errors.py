@@ -95,6 +95,10 @@ class ServiceError(ScanError):
     """A local server could not be started or did not become ready."""
 
 
+class ExportError(ScanError):
+    """The Logs Ingestion API refused the findings or did not answer (the optional export)."""
+
+
 class DemoError(ScanError):
     """The demo's image was not assessed, or the API answered something unexpected."""
 

@@ -395,7 +395,18 @@ def test_findings_show_rules_as_disabled(store: Store) -> None:
 def test_findings_reject_bad_fix_status(store: Store) -> None:
     assert api.respond(lambda: api.query_findings(store, {"fixStatus": "soon"}, NOW)) == (
         bad_request("parameter 'fixStatus' must be one of fixed, not_fixed, wont_fix, "
-                    "unimportant, end_of_life, unknown, got 'soon'"))
+                    "unimportant, end_of_life, unknown or Defender's FixAvailable, "
+                    "NoFixAvailable, WontFix, Scheduled, Unknown, got 'soon'"))
+
+
+@pytest.mark.parametrize(("fix_status", "expected"), [
+    ("FixAvailable", ["CVE-2024-0001"]), ("NoFixAvailable", ["CVE-2024-0002"]),
+    ("Scheduled", [])])
+def test_findings_take_defenders_fix_status_names(store: Store, fix_status: str,
+                                                  expected: list[str]) -> None:
+    seed_image(store)
+    found = api.query_findings(store, {"fixStatus": fix_status}, NOW).body["value"]
+    assert [item["properties"]["id"] for item in found] == expected
 
 
 # ---------------------------------------------------------------- scans

@@ -26,6 +26,12 @@ param appInsightsConnectionString string
 param maximumInstanceCount int
 param instanceMemoryMB int
 
+@description('Client id of the Entra app registration API callers get tokens for; empty: no Entra ID authentication (function keys only).')
+param entraClientId string
+
+@description('Tenant that issues those tokens.')
+param entraTenantId string
+
 @description('The app\'s own settings (scanning/config.py), merged with the platform ones below.')
 @secure()
 param settings object
@@ -59,7 +65,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     serverFarmId: plan.id
     httpsOnly: true
     // The results API and Event Grid delivery reach the app over its public endpoint; every
-    // HTTP function needs a function key (FUNCTION auth level).
+    // HTTP function needs a function key (FUNCTION auth level), or with Entra ID on, the
+    // Defender-shaped routes an access token (authsettingsV2 below).
     publicNetworkAccess: 'Enabled'
     clientCertEnabled: false
     siteConfig: {
@@ -105,6 +112,44 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       // Application Insights has local (key) auth disabled: send telemetry as the identity.
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
     })
+  }
+
+  // App Service Authentication validates Entra ID access tokens (issuer, audience, expiry) in
+  // front of the app and passes the caller as X-MS-CLIENT-PRINCIPAL. Requests without a token
+  // go through (AllowAnonymous): the key-guarded routes still need their function key, and the
+  // Defender-shaped routes refuse a request without a principal (API_ENTRA_AUTH).
+  resource authSettings 'config' = {
+    name: 'authsettingsV2'
+    properties: {
+      platform: {
+        // Off (the rest then ignored) without an app registration: function keys only.
+        enabled: !empty(entraClientId)
+      }
+      globalValidation: {
+        requireAuthentication: false
+        unauthenticatedClientAction: 'AllowAnonymous'
+      }
+      identityProviders: {
+        azureActiveDirectory: {
+          enabled: !empty(entraClientId)
+          registration: {
+            clientId: entraClientId
+            openIdIssuer: '${environment().authentication.loginEndpoint}${entraTenantId}/v2.0'
+          }
+          validation: {
+            allowedAudiences: [
+              entraClientId
+              'api://${entraClientId}'
+            ]
+          }
+        }
+      }
+      login: {
+        tokenStore: {
+          enabled: false
+        }
+      }
+    }
   }
 
   // Deployments authenticate with Entra ID; no basic-auth publishing credentials.

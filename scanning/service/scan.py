@@ -26,6 +26,7 @@ from scanning.assessment import Verdict, outcome
 from scanning.config import int_setting
 from scanning.errors import LayerError, ManifestError, NotFound, ScanError
 from scanning.events import RegistryEvent, parse_time
+from scanning.findings_export import export_assessment, identity_uploader
 from scanning.inventory import ImageInventory
 from scanning.layer_types import LayerInfo, LayerResult
 from scanning.layercache import LayerCache
@@ -200,6 +201,8 @@ def record_verdict(services: Services, step: ScanStep, inventories: tuple[ImageI
     billed = bill(services, request, verdict.status, moment)
     store.scans.finish(step.scan_id, finished=datetime.now(UTC), outcome=verdict.status,
                        error=verdict.reason if verdict.status is AssessmentStatus.FAILED else "")
+    export_assessment(lambda: store.images.get(request.registry, request.digest), verdict,
+                      moment, identity_uploader(store.clients.credential))
     # The row read before the save has the tags (the push was recorded when the scan began).
     message = notification(request, verdict, previous, image)
     if message is not None:

@@ -149,7 +149,8 @@ class FindingFilter:
     vulnerability_id: str = ""
     package: str = ""
     severity: Severity | None = None
-    fix_status: FixStatus | None = None
+    # Any of these (Defender's NoFixAvailable is two of acr-scan's); None: any status.
+    fix_statuses: frozenset[FixStatus] | None = None
     registry: str = ""
     repository: str = ""
     include_disabled: bool = True
@@ -384,7 +385,8 @@ def _key_matches(key: _Key, filters: FindingFilter) -> bool:
     return ((not filters.vulnerability_id or filters.vulnerability_id in key.ids)
             and (not filters.package or filters.package in key.packages)
             and (filters.severity is None or key.severity_rank >= filters.severity.rank)
-            and (filters.fix_status is None or key.fix_status == filters.fix_status.value)
+            and (filters.fix_statuses is None
+                 or any(key.fix_status == status.value for status in filters.fix_statuses))
             and (filters.include_disabled or not key.disabled))
 
 

@@ -120,8 +120,9 @@ def test_every_route_is_a_function_level_http_trigger() -> None:
 
 def test_openapi_documents_every_route_and_method() -> None:
     paths = yaml.safe_load(OPENAPI.read_text())["paths"]
+    # The Defender-shaped routes: tests/functions/test_defender_functions.py.
     documented = sorted((path.lstrip("/"), method.upper()) for path, operations in paths.items()
-                        for method in operations)
+                        if "Microsoft.Security" not in path for method in operations)
     served = sorted((item.route.template, method) for item in INDEX.functions
                     if item.route is not None for method in item.methods or ())
     assert documented == served

@@ -5,6 +5,10 @@ from __future__ import annotations
 from function_app import app
 from scanning.local.host import index_app
 
+REGISTRY_ASSESSMENT = ("subscriptions/{subscription}/resourceGroups/{group}/providers/"
+                       "Microsoft.ContainerRegistry/registries/{registry}/providers/"
+                       "Microsoft.Security/assessments/{key}")
+
 
 def test_every_function_has_the_right_trigger() -> None:
     assert sorted((item.name, item.trigger_type) for item in index_app(app).functions) == [
@@ -21,6 +25,10 @@ def test_every_function_has_the_right_trigger() -> None:
         ("api_start_scan", "httpTrigger"),
         ("assess_image", "activityTrigger"),
         ("catch_up", "timerTrigger"),
+        ("defender_get_assessment", "httpTrigger"),
+        ("defender_get_sub_assessment", "httpTrigger"),
+        ("defender_list_sub_assessments", "httpTrigger"),
+        ("defender_list_subscription_sub_assessments", "httpTrigger"),
         ("fail_scan", "activityTrigger"),
         ("find_parent_index", "activityTrigger"),
         ("health", "httpTrigger"),
@@ -49,4 +57,9 @@ def test_http_routes_methods_and_auth_levels() -> None:
         ("scans", ("GET",), "function"),
         ("scans", ("POST",), "function"),
         ("scans/{id}", ("GET",), "function"),
+        ("subscriptions/{subscription}/providers/Microsoft.Security/subAssessments", ("GET",),
+         "function"),
+        (REGISTRY_ASSESSMENT, ("GET",), "function"),
+        (f"{REGISTRY_ASSESSMENT}/subAssessments", ("GET",), "function"),
+        (f"{REGISTRY_ASSESSMENT}/subAssessments/{{name}}", ("GET",), "function"),
     ]

@@ -23,6 +23,7 @@ def messages(problems: list[Problem]) -> list[str]:
 def test_infra_has_the_main_template_and_its_modules() -> None:
     assert [path.relative_to(INFRA).as_posix() for path in BICEP_FILES] == [
         "main.bicep",
+        "modules/findings-table.bicep",
         "modules/function-app.bicep",
         "modules/monitoring.bicep",
         "modules/registry.bicep",

@@ -281,6 +281,15 @@ class App:
             instance.done.wait(timeout)
 
 
+def push_and_scan(app: App, tmp_path: Path, repository: str) -> str:
+    """Build an Alpine image marked ``repository``, push it as ``repository:v1``, wait for its
+    scan; its digest."""
+    digest = build_alpine_image(tmp_path / repository, repository)
+    app.push(tmp_path / repository, repository, "v1")
+    app.wait_for_scan(digest)
+    return digest
+
+
 def findings_summary(image: Mapping[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
     """(advisory, package, version, fixed version, severity, status) per sub-assessment."""
     rows = []

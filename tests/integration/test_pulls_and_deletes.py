@@ -11,7 +11,7 @@ import pytest
 from scanning import USER_AGENT
 from scanning.ocibuild import OCI_MANIFEST
 from scanning.store.images import ImageRecord
-from tests.integration.helpers import FUNCTION_KEY, App, build_alpine_image, wait_until
+from tests.integration.helpers import FUNCTION_KEY, App, push_and_scan, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -34,13 +34,6 @@ def _pull(app: App, repository: str, tag: str, digest: str) -> None:
                what="pull recorded")
 
 
-def _scanned(app: App, tmp_path: Path, repository: str) -> str:
-    digest = build_alpine_image(tmp_path / repository, repository)
-    app.push(tmp_path / repository, repository, "v1")
-    app.wait_for_scan(digest)
-    return digest
-
-
 def _run_timer(app: App, name: str) -> None:
     request = urllib.request.Request(f"{app.host.base_url}/admin/functions/{name}",
                                      method="POST", data=b"{}",
@@ -50,7 +43,7 @@ def _run_timer(app: App, name: str) -> None:
 
 
 def test_client_pull_is_recorded_in_the_pull_ledger(app: App, tmp_path: Path) -> None:
-    digest = _scanned(app, tmp_path, "pulled")
+    digest = push_and_scan(app, tmp_path, "pulled")
     _registry_request(app, "pulled/manifests/v1")
 
     def pulled() -> ImageRecord | None:
@@ -66,7 +59,7 @@ def test_client_pull_is_recorded_in_the_pull_ledger(app: App, tmp_path: Path) ->
 
 
 def test_scanner_pulls_are_not_recorded(app: App, tmp_path: Path) -> None:
-    digest = _scanned(app, tmp_path, "scanneronly")
+    digest = push_and_scan(app, tmp_path, "scanneronly")
     # The registry did notify the scanner's own manifest and blob pulls...
     own = wait_until(lambda: [event for event in app.stack.pulls.events("scanneronly")
                               if event.user_agent == USER_AGENT and event.is_manifest],
@@ -80,7 +73,7 @@ def test_scanner_pulls_are_not_recorded(app: App, tmp_path: Path) -> None:
 
 def test_deleted_image_is_marked_deleted_and_keeps_its_history(app: App,
                                                                tmp_path: Path) -> None:
-    digest = _scanned(app, tmp_path, "deleted")
+    digest = push_and_scan(app, tmp_path, "deleted")
     assert _registry_request(app, f"deleted/manifests/{digest}", method="DELETE") == 202
     def deleted() -> ImageRecord | None:
         image = app.store.images.get(app.registry, "deleted", digest)
@@ -94,8 +87,8 @@ def test_deleted_image_is_marked_deleted_and_keeps_its_history(app: App,
 
 
 def test_weekly_rescan_skips_deleted_images(app: App, tmp_path: Path) -> None:
-    kept = _scanned(app, tmp_path, "kept")
-    deleted = _scanned(app, tmp_path, "gone")
+    kept = push_and_scan(app, tmp_path, "kept")
+    deleted = push_and_scan(app, tmp_path, "gone")
     _pull(app, "kept", "v1", kept)
     _pull(app, "gone", "v1", deleted)
     _registry_request(app, f"gone/manifests/{deleted}", method="DELETE")

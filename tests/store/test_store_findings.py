@@ -252,8 +252,8 @@ def test_query_findings_by_cve_matches_id_and_alias(pushed: Store) -> None:
 def test_query_findings_by_package_fix_status_and_repository(pushed: Store) -> None:
     pushed.save_assessment(REGISTRY, REPOSITORY, DIGEST, assessment(OLD))
     other = _second_image(pushed)
-    page = pushed.query_findings(FindingFilter(package="openssl", fix_status=FixStatus.NOT_FIXED,
-                                               repository="other/app"))
+    page = pushed.query_findings(FindingFilter(
+        package="openssl", fix_statuses=frozenset({FixStatus.NOT_FIXED}), repository="other/app"))
     assert page.items == (FindingHit(
         registry=REGISTRY, repository="other/app", digest=other, platform="linux/arm64",
         manifest_digest="", finding=make_finding("DSA-1", "openssl", aliases=("CVE-2024-0001",),

@@ -1,0 +1,52 @@
+"""The caller App Service Authentication (Easy Auth) vouches for, from ``X-MS-CLIENT-PRINCIPAL``.
+
+With Entra ID authentication on (``API_ENTRA_AUTH=true``, set by Bicep together with the
+site's ``authsettingsV2``), App Service validates the bearer token (issuer, audience, expiry)
+before the request reaches the app, strips any client-sent ``X-MS-CLIENT-PRINCIPAL*`` headers
+and sets its own: base64 JSON ``{"auth_typ": "aad", "claims": [{"typ": ..., "val": ...}],
+...}``. The app only checks that header is there and well formed, and names the caller.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+
+from scanning.config import setting
+from scanning.errors import ConfigError
+
+PRINCIPAL_HEADER = "x-ms-client-principal"
+MAX_PRINCIPAL_LENGTH = 64 * 1024
+# Object id of the user or service principal; the short name when the token maps claims.
+_OBJECT_ID_CLAIMS = ("http://schemas.microsoft.com/identity/claims/objectidentifier", "oid")
+
+
+def entra_auth_enabled() -> bool:
+    value = setting("API_ENTRA_AUTH").strip().lower()
+    if value not in ("", "true", "false"):
+        raise ConfigError(f"API_ENTRA_AUTH must be true or false, got {value!r}")
+    return value == "true"
+
+
+def principal_id(headers: Mapping[str, str]) -> str | None:
+    """The Entra object id of the authenticated caller; None when there is none."""
+    raw = next((value for name, value in headers.items()
+                if name.lower() == PRINCIPAL_HEADER), "")
+    if not raw or len(raw) > MAX_PRINCIPAL_LENGTH:
+        return None
+    try:
+        data = json.loads(base64.b64decode(raw, validate=True))
+    except (binascii.Error, ValueError):
+        return None
+    if not isinstance(data, dict) or str(data.get("auth_typ", "")).lower() != "aad":
+        return None
+    claims = data.get("claims")
+    if not isinstance(claims, list):
+        return None
+    for claim in claims:
+        if isinstance(claim, dict) and claim.get("typ") in _OBJECT_ID_CLAIMS \
+                and isinstance(claim.get("val"), str) and claim["val"]:
+            return str(claim["val"])
+    return None

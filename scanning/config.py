@@ -37,6 +37,8 @@ SETTINGS: dict[str, str] = {
     "PULL_WINDOW_DAYS": "30",
     # Worker processes a large weekly rescan matches in: 0 = one per CPU core, 1 = none.
     "RESCAN_PROCESSES": "0",
+    # Images per activity of the rescan orchestration (each activity re-matches one chunk).
+    "RESCAN_CHUNK_IMAGES": "500",
     # An untagged manifest push waits this long for an index that lists it: pushing an index
     # sends its children first, and the index scan covers every platform.
     "INDEX_CHILD_GRACE_SECONDS": "20",

@@ -1,0 +1,194 @@
+"""The rescan orchestration (Azurite, the in-process Durable runtime): chunk activities give
+the same rows, history, findings and notifications as the in-process ``rescan_pulled``; a
+chunk that fails for good is recorded and the others are kept; progress is readable."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+import pytest
+
+from scanning.advisories.index import compile_index, write_index
+from scanning.analyzers import analyzer_set_version
+from scanning.errors import StoreError
+from scanning.functions import orchestration, rescans
+from scanning.inventory import ImageInventory, InventoryStatus
+from scanning.layer_types import LayerInfo
+from scanning.local.durable import Activity, DurableRuntime, Orchestrator
+from scanning.local.host import (
+    ACTIVITY_TRIGGER,
+    ORCHESTRATION_TRIGGER,
+    index_app,
+    user_callable,
+)
+from scanning.local.services import Azurite
+from scanning.model import OSInfo, Package, PackageType, Platform
+from scanning.service import fanout, rescan
+from scanning.service.context import Services
+from scanning.service.evaluation import save_inventories
+from scanning.service.fanout import RescanStart
+from scanning.store import Store
+from scanning.store.advisory_index import publish_index
+from tests.integration.test_rescan_index_change import BASE, BUILT, _record
+
+pytestmark = pytest.mark.integration
+
+REGISTRY = "myacr.azurecr.io"
+NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
+IMAGES = 7  # even-numbered images have django 4.0, which PYSEC-3 affects
+CHANGED = [*BASE, _record("PYSEC-3", "django", "4.2")]
+FAST = df.RetryOptions(first_retry_interval_in_milliseconds=10, max_number_of_attempts=2)
+
+
+def digest(number: int) -> str:
+    return f"sha256:{number:064x}"
+
+
+@dataclass(slots=True)
+class Twin:
+    """One store of the seven pulled images, assessed against BASE a week before NOW."""
+
+    services: Services
+    prefix: str
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        images = [self.services.store.images.get(REGISTRY, digest(n)) for n in range(IMAGES)]
+        return [(image.status, image.index_version, image.last_scan_id, image.assessed_at,
+                 image.counts) for image in images]
+
+    def findings(self) -> list[list[str]]:
+        return [sorted(finding.id for result in self.services.store.findings_of(REGISTRY,
+                                                                               digest(n))
+                       for finding in result.findings) for n in range(IMAGES)]
+
+    def history(self) -> list[tuple[str, str, str, str]]:
+        return sorted((scan.id, scan.digest, scan.trigger.value,
+                       scan.outcome.value if scan.outcome else "")
+                      for scan in self.services.store.scans.list(page_size=1000).items)
+
+    def notified(self) -> list[str]:
+        assert self.services.queue is not None
+        return sorted(json.loads(body)["digest"] for body in self.services.queue.receive())
+
+
+def _twin(azurite: Azurite, prefix: str, monkeypatch: pytest.MonkeyPatch) -> Twin:
+    monkeypatch.setenv("NOTIFY_QUEUE_NAME", f"{prefix}-notifications")
+    store = Store.from_connection_string(azurite.connection_string, prefix=prefix)
+    services = Services.create(store)
+    for number in range(IMAGES):
+        packages = [("requests", "2.0.0"), ("django", "4.0" if number % 2 == 0 else "4.2")]
+        inventory = ImageInventory(
+            reference=f"{REGISTRY}/app@{digest(number)}", image_digest=digest(number),
+            manifest_digest=digest(number), config_digest=digest(number),
+            platform=Platform(os="linux", architecture="amd64"),
+            analyzer_set_version=analyzer_set_version(), status=InventoryStatus.COMPLETE,
+            os=OSInfo(id="alpine", version_id="3.19.1"), layers=(LayerInfo(
+                digest="sha256:" + "1" * 64, size=10),),
+            packages=tuple(Package(type=PackageType.PYPI, name=name, version=version,
+                                   purl=f"pkg:pypi/{name}@{version}",
+                                   path=f"site-packages/{name}") for name, version in packages))
+        store.images.record_push(registry=REGISTRY, repository="app", digest=digest(number),
+                                 at=NOW - timedelta(days=20), tag=f"v{number}")
+        save_inventories(services, REGISTRY, digest(number), (inventory,))
+        store.record_pull(registry=REGISTRY, repository="app", digest=digest(number),
+                          at=NOW - timedelta(days=2))
+    return Twin(services=services, prefix=prefix)
+
+
+@pytest.fixture
+def twins(azurite: Azurite, tmp_path: Path,
+          monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Twin, Twin]]:
+    """Two identical stores sharing one advisory index, so their index versions are equal."""
+    base = "o" + uuid.uuid4().hex[:11]
+    monkeypatch.setenv("ADVISORY_CONTAINER", f"{base}-advisories")
+    monkeypatch.setattr(rescan, "RESCAN_CHUNK", 2)  # chunks of 4 re-match 2 at a time
+    pair = (_twin(azurite, f"{base}a", monkeypatch), _twin(azurite, f"{base}b", monkeypatch))
+    for name, records in (("base", BASE), ("django", CHANGED)):
+        path = tmp_path / f"{name}.idx"
+        write_index(compile_index(records, built=BUILT), path)
+        publish_index(pair[0].services.store.clients.blob_service(), path)
+        for twin in pair:
+            twin.services.index.invalidate()
+        if name == "base":
+            for twin in pair:
+                rescan.rescan_pulled(twin.services, now=NOW - timedelta(days=7), processes=1)
+                twin.notified()  # the first assessment's messages are not what these see
+    yield pair
+    for twin in pair:
+        twin.services.store.drop()
+
+
+def _runtime(services: Services, monkeypatch: pytest.MonkeyPatch) -> DurableRuntime:
+    app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
+    app.register_functions(orchestration.bp)
+    app.register_functions(rescans.bp)
+    monkeypatch.setattr(rescans, "services", lambda: services)
+    monkeypatch.setattr(rescans, "RETRY", FAST)
+    index = index_app(app)
+    return DurableRuntime(
+        orchestrators={item.name: Orchestrator(name=item.name, function=user_callable(item))
+                       for item in index.by_trigger(ORCHESTRATION_TRIGGER)},
+        activities={item.name: Activity(name=item.name, function=user_callable(item),
+                                        input_name=item.trigger_name)
+                    for item in index.by_trigger(ACTIVITY_TRIGGER)},
+        max_workers=4)
+
+
+def _orchestrate(twin: Twin, monkeypatch: pytest.MonkeyPatch) -> Any:
+    runtime = _runtime(twin.services, monkeypatch)
+    try:
+        start = RescanStart(rescan_id="rescan-test", moment=NOW, window_days=30,
+                            chunk_images=4, purpose="rescan/2025-03-10")
+        runtime.start(rescans.RESCAN_ORCHESTRATOR, start.rescan_id, start.to_json())
+        instance = runtime.wait(start.rescan_id, timeout=120)
+        assert instance.status is df.OrchestrationRuntimeStatus.Completed, instance.output
+        return instance.output
+    finally:
+        runtime.close()
+
+
+def test_orchestration_equals_the_in_process_rescan(twins: tuple[Twin, Twin],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    in_process, orchestrated = twins
+    report = rescan.rescan_pulled(in_process.services, now=NOW, processes=1)
+    output = _orchestrate(orchestrated, monkeypatch)
+    expected = [["PYSEC-1", "PYSEC-3"] if n % 2 == 0 else ["PYSEC-1"] for n in range(IMAGES)]
+    assert ((report.rematched, report.unaffected, report.matched, report.rewritten,
+             report.failed),
+            (output["unaffected"] + output["matched"], output["unaffected"], output["matched"],
+             output["rewritten"], output["failed"]),
+            in_process.findings(), orchestrated.findings()) == (
+        (7, 3, 4, 4, 0), (7, 3, 4, 4, 0), expected, expected)
+    assert (orchestrated.rows(), orchestrated.history(), orchestrated.notified()) == (
+        in_process.rows(), in_process.history(), in_process.notified())
+
+
+def test_a_chunk_that_fails_for_good_is_recorded_and_the_others_kept(
+        twins: tuple[Twin, Twin], monkeypatch: pytest.MonkeyPatch) -> None:
+    _, orchestrated = twins
+    real = fanout.rescan_planned_chunk
+
+    def second_chunk_fails(services: Services, step: fanout.ChunkStep) -> fanout.RescanResult:
+        if step.number == 1:
+            raise StoreError("table service unavailable")
+        return real(services, step)
+
+    monkeypatch.setattr(fanout, "rescan_planned_chunk", second_chunk_fails)
+    output = _orchestrate(orchestrated, monkeypatch)
+    progress = fanout.rescan_progress(orchestrated.services.store, "rescan-test").to_json()
+    # Chunk 0 (images 0-3) was re-assessed; chunk 1 (images 4-6) is counted as failed.
+    assert ((output["unaffected"], output["matched"], output["failed"],
+             len(output["failed_chunks"])), orchestrated.findings(),
+            progress["chunks"], progress["images"]["failed"]) == (
+        (2, 2, 3, 1),
+        [["PYSEC-1", "PYSEC-3"], ["PYSEC-1"], ["PYSEC-1", "PYSEC-3"], ["PYSEC-1"],
+         ["PYSEC-1"], ["PYSEC-1"], ["PYSEC-1"]],
+        {"done": 2, "total": 2}, 3)

@@ -8,7 +8,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +17,8 @@ import azure.functions as func
 import pytest
 
 from scanning.advisories.index import compile_index, write_index
-from scanning.analyzers import analyzer_set_version
 from scanning.errors import StoreError
 from scanning.functions import orchestration, rescans
-from scanning.inventory import ImageInventory, InventoryStatus
-from scanning.layer_types import LayerInfo
 from scanning.local.durable import Activity, DurableRuntime, Orchestrator
 from scanning.local.host import (
     ACTIVITY_TRIGGER,
@@ -30,26 +27,19 @@ from scanning.local.host import (
     user_callable,
 )
 from scanning.local.services import Azurite
-from scanning.model import OSInfo, Package, PackageType, Platform
 from scanning.service import fanout, rescan
 from scanning.service.context import Services
-from scanning.service.evaluation import save_inventories
 from scanning.service.fanout import RescanStart
 from scanning.store import Store
 from scanning.store.advisory_index import publish_index
 from tests.integration.test_rescan_index_change import BASE, BUILT, _record
+from tests.integration.test_rescan_processes import NOW, REGISTRY, digest, seed_pulled_images
 
 pytestmark = pytest.mark.integration
 
-REGISTRY = "myacr.azurecr.io"
-NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 IMAGES = 7  # even-numbered images have django 4.0, which PYSEC-3 affects
 CHANGED = [*BASE, _record("PYSEC-3", "django", "4.2")]
 FAST = df.RetryOptions(first_retry_interval_in_milliseconds=10, max_number_of_attempts=2)
-
-
-def digest(number: int) -> str:
-    return f"sha256:{number:064x}"
 
 
 @dataclass(slots=True)
@@ -83,23 +73,7 @@ def _twin(azurite: Azurite, prefix: str, monkeypatch: pytest.MonkeyPatch) -> Twi
     monkeypatch.setenv("NOTIFY_QUEUE_NAME", f"{prefix}-notifications")
     store = Store.from_connection_string(azurite.connection_string, prefix=prefix)
     services = Services.create(store)
-    for number in range(IMAGES):
-        packages = [("requests", "2.0.0"), ("django", "4.0" if number % 2 == 0 else "4.2")]
-        inventory = ImageInventory(
-            reference=f"{REGISTRY}/app@{digest(number)}", image_digest=digest(number),
-            manifest_digest=digest(number), config_digest=digest(number),
-            platform=Platform(os="linux", architecture="amd64"),
-            analyzer_set_version=analyzer_set_version(), status=InventoryStatus.COMPLETE,
-            os=OSInfo(id="alpine", version_id="3.19.1"), layers=(LayerInfo(
-                digest="sha256:" + "1" * 64, size=10),),
-            packages=tuple(Package(type=PackageType.PYPI, name=name, version=version,
-                                   purl=f"pkg:pypi/{name}@{version}",
-                                   path=f"site-packages/{name}") for name, version in packages))
-        store.images.record_push(registry=REGISTRY, repository="app", digest=digest(number),
-                                 at=NOW - timedelta(days=20), tag=f"v{number}")
-        save_inventories(services, REGISTRY, digest(number), (inventory,))
-        store.record_pull(registry=REGISTRY, repository="app", digest=digest(number),
-                          at=NOW - timedelta(days=2))
+    seed_pulled_images(services, IMAGES)
     return Twin(services=services, prefix=prefix)
 
 

@@ -16,6 +16,7 @@ import azure.durable_functions as df
 import azure.functions as func
 import pytest
 
+from scanning import api
 from scanning.advisories.index import compile_index, write_index
 from scanning.errors import StoreError
 from scanning.functions import orchestration, rescans
@@ -166,3 +167,17 @@ def test_a_chunk_that_fails_for_good_is_recorded_and_the_others_kept(
         [["PYSEC-1", "PYSEC-3"], ["PYSEC-1"], ["PYSEC-1", "PYSEC-3"], ["PYSEC-1"],
          ["PYSEC-1"], ["PYSEC-1"], ["PYSEC-1"]],
         {"done": 2, "total": 2}, 3)
+
+
+def test_progress_of_a_finished_rescan(twins: tuple[Twin, Twin],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    _, orchestrated = twins
+    _orchestrate(orchestrated, monkeypatch)
+    response = api.get_rescan(orchestrated.services.store, "rescan-test")
+    assert (response.status, response.body) == (200, {
+        "id": "rescan-test", "startedAt": "2025-03-10T12:00:00+00:00",
+        "indexVersion": orchestrated.services.index.get()[1],
+        "chunks": {"done": 2, "total": 2},
+        "images": {"total": 7, "reassessed": 7, "unaffected": 3, "rematched": 4,
+                   "newFindings": 4, "failed": 0, "toReanalyze": 0},
+        "failedChunks": [], "complete": True})

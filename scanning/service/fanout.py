@@ -227,6 +227,11 @@ def rescan_planned_chunk(services: Services, step: ChunkStep) -> RescanResult:
     keys = _get_json(services.store, start.rescan_id, _chunk_name(step.number))
     run = open_run(services, start.moment)
     if run.index_version != plan.index_version:
+        # This instance may hold the index it loaded before the plan's was published (the
+        # source checks the blob once a minute): look again before giving up.
+        services.index.invalidate()
+        run = open_run(services, start.moment)
+    if run.index_version != plan.index_version:
         raise AdvisoryError(f"the advisory index changed during rescan {start.rescan_id} "
                             f"({run.index_version} is not {plan.index_version})")
     with ThreadPoolExecutor(max_workers=ROW_READERS) as pool:

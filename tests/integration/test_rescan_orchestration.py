@@ -78,6 +78,13 @@ def _twin(azurite: Azurite, prefix: str, monkeypatch: pytest.MonkeyPatch) -> Twi
     return Twin(services=services, prefix=prefix)
 
 
+def _publish(twins: tuple[Twin, ...], records: list[dict[str, Any]], path: Path) -> None:
+    write_index(compile_index(records, built=BUILT), path)
+    publish_index(twins[0].services.store.clients.blob_service(), path)
+    for twin in twins:
+        twin.services.index.invalidate()
+
+
 @pytest.fixture
 def twins(azurite: Azurite, tmp_path: Path,
           monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Twin, Twin]]:
@@ -87,11 +94,7 @@ def twins(azurite: Azurite, tmp_path: Path,
     monkeypatch.setattr(rescan, "RESCAN_CHUNK", 2)  # chunks of 4 re-match 2 at a time
     pair = (_twin(azurite, f"{base}a", monkeypatch), _twin(azurite, f"{base}b", monkeypatch))
     for name, records in (("base", BASE), ("django", CHANGED)):
-        path = tmp_path / f"{name}.idx"
-        write_index(compile_index(records, built=BUILT), path)
-        publish_index(pair[0].services.store.clients.blob_service(), path)
-        for twin in pair:
-            twin.services.index.invalidate()
+        _publish(pair, records, tmp_path / f"{name}.idx")
         if name == "base":
             for twin in pair:
                 rescan.rescan_pulled(twin.services, now=NOW - timedelta(days=7), processes=1)
@@ -181,3 +184,19 @@ def test_progress_of_a_finished_rescan(twins: tuple[Twin, Twin],
         "images": {"total": 7, "reassessed": 7, "unaffected": 3, "rematched": 4,
                    "newFindings": 4, "failed": 0, "toReanalyze": 0},
         "failedChunks": [], "complete": True})
+
+
+def test_a_chunk_on_an_instance_holding_an_older_index_loads_the_plans(
+        twins: tuple[Twin, Twin], tmp_path: Path) -> None:
+    _, twin = twins
+    # Another instance, which loaded today's index before the next one was published.
+    stale = Services.open(twin.services.store)
+    stale.index.get()
+    _publish((twin,), [*CHANGED, _record("PYSEC-4", "requests", "2.2.0")],
+             tmp_path / "requests.idx")
+    plan = fanout.plan_rescan(twin.services, RescanStart(
+        rescan_id="rescan-stale", moment=NOW, window_days=30, chunk_images=IMAGES,
+        purpose="rescan/2025-03-10"))
+    result = fanout.rescan_planned_chunk(stale, fanout.ChunkStep(plan=plan, number=0))
+    assert (stale.index.get()[1], result.unaffected, result.matched, result.rewritten,
+            result.failed) == (plan.index_version, 0, 7, 7, 0)

@@ -44,6 +44,9 @@ SETTINGS: dict[str, str] = {
     "INDEX_CHILD_GRACE_SECONDS": "20",
     # Registries the catch-up job lists, comma separated login servers.
     "REGISTRIES": "",
+    # Subscriptions whose registries the catch-up job also lists from ARM (comma separated ids;
+    # the app's identity needs Reader on them).
+    "SUBSCRIPTION_IDS": "",
     # Hosts reached over plain http (loopback always may be).
     "REGISTRY_INSECURE_HOSTS": "",
     # Notifications.

@@ -213,9 +213,13 @@ module functionApp 'modules/function-app.bicep' = {
       PULL_WINDOW_DAYS: string(pullWindowDays)
       // Worker processes of a large weekly rescan: 0 = one per core of the instance.
       RESCAN_PROCESSES: '0'
+      // Images per chunk activity of the rescan orchestration.
+      RESCAN_CHUNK_IMAGES: '500'
       // How long an untagged manifest push waits for the index that lists it (one scan per index).
       INDEX_CHILD_GRACE_SECONDS: '20'
       REGISTRIES: registries
+      // One registry here; subscription.bicep sets the subscriptions to list from ARM.
+      SUBSCRIPTION_IDS: ''
       // Azure registries are always https; plain http is only for the local stack.
       REGISTRY_INSECURE_HOSTS: ''
       NOTIFY_QUEUE_NAME: notifyQueueName

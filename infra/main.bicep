@@ -96,39 +96,11 @@ param billingUnitPrice string = '0.29'
 param billingCurrency string = 'USD'
 
 // ---------------------------------------------------------------------------------------------
-// Names
+// The app (modules/app.bicep) and the wiring of the one registry (modules/registry.bicep)
 // ---------------------------------------------------------------------------------------------
 
 var resourceToken = toLower(uniqueString(resourceGroup().id, baseName))
-var functionAppName = 'func-${baseName}-${resourceToken}'
-// Storage account names: 3-24 lower-case letters and digits, globally unique.
-var storageAccountName = take('st${replace(toLower(baseName), '-', '')}${resourceToken}', 24)
-// The Flex Consumption deployment package gets a container of its own, apart from app data.
-var deploymentContainerName = 'app-package'
-var deadLetterContainerName = 'eventgrid-deadletter'
-var advisoryContainerName = 'advisories'
 var registryResourceGroup = empty(registryResourceGroupName) ? resourceGroup().name : registryResourceGroupName
-var createWorkspace = empty(existingLogAnalyticsWorkspaceId)
-// /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.OperationalInsights/workspaces/{name}
-var workspaceIdParts = split(createWorkspace ? resourceId('Microsoft.OperationalInsights/workspaces', 'log-${baseName}-${resourceToken}') : existingLogAnalyticsWorkspaceId, '/')
-// The catch-up job lists this registry plus any extra ones.
-var registries = empty(additionalRegistries) ? registry.properties.loginServer : '${registry.properties.loginServer},${additionalRegistries}'
-
-// ---------------------------------------------------------------------------------------------
-// Identities: one for the app, one that Event Grid uses to write dead letters
-// ---------------------------------------------------------------------------------------------
-
-resource appIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
-  name: 'id-${baseName}-app-${resourceToken}'
-  location: location
-  tags: tags
-}
-
-resource eventsIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
-  name: 'id-${baseName}-events-${resourceToken}'
-  location: location
-  tags: tags
-}
 
 // The registry may live in another resource group; read it there for its login server.
 resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' existing = {
@@ -136,99 +108,31 @@ resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' existing =
   scope: resourceGroup(registryResourceGroup)
 }
 
-// ---------------------------------------------------------------------------------------------
-// Modules
-// ---------------------------------------------------------------------------------------------
-
-module storage 'modules/storage.bicep' = {
-  name: 'acrscan-storage'
-  params: {
-    name: storageAccountName
-    location: location
-    tags: tags
-    skuName: storageSku
-    containerNames: [
-      deploymentContainerName
-      advisoryContainerName
-    ]
-    deadLetterContainerName: deadLetterContainerName
-    queueNames: [
-      notifyQueueName
-    ]
-    appPrincipalId: appIdentity.properties.principalId
-    eventsPrincipalId: eventsIdentity.properties.principalId
-  }
-}
-
-module monitoring 'modules/monitoring.bicep' = {
-  name: 'acrscan-monitoring'
+module app 'modules/app.bicep' = {
+  name: 'acrscan-app'
   params: {
     baseName: baseName
-    resourceToken: resourceToken
     location: location
     tags: tags
-    createWorkspace: createWorkspace
-    workspaceName: workspaceIdParts[8]
-    workspaceSubscriptionId: workspaceIdParts[2]
-    workspaceResourceGroupName: workspaceIdParts[4]
-    appPrincipalId: appIdentity.properties.principalId
-  }
-}
-
-// Log Analytics Reader where the workspace is, which may be another resource group.
-module workspaceReader 'modules/workspace-reader.bicep' = {
-  name: 'acrscan-workspace-reader-${resourceToken}'
-  scope: resourceGroup(workspaceIdParts[2], workspaceIdParts[4])
-  params: {
-    // The output (not the bare name) orders this after the workspace exists.
-    workspaceName: last(split(monitoring.outputs.workspaceId, '/'))
-    principalId: appIdentity.properties.principalId
-  }
-}
-
-module functionApp 'modules/function-app.bicep' = {
-  name: 'acrscan-function-app'
-  params: {
-    name: functionAppName
-    location: location
-    tags: tags
-    identityId: appIdentity.id
-    identityClientId: appIdentity.properties.clientId
-    blobEndpoint: storage.outputs.blobEndpoint
-    queueEndpoint: storage.outputs.queueEndpoint
-    tableEndpoint: storage.outputs.tableEndpoint
-    deploymentContainerName: deploymentContainerName
-    appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
+    existingLogAnalyticsWorkspaceId: existingLogAnalyticsWorkspaceId
+    storageSku: storageSku
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
-    settings: {
-      STORE_PREFIX: 'acrscan'
-      ADVISORY_FEED_URL: advisoryFeedUrl
-      ADVISORY_ECOSYSTEMS: advisoryEcosystems
-      ADVISORY_CONTAINER: advisoryContainerName
-      AZURE_LINUX_OVAL_URL: azureLinuxOvalUrl
-      RESCAN_SCHEDULE: rescanSchedule
-      ADVISORY_REFRESH_SCHEDULE: advisoryRefreshSchedule
-      CATCHUP_SCHEDULE: catchupSchedule
-      PULL_WINDOW_DAYS: string(pullWindowDays)
-      // Worker processes of a large weekly rescan: 0 = one per core of the instance.
-      RESCAN_PROCESSES: '0'
-      // Images per chunk activity of the rescan orchestration.
-      RESCAN_CHUNK_IMAGES: '500'
-      // How long an untagged manifest push waits for the index that lists it (one scan per index).
-      INDEX_CHILD_GRACE_SECONDS: '20'
-      REGISTRIES: registries
-      // One registry here; subscription.bicep sets the subscriptions to list from ARM.
-      SUBSCRIPTION_IDS: ''
-      // Azure registries are always https; plain http is only for the local stack.
-      REGISTRY_INSECURE_HOSTS: ''
-      NOTIFY_QUEUE_NAME: notifyQueueName
-      NOTIFY_WEBHOOK_URL: notifyWebhookUrl
-      BILLING_UNIT_PRICE: billingUnitPrice
-      BILLING_CURRENCY: billingCurrency
-      // The workspace (customer) id, which the Logs query API takes, not the resource id.
-      LOG_ANALYTICS_WORKSPACE_ID: monitoring.outputs.workspaceCustomerId
-    }
+    advisoryFeedUrl: advisoryFeedUrl
+    azureLinuxOvalUrl: azureLinuxOvalUrl
+    advisoryEcosystems: advisoryEcosystems
+    rescanSchedule: rescanSchedule
+    advisoryRefreshSchedule: advisoryRefreshSchedule
+    catchupSchedule: catchupSchedule
+    pullWindowDays: pullWindowDays
+    notifyQueueName: notifyQueueName
+    notifyWebhookUrl: notifyWebhookUrl
+    billingUnitPrice: billingUnitPrice
+    billingCurrency: billingCurrency
+    // The catch-up job lists this registry plus any extra ones.
+    registries: empty(additionalRegistries) ? registry.properties.loginServer : '${registry.properties.loginServer},${additionalRegistries}'
+    // One registry here; subscription.bicep sets the subscriptions to list from ARM.
+    subscriptionIds: ''
   }
 }
 
@@ -239,13 +143,13 @@ module registryWiring 'modules/registry.bicep' = {
     registryName: registryName
     baseName: baseName
     tags: tags
-    appPrincipalId: appIdentity.properties.principalId
-    workspaceId: monitoring.outputs.workspaceId
-    functionAppId: functionApp.outputs.id
+    appPrincipalId: app.outputs.appPrincipalId
+    workspaceId: app.outputs.workspaceId
+    functionAppId: app.outputs.functionAppId
     subscribeToRegistryEvents: subscribeToRegistryEvents
-    eventsIdentityId: eventsIdentity.id
-    deadLetterStorageAccountId: storage.outputs.id
-    deadLetterContainerName: deadLetterContainerName
+    eventsIdentityId: app.outputs.eventsIdentityId
+    deadLetterStorageAccountId: app.outputs.storageAccountId
+    deadLetterContainerName: app.outputs.deadLetterContainerName
   }
 }
 
@@ -253,8 +157,8 @@ module registryWiring 'modules/registry.bicep' = {
 // Outputs
 // ---------------------------------------------------------------------------------------------
 
-output functionAppName string = functionApp.outputs.name
-output resultsApiBaseUrl string = 'https://${functionApp.outputs.defaultHostName}/api'
-output storageAccountName string = storage.outputs.name
+output functionAppName string = app.outputs.functionAppName
+output resultsApiBaseUrl string = 'https://${app.outputs.defaultHostName}/api'
+output storageAccountName string = app.outputs.storageAccountName
 output registryLoginServer string = registry.properties.loginServer
 output eventSubscriptionCreated bool = registryWiring.outputs.eventSubscriptionCreated

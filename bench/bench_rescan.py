@@ -311,6 +311,10 @@ def azurite_cpu(pid: int) -> float:
 
 # ------------------------------------------------------------------------------- orchestration
 
+# The issue's goals for one chunk activity.
+CHUNK_SECONDS_GOAL = 60
+CHUNK_RSS_GOAL_MIB = 500
+
 _worker_services: Services | None = None
 
 
@@ -334,6 +338,11 @@ class ChunkTimes:
     seconds: list[float] = field(default_factory=list)
     peak_rss_kib: dict[int, int] = field(default_factory=dict)  # per worker pid
 
+    def within_goals(self) -> bool:
+        """Every chunk under 60 s, every worker under 500 MB."""
+        return (max(self.seconds, default=0.0) < CHUNK_SECONDS_GOAL
+                and max(self.peak_rss_kib.values(), default=0) < CHUNK_RSS_GOAL_MIB * 1024)
+
     def summary(self) -> str:
         if not self.seconds:
             return "no chunks"
@@ -342,8 +351,9 @@ class ChunkTimes:
             return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
         rss = sorted(self.peak_rss_kib.values())
         return (f"{len(ordered)} chunks: p50 {at(0.5):.1f} s, p95 {at(0.95):.1f} s, max "
-                f"{ordered[-1]:.1f} s (goal < 60 s); peak RSS per worker "
-                f"{', '.join(f'{kib / 1024:.0f}' for kib in rss)} MB (goal < 500 MB)")
+                f"{ordered[-1]:.1f} s (goal < {CHUNK_SECONDS_GOAL} s); peak RSS per worker "
+                f"{', '.join(f'{kib / 1024:.0f}' for kib in rss)} MB (goal < "
+                f"{CHUNK_RSS_GOAL_MIB} MB)")
 
 
 class Orchestrated:
@@ -466,7 +476,7 @@ def main() -> int:
                 "decoding inventories", rematch.parse_inventories)
             meter.count_requests()
             results: list[tuple[str, Measured]] = []
-            chunks: dict[str, str] = {}
+            chunks: dict[str, ChunkTimes] = {}
             for name, index, moment in (
                     ("B: 5% of records new", index_b, now - timedelta(days=7)),
                     ("C: 1% changed (0.5% new, 0.5% modified)", index_c, now),
@@ -477,7 +487,7 @@ def main() -> int:
                 results.append((name, measure(meter, azurite.process.pid, moment, run)))
                 print(f"  measured {name}", flush=True)
                 if orchestrated is not None:
-                    chunks[name] = orchestrated.times.summary()
+                    chunks[name] = orchestrated.times
             sample = store.images.list(page_size=1000).items
             findings = sum(image.counts.active_total + image.counts.disabled_total
                            for image in sample)
@@ -500,9 +510,10 @@ def main() -> int:
         print(f"    storage requests {result.requests} "
               f"({result.requests / max(1, args.images):.1f} per image: {result.methods})")
         if name in chunks:
-            print(f"    {chunks[name]}")
+            print(f"    {chunks[name].summary()}")
     ok = all(result.wall < 60 * args.images / 10_000
              and result.report.rematched == args.images for _, result in results)
+    ok = ok and all(times.within_goals() for times in chunks.values())
     return 0 if ok else 1
 
 

@@ -172,6 +172,10 @@ def plan_rescan(services: Services, start: RescanStart) -> RescanPlan:
     inventory names) and write the chunk plan: the keys of ``chunk_images`` images with an
     inventory per chunk blob, and the re-analyses of those without one."""
     store = services.store
+    # Results of an earlier instance of this id (it failed and the timer started it again)
+    # would be counted as this run's progress.
+    for name in store.blobs.names(BlobKind.MARKERS, _marker(start.rescan_id, "result-")):
+        store.blobs.delete(BlobKind.MARKERS, name)
     _, index_version = services.index.get()
     pulled = {(entry.registry, entry.digest) for entry in
               store.images_pulled_since(start.moment - timedelta(days=start.window_days))}

@@ -200,3 +200,14 @@ def test_a_chunk_on_an_instance_holding_an_older_index_loads_the_plans(
     result = fanout.rescan_planned_chunk(stale, fanout.ChunkStep(plan=plan, number=0))
     assert (stale.index.get()[1], result.unaffected, result.matched, result.rewritten,
             result.failed) == (plan.index_version, 0, 7, 7, 0)
+
+
+def test_a_new_plan_for_the_same_id_starts_with_no_chunk_done(
+        twins: tuple[Twin, Twin], monkeypatch: pytest.MonkeyPatch) -> None:
+    _, orchestrated = twins
+    _orchestrate(orchestrated, monkeypatch)  # rescan-test: 2 chunks done
+    fanout.plan_rescan(orchestrated.services, RescanStart(
+        rescan_id="rescan-test", moment=NOW, window_days=30, chunk_images=4,
+        purpose="rescan/2025-03-10"))
+    progress = fanout.rescan_progress(orchestrated.services.store, "rescan-test").to_json()
+    assert (progress["chunks"], progress["complete"]) == ({"done": 0, "total": 2}, False)

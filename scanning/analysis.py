@@ -6,9 +6,11 @@ steps separately (``resolve_image``, ``analyze_layer`` per layer as a fan-out, a
 
 Each layer is streamed once and its result cached by layer digest + analyzer-set version, so a
 second image that shares base layers reads only its own layers, and a rescan of the same image
-reads none. A layer that cannot be read fails its platform's inventory with a status naming
-the layer; transient registry errors are retried here a few times, then raised (retryable) so
-the caller's retry policy takes over.
+reads none. Within one scan a layer digest is read once even without a cache: a manifest may
+list the same digest many times (one hostile manifest listed a 31 GiB layer 30 times), and
+platforms of an index share layers. A layer that cannot be read fails its platform's inventory
+with a status naming the layer; transient registry errors are retried here a few times, then
+raised (retryable) so the caller's retry policy takes over.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ log = logging.getLogger(__name__)
 
 ANALYSIS_SCHEMA_VERSION = 1
 LAYER_ATTEMPTS = 3
+# Warnings kept in one platform's inventory (it is stored and re-read on every rescan): the
+# first ones are listed, the rest counted, so a hostile image cannot bloat it.
+MAX_INVENTORY_WARNINGS = 1000
 
 
 class AnalysisStatus(StrEnum):
@@ -151,7 +156,9 @@ def build_inventory(resolved: ResolvedImage, image: PlatformImage,
     merged = merge_layers(layers, results)
     if failure:
         status = InventoryStatus.FAILED
-    elif merged.errors:
+    elif merged.errors or merged.warnings:
+        # Every warning names something not read: entries an analyzer skipped in a file still
+        # present, or a file over an analyzer's cap. Never complete on what was not read.
         status = InventoryStatus.PARTIAL
     else:
         status = InventoryStatus.COMPLETE
@@ -167,15 +174,27 @@ def build_inventory(resolved: ResolvedImage, image: PlatformImage,
         packages=merged.packages,
         layers=image.layers,
         errors=((failure,) if failure else ()) + merged.errors,
-        warnings=merged.warnings,
+        warnings=_bounded(merged.warnings),
     )
+
+
+def _bounded(warnings: tuple[str, ...]) -> tuple[str, ...]:
+    if len(warnings) <= MAX_INVENTORY_WARNINGS:
+        return warnings
+    unlisted = len(warnings) - MAX_INVENTORY_WARNINGS
+    return (*warnings[:MAX_INVENTORY_WARNINGS], f"{unlisted} more warnings not listed")
 
 
 def analyze_platform(source: ImageSource, resolved: ResolvedImage, image: PlatformImage, *,
                      analyzers: tuple[Analyzer, ...] = ANALYZERS,
                      cache: LayerCache | None = None, limits: LayerLimits | None = None,
-                     progress: ProgressCallback | None = None) -> ImageInventory:
+                     progress: ProgressCallback | None = None,
+                     outcomes: dict[str, LayerResult | ScanError] | None = None
+                     ) -> ImageInventory:
+    """One platform's inventory. ``outcomes`` is what each layer digest gave earlier in this
+    scan (a result, or the error that made it unreadable), so no digest is read twice."""
     version = analyzer_set_version(analyzers)
+    outcomes = {} if outcomes is None else outcomes
     results: list[LayerResult] = []
     failure = ""
     count = len(image.layers)
@@ -186,10 +205,18 @@ def analyze_platform(source: ImageSource, resolved: ResolvedImage, image: Platfo
                 progress(LayerProgress(platform=str(image.platform), index=index, count=count,
                                        digest=layer.digest, size=layer.size, read_bytes=read,
                                        cached=cached, done=done))
+        earlier = outcomes.get(layer.digest)
         try:
-            result, cached = analyze_layer(source, layer, analyzers=analyzers, cache=cache,
-                                           limits=limits, on_bytes=report)
+            if isinstance(earlier, ScanError):
+                raise earlier
+            if earlier is not None:
+                result, cached = earlier, True
+            else:
+                result, cached = analyze_layer(source, layer, analyzers=analyzers, cache=cache,
+                                               limits=limits, on_bytes=report)
+                outcomes[layer.digest] = result
         except (LayerError, ManifestError, NotFound) as error:
+            outcomes[layer.digest] = error
             failure = f"layer {index}/{count} {layer.digest}: {error}"
             log.warning("%s %s: %s", resolved.reference, image.platform, failure)
             break
@@ -218,9 +245,10 @@ def analyze_image(reference: str | ImageReference, *, platform: Platform | None 
                                  media_type=resolved.media_type, status=status,
                                  analyzer_set_version=version, reason=resolved.reason,
                                  skipped=resolved.skipped)
+        outcomes: dict[str, LayerResult | ScanError] = {}
         inventories = tuple(
             analyze_platform(active, resolved, image, analyzers=analyzers, cache=cache,
-                             limits=limits, progress=progress)
+                             limits=limits, progress=progress, outcomes=outcomes)
             for image in resolved.platforms
         )
     finally:
@@ -232,7 +260,11 @@ def analyze_image(reference: str | ImageReference, *, platform: Platform | None 
             inventory.errors[0] for inventory in inventories
             if inventory.status is InventoryStatus.FAILED)
     elif InventoryStatus.PARTIAL in statuses:
-        status, reason = AnalysisStatus.PARTIAL, "some files could not be analyzed"
+        # A partial inventory has an error (a file or layer cap) or a warning (entries skipped).
+        status, reason = AnalysisStatus.PARTIAL, "some files could not be analyzed: " + "; ".join(
+            (inventory.errors or inventory.warnings)[0] for inventory in inventories
+            if inventory.status is InventoryStatus.PARTIAL
+            and (inventory.errors or inventory.warnings))
     else:
         status, reason = AnalysisStatus.COMPLETE, ""
     return ImageAnalysis(reference=resolved.reference, digest=resolved.digest,

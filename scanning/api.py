@@ -35,6 +35,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from scanning.assessment import reassess
 from scanning.errors import BadRequest, Conflict, NotFound, RegistryError, ScanError
 from scanning.events import RegistryEvent
+from scanning.httpjson import error_body, parse_json_body
 from scanning.model import (
     AssessmentStatus,
     Finding,
@@ -86,7 +87,7 @@ OPENVEX_MEDIA_TYPE = "application/vnd.openvex+json"
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _RULE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # Scan history ids (``scanning.store.scans``); anything else is an orchestration instance id.
-_SCAN_ID = re.compile(r"\d{8}T\d{12}Z-[0-9a-f]{8}")
+_SCAN_ID = re.compile(r"[0-9]{8}T[0-9]{12}Z-[0-9a-f]{8}")
 # Durable Functions instance ids may not contain / \ # ? or control characters.
 # The rescan orchestration's ids (scanning.functions.rescans): also blob name parts.
 _RESCAN_ID = re.compile(r"(rescan|reassess)-[A-Za-z0-9-]{1,200}")
@@ -104,10 +105,6 @@ class ApiResponse:
 
 
 # ---------------------------------------------------------------- responses and errors
-
-
-def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, **extra}}
 
 
 def error_response(error: BaseException) -> ApiResponse:
@@ -236,22 +233,8 @@ def page_body(items: list[Any], token: str | None, url: str, **extra: Any) -> di
 
 
 def json_body(body: bytes, what: str) -> Any:
-    """Parse a request body as JSON; BadRequest for anything else."""
-    if not body:
-        raise BadRequest(f"the request needs a JSON body ({what})")
-    if len(body) > MAX_BODY_BYTES:
-        raise BadRequest(f"the request body is larger than {MAX_BODY_BYTES} bytes")
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise BadRequest(f"the request body is not UTF-8: {error.reason} at byte "
-                         f"{error.start}") from error
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise BadRequest(f"the request body is not JSON: {error}") from error
-    except RecursionError as error:
-        raise BadRequest("the request body is nested too deeply") from error
+    """Parse a request body as JSON; BadRequest for anything else (``scanning.httpjson``)."""
+    return parse_json_body(body, what, max_bytes=MAX_BODY_BYTES)
 
 
 # ---------------------------------------------------------------- JSON shapes
@@ -369,10 +352,14 @@ def list_images(store: Store, query: Mapping[str, str], url: str = "") -> ApiRes
 
 
 def find_image(store: Store, digest: str, registry: str, repository: str) -> ImageRecord:
-    """The one image ``digest`` names; NotFound, or Conflict when several registries have it."""
-    if registry:
+    """The one image ``digest`` names; NotFound, or Conflict when several registries or
+    repositories have it (the 409 lists them: add ``registry`` / ``repository``)."""
+    if registry and repository:
         candidates: tuple[ImageRecord, ...] = tuple(
-            image for image in (store.images.find(registry, digest),) if image is not None)
+            image for image in (store.images.find(registry, repository, digest),)
+            if image is not None)
+    elif registry:
+        candidates = store.images.repositories_of(registry, digest)
     else:
         candidates = store.images.find_by_digest(digest)
     if repository:
@@ -382,10 +369,14 @@ def find_image(store: Store, digest: str, registry: str, repository: str) -> Ima
                         (("in registry", registry), ("in repository", repository)) if value)
         raise NotFound(f"no image {digest}{where}")
     if len(candidates) > 1:
+        registries = {image.registry for image in candidates}
+        what, parameter = (("registries", "registry") if len(registries) > 1
+                           else ("repositories", "repository"))
         raise Conflict(
-            f"{digest} is stored in {len(candidates)} registries; add a registry parameter",
+            f"{digest} is stored in {len(candidates)} {what}; add a {parameter} parameter",
             [{"registry": image.registry, "repository": image.repository}
-             for image in sorted(candidates, key=lambda image: image.registry)],
+             for image in sorted(candidates, key=lambda image: (image.registry,
+                                                                 image.repository))],
         )
     return candidates[0]
 
@@ -407,8 +398,9 @@ def get_image(store: Store, digest: str, query: Mapping[str, str],
     image = find_image(store, digest, text_parameter(query, "registry"),
                        text_parameter(query, "repository"))
     oses = platform_os(image)
-    verdict = current_verdict(image, store.findings_of(image.registry, image.digest),
-                              load_rules(store), now)
+    verdict = current_verdict(
+        image, store.findings_of(image.registry, image.repository, image.digest),
+        load_rules(store), now)
     results = verdict.platforms if verdict is not None else ()
     body = image_json(image, status=verdict.status if verdict is not None else None,
                       counts=verdict.counts if verdict is not None else None)
@@ -447,12 +439,12 @@ def query_findings(store: Store, query: Mapping[str, str], now: datetime,
     )
     page = store.query_findings(filters, paging.page_size, paging.token)
     rules = load_rules(store)
-    images: dict[tuple[str, str], ImageRecord] = {}
+    images: dict[tuple[str, str, str], ImageRecord] = {}
     items = []
     for hit in page.items:
-        key = (hit.registry, hit.digest)
+        key = (hit.registry, hit.repository, hit.digest)
         if key not in images:
-            images[key] = store.images.find(hit.registry, hit.digest) or ImageRecord(
+            images[key] = store.images.find(*key) or ImageRecord(
                 registry=hit.registry, repository=hit.repository, digest=hit.digest)
         items.append(_hit_json(hit, images[key], platform_os(images[key]), rules, now))
     return ApiResponse(status=200, body=page_body(items, page.next_token, url))
@@ -675,7 +667,11 @@ def billing(store: Store, query: Mapping[str, str], now: datetime,
             url: str = "") -> ApiResponse:
     """A month's billing (``month=YYYY-MM``, default the current UTC month)."""
     paging = paging_parameters(query)
-    month = check_month(text_parameter(query, "month") or f"{now.astimezone(UTC):%Y-%m}")
+    month = text_parameter(query, "month") or f"{now.astimezone(UTC):%Y-%m}"
+    # check_month's \d would take any Unicode digit (full-width ones too): ASCII first.
+    if not month.isascii():
+        raise BadRequest(f"month must be YYYY-MM, got {month!r}")
+    month = check_month(month)
     unit_price, currency = price_from_settings()
     summary = store.billing.summary(month)
     page = store.billing.billed_images(month, paging.page_size, paging.token)

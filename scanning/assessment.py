@@ -130,7 +130,8 @@ def assess_inventories(inventories: Sequence[ImageInventory],
         platforms.append(PlatformFindings(
             platform=str(inventory.platform), manifest_digest=inventory.manifest_digest,
             os=inventory.os, findings=match.findings if match is not None else (),
-            analysis=analysis, reason=reason, warnings=inventory.warnings))
+            analysis=analysis, reason=reason,
+            warnings=(*inventory.warnings, *(match.warnings if match is not None else ()))))
     return reassess(platforms, image=image, rules=rules, now=now)
 
 

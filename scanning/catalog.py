@@ -48,6 +48,7 @@ from scanning.registry import (
     MAX_MANIFEST_BYTES,
     BasicCredentials,
     HttpRegistrySource,
+    _Deadline,
     azure_error,
     is_acr,
     is_insecure_host,
@@ -197,29 +198,43 @@ def _azure_error(registry: str, error: Exception) -> ScanError:
 
 
 class _RegistryApi(HttpRegistrySource):
-    """``HttpRegistrySource``'s session, auth and retries, for registry-level paths."""
+    """``HttpRegistrySource``'s session, auth, retries and deadlines, for registry-level
+    paths."""
 
     def __init__(self, registry: str, *, credentials: BasicCredentials | None) -> None:
-        super().__init__(registry, "", credentials=credentials, timeout=(10.0, 60.0))
+        super().__init__(registry, "", credentials=credentials)
         self.root = f"{'http' if is_insecure_host(registry) else 'https'}://{registry}"
 
     def send(self, method: str, url: str, *, headers: dict[str, str] | None = None,
              ) -> requests.Response:
-        """One request; a 401 is answered once with the challenge's scope, then retried."""
-        response = self._send_once(method, url, headers=headers, stream=True)
-        if response.status_code == 401:
-            response.close()
-            self._authenticate(response.headers.get("WWW-Authenticate", ""))
-            response = self._send_once(method, url, headers=headers, stream=True)
+        """One request (retried when transient, a 401 answered with the challenge's scope),
+        its body not read."""
+        deadline = _Deadline(self._limits.manifest_deadline, f"{method} {urlsplit(url).path}")
+        return self._retrying(lambda: self._refused(
+            method, url, self._challenged(method, url, deadline, headers=headers)), deadline)
+
+    def fetch(self, url: str, cap: int, what: str, *, headers: dict[str, str] | None = None,
+              ) -> tuple[requests.Response, bytes]:
+        """A GET and, when it is a 200, its body (at most ``cap`` bytes), retried as a whole:
+        a reset in the middle of a page is as transient as a 503."""
+        deadline = _Deadline(self._limits.manifest_deadline, what)
+
+        def attempt() -> tuple[requests.Response, bytes]:
+            response = self._refused("GET", url,
+                                     self._challenged("GET", url, deadline, headers=headers))
+            if response.status_code != 200:
+                response.close()
+                return response, b""
+            return response, self._read_capped(response, cap, what, deadline)
+
+        return self._retrying(attempt, deadline)
+
+    def _refused(self, method: str, url: str, response: requests.Response) -> requests.Response:
         if response.status_code in (401, 403):
             response.close()
             raise AuthError(f"{self.registry} refused {method} {urlsplit(url).path} "
                             f"({response.status_code})")
         return response
-
-    def read(self, response: requests.Response, cap: int, what: str) -> bytes:
-        """The body, at most ``cap`` bytes (the same capped read manifests get)."""
-        return self._read_capped(response, cap, what)
 
 
 def _list_distribution(api: _RegistryApi, *, page_size: int,
@@ -275,13 +290,12 @@ def _tag_digest(api: _RegistryApi, repository: str, tag: str) -> tuple[str, str]
     if _DIGEST_RE.fullmatch(digest):
         return digest, media_type
     # The header is optional (distribution-spec "Pulling manifests"): hash the manifest itself.
-    response = api.send("GET", url, headers=headers)
+    response, data = api.fetch(url, MAX_MANIFEST_BYTES, f"manifest {repository}:{tag}",
+                               headers=headers)
     if response.status_code != 200:
-        response.close()
         raise RegistryError(f"{api.registry}: GET {repository}:{tag} answered "
                             f"{response.status_code}")
     media_type = response.headers.get("Content-Type", "").split(";")[0].strip() or media_type
-    data = api.read(response, MAX_MANIFEST_BYTES, f"manifest {repository}:{tag}")
     return sha256_digest(data), media_type
 
 
@@ -295,16 +309,13 @@ def _paged(api: _RegistryApi, url: str, key: str, what: str, *,
     """
     seen_urls = {url}
     while True:
-        response = api.send("GET", url)
+        response, body = api.fetch(url, MAX_PAGE_BYTES, what)
         if response.status_code == 404 and gone_ok:
-            response.close()
             log.info("registry %s: %s gone", api.registry, what)
             return
         if response.status_code != 200:
-            response.close()
             raise RegistryError(f"{api.registry}: GET {what} answered {response.status_code}")
         link = response.headers.get("Link", "")
-        body = api.read(response, MAX_PAGE_BYTES, what)
         items = _page_items(api.registry, body, key, what)
         yield from items
         next_url = _next_url(api, url, link)

@@ -35,6 +35,9 @@ SETTINGS: dict[str, str] = {
     "ADVISORY_REFRESH_SCHEDULE": "0 0 2 * * *",
     "CATCHUP_SCHEDULE": "0 30 */6 * * *",
     "PULL_WINDOW_DAYS": "30",
+    # Entries read from one layer tar; past it the layer is read no further and the platform
+    # is partial (what a layer holds in memory grows with its entry count).
+    "MAX_LAYER_ENTRIES": "1000000",
     # Worker processes a large weekly rescan matches in: 0 = one per CPU core, 1 = none.
     "RESCAN_PROCESSES": "0",
     # Images per activity of the rescan orchestration (each activity re-matches one chunk).
@@ -49,6 +52,16 @@ SETTINGS: dict[str, str] = {
     "SUBSCRIPTION_IDS": "",
     # Hosts reached over plain http (loopback always may be).
     "REGISTRY_INSECURE_HOSTS": "",
+    # Records read from one package database (apk, dpkg, rpm) before the rest is left unread
+    # with a warning and the platform marked partial: bounds the memory of a hostile database.
+    "MAX_DB_RECORDS": "200000",
+    # Total time for one registry operation, retries included: a manifest, index or config;
+    # a blob gets the floor plus its size at the minimum rate (bytes per second).
+    "REGISTRY_MANIFEST_DEADLINE_SECONDS": "60",
+    "REGISTRY_BLOB_DEADLINE_SECONDS": "60",
+    "REGISTRY_BLOB_MIN_BYTES_PER_SECOND": "1048576",
+    # Attempts per registry operation on 429, 5xx, resets and timeouts (backoff with jitter).
+    "REGISTRY_ATTEMPTS": "4",
     # Notifications.
     "NOTIFY_QUEUE_NAME": "scan-notifications",
     "NOTIFY_WEBHOOK_URL": "",

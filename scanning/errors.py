@@ -41,6 +41,12 @@ class TransientRegistryError(RegistryError):
     retryable = True
 
 
+class DeadlineExceeded(RegistryError):
+    """A registry operation ran past its total deadline (a registry sending its answer too
+    slowly). Not retryable: the deadline already covers the operation's own retries, and
+    retrying it again would multiply a hostile or broken registry's hold on a worker."""
+
+
 class AuthError(RegistryError):
     """The registry rejected our credentials."""
 

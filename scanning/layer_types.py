@@ -24,6 +24,9 @@ from scanning.model import (
 )
 
 LAYER_RESULT_SCHEMA_VERSION = 1
+# Linux refuses longer paths and symlink targets (ENAMETOOLONG; limits.h PATH_MAX): no
+# container can hold such a path, so none is worth keeping.
+PATH_MAX = 4096
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,6 +38,7 @@ class AnalyzedFile:
     packages: tuple[Package, ...] = ()
     os: OSInfo | None = None
     error: str = ""
+    warnings: tuple[str, ...] = ()  # entries the analyzer skipped (``AnalyzerOutput.warnings``)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,6 +57,8 @@ class LayerResult:
     symlinks: tuple[tuple[str, str], ...] = ()  # (path, target as written in the tar)
     hardlinks: tuple[tuple[str, str], ...] = ()  # (path, target path inside the image)
     warnings: tuple[str, ...] = ()
+    # What was not read (entries past a cap): the merge turns these into platform errors.
+    errors: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -69,6 +75,7 @@ class LayerResult:
             "symlinks": [list(pair) for pair in self.symlinks],
             "hardlinks": [list(pair) for pair in self.hardlinks],
             "warnings": list(self.warnings),
+            "errors": list(self.errors),
         }
 
     @classmethod
@@ -89,9 +96,34 @@ class LayerResult:
                 symlinks=tuple((str(a), str(b)) for a, b in data["symlinks"]),
                 hardlinks=tuple((str(a), str(b)) for a, b in data["hardlinks"]),
                 warnings=tuple(data["warnings"]),
+                errors=tuple(data.get("errors", ())),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise InventoryError(f"malformed layer result: {error}") from error
+
+
+class MessageList:
+    """At most ``limit`` messages, then one line counting the rest.
+
+    A hostile layer can make one warning or analyzer error per entry (a million hard links to
+    a file never read), and every message is kept in memory and stored with the inventory.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._messages: list[str] = []
+        self._limit = limit
+        self._more = 0
+
+    def add(self, message: str) -> None:
+        if len(self._messages) < self._limit:
+            self._messages.append(message)
+        else:
+            self._more += 1
+
+    def as_tuple(self) -> tuple[str, ...]:
+        if not self._more:
+            return tuple(self._messages)
+        return (*self._messages, f"... and {self._more} more not listed")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,6 +146,8 @@ def _analyzed_file_to_json(item: AnalyzedFile) -> dict[str, Any]:
         data["os"] = os_to_json(item.os)
     if item.error:
         data["error"] = item.error
+    if item.warnings:
+        data["warnings"] = list(item.warnings)
     return data
 
 
@@ -124,11 +158,16 @@ def _analyzed_file_from_json(data: Mapping[str, Any]) -> AnalyzedFile:
         packages=tuple(package_from_json(item) for item in data["packages"]),
         os=os_from_json(data.get("os")),
         error=data.get("error", ""),
+        # Optional: layer results cached before analyzers reported skipped entries have none.
+        warnings=tuple(str(text) for text in data.get("warnings", ())),
     )
 
 
 def normalize_member_path(name: str) -> str:
     """A tar member name as a path inside the image root: no leading ``/``, no ``..`` above it."""
+    if not ("\\" in name or "//" in name or "/." in name or name.endswith("/")
+            or name.startswith(("/", "./", "../")) or name in (".", "..")):
+        return name  # already normal: the common case, once per tar entry
     parts: list[str] = []
     for part in name.replace("\\", "/").split("/"):
         if part in ("", "."):

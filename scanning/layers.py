@@ -16,8 +16,12 @@ mislabel layers): gzip ``1f 8b`` (RFC 1952), zstd ``28 b5 2f fd`` (RFC 8878), el
 gzip goes through ``isal`` when installed (about 2.5x faster inflate than zlib).
 
 Hostile input: names are normalised inside the root (``/abs``, ``../..`` cannot leave it),
-decompressed bytes and entry counts are capped (``LayerLimits``), truncation and bad
-compression raise ``LayerError`` naming the layer, as does a digest mismatch.
+decompressed bytes and header sizes are capped (``LayerLimits``), truncation and bad
+compression raise ``LayerError`` naming the layer, as does a digest mismatch. The entry count
+is capped too (``MAX_LAYER_ENTRIES``): entries past the cap are not read (the blob is still
+hashed to its end) and the result carries an error naming the cap, so the platform is
+``partial``, never a confident ``complete``. Every per-entry cost is constant: state is indexed
+by path, so a layer of N entries costs O(N).
 """
 
 from __future__ import annotations
@@ -36,8 +40,15 @@ from typing import IO, Any, BinaryIO, Protocol, cast
 import zstandard
 
 from scanning.analyzers.base import Analyzer, AnalyzerInput
-from scanning.errors import AnalyzerError, LayerError
-from scanning.layer_types import AnalyzedFile, LayerResult, normalize_member_path
+from scanning.config import int_setting
+from scanning.errors import AnalyzerError, ConfigError, LayerError
+from scanning.layer_types import (
+    PATH_MAX,
+    AnalyzedFile,
+    LayerResult,
+    MessageList,
+    normalize_member_path,
+)
 
 try:
     from isal import igzip as _gzip_module
@@ -54,6 +65,9 @@ WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 GiB = 1 << 30
 MiB = 1 << 20
+# Warnings one layer keeps (hard links to unread files, files over an analyzer's cap); the
+# rest are counted.
+MAX_LAYER_WARNINGS = 100
 # OCI image-spec descriptor.md: registered digest algorithms.
 DIGEST_ALGORITHMS = ("sha256", "sha512")
 
@@ -66,12 +80,28 @@ class Compression(StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LayerLimits:
-    """Caps against decompression bombs and hostile archives; a layer over one fails."""
+    """Caps against decompression bombs and hostile archives.
+
+    A layer over the byte or header cap fails; one over ``max_entries`` is read up to the cap
+    and its result says so (the platform is ``partial``): what the layer holds in memory grows
+    with its entry count, whatever their size.
+    """
 
     max_decompressed_bytes: int = 32 * GiB
-    max_entries: int = 2_000_000
+    max_entries: int = 1_000_000
+    # Paths and link targets the layer keeps (links, whiteouts, analysed files): each is at
+    # most PATH_MAX, and this bounds their sum, like max_entries bounds their count.
+    max_kept_path_bytes: int = 64 * MiB
     max_header_bytes: int = 1 * MiB  # one PAX record set or GNU long name
     spool_memory_bytes: int = 1 * MiB
+
+    @classmethod
+    def from_settings(cls) -> LayerLimits:
+        """The defaults, with ``max_entries`` from the ``MAX_LAYER_ENTRIES`` setting."""
+        max_entries = int_setting("MAX_LAYER_ENTRIES")
+        if max_entries < 1:
+            raise ConfigError(f"setting MAX_LAYER_ENTRIES must be positive, got {max_entries}")
+        return cls(max_entries=max_entries)
 
 
 class BlobReader(io.RawIOBase):
@@ -213,15 +243,15 @@ def _signed_checksum(block: bytes) -> int:
     return sum(unsigned) - 256 * sum(1 for byte in unsigned if byte >= 128)
 
 
-def _parse_header(block: bytes, layer: str) -> _Header:
+def _parse_header(block: bytes, where: str) -> _Header:
     try:
         checksum = _number(block[148:156])
     except ValueError as error:
-        raise LayerError(f"layer {layer}: malformed tar header checksum") from error
+        raise LayerError(f"{where}: malformed tar header checksum") from error
     # The checksum field counts as eight spaces; some old tars summed signed bytes.
     computed = sum(block) - sum(block[148:156]) + 8 * 32
     if checksum != computed and checksum != _signed_checksum(block):
-        raise LayerError(f"layer {layer}: tar header checksum mismatch (not a tar, or corrupt)")
+        raise LayerError(f"{where}: tar header checksum mismatch (not a tar, or corrupt)")
     name = _text(block[0:100])
     # POSIX ustar splits long names into prefix + name; GNU tar uses those bytes for times.
     if block[257:265] == b"ustar\x0000":
@@ -232,14 +262,14 @@ def _parse_header(block: bytes, layer: str) -> _Header:
         mode = _number(block[100:108])
         size = _number(block[124:136])
     except ValueError as error:
-        raise LayerError(f"layer {layer}: malformed tar header number") from error
+        raise LayerError(f"{where}: malformed tar header number") from error
     if size < 0:
-        raise LayerError(f"layer {layer}: negative tar entry size")
+        raise LayerError(f"{where}: negative tar entry size")
     return _Header(name=name, mode=mode, size=size, typeflag=block[156:157],
                    linkname=_text(block[157:257]))
 
 
-def _parse_pax(data: bytes, layer: str) -> dict[str, str]:
+def _parse_pax(data: bytes, where: str) -> dict[str, str]:
     """PAX extended header records: ``"%d %s=%s\\n"`` (length, key, value)."""
     records: dict[str, str] = {}
     position = 0
@@ -250,9 +280,9 @@ def _parse_pax(data: bytes, layer: str) -> dict[str, str]:
         try:
             length = int(data[position:space])
         except ValueError as error:
-            raise LayerError(f"layer {layer}: malformed PAX header") from error
+            raise LayerError(f"{where}: malformed PAX header") from error
         if length <= 0 or position + length > len(data):
-            raise LayerError(f"layer {layer}: malformed PAX record length")
+            raise LayerError(f"{where}: malformed PAX record length")
         record = data[space + 1:position + length - 1]
         key, _, value = record.partition(b"=")
         records[key.decode("utf-8", "replace")] = value.decode("utf-8", "surrogateescape")
@@ -280,13 +310,16 @@ class LayerScanner:
         self.analyzers = analyzers
         self.analyzer_version = analyzer_version
         self.limits = limits
-        self.files: dict[tuple[str, str], AnalyzedFile] = {}
+        self.files: dict[str, dict[str, AnalyzedFile]] = {}  # path -> analyzer name -> output
         self.whiteouts: list[str] = []
         self.opaque_dirs: list[str] = []
         self.symlinks: dict[str, str] = {}
         self.hardlinks: dict[str, str] = {}
-        self.warnings: list[str] = []
+        self.warnings = MessageList(MAX_LAYER_WARNINGS)
+        self.errors: list[str] = []
         self.entries = 0
+        self.long_paths = 0
+        self.kept_path_bytes = 0
 
     def walk(self, stream: _TarStream) -> None:
         long_name: str | None = None
@@ -300,7 +333,7 @@ class LayerScanner:
                 raise LayerError(f"layer {self.digest}: tar stream truncated")
             if block == bytes(BLOCK):
                 return  # end-of-archive marker (two zero blocks; the rest is padding)
-            header = _parse_header(block, self.digest)
+            header = _parse_header(block, f"layer {self.digest}")
             if header.typeflag in (b"L", b"K", b"x", b"g"):
                 if header.size > self.limits.max_header_bytes:
                     raise LayerError(
@@ -316,13 +349,21 @@ class LayerScanner:
                 elif header.typeflag == b"K":
                     long_link = _text(payload)
                 elif header.typeflag == b"x":
-                    pax = _parse_pax(payload, self.digest)
+                    pax = _parse_pax(payload, f"layer {self.digest}")
                 continue  # 'g' (global PAX) carries nothing we use
-            self.entries += 1
-            if self.entries > self.limits.max_entries:
-                raise LayerError(
-                    f"layer {self.digest} has more than {self.limits.max_entries} entries"
+            if self.entries == self.limits.max_entries:
+                self.errors.append(
+                    f"more than {self.limits.max_entries} entries (MAX_LAYER_ENTRIES); "
+                    "entries past the cap were not read"
                 )
+                return
+            if self.kept_path_bytes > self.limits.max_kept_path_bytes:
+                self.errors.append(
+                    f"more than {self.limits.max_kept_path_bytes} bytes of paths and link "
+                    "targets to keep; entries past the cap were not read"
+                )
+                return
+            self.entries += 1
             name = pax.get("path", long_name if long_name is not None else header.name)
             linkname = pax.get("linkpath", long_link if long_link is not None else header.linkname)
             size = int(pax["size"]) if "size" in pax else header.size
@@ -336,9 +377,15 @@ class LayerScanner:
         # Data follows regular files and unknown types; links, directories and devices have
         # none whatever their size field says (as tarfile and GNU tar read it).
         data_size = 0 if header.typeflag in _NO_DATA else size
+        if len(path) > PATH_MAX or (header.typeflag == _HARDLINK and len(linkname) > PATH_MAX):
+            # No container can hold such a path; kept, it would cost memory per byte.
+            self.long_paths += 1
+            self._skip(stream, data_size)
+            return
         base = path.rsplit("/", 1)[-1]
         directory = path.rsplit("/", 1)[0] if "/" in path else ""
         if base.startswith(WHITEOUT_PREFIX):
+            self.kept_path_bytes += len(path)
             if base == OPAQUE_MARKER:
                 self.opaque_dirs.append(directory)
             elif not base.startswith(WHITEOUT_PREFIX + WHITEOUT_PREFIX):
@@ -350,9 +397,12 @@ class LayerScanner:
         if not path:
             self._skip(stream, data_size)
             return
+        if header.typeflag in (_SYMLINK, _HARDLINK):
+            self.kept_path_bytes += len(path) + min(len(linkname), PATH_MAX + 1)
         if header.typeflag == _SYMLINK:
             self._drop(path)
-            self.symlinks[path] = linkname
+            # A longer target resolves to nothing whatever its content (ENAMETOOLONG).
+            self.symlinks[path] = linkname[:PATH_MAX + 1]
         elif header.typeflag == _HARDLINK:
             self._hardlink(path, normalize_member_path(linkname))
         elif header.typeflag in _REGULAR:
@@ -367,8 +417,7 @@ class LayerScanner:
 
     def _drop(self, path: str) -> None:
         """A later entry of the same layer at ``path`` replaces an earlier one."""
-        for key in [key for key in self.files if key[0] == path]:
-            del self.files[key]
+        self.files.pop(path, None)
         self.symlinks.pop(path, None)
         self.hardlinks.pop(path, None)
 
@@ -377,14 +426,15 @@ class LayerScanner:
         self.hardlinks[path] = target
         # A hard link's target precedes it in the same tar; reuse what its analysis found.
         wanted = [a for a in self.analyzers if a.required(path, stat.S_IFREG | 0o644)]
+        target_outputs = self.files.get(target, {})
         for analyzer in wanted:
-            found = self.files.get((target, analyzer.name))
+            found = target_outputs.get(analyzer.name)
             if found is None:
-                self.warnings.append(
+                self.warnings.add(
                     f"hard link {path} -> {target}: target not read by {analyzer.name}"
                 )
                 continue
-            self.files[(path, analyzer.name)] = replace(
+            self.files.setdefault(path, {})[analyzer.name] = replace(
                 found,
                 path=path,
                 packages=tuple(replace(package, path=path) for package in found.packages),
@@ -396,24 +446,30 @@ class LayerScanner:
         fitting = [a for a in wanted if size <= a.max_file_size]
         for analyzer in wanted:
             if analyzer not in fitting:
-                self.warnings.append(
+                self.warnings.add(
                     f"{path}: {size} bytes is over {analyzer.name}'s cap of "
                     f"{analyzer.max_file_size}; not analyzed"
                 )
         if not fitting:
             self._skip(stream, size)
             return
+        self.kept_path_bytes += len(path) * len(fitting)
         with tempfile.SpooledTemporaryFile(max_size=self.limits.spool_memory_bytes) as spool:
             copied = stream.copy(size, spool.write)
             if copied < size or stream.copy(_padded(size) - size, None) < _padded(size) - size:
                 raise LayerError(f"layer {self.digest}: tar stream truncated inside {path}")
+            outputs = self.files.setdefault(path, {})
             for analyzer in fitting:
                 spool.seek(0)
                 file = AnalyzerInput(path=path, size=size, reader=cast(BinaryIO, spool), mode=mode)
-                self.files[(path, analyzer.name)] = _run_analyzer(analyzer, file)
+                outputs[analyzer.name] = _run_analyzer(analyzer, file)
 
     def result(self, *, compression: Compression, compressed_size: int,
                uncompressed_size: int) -> LayerResult:
+        errors = tuple(self.errors)
+        if self.long_paths:
+            errors += (f"{self.long_paths} entries with a path over {PATH_MAX} bytes "
+                       "(PATH_MAX) were not read",)
         return LayerResult(
             digest=self.digest,
             analyzer_set_version=self.analyzer_version,
@@ -421,12 +477,14 @@ class LayerScanner:
             compressed_size=compressed_size,
             uncompressed_size=uncompressed_size,
             entries=self.entries,
-            files=tuple(self.files[key] for key in sorted(self.files)),
+            files=tuple(outputs[name] for path, outputs in sorted(self.files.items())
+                        for name in sorted(outputs)),
             whiteouts=tuple(self.whiteouts),
             opaque_dirs=tuple(self.opaque_dirs),
             symlinks=tuple(sorted(self.symlinks.items())),
             hardlinks=tuple(sorted(self.hardlinks.items())),
-            warnings=tuple(self.warnings),
+            warnings=self.warnings.as_tuple(),
+            errors=errors,
         )
 
 
@@ -442,7 +500,7 @@ def _run_analyzer(analyzer: Analyzer, file: AnalyzerInput) -> AnalyzedFile:
         return AnalyzedFile(path=file.path, analyzer=analyzer.name,
                             error=f"{type(error).__name__}: {error}")
     return AnalyzedFile(path=file.path, analyzer=analyzer.name, packages=output.packages,
-                        os=output.os)
+                        os=output.os, warnings=output.warnings)
 
 
 def scan_layer(chunks: Iterable[bytes], *, digest: str, analyzers: tuple[Analyzer, ...],
@@ -451,9 +509,9 @@ def scan_layer(chunks: Iterable[bytes], *, digest: str, analyzers: tuple[Analyze
     """Read one layer blob once and return what the analyzers found in it.
 
     Raises ``LayerError`` (naming the layer) for truncated or corrupt data, a digest or size
-    mismatch, or a layer over a cap in ``limits``.
+    mismatch, or a layer over the byte or header cap in ``limits`` (default: the settings).
     """
-    limits = limits or LayerLimits()
+    limits = limits or LayerLimits.from_settings()
     algorithm = digest.partition(":")[0]
     if algorithm not in DIGEST_ALGORITHMS:
         raise LayerError(f"layer {digest}: unsupported digest algorithm {algorithm!r}")
@@ -478,6 +536,57 @@ def scan_layer(chunks: Iterable[bytes], *, digest: str, analyzers: tuple[Analyze
         raise LayerError(f"layer {digest} is {raw.size} bytes, the manifest says {expected_size}")
     return scanner.result(compression=compression, compressed_size=raw.size,
                           uncompressed_size=stream.total)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TarMember:
+    """Where a regular file's data lies in a (decompressed) tar."""
+
+    offset: int
+    size: int
+
+
+def index_tar(file: IO[bytes], *, where: str, max_members: int,
+              max_header_bytes: int = 1 * MiB) -> dict[str, TarMember]:
+    """The regular files of a seekable tar by normalised name, reading headers only.
+
+    For an outer archive (``docker save``) that is read member by member afterwards. Headers go
+    through the same bounded parser as layers (``tarfile`` reads a PAX header of any size into
+    memory, and a 1.5 GiB one took 1.6 GB); data is skipped with ``seek``. Raises
+    ``LayerError`` prefixed with ``where`` for a malformed or oversized header, or more than
+    ``max_members`` entries. Names over ``PATH_MAX`` are left out.
+    """
+    members: dict[str, TarMember] = {}
+    entries = 0
+    long_name: str | None = None
+    pax: dict[str, str] = {}
+    while True:
+        block = file.read(BLOCK)
+        if len(block) < BLOCK or block == bytes(BLOCK):
+            return members  # end of archive (or a truncated tail: member reads check sizes)
+        header = _parse_header(block, where)
+        if header.typeflag in (b"L", b"K", b"x", b"g"):
+            if header.size > max_header_bytes:
+                raise LayerError(f"{where}: extended tar header of {header.size} bytes exceeds "
+                                 f"the cap of {max_header_bytes}")
+            payload = file.read(_padded(header.size))[:header.size]
+            if header.typeflag == b"L":
+                long_name = _text(payload)
+            elif header.typeflag == b"x":
+                pax = _parse_pax(payload, where)
+            continue
+        entries += 1
+        if entries > max_members:
+            raise LayerError(f"{where}: more than {max_members} tar entries")
+        name = pax.get("path", long_name if long_name is not None else header.name)
+        size = int(pax["size"]) if "size" in pax else header.size
+        long_name, pax = None, {}
+        data_size = 0 if header.typeflag in _NO_DATA else size
+        path = normalize_member_path(name)
+        # A longer name is no file docker wrote; kept, it would cost memory per byte.
+        if header.typeflag in _REGULAR and len(path) <= PATH_MAX:
+            members[path] = TarMember(offset=file.tell(), size=size)
+        file.seek(_padded(data_size), io.SEEK_CUR)
 
 
 def file_chunks(file: IO[bytes], size: int = READ_SIZE) -> Iterator[bytes]:

@@ -26,12 +26,13 @@ the first match in the order above wins (the standard release before Ubuntu Pro)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from scanning.advisories.ecosystems import describe_ecosystem, normalize_name
 from scanning.advisories.index import AdvisoryIndex, IndexChange
@@ -46,8 +47,14 @@ from scanning.model import (
     PackageType,
     Severity,
 )
-from scanning.severity import cvss_scores, decide_severity, fix_status, vendor_rating
-from scanning.versions import VersionError, osv_ranges
+from scanning.severity import (
+    cvss_scores,
+    decide_severity,
+    fix_status,
+    score_order,
+    vendor_rating,
+)
+from scanning.versions import VersionError, compare, osv_ranges
 
 logger = logging.getLogger(__name__)
 
@@ -70,19 +77,28 @@ class OsTarget:
     ecosystems: tuple[str, ...] = ()
     prefixes: tuple[str, ...] = ()  # Red Hat: every "Red Hat:<product>:<major>…" ecosystem
     package_type: PackageType = PackageType.DPKG
+    # Only the newest release among the prefixes' ecosystems (Alpine edge: the newest branch
+    # the index has); rescans still treat the prefix as a wildcard, which covers it.
+    newest_only: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MatchResult:
+    """``reason`` joins every note (gaps, failed comparisons, warnings) in one line;
+    ``warnings`` are the packages that met a rejected advisory record, one line each."""
+
     status: AssessmentStatus
     findings: tuple[Finding, ...]
     reason: str = ""
+    warnings: tuple[str, ...] = ()
 
 
 def os_target(os_info: OSInfo) -> OsTarget | None:
     """The OSV ecosystems of an analysed OS, or None when OSV has no data for it.
 
-    ``id`` and ``version_id`` are os-release's ``ID`` and ``VERSION_ID``.
+    ``id`` and ``version_id`` are os-release's ``ID`` and ``VERSION_ID``; an Alpine ``branch``
+    (from etc/apk/repositories) replaces VERSION_ID's, and ``edge`` is the newest Alpine branch
+    the index holds.
     """
     os_id = os_info.id.strip().lower()
     version = os_info.version_id.strip()
@@ -99,6 +115,11 @@ def os_target(os_info: OSInfo) -> OsTarget | None:
                 ecosystems=(f"Ubuntu:{version}:LTS", f"Ubuntu:Pro:{version}:LTS"),
             )
         return OsTarget(label=f"Ubuntu {version}", ecosystems=(f"Ubuntu:{version}",))
+    if os_id == "alpine" and os_info.branch == "edge":
+        return OsTarget(label="Alpine edge", prefixes=("Alpine:",), newest_only=True,
+                        package_type=PackageType.APK)
+    if os_id == "alpine" and os_info.branch:
+        major_minor = os_info.branch.removeprefix("v")
     if os_id == "alpine" and re.fullmatch(r"\d+\.\d+", major_minor):
         return OsTarget(
             label=f"Alpine {major_minor}",
@@ -165,7 +186,9 @@ def match_inventory(
 
     Status: ``unhealthy`` when a finding remains; ``healthy`` when none and everything could be
     assessed; ``unsupported`` (with the reason) when OS packages or ecosystems could not be
-    assessed and nothing was found in what could. Errors are the caller's ``failed``.
+    assessed and nothing was found in what could; ``partial`` when nothing was found but a
+    package met an advisory record the index rejected (the warning names the package and the
+    records: whether they affect it is unknown). Errors are the caller's ``failed``.
     """
     gaps: list[str] = []
     os_packages = [p for p in packages if p.type.is_os]
@@ -185,6 +208,7 @@ def match_inventory(
     findings: dict[tuple[str, str, str, str], Finding] = {}
     unparsable = 0
     missing_ecosystems: set[str] = set()
+    warnings: list[str] = []
     for package in packages:
         if package.type.is_os:
             if target is None:
@@ -202,7 +226,9 @@ def match_inventory(
         from_base = bool(base_layer_digests) and package.layer_digest in base_layer_digests
         # advisory id -> matches in lookup order; one finding per advisory and package.
         hits: dict[str, list[tuple[Any, MatchDetail, str]]] = {}
+        rejected: dict[str, None] = {}
         for ecosystem, name, version in lookups:
+            rejected.update(dict.fromkeys(i for i, _ in index.rejected_for(ecosystem, name)))
             for advisory_id, entry, hit in _lookup_hits(index, ecosystem, name, version):
                 if hit is None:
                     unparsable += 1
@@ -210,28 +236,31 @@ def match_inventory(
                                   version, ecosystem)
                     continue
                 detail = MatchDetail(ecosystem=ecosystem, searched_name=name,
-                                     searched_version=version, range=hit.reason)
+                                     searched_version=version,
+                                     range=_match_reason(index, entry, hit))
                 hits.setdefault(advisory_id, []).append((entry, detail, hit.fixed_version or ""))
+        if rejected:
+            warnings.append(
+                f"{package.name} {package.version}: not assessed against advisory "
+                f"record{'s' if len(rejected) > 1 else ''} {', '.join(rejected)}, which could "
+                "not be compiled (rejected)"
+            )
+        members = []
         for advisory_id, candidates in hits.items():
             # The first match with a fix wins, else the first match: an Ubuntu advisory with
             # no fix in the standard archive but one in Ubuntu Pro says where the fix is.
             entry, detail, fixed = next((c for c in candidates if c[2]), candidates[0])
-            key = (advisory_id, package.name, package.version, package.path)
-            findings[key] = _finding(
-                index,
-                advisory_id,
-                entry,
-                package,
-                detail,
-                fixed,
-                describe_ecosystem(detail.ecosystem) if package.type.is_os else detail.ecosystem,
-                from_base=from_base,
-            )
+            members.append(_Member(advisory_id, entry, detail, fixed,
+                                   _rated(index, advisory_id, entry)))
+        for group in _alias_groups(members):
+            finding = _finding(index, group, package, from_base=from_base)
+            findings[(finding.id, package.name, package.version, package.path)] = finding
     for ecosystem in sorted(missing_ecosystems):
         gaps.append(f"the advisory index has no records for {ecosystem}")
     notes = list(gaps)
     if unparsable:
         notes.append(f"{unparsable} version comparisons failed (unparsable versions)")
+    notes.extend(warnings)
     ordered = tuple(
         sorted(
             findings.values(),
@@ -240,10 +269,24 @@ def match_inventory(
     )
     reason = "; ".join(notes)
     if ordered:
-        return MatchResult(status=AssessmentStatus.UNHEALTHY, findings=ordered, reason=reason)
-    if gaps:
-        return MatchResult(status=AssessmentStatus.UNSUPPORTED, findings=(), reason=reason)
-    return MatchResult(status=AssessmentStatus.HEALTHY, findings=(), reason=reason)
+        status = AssessmentStatus.UNHEALTHY
+    elif gaps:
+        status = AssessmentStatus.UNSUPPORTED
+    elif warnings:
+        status = AssessmentStatus.PARTIAL
+    else:
+        status = AssessmentStatus.HEALTHY
+    return MatchResult(status=status, findings=ordered, reason=reason, warnings=tuple(warnings))
+
+
+def _match_reason(index: AdvisoryIndex, entry: Mapping[str, Any],
+                  hit: osv_ranges.AffectedResult) -> str:
+    """The hit's reason; a match by the ``versions`` list of an entry whose ranges could not
+    be compiled says so (osv.dev matches such entries by the list alone)."""
+    skipped = index.compiled(entry).skipped_ranges
+    if hit.reason == osv_ranges.LISTED_IN_VERSIONS and skipped:
+        return f"{hit.reason} (a range could not be compiled: {skipped[0]})"
+    return hit.reason
 
 
 # Lookups remembered per index before the memo is emptied (a worker matching for weeks with
@@ -282,12 +325,20 @@ def _resolve_ecosystems(target: OsTarget, index: AdvisoryIndex) -> tuple[str, ..
     """The target's ecosystems that the index holds, prefixes expanded, in target order."""
     found = [e for e in target.ecosystems if index.has_ecosystem(e)]
     if target.prefixes:
-        found.extend(
+        expanded = [
             e
             for e in index.ecosystems()
             if any(e == p.rstrip(":") or e.startswith(p) for p in target.prefixes)
-        )
+        ]
+        if target.newest_only and expanded:
+            expanded = [max(expanded, key=_release_key)]
+        found.extend(expanded)
     return tuple(dict.fromkeys(found))
+
+
+def _release_key(ecosystem: str) -> tuple[int, ...]:
+    """``Alpine:v3.20`` -> (3, 20): the numbers in an ecosystem name, to find the newest."""
+    return tuple(int(number) for number in re.findall(r"\d+", ecosystem))
 
 
 def _os_names(package: Package) -> list[tuple[str, str]]:
@@ -327,85 +378,196 @@ def _language_version(package: Package) -> str:
 class _Rated:
     """What one affected entry says whatever package it matches: computed once per index."""
 
+    # The ids naming this record's vulnerability: its id, its aliases and its upstream id when
+    # it has exactly one. A record with several upstream ids (a USN or DSA bundling many
+    # CVEs) is not the same vulnerability as each of them: they stay in ``loose``.
+    identity: tuple[str, ...]
+    loose: tuple[str, ...]
+    # The finding id and aliases when the record is alone in its alias group.
+    finding_id: str
     aliases: tuple[str, ...]
     scores: tuple[CvssScore, ...]
     vendor: str
     severity: Severity
     specifics: tuple[Mapping[str, Any], ...]
     references: tuple[str, ...]
+    summary: str
+    description: str
+    published: str
+    modified: str
 
 
-def _rated(
-    index: AdvisoryIndex, advisory: Mapping[str, Any], advisory_id: str, entry: Mapping[str, Any]
-) -> _Rated:
+def _rated(index: AdvisoryIndex, advisory_id: str, entry: Mapping[str, Any]) -> _Rated:
     found = index.memo.get(id(entry))
     if isinstance(found, _Rated):
         return found
+    advisory = index.advisory(advisory_id)
     specifics = (entry.get("es") or {}, entry.get("ds") or {})
     severity_entries = list(entry.get("severity") or []) + list(advisory.get("severity") or [])
     scores = cvss_scores(severity_entries)
     vendor = vendor_rating(severity_entries, advisory.get("ds") or {}, specifics)
+    upstream = list(advisory.get("upstream", ()))
+    identity = tuple(dict.fromkeys(
+        [advisory_id, *advisory.get("aliases", ()), *(upstream if len(upstream) == 1 else ())]
+    ))
+    loose = tuple(name for name in dict.fromkeys(upstream) if name not in identity)
+    finding_id = group_id(identity, (advisory_id,))
     rated = _Rated(
-        aliases=order_aliases(
-            advisory_id, advisory.get("aliases", ()), advisory.get("upstream", ())
-        ),
+        identity=identity,
+        loose=loose,
+        finding_id=finding_id,
+        aliases=group_aliases(finding_id, identity, loose),
         scores=scores,
         vendor=vendor,
         severity=decide_severity(vendor, scores),
         specifics=specifics,
         references=tuple(advisory.get("references", ())),
+        summary=str(advisory.get("summary", "")),
+        description=str(advisory.get("details", "")),
+        published=str(advisory.get("published", "")),
+        modified=str(advisory.get("modified", "")),
     )
     index.memo[id(entry)] = rated
     return rated
 
 
+class _Member(NamedTuple):
+    """One advisory that affects one package: a member of the package's alias groups. A
+    named tuple, not a dataclass: one is made per finding of every re-match, where a frozen
+    dataclass's slower construction shows in the weekly rescan."""
+
+    advisory_id: str
+    entry: Mapping[str, Any]
+    detail: MatchDetail
+    fixed: str
+    rated: _Rated
+
+
+def _alias_groups(members: Sequence[_Member]) -> list[list[_Member]]:
+    """The members grouped by shared identity ids, transitively (union-find over the ids, so
+    linear in their number), each group in member order."""
+    if len(members) == 1:
+        return [list(members)]
+    owner: dict[str, int] = {}
+    shared = False
+    for position, member in enumerate(members):
+        for name in member.rated.identity:
+            shared = owner.setdefault(name, position) != position or shared
+    if not shared:  # the common case: no two records of this package alias each other
+        return [[member] for member in members]
+    parent = list(range(len(members)))
+
+    def root(item: int) -> int:
+        while parent[item] != item:
+            parent[item] = parent[parent[item]]
+            item = parent[item]
+        return item
+
+    for position, member in enumerate(members):
+        for name in member.rated.identity:
+            parent[root(position)] = root(owner[name])
+    groups: dict[int, list[_Member]] = {}
+    for position, member in enumerate(members):
+        groups.setdefault(root(position), []).append(member)
+    return list(groups.values())
+
+
+def group_id(identity: Iterable[str], record_ids: Iterable[str]) -> str:
+    """A group's finding id: its (lowest) CVE id when it has one, else its first record id."""
+    cves = [name for name in identity if _CVE.fullmatch(name)]
+    return min(cves, key=_cve_sort_key) if cves else min(record_ids)
+
+
+def group_aliases(finding_id: str, identity: Iterable[str], loose: Iterable[str]
+                  ) -> tuple[str, ...]:
+    """Every other id of the group, CVE ids first (by year and number), then the rest sorted;
+    then the upstream ids of bundle records."""
+    names = {name for name in identity if name != finding_id}
+    cves = sorted((name for name in names if _CVE.fullmatch(name)), key=_cve_sort_key)
+    others = sorted(name for name in names if not _CVE.fullmatch(name))
+    extra = [name for name in dict.fromkeys(loose) if name not in names and name != finding_id]
+    return (*cves, *others, *extra)
+
+
+def _lowest_fix(members: Sequence[_Member], package: Package, index: AdvisoryIndex) -> _Member:
+    """The member whose fixed version is the lowest of the group's (members without a fix
+    do not count); the first member when none has one."""
+    fixing = [member for member in members if member.fixed]
+    if not fixing:
+        return members[0]
+    scheme = index.compiled(fixing[0].entry).scheme
+
+    def order(left: _Member, right: _Member) -> int:
+        try:
+            return compare(scheme, left.fixed, right.fixed)
+        except VersionError:
+            logger.debug("cannot order fixed versions %s and %s of %s", left.fixed,
+                         right.fixed, package.name)
+            return 0
+
+    return min(fixing, key=functools.cmp_to_key(order))
+
+
 def _finding(
-    index: AdvisoryIndex,
-    advisory_id: str,
-    entry: Mapping[str, Any],
-    package: Package,
-    detail: MatchDetail,
-    fixed_version: str,
-    where: str,
-    *,
-    from_base: bool,
+    index: AdvisoryIndex, members: Sequence[_Member], package: Package, *, from_base: bool
 ) -> Finding:
-    advisory = index.advisory(advisory_id)
-    rated = _rated(index, advisory, advisory_id, entry)
-    status = fix_status(fixed_version, rated.specifics)
+    """One finding for an alias group: the CVE id, the lowest fix any member names, the
+    vendor rating of a member (the most severe when several rate it) else the highest CVSS
+    rating any member gives; text from the first member (by id) that has a summary."""
+    if len(members) == 1:
+        fixing = text = members[0]
+        rated = fixing.rated
+        finding_id, aliases, scores = rated.finding_id, rated.aliases, rated.scores
+        vendor, severity, references = rated.vendor, rated.severity, rated.references
+        published, modified = rated.published, rated.modified
+    else:
+        members = sorted(members, key=lambda member: member.advisory_id)
+        identity = dict.fromkeys(name for m in members for name in m.rated.identity)
+        finding_id = group_id(identity, (m.advisory_id for m in members))
+        aliases = group_aliases(finding_id, identity,
+                                (name for m in members for name in m.rated.loose))
+        fixing = _lowest_fix(members, package, index)
+        text = next((m for m in members if m.rated.summary), members[0])
+        rated_by_vendor = [m.rated for m in members if m.rated.vendor]
+        if rated_by_vendor:
+            rating = max(rated_by_vendor, key=lambda each: each.severity.rank)
+            vendor, severity = rating.vendor, rating.severity
+        else:
+            vendor = ""
+            severity = max((m.rated.severity for m in members), key=lambda each: each.rank)
+        scores = tuple(sorted(dict.fromkeys(s for m in members for s in m.rated.scores),
+                              key=score_order))
+        references = tuple(dict.fromkeys(ref for m in members for ref in m.rated.references))
+        published = min((m.rated.published for m in members), key=lambda t: (not t, t))
+        modified = max(m.rated.modified for m in members)
+    status = fix_status(fixing.fixed, fixing.rated.specifics)
+    detail = fixing.detail
+    where = describe_ecosystem(detail.ecosystem) if package.type.is_os else detail.ecosystem
     return Finding(
-        id=advisory_id,
-        aliases=rated.aliases,
+        id=finding_id,
+        aliases=aliases,
         package=package.name,
         installed_version=package.version,
         package_type=package.type,
         purl=package.purl,
         source_package=package.source,
-        fixed_version=fixed_version,
+        fixed_version=fixing.fixed,
         fix_status=status,
-        severity=rated.severity,
-        vendor_severity=rated.vendor,
-        cvss=rated.scores,
-        remediation=remediation(package, detail, fixed_version, status, where, from_base=from_base),
-        summary=str(advisory.get("summary", "")),
-        description=str(advisory.get("details", "")),
-        published=str(advisory.get("published", "")),
-        modified=str(advisory.get("modified", "")),
-        references=rated.references,
+        severity=severity,
+        vendor_severity=vendor,
+        cvss=scores,
+        remediation=remediation(package, detail, fixing.fixed, status, where,
+                                from_base=from_base),
+        summary=text.rated.summary,
+        description=text.rated.description,
+        published=published,
+        modified=modified,
+        references=references,
         layer_digest=package.layer_digest,
         layer_instruction=package.layer_instruction,
         path=package.path,
         match=detail,
     )
-
-
-def order_aliases(
-    advisory_id: str, aliases: Iterable[str], upstream: Iterable[str]
-) -> tuple[str, ...]:
-    """Aliases and upstream ids, CVE ids first (sorted), then the rest in record order."""
-    names = [n for n in dict.fromkeys([*aliases, *upstream]) if n != advisory_id]
-    cves = sorted((n for n in names if _CVE.fullmatch(n)), key=_cve_sort_key)
-    return tuple(cves + [n for n in names if not _CVE.fullmatch(n)])
 
 
 def _cve_sort_key(cve: str) -> tuple[int, int]:
@@ -501,8 +663,9 @@ def _prefix_ecosystems(index: AdvisoryIndex, wildcard: str) -> tuple[str, ...]:
 
 def lookup_signature(index: AdvisoryIndex, lookup: Lookup) -> str:
     """16 hex digits of BLAKE2b over the lookup's hits (``<id>|<modified>|<fixed>``, ``!`` for
-    a version that cannot be compared), in the order the matcher meets them; "" for none.
-    Remembered per index, like the hits."""
+    a version that cannot be compared) and the rejected records under its key
+    (``!<id>|<modified>``: they make the match ``partial``), in the order the matcher meets
+    them; "" for none. Remembered per index, like the hits."""
     key = ("signature", *lookup)
     found = index.lookup_memo.get(key)
     if found is not None:
@@ -521,6 +684,8 @@ def _signature(index: AdvisoryIndex, lookup: Lookup) -> str:
             modified = index.advisories.get(advisory_id, {}).get("modified", "")
             fixed = "!" if hit is None else hit.fixed_version or ""
             hits.append(f"{each}|{advisory_id}|{modified}|{fixed}")
+        hits.extend(f"{each}|!{advisory_id}|{modified}"
+                    for advisory_id, modified in index.rejected_for(each, name))
     if not hits:
         return ""
     return hashlib.blake2b("\n".join(hits).encode(), digest_size=8).hexdigest()

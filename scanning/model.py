@@ -112,6 +112,9 @@ class OSInfo:
     version_id: str = ""
     codename: str = ""
     pretty_name: str = ""
+    # The distribution branch advisories are matched against when it is not VERSION_ID's:
+    # Alpine's newest ``vX.Y`` (or ``edge``) in etc/apk/repositories. Empty: VERSION_ID's.
+    branch: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -315,7 +318,12 @@ def package_from_json(data: Mapping[str, Any]) -> Package:
 
 
 def os_to_json(os_info: OSInfo | None) -> dict[str, str] | None:
-    return None if os_info is None else dataclasses.asdict(os_info)
+    if os_info is None:
+        return None
+    data = dataclasses.asdict(os_info)
+    if not os_info.branch:
+        del data["branch"]  # optional: the JSON of an OS without one stays as it was
+    return data
 
 
 def os_from_json(data: Mapping[str, str] | None) -> OSInfo | None:

@@ -13,47 +13,59 @@ a large one):
   scope=...``, https://distribution.github.io/distribution/spec/auth/token/), and azure-core's
   ``PipelineClient`` offers no policy for that challenge either. So this is a small client on
   ``requests`` (the HTTP stack azure-core's default transport already uses): anonymous, basic and
-  bearer-token challenge, retries with backoff on 429/5xx/timeouts, streamed blobs. ``requests``
-  drops the ``Authorization`` header when a blob redirect leaves the registry's host (to S3 or
-  Blob Storage signed URLs), which is what the Distribution spec expects.
+  bearer-token challenge, retries with backoff on 429/5xx/resets/cut bodies, streamed blobs
+  resumed with ``Range``. ``requests`` drops the ``Authorization`` header when a blob redirect
+  leaves the registry's host (to S3 or Blob Storage signed URLs), which is what the
+  Distribution spec expects.
 * ``OciLayoutSource``: an OCI image layout directory (image-spec ``image-layout.md``).
 * ``DockerArchiveSource``: a ``docker save`` tar, the legacy format (``<id>/layer.tar``) and
   Docker 25+ (OCI blobs plus ``manifest.json``); the tar may be gzipped.
 
 Every request carries ``User-Agent: acr-scan/<version>`` so the registry's pull log can tell
 the scanner's pulls from real ones. Plain http is used only for loopback hosts and hosts listed
-in ``REGISTRY_INSECURE_HOSTS``.
+in ``REGISTRY_INSECURE_HOSTS``. Both registry sources give every operation a total deadline and
+a bounded number of attempts (``RegistryLimits``, from the ``REGISTRY_*`` settings).
 
 ``resolve_image`` turns a reference into one ``PlatformImage`` per platform (OCI index / Docker
 manifest list → every platform; attestation and ``unknown/unknown`` entries are skipped and
 reported), or an explicit ``unsupported`` (schema 1) / ``not_applicable`` (signatures, SBOMs,
-Helm charts and other artifacts) result. Manifests are capped at 4 MiB (the limit ACR and
-Distribution enforce), configs at 8 MiB, JSON nesting at 64 levels; every digest is checked.
+Helm charts and other artifacts) result; a field of the wrong JSON type is a ``ManifestError``
+naming its path. Manifests are capped at 4 MiB (the limit ACR and Distribution enforce),
+configs at 8 MiB, JSON nesting at 64 levels; every digest is checked.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import email.utils
+import gzip
 import hashlib
 import ipaddress
 import json
 import logging
+import math
+import random
 import re
-import tarfile
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol, TypeVar, cast
+from urllib.parse import urlsplit
 
 import requests
 
 from scanning import USER_AGENT
-from scanning.config import setting
+from scanning.config import float_setting, int_setting, setting
 from scanning.errors import (
     AuthError,
+    ConfigError,
+    DeadlineExceeded,
+    LayerError,
     ManifestError,
     NotFound,
     RegistryError,
@@ -61,15 +73,21 @@ from scanning.errors import (
     TransientRegistryError,
 )
 from scanning.layer_types import LayerInfo
+from scanning.layers import index_tar
 from scanning.model import Platform
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 MiB = 1 << 20
 MAX_MANIFEST_BYTES = 4 * MiB
 MAX_CONFIG_BYTES = 8 * MiB
 MAX_JSON_DEPTH = 64
 MAX_INDEX_DEPTH = 2  # an index may point at an index once (nested indexes are rare)
+# Entries of a docker-archive's outer tar: a few per layer and image, so the index of them
+# (names up to PATH_MAX) stays small.
+MAX_ARCHIVE_MEMBERS = 10_000
 CHUNK_SIZE = 1 * MiB
 
 # Media types (image-spec media-types.md; Docker registry image-manifest-v2-2).
@@ -101,6 +119,12 @@ _DIGEST_RE = re.compile(r"(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REPOSITORY_RE = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 _TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+# Docker Hub is named docker.io in references (as ``docker pull`` and ``docker inspect`` write
+# them; index.docker.io is its legacy name), but docker.io does not serve the registry API:
+# registry-1.docker.io does, and its 401 names the token service (auth.docker.io) as usual.
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_API_HOST = "registry-1.docker.io"
+_DOCKER_HUB_NAMES = frozenset({DOCKER_HUB, "index.docker.io"})
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _TRANSIENT_REQUEST_ERRORS = (requests.ConnectionError, requests.Timeout,
                              requests.exceptions.ChunkedEncodingError)
@@ -144,7 +168,8 @@ def parse_reference(text: str) -> ImageReference:
     """``REGISTRY/REPO[:TAG][@DIGEST]``, ``oci:DIR[:REF]`` or ``docker-archive:FILE``.
 
     A name without a registry host (``alpine``, ``library/alpine``) means Docker Hub, as
-    ``docker pull`` reads it; a reference without tag or digest means ``latest``.
+    ``docker pull`` reads it, and so do ``docker.io/`` and ``index.docker.io/``: the reference
+    reads ``docker.io/library/alpine``. A reference without tag or digest means ``latest``.
     """
     text = text.strip()
     if text.startswith("oci:"):
@@ -169,11 +194,13 @@ def parse_reference(text: str) -> ImageReference:
     if slash and ("." in first or ":" in first or first == "localhost"):
         registry, path = first, remainder
     else:
-        registry, path = "docker.io", name
+        registry, path = DOCKER_HUB, name
+    if registry in _DOCKER_HUB_NAMES:
+        registry = DOCKER_HUB
     repository, colon, tag = path.rpartition(":")
     if not colon or "/" in tag:
         repository, tag = path, ""
-    if registry == "docker.io" and "/" not in repository:
+    if registry == DOCKER_HUB and "/" not in repository:
         repository = f"library/{repository}"
     if not _REPOSITORY_RE.fullmatch(repository):
         raise ValueError(f"malformed repository name in {text!r}")
@@ -318,7 +345,9 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
 
 
 def _pick_layout_entry(index: Mapping[str, Any], ref: str, where: str) -> dict[str, Any]:
-    entries = [entry for entry in index.get("manifests", []) if isinstance(entry, dict)]
+    what = f"{where}/index.json"
+    entries = [_check_descriptor(entry, f"manifests[{position}]", what) for position, entry
+               in enumerate(_expect(index.get("manifests"), list, "manifests", what))]
     if ref:
         named = [e for e in entries if e.get("annotations", {}).get(OCI_REF_NAME) == ref]
         if not named:
@@ -340,18 +369,22 @@ class DockerArchiveSource:
     Legacy archives (Docker < 25) name layers ``<id>/layer.tar``, where ``<id>`` is not a
     digest: those layers are hashed once when the archive is opened. Docker 25+ archives name
     them ``blobs/sha256/<hex>`` and the name is the digest (checked when read).
+
+    The outer tar (plain or gzipped) is indexed header by header with a cap on extended
+    header size and entry count (``index_tar``), then members are read by offset.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self._tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by close()
-            self._members = {
-                member.name.removeprefix("./"): member
-                for member in self._tar.getmembers()
-                if member.isfile()
-            }
-        except (OSError, tarfile.TarError, EOFError) as error:
+            self._file = _open_archive(path)
+        except OSError as error:
+            raise ManifestError(f"{path} is not a readable docker archive: {error}") from error
+        try:
+            self._members = index_tar(self._file, where="outer tar",
+                                      max_members=MAX_ARCHIVE_MEMBERS)
+        except (OSError, EOFError, ValueError, LayerError) as error:
+            self._file.close()
             raise ManifestError(f"{path} is not a readable docker archive: {error}") from error
         self._blobs: dict[str, str] = {}  # digest -> member name
         self._manifest = self._synthesise()
@@ -362,26 +395,37 @@ class DockerArchiveSource:
             raise ManifestError(f"{self.path}: {name} is missing from the archive")
         if member.size > max_size:
             raise ManifestError(f"{self.path}: {name} is over the {max_size}-byte cap")
-        extracted = self._tar.extractfile(member)
-        if extracted is None:
-            raise ManifestError(f"{self.path}: {name} is not a regular file")
-        return extracted.read()
+        return b"".join(self._member_chunks(name))
 
-    def _member_digest(self, name: str) -> str:
+    def _member_digest_and_head(self, name: str) -> tuple[str, bytes]:
+        """The member's digest and its first two bytes, in one pass: in a gzipped archive a
+        second read of the same member seeks back, which inflates from the start again."""
         match = _ARCHIVE_BLOB_RE.fullmatch(name)
         if match:
-            return f"{match.group(1)}:{match.group(2)}"
+            return f"{match.group(1)}:{match.group(2)}", next(self._member_chunks(name), b"")[:2]
         hasher = hashlib.sha256()
+        head = b""
         for chunk in self._member_chunks(name):
+            head = head or chunk[:2]
             hasher.update(chunk)
-        return f"sha256:{hasher.hexdigest()}"
+        return f"sha256:{hasher.hexdigest()}", head
 
     def _member_chunks(self, name: str) -> Iterator[bytes]:
         member = self._members.get(name)
-        extracted = self._tar.extractfile(member) if member is not None else None
-        if extracted is None:
+        if member is None:
             raise ManifestError(f"{self.path}: {name} is missing from the archive")
-        while chunk := extracted.read(CHUNK_SIZE):
+        position, remaining = member.offset, member.size
+        while remaining:
+            # Seek per chunk: two readers of one archive may interleave.
+            try:
+                self._file.seek(position)
+                chunk = self._file.read(min(CHUNK_SIZE, remaining))
+            except (OSError, EOFError) as error:
+                raise ManifestError(f"{self.path}: {name} cannot be read: {error}") from error
+            if not chunk:
+                raise ManifestError(f"{self.path}: {name} is truncated")
+            position += len(chunk)
+            remaining -= len(chunk)
             yield chunk
 
     def _synthesise(self) -> FetchedManifest:
@@ -403,9 +447,8 @@ class DockerArchiveSource:
         layers = []
         for name in entry.get("Layers", []):
             name = str(name)
-            digest = self._member_digest(name)
+            digest, head = self._member_digest_and_head(name)
             self._blobs[digest] = name
-            head = next(self._member_chunks(name), b"")[:2]
             media_type = DOCKER_LAYER_GZIP if head == b"\x1f\x8b" else DOCKER_LAYER_TAR
             layers.append({"mediaType": media_type, "size": self._members[name].size,
                            "digest": digest})
@@ -439,7 +482,19 @@ class DockerArchiveSource:
         return self._member_chunks(name)
 
     def close(self) -> None:
-        self._tar.close()
+        self._file.close()
+
+
+def _open_archive(path: Path) -> IO[bytes]:
+    """The tar inside a ``docker save`` file, gunzipped when it starts with the gzip magic."""
+    file = path.open("rb")
+    if file.read(2) == b"\x1f\x8b":
+        file.close()
+        # GzipFile reads, seeks (forward by inflating) and tells like a file; typeshed does not
+        # declare it an IO[bytes].
+        return cast(IO[bytes], gzip.GzipFile(path, "rb"))
+    file.seek(0)
+    return file
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -464,6 +519,11 @@ def is_insecure_host(registry: str) -> bool:
     return registry in allowed or host in allowed
 
 
+def api_host(registry: str) -> str:
+    """The host that serves the registry API of ``registry`` (Docker Hub's is not docker.io)."""
+    return DOCKER_HUB_API_HOST if registry == DOCKER_HUB else registry
+
+
 def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     scheme, _, rest = header.strip().partition(" ")
     params = {key.lower(): value for key, value in
@@ -471,25 +531,140 @@ def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     return scheme.lower(), params
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegistryLimits:
+    """How long a registry operation may take, and how often a transient failure is retried.
+
+    A deadline covers one whole operation: every attempt, the waits between them and reading
+    the body. The socket timeouts alone do not bound anything: a registry that sends one byte
+    every 20 s never trips a 120 s read timeout, but it trips the deadline. Manifests, indexes
+    and configs get ``manifest_deadline``; a blob gets ``blob_deadline_floor`` plus its size
+    at ``blob_min_bytes_per_second`` (the size from ``Content-Length``; the floor alone when
+    the registry does not say).
+    """
+
+    connect_timeout: float = 10.0
+    read_timeout: float = 120.0  # one socket read
+    manifest_deadline: float = 60.0
+    blob_deadline_floor: float = 60.0
+    blob_min_bytes_per_second: float = float(MiB)
+    attempts: int = 4
+    backoff: float = 0.5  # the first wait; doubled for each later one
+    max_backoff: float = 30.0
+
+    @classmethod
+    def from_settings(cls) -> RegistryLimits:
+        limits = cls(manifest_deadline=float_setting("REGISTRY_MANIFEST_DEADLINE_SECONDS"),
+                     blob_deadline_floor=float_setting("REGISTRY_BLOB_DEADLINE_SECONDS"),
+                     blob_min_bytes_per_second=float_setting(
+                         "REGISTRY_BLOB_MIN_BYTES_PER_SECOND"),
+                     attempts=int_setting("REGISTRY_ATTEMPTS"))
+        numbers = (limits.manifest_deadline, limits.blob_deadline_floor,
+                   limits.blob_min_bytes_per_second)
+        if not (all(0 < number < math.inf for number in numbers)
+                and 1 <= limits.attempts <= 20):
+            raise ConfigError("REGISTRY_*_DEADLINE_SECONDS and REGISTRY_BLOB_MIN_BYTES_PER_SECOND "
+                              "must be positive and finite, REGISTRY_ATTEMPTS from 1 to 20")
+        return limits
+
+    def blob_deadline(self, size: int) -> float:
+        return self.blob_deadline_floor + size / self.blob_min_bytes_per_second
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        """The wait after failed attempt ``attempt`` (1-based): exponential backoff with equal
+        jitter (half fixed, half random, so that many scans hit by one outage do not come
+        back in step), or the registry's ``Retry-After`` when that is longer."""
+        ceiling = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+        return max(ceiling / 2 + rng.uniform(0, ceiling / 2), retry_after or 0.0)
+
+
+class _Deadline:
+    """The moment one registry operation must be over (monotonic clock)."""
+
+    def __init__(self, seconds: float, what: str) -> None:
+        self.what = what
+        self.seconds = seconds
+        self._started = time.monotonic()
+
+    def extend(self, seconds: float) -> None:
+        """Allow ``seconds`` from the start, once the operation's size is known."""
+        self.seconds = max(self.seconds, seconds)
+
+    def remaining(self) -> float:
+        return self._started + self.seconds - time.monotonic()
+
+    def exceeded(self, registry: str, detail: str) -> DeadlineExceeded:
+        return DeadlineExceeded(f"{registry}: {self.what} not received within its "
+                                f"{self.seconds:.0f} s deadline ({detail})")
+
+
+class _Watchdog:
+    """Shuts the response's socket down when the deadline passes, so that a read blocked on a
+    registry that drips its body returns at once (urllib3's ``HTTPResponse.shutdown`` exists
+    for exactly this: unblocking a read from another thread)."""
+
+    def __init__(self, response: requests.Response, deadline: _Deadline) -> None:
+        self.fired = threading.Event()
+        self._response = response
+        self._timer = threading.Timer(max(0.0, deadline.remaining()), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        self.fired.set()
+        # Already released or closed: then no read is blocked on it.
+        with contextlib.suppress(ValueError, RuntimeError, OSError, AttributeError):
+            self._response.raw.shutdown()
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+class _RetryLater(TransientRegistryError):
+    """A transient HTTP answer, with the wait the registry asked for (``Retry-After``)."""
+
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def parse_retry_after(value: str, now: datetime) -> float | None:
+    """``Retry-After`` in seconds: delay-seconds or an HTTP-date (RFC 9110 10.2.3); None when
+    absent or malformed (only ASCII digits are digits here)."""
+    value = value.strip()
+    if re.fullmatch(r"[0-9]{1,9}", value):
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        return None
+    return max(0.0, (moment - now).total_seconds())
+
+
+_CONTENT_RANGE_RE = re.compile(r"bytes ([0-9]+)-([0-9]+)/([0-9]+|\*)")
+
+
 class HttpRegistrySource:
     """A Distribution-API registry over ``requests``: see the module docstring for why."""
 
     def __init__(self, registry: str, repository: str, *,
                  credentials: BasicCredentials | None = None,
-                 session: requests.Session | None = None, max_attempts: int = 4,
-                 backoff_seconds: float = 0.5, timeout: tuple[float, float] = (10.0, 120.0)
-                 ) -> None:
+                 session: requests.Session | None = None, limits: RegistryLimits | None = None,
+                 sleep: Callable[[float], None] = time.sleep,
+                 rng: random.Random | None = None) -> None:
         self.registry = registry
         self.repository = repository
         scheme = "http" if is_insecure_host(registry) else "https"
-        self.base_url = f"{scheme}://{registry}/v2/{repository}"
+        self.base_url = f"{scheme}://{api_host(registry)}/v2/{repository}"
         self._credentials = credentials
         self._session = session or requests.Session()
         self._session.headers["User-Agent"] = USER_AGENT
         self._authorization: str | None = None
-        self._max_attempts = max_attempts
-        self._backoff = backoff_seconds
-        self._timeout = timeout
+        self._limits = limits or RegistryLimits.from_settings()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
 
     def _authenticate(self, challenge: str) -> None:
         scheme, params = _parse_challenge(challenge)
@@ -526,41 +701,95 @@ class HttpRegistrySource:
     def _send_once(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
                    params: Mapping[str, str] | None = None, auth: Any = None,
                    authorize: bool = True, stream: bool = False) -> requests.Response:
-        """One request, retried on transient failures with exponential backoff."""
+        """One request (headers only: the caller reads the body), retried on transient
+        failures within the manifest deadline."""
+        deadline = _Deadline(self._limits.manifest_deadline, f"{method} {urlsplit(url).path}")
+        return self._retrying(lambda: self._attempt(
+            method, url, deadline, headers=headers, params=params, auth=auth,
+            authorize=authorize, stream=stream), deadline)
+
+    def _retrying(self, operation: Callable[[], _T], deadline: _Deadline) -> _T:
+        """``operation`` until it works, fails for good, or runs out of attempts or time."""
+        attempt = 1
+        while True:
+            try:
+                return operation()
+            except TransientRegistryError as error:
+                self._pause(attempt, error, deadline)
+                attempt += 1
+
+    def _pause(self, attempt: int, error: TransientRegistryError, deadline: _Deadline) -> None:
+        """Wait before attempt ``attempt + 1``, or raise when there is none to make.
+
+        Both ways out stay retryable: the registry said the failure was temporary, so the
+        caller's retry policy (the orchestration's) may try again later.
+        """
+        limits = self._limits
+        if attempt >= limits.attempts:
+            raise TransientRegistryError(f"{self.registry}: {deadline.what}: {attempt} "
+                                         f"attempts failed (last: {error})") from error
+        retry_after = error.retry_after if isinstance(error, _RetryLater) else None
+        delay = limits.delay(attempt, retry_after, self._rng)
+        if delay >= deadline.remaining():
+            raise TransientRegistryError(
+                f"{self.registry}: {deadline.what}: attempt {attempt} failed, and waiting "
+                f"{delay:.1f} s more would pass the {deadline.seconds:.0f} s deadline "
+                f"(last: {error})") from error
+        log.info("registry %s: %s: %s; attempt %d of %d in %.2f s", self.registry,
+                 deadline.what, error, attempt + 1, limits.attempts, delay)
+        self._sleep(delay)
+
+    def _attempt(self, method: str, url: str, deadline: _Deadline, *,
+                 headers: Mapping[str, str] | None = None,
+                 params: Mapping[str, str] | None = None, auth: Any = None,
+                 authorize: bool = True, stream: bool = False) -> requests.Response:
+        """One request; transient failures raise ``TransientRegistryError``. The socket
+        timeouts are cut to the time the deadline leaves, so a timeout then means the
+        deadline has passed."""
+        what = f"{method} {urlsplit(url).path}"
+        remaining = deadline.remaining()
+        if remaining <= 0:
+            raise deadline.exceeded(self.registry, f"no time left for {what}")
+        connect = min(self._limits.connect_timeout, remaining)
+        read = min(self._limits.read_timeout, remaining)
         request_headers = dict(headers or {})
         if authorize and self._authorization:
             request_headers["Authorization"] = self._authorization
-        last_problem = ""
-        for attempt in range(self._max_attempts):
-            if attempt:
-                time.sleep(self._backoff * 2 ** (attempt - 1))
-            try:
-                response = self._session.request(method, url, headers=request_headers,
-                                                 params=params, auth=auth, stream=stream,
-                                                 timeout=self._timeout)
-            except _TRANSIENT_REQUEST_ERRORS as error:
-                last_problem = f"{type(error).__name__}: {error}"
-                log.info("registry %s: %s (attempt %d)", self.registry, last_problem, attempt + 1)
-                continue
-            except requests.RequestException as error:
-                raise RegistryError(f"{self.registry}: {error}") from error
-            if response.status_code in _RETRY_STATUSES:
-                last_problem = f"HTTP {response.status_code}"
-                response.close()
-                continue
-            return response
-        raise TransientRegistryError(
-            f"{self.registry}: {method} {url} failed {self._max_attempts} times ({last_problem})"
-        )
+        try:
+            response = self._session.request(method, url, headers=request_headers,
+                                             params=params, auth=auth, stream=stream,
+                                             timeout=(connect, read))
+        except requests.Timeout as error:
+            if read < self._limits.read_timeout:
+                raise deadline.exceeded(self.registry, f"{what} timed out") from error
+            raise TransientRegistryError(f"{what}: {type(error).__name__}") from error
+        except _TRANSIENT_REQUEST_ERRORS as error:
+            raise TransientRegistryError(f"{what}: {type(error).__name__}: {error}") from error
+        except requests.RequestException as error:
+            raise RegistryError(f"{self.registry}: {error}") from error
+        if response.status_code in _RETRY_STATUSES:
+            retry_after = parse_retry_after(response.headers.get("Retry-After", ""),
+                                            datetime.now(UTC))
+            response.close()
+            raise _RetryLater(f"{what}: HTTP {response.status_code}", retry_after)
+        return response
 
-    def _get(self, path: str, *, headers: Mapping[str, str] | None = None,
-             stream: bool = False) -> requests.Response:
-        url = f"{self.base_url}/{path}"
-        response = self._send_once("GET", url, headers=headers, stream=stream)
+    def _challenged(self, method: str, url: str, deadline: _Deadline, *,
+                    headers: Mapping[str, str] | None = None) -> requests.Response:
+        """One request, its body not read yet; sent once more after answering a 401's
+        authentication challenge."""
+        response = self._attempt(method, url, deadline, headers=headers, stream=True)
         if response.status_code == 401:
             response.close()
             self._authenticate(response.headers.get("WWW-Authenticate", ""))
-            response = self._send_once("GET", url, headers=headers, stream=stream)
+            response = self._attempt(method, url, deadline, headers=headers, stream=True)
+        return response
+
+    def _get(self, path: str, deadline: _Deadline, *,
+             headers: Mapping[str, str] | None = None) -> requests.Response:
+        """One GET (answering an auth challenge once), its body not read yet: 200, or 206
+        when ``headers`` ask for a range."""
+        response = self._challenged("GET", f"{self.base_url}/{path}", deadline, headers=headers)
         if response.status_code in (401, 403):
             response.close()
             raise AuthError(f"{self.registry} refused access to {self.repository} "
@@ -568,66 +797,140 @@ class HttpRegistrySource:
         if response.status_code == 404:
             response.close()
             raise NotFound(f"{self.registry}/{self.repository}: {path} not found")
-        if response.status_code != 200:
+        if response.status_code not in (200, 206):
             response.close()
             raise RegistryError(f"{self.registry}: GET {path} answered {response.status_code}")
         return response
 
-    def _read_capped(self, response: requests.Response, max_size: int, what: str) -> bytes:
-        declared = response.headers.get("Content-Length")
-        if declared and declared.isdigit() and int(declared) > max_size:
+    def _read_capped(self, response: requests.Response, max_size: int, what: str,
+                     deadline: _Deadline | None = None) -> bytes:
+        """The whole body, at most ``max_size`` bytes, before the deadline."""
+        deadline = deadline or _Deadline(self._limits.manifest_deadline, what)
+        declared = response.headers.get("Content-Length", "")
+        if re.fullmatch(r"[0-9]+", declared) and int(declared) > max_size:
             response.close()
             raise ManifestError(f"{what} is {declared} bytes, over the {max_size}-byte cap")
         pieces: list[bytes] = []
         total = 0
-        try:
-            for chunk in response.iter_content(64 * 1024):
-                total += len(chunk)
-                if total > max_size:
-                    raise ManifestError(f"{what} is over the {max_size}-byte cap")
-                pieces.append(chunk)
-        except _TRANSIENT_REQUEST_ERRORS as error:
-            raise TransientRegistryError(f"{self.registry}: reading {what}: {error}") from error
-        finally:
-            response.close()
+        for chunk in self._body(response, deadline, 64 * 1024):
+            total += len(chunk)
+            if total > max_size:
+                response.close()
+                raise ManifestError(f"{what} is over the {max_size}-byte cap")
+            pieces.append(chunk)
         return b"".join(pieces)
 
+    def _body(self, response: requests.Response, deadline: _Deadline,
+              chunk_size: int) -> Iterator[bytes]:
+        """The body as it arrives; a read error is transient, unless the deadline cut it."""
+        watchdog = _Watchdog(response, deadline)
+        received = 0
+        try:
+            for chunk in response.iter_content(chunk_size):
+                received += len(chunk)
+                yield chunk
+        except _TRANSIENT_REQUEST_ERRORS as error:
+            if watchdog.fired.is_set():
+                raise deadline.exceeded(self.registry, f"{received} bytes received") from error
+            raise TransientRegistryError(f"reading {deadline.what}: {error}") from error
+        finally:
+            watchdog.cancel()
+            response.close()
+        # Without a Content-Length, a shut-down socket looks like the end of the body.
+        if watchdog.fired.is_set():
+            raise deadline.exceeded(self.registry, f"{received} bytes received")
+
+    def _fetch(self, path: str, what: str, max_size: int, *,
+               headers: Mapping[str, str] | None = None) -> tuple[requests.Response, bytes]:
+        """A small document (manifest, index, config) with its response headers, retried as a
+        whole: a reset in the middle of the body is as transient as a 503."""
+        deadline = _Deadline(self._limits.manifest_deadline, what)
+
+        def attempt() -> tuple[requests.Response, bytes]:
+            response = self._get(path, deadline, headers=headers)
+            return response, self._read_capped(response, max_size, what, deadline)
+
+        return self._retrying(attempt, deadline)
+
     def fetch_manifest(self, ref: str) -> FetchedManifest:
-        response = self._get(f"manifests/{ref or 'latest'}", headers={"Accept": ACCEPT})
+        what = f"manifest {ref}"
+        response, data = self._fetch(f"manifests/{ref or 'latest'}", what, MAX_MANIFEST_BYTES,
+                                     headers={"Accept": ACCEPT})
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         header_digest = response.headers.get("Docker-Content-Digest", "")
-        data = self._read_capped(response, MAX_MANIFEST_BYTES, f"manifest {ref}")
         digest = ref if _DIGEST_RE.fullmatch(ref) else sha256_digest(data)
-        manifest = _manifest_from_bytes(data, media_type, digest, f"manifest {ref}")
+        manifest = _manifest_from_bytes(data, media_type, digest, what)
         if header_digest.startswith("sha256:") and header_digest != sha256_digest(data):
             raise ManifestError(f"manifest {ref}: registry says {header_digest}, content "
                                 f"hashes to {sha256_digest(data)}")
         return manifest
 
     def fetch_blob(self, digest: str, max_size: int) -> bytes:
-        data = self._read_capped(self._get(f"blobs/{digest}", stream=True), max_size,
-                                 f"blob {digest}")
+        _, data = self._fetch(f"blobs/{digest}", f"blob {digest}", max_size)
         verify_digest(data, digest, "blob")
         return data
 
     def blob_chunks(self, digest: str) -> Iterator[bytes]:
-        response = self._get(f"blobs/{digest}", stream=True)
-        try:
-            yield from response.iter_content(CHUNK_SIZE)
-        except _TRANSIENT_REQUEST_ERRORS as error:
-            raise TransientRegistryError(f"{self.registry}: blob {digest}: {error}") from error
-        finally:
+        """The blob as it streams. A transient failure part way resumes where it stopped
+        (``Range``, which Distribution and the OCI distribution-spec support for blobs), or
+        from the start, skipping what was already passed on, when the registry ignores it.
+        A blob that does not arrive within its deadline is a layer that cannot be read
+        (``LayerError``: its platform fails, naming the layer), not a retryable error: the
+        deadline already covers this operation's own retries."""
+        deadline = _Deadline(self._limits.blob_deadline(0), f"blob {digest}")
+        received = 0
+        attempt = 1
+        while True:
+            try:
+                headers = {"Range": f"bytes={received}-"} if received else None
+                response = self._get(f"blobs/{digest}", deadline, headers=headers)
+                skip = self._resume_offset(response, received, digest)
+                deadline.extend(self._limits.blob_deadline(_blob_size(response)))
+                for chunk in self._body(response, deadline, CHUNK_SIZE):
+                    if skip:
+                        dropped = min(skip, len(chunk))
+                        chunk, skip = chunk[dropped:], skip - dropped
+                        if not chunk:
+                            continue
+                    received += len(chunk)
+                    yield chunk
+                return
+            except DeadlineExceeded as error:
+                raise LayerError(f"layer {digest} cannot be read: {error}") from error
+            except TransientRegistryError as error:
+                self._pause(attempt, error, deadline)
+                attempt += 1
+
+    def _resume_offset(self, response: requests.Response, received: int, digest: str) -> int:
+        """How many bytes of ``response`` were passed on already (0 for a matching range)."""
+        if response.status_code == 200:
+            return received
+        found = _CONTENT_RANGE_RE.fullmatch(response.headers.get("Content-Range", ""))
+        if found is None or int(found.group(1)) != received:
             response.close()
+            raise RegistryError(f"{self.registry}: blob {digest}: asked for bytes from "
+                                f"{received}, got {response.headers.get('Content-Range')!r}")
+        return 0
 
     def close(self) -> None:
         self._session.close()
+
+
+def _blob_size(response: requests.Response) -> int:
+    """The whole blob's size: ``Content-Range``'s total on a 206, else ``Content-Length``;
+    0 when the registry does not say."""
+    found = _CONTENT_RANGE_RE.fullmatch(response.headers.get("Content-Range", ""))
+    if found is not None and found.group(3) != "*":
+        return int(found.group(3))
+    declared = response.headers.get("Content-Length", "")
+    return int(declared) if re.fullmatch(r"[0-9]{1,19}", declared) else 0
 
 
 class AcrSource:
     """Azure Container Registry through the SDK (AAD tokens, retries, digest checks)."""
 
     def __init__(self, registry: str, repository: str, *, credential: Any,
-                 endpoint: str | None = None) -> None:
+                 endpoint: str | None = None, limits: RegistryLimits | None = None) -> None:
         from azure.containerregistry import ContainerRegistryClient
 
         self.registry = registry
@@ -638,6 +941,18 @@ class AcrSource:
         self._call_options: dict[str, Any] = (
             {} if endpoint.startswith("https://") else {"enforce_https": False}
         )
+        self._limits = limits or RegistryLimits.from_settings()
+
+    def _options(self, seconds: float) -> dict[str, Any]:
+        """Per-call pipeline options: azure-core's RetryPolicy takes ``timeout`` as the total
+        for every attempt of one request and ``retry_total`` as the retries after the first
+        (it backs off exponentially and honours Retry-After itself); the transport takes the
+        socket timeouts. A body the SDK reads in one go is bounded by the read timeout per
+        socket read only: ACR is Azure's service, not a registry anyone can point us at."""
+        limits = self._limits
+        return {**self._call_options, "timeout": seconds, "retry_total": limits.attempts - 1,
+                "connection_timeout": min(limits.connect_timeout, seconds),
+                "read_timeout": min(limits.read_timeout, seconds)}
 
     def _translate(self, error: Exception, what: str) -> ScanError:
         return azure_error(self.registry, what, error,
@@ -647,10 +962,13 @@ class AcrSource:
     def fetch_manifest(self, ref: str) -> FetchedManifest:
         from azure.core.exceptions import AzureError
 
+        deadline = _Deadline(self._limits.manifest_deadline, f"manifest {ref}")
         try:
             result = self._client.get_manifest(self.repository, ref or "latest",
-                                               **self._call_options)
+                                               **self._options(deadline.seconds))
         except (AzureError, ValueError) as error:
+            if deadline.remaining() <= 0:
+                raise deadline.exceeded(self.registry, str(error)) from error
             raise self._translate(error, f"manifest {ref}") from error
         if not isinstance(result.manifest, Mapping) or not result.digest:
             raise ManifestError(f"{self.registry}: manifest {ref} is not a JSON object")
@@ -671,12 +989,27 @@ class AcrSource:
         return b"".join(pieces)
 
     def blob_chunks(self, digest: str) -> Iterator[bytes]:
+        """The blob in the SDK's pieces (4 MiB ranged requests, each retried by the pipeline).
+        The SDK does not say the size before the end, so the deadline grows with what has
+        arrived: the floor plus the bytes received at the minimum rate, checked between
+        pieces; passing it makes the layer unreadable (``LayerError``), as over HTTP."""
         from azure.core.exceptions import AzureError
 
+        limits = self._limits
+        deadline = _Deadline(limits.blob_deadline(0), f"blob {digest}")
+        received = 0
         try:
-            with self._client.download_blob(self.repository, digest,
-                                            **self._call_options) as stream:
-                yield from stream
+            with self._client.download_blob(
+                    self.repository, digest,
+                    **self._options(limits.manifest_deadline)) as stream:
+                for piece in stream:
+                    received += len(piece)
+                    deadline.extend(limits.blob_deadline(received))
+                    if deadline.remaining() <= 0:
+                        raise deadline.exceeded(self.registry, f"{received} bytes received")
+                    yield piece
+        except DeadlineExceeded as error:
+            raise LayerError(f"layer {digest} cannot be read: {error}") from error
         except (AzureError, ValueError) as error:
             raise self._translate(error, f"blob {digest}") from error
 
@@ -808,27 +1141,93 @@ def _is_layer_type(media_type: str) -> bool:
             and ".tar" in media_type)
 
 
-def _check_image_manifest(document: Mapping[str, Any]) -> None:
-    config = document.get("config")
-    if not isinstance(config, dict) or not isinstance(config.get("digest"), str):
-        raise ManifestError("image manifest has no config descriptor")
-    artifact_type = document.get("artifactType")
-    config_type = str(config.get("mediaType", ""))
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    return "a string" if isinstance(value, str) else "null"
+
+
+def _expect(value: Any, expected: type, path: str, what: str) -> Any:
+    """``value`` when it has the JSON type ``expected``; else a ManifestError naming ``path``.
+
+    JSON ``true`` is not a number here, although Python's bool is an int.
+    """
+    if expected is int:
+        valid = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        valid = isinstance(value, expected)
+    if not valid:
+        wanted = {dict: "an object", list: "an array", str: "a string", int: "an integer"}
+        raise ManifestError(f"{what}: {path} must be {wanted[expected]}, not {_json_type(value)}")
+    return value
+
+
+def _optional(document: Mapping[str, Any], key: str, expected: type, path: str,
+              what: str) -> Any:
+    """An optional member: ``None`` when absent, else checked like ``_expect``."""
+    if key not in document:
+        return None
+    return _expect(document[key], expected, f"{path}{key}", what)
+
+
+def _check_descriptor(value: Any, path: str, what: str) -> dict[str, Any]:
+    """An OCI content descriptor (image-spec descriptor.md): ``digest`` required and well
+    formed (it goes into a URL), ``mediaType``, ``size``, ``annotations``, ``artifactType`` and
+    ``platform`` of their spec types when present."""
+    descriptor: dict[str, Any] = _expect(value, dict, path, what)
+    digest = _expect(descriptor.get("digest"), str, f"{path}.digest", what)
+    if not _DIGEST_RE.fullmatch(digest):
+        raise ManifestError(f"{what}: {path}.digest is not a digest: {digest[:80]!r}")
+    _optional(descriptor, "mediaType", str, f"{path}.", what)
+    _optional(descriptor, "artifactType", str, f"{path}.", what)
+    size = _optional(descriptor, "size", int, f"{path}.", what)
+    if size is not None and size < 0:
+        raise ManifestError(f"{what}: {path}.size is negative ({size})")
+    annotations = _optional(descriptor, "annotations", dict, f"{path}.", what)
+    for key, text in (annotations or {}).items():
+        _expect(text, str, f"{path}.annotations[{key[:80]!r}]", what)
+    platform = _optional(descriptor, "platform", dict, f"{path}.", what) or {}
+    for key in ("os", "architecture", "variant", "os.version"):
+        _optional(platform, key, str, f"{path}.platform.", what)
+    return descriptor
+
+
+def _check_top_level(manifest: FetchedManifest, what: str) -> None:
+    _optional(manifest.document, "mediaType", str, "", what)
+    _optional(manifest.document, "schemaVersion", int, "", what)
+
+
+def _check_image_manifest(document: Mapping[str, Any], what: str) -> None:
+    config = _check_descriptor(document.get("config"), "config", what)
+    artifact_type = _optional(document, "artifactType", str, "", what)
+    config_type = config.get("mediaType", "")
     if artifact_type and artifact_type not in IMAGE_CONFIG_TYPES:
         raise _NotAnImage(ResolveStatus.NOT_APPLICABLE, f"artifact of type {artifact_type}")
     if config_type not in IMAGE_CONFIG_TYPES:
         raise _NotAnImage(ResolveStatus.NOT_APPLICABLE,
                           f"artifact with config media type {config_type or '(none)'}")
-    layers = document.get("layers")
-    if not isinstance(layers, list):
-        raise ManifestError("image manifest has no layer list")
-    for layer in layers:
-        if not isinstance(layer, dict) or not isinstance(layer.get("digest"), str):
-            raise ManifestError("image manifest has a malformed layer descriptor")
-        layer_type = str(layer.get("mediaType", ""))
+    layers = _expect(document.get("layers"), list, "layers", what)
+    for position, layer in enumerate(layers):
+        layer_type = _check_descriptor(layer, f"layers[{position}]", what).get("mediaType", "")
         if not _is_layer_type(layer_type):
             raise _NotAnImage(ResolveStatus.NOT_APPLICABLE,
                               f"artifact with layer media type {layer_type or '(none)'}")
+
+
+def _check_config(config: Mapping[str, Any], what: str) -> None:
+    """The config fields read here: platform strings and the history (image-spec config.md)."""
+    for key in ("os", "architecture", "variant"):
+        _optional(config, key, str, "", what)
+    history = _optional(config, "history", list, "", what)
+    for position, entry in enumerate(history or ()):
+        _expect(entry, dict, f"history[{position}]", what)
+        _optional(entry, "created_by", str, f"history[{position}].", what)
 
 
 def clean_instruction(created_by: str) -> str:
@@ -863,12 +1262,21 @@ def layer_instructions(config: Mapping[str, Any], layer_count: int) -> list[str]
 
 
 def _platform_of(entry: Mapping[str, Any]) -> Platform | None:
+    """The declared platform of a descriptor ``_check_descriptor`` accepted."""
     platform = entry.get("platform")
-    if not isinstance(platform, dict):
+    if platform is None:
         return None
-    return Platform(os=str(platform.get("os", "")),
-                    architecture=str(platform.get("architecture", "")),
-                    variant=str(platform.get("variant", "")))
+    return Platform(os=_platform_field(platform, "os"),
+                    architecture=_platform_field(platform, "architecture"),
+                    variant=_platform_field(platform, "variant"))
+
+
+def _platform_field(document: Mapping[str, Any], key: str) -> str:
+    """A platform string (``os``, ``architecture``, ``variant``) of a document whose shape was
+    checked (``_check_descriptor``, ``_check_config``: a field of another type is refused
+    there, so ``str()`` of it never becomes a platform such as ``5/['x']/{'a': 1}``)."""
+    value = document.get(key)
+    return value if isinstance(value, str) else ""
 
 
 def _matches(platform: Platform, wanted: Platform | None) -> bool:
@@ -880,23 +1288,25 @@ def _matches(platform: Platform, wanted: Platform | None) -> bool:
 
 def _image(source: ImageSource, manifest: FetchedManifest,
            declared: Platform | None) -> PlatformImage:
-    _check_image_manifest(manifest.document)
+    _check_image_manifest(manifest.document, f"manifest {manifest.digest}")
     config_descriptor = manifest.document["config"]
     config_digest = config_descriptor["digest"]
     config_bytes = source.fetch_blob(config_digest, MAX_CONFIG_BYTES)
     config = parse_json_document(config_bytes, f"config {config_digest}")
+    _check_config(config, f"config {config_digest}")
     layers = manifest.document["layers"]
     instructions = layer_instructions(config, len(layers))
-    platform = declared or Platform(os=str(config.get("os", "") or "unknown"),
-                                    architecture=str(config.get("architecture", "") or "unknown"),
-                                    variant=str(config.get("variant", "")))
+    platform = declared or Platform(
+        os=_platform_field(config, "os") or "unknown",
+        architecture=_platform_field(config, "architecture") or "unknown",
+        variant=_platform_field(config, "variant"))
     return PlatformImage(
         platform=platform,
         manifest_digest=manifest.digest,
         media_type=manifest.media_type,
         config_digest=config_digest,
         layers=tuple(
-            LayerInfo(digest=layer["digest"], size=int(layer.get("size", 0)),
+            LayerInfo(digest=layer["digest"], size=layer.get("size", 0),
                       media_type=str(layer.get("mediaType", "")), instruction=instruction)
             for layer, instruction in zip(layers, instructions, strict=True)
         ),
@@ -907,6 +1317,7 @@ def resolve_image(source: ImageSource, reference: ImageReference, *,
                   platform: Platform | None = None) -> ResolvedImage:
     """Every platform image ``reference`` names (or the one matching ``platform``)."""
     top = source.fetch_manifest(reference.ref)
+    _check_top_level(top, f"manifest {top.digest}")
     kind = _classify(top)
     result = ResolvedImage(reference=str(reference), digest=top.digest, media_type=kind,
                            status=ResolveStatus.IMAGE)
@@ -942,12 +1353,10 @@ def resolve_image(source: ImageSource, reference: ImageReference, *,
 
 def _walk_index(source: ImageSource, index: FetchedManifest, wanted: Platform | None,
                 images: list[PlatformImage], skipped: list[SkippedManifest], depth: int) -> None:
-    entries = index.document.get("manifests")
-    if not isinstance(entries, list):
-        raise ManifestError(f"index {index.digest} has no manifest list")
-    for entry in entries:
-        if not isinstance(entry, dict) or not isinstance(entry.get("digest"), str):
-            raise ManifestError(f"index {index.digest} has a malformed entry")
+    what = f"index {index.digest}"
+    entries = _expect(index.document.get("manifests"), list, "manifests", what)
+    for position, raw_entry in enumerate(entries):
+        entry = _check_descriptor(raw_entry, f"manifests[{position}]", what)
         digest = entry["digest"]
         declared = _platform_of(entry)
         label = str(declared) if declared else "(none)"
@@ -965,6 +1374,7 @@ def _walk_index(source: ImageSource, index: FetchedManifest, wanted: Platform | 
                                            reason="platform not requested"))
             continue
         child = source.fetch_manifest(digest)
+        _check_top_level(child, f"manifest {digest}")
         kind = _classify(child)
         if kind in INDEX_TYPES and depth < MAX_INDEX_DEPTH:
             _walk_index(source, child, wanted, images, skipped, depth + 1)

@@ -94,14 +94,19 @@ def to_json(report: ScanReport) -> dict[str, Any]:
     }
 
 
+def _os_json(os_info: OSInfo | None) -> dict[str, str] | None:
+    if os_info is None:
+        return None
+    data = {"name": os_info.id, "version": os_info.version_id}
+    if os_info.branch:
+        data["branch"] = os_info.branch  # the branch advisories were matched against
+    return data
+
+
 def _platform_json(platform: PlatformReport) -> dict[str, Any]:
     return {
         "platform": platform.platform,
-        "os": (
-            {"name": platform.os.id, "version": platform.os.version_id}
-            if platform.os is not None
-            else None
-        ),
+        "os": _os_json(platform.os),
         "status": str(platform.status),
         "reason": platform.reason,
         "warnings": list(platform.warnings),
@@ -177,6 +182,8 @@ def render_table(report: ScanReport) -> str:
     lines = [f"{report.reference} ({report.digest})"]
     for platform in report.platforms:
         os_text = f"{platform.os.id} {platform.os.version_id}".strip() if platform.os else "no OS"
+        if platform.os is not None and platform.os.branch:
+            os_text += f" (matched as {platform.os.branch})"
         lines.append("")
         lines.append(
             f"{platform.platform}  {os_text}  {platform.status}: "

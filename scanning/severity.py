@@ -78,8 +78,13 @@ def cvss_scores(severity_entries: Sequence[Mapping[str, Any]]) -> tuple[CvssScor
         score = score_vector(kind, vector)
         if score is not None:
             scores.append(score)
-    scores.sort(key=lambda s: (-_version_rank(s.version), -s.base_score))
+    scores.sort(key=score_order)
     return tuple(scores)
+
+
+def score_order(score: CvssScore) -> tuple[int, float]:
+    """Sort key of scores: the highest CVSS version first, then the highest score."""
+    return -_version_rank(score.version), -score.base_score
 
 
 def _version_rank(version: str) -> int:

@@ -84,7 +84,7 @@ def seed_image(store: Store, *, registry: str = REGISTRY, digest: str = DIGEST,
     store.images.record_push(registry=registry, repository=REPOSITORY, digest=digest, at=PUSHED,
                              tag="1.0", media_type="application/vnd.oci.image.index.v1+json",
                              platforms=("linux/amd64",))
-    store.save_assessment(registry, digest, Assessment(
+    store.save_assessment(registry, REPOSITORY, digest, Assessment(
         status=AssessmentStatus.UNHEALTHY if findings else AssessmentStatus.HEALTHY,
         assessed_at=ASSESSED, analyzer_version="a1", index_version="i1", scan_id="s1",
         trigger=ScanTrigger.PUSH,
@@ -320,6 +320,12 @@ def test_rule_id_taken_by_other_criteria_is_409(store: Store) -> None:
                    "quotes: line 1 column 2 (char 1)"),
     (b"\xff\xfe{}", "the request body is not UTF-8: invalid start byte at byte 0"),
     (b"[" * 100_000, "the request body is nested too deeply"),
+    (b'{"justification": "j", "criteria": {"cvssMin": ' + b"1" * 4301 + b"}}",
+     "the request body has a 4301-digit integer; integers may have at most 19 digits"),
+    (b'{"justification": "j", "criteria": {"cvssMin": 1e999}}',
+     "the request body has a number out of range: 1e999"),
+    (b'{"justification": "j", "criteria": {"cvssMin": NaN}}',
+     "the request body has NaN, which is not a JSON number"),
     (b"[]", "a rule must be a JSON object"),
     (b'{"justification": "j", "criteria": {}}',
      "rule field 'criteria': needs at least one criterion (a rule without one would hide every "
@@ -450,16 +456,30 @@ def test_billing_rejects_a_malformed_month(store: Store) -> None:
         "month must be YYYY-MM, got '2025-13'")
 
 
+def test_billing_rejects_a_month_in_full_width_digits(store: Store) -> None:
+    month = "\uff12\uff10\uff12\uff15-03"  # 2025 in full-width digits
+    assert api.respond(lambda: api.billing(store, {"month": month}, NOW)) == bad_request(
+        f"month must be YYYY-MM, got {month!r}")
+
+
+def test_scan_id_in_full_width_digits_is_not_a_scan_record_id() -> None:
+    assert (api.is_scan_record_id("20250301T000000000000Z-0123abcd"),
+            api.is_scan_record_id("\uff12" + "0250301T000000000000Z-0123abcd")) == (True, False)
+
+
 # ---------------------------------------------------------------- POST scans, parsing only
 
 
 def test_scan_request_reads_registry_repository_and_tag() -> None:
-    assert api.scan_request(b'{"image": "myreg.azurecr.io/team/app:1.0"}') == api.ScanRequest(
-        registry="myreg.azurecr.io", repository="team/app", tag="1.0", digest="")
+    assert api.scan_request(b'{"image": "myreg.azurecr.io/team/app:1.0"}') == (
+        api.ManualScanRequest(registry="myreg.azurecr.io", repository="team/app", tag="1.0",
+                              digest=""))
 
 
 @pytest.mark.parametrize(("body", "message"), [
     (b'{"image": 5}', "image must be a non-empty string"),
+    (b'{"image": ' + b"5" * 4301 + b"}",
+     "the request body has a 4301-digit integer; integers may have at most 19 digits"),
     (b'{"image": "alpine"}',
      "image must name its registry: <registry>/<repository>[:tag][@digest]"),
     (b'{"image": "oci:/etc"}', "only registry images can be scanned over HTTP"),

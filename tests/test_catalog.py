@@ -119,7 +119,12 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in {"Content-Length": str(len(body)), **headers}.items():
             self.send_header(name, value)
         self.end_headers()
-        if with_body:
+        if with_body and self.path in self.server.cut_once:
+            # Half the body, then the connection closes: the client reads too few bytes.
+            self.server.cut_once.discard(self.path)
+            self.wfile.write(body[:len(body) // 2])
+            self.close_connection = True
+        elif with_body:
             self.wfile.write(body)
 
     def do_GET(self) -> None:
@@ -137,6 +142,7 @@ class _Server(ThreadingHTTPServer):
     requests: list[str]
     agents: set[str]
     bearer: bool
+    cut_once: set[str]  # paths whose next body is cut off part way
 
     @property
     def host(self) -> str:
@@ -147,6 +153,7 @@ class _Server(ThreadingHTTPServer):
 def server() -> Iterator[_Server]:
     httpd = _Server(("127.0.0.1", 0), _Handler)
     httpd.routes, httpd.requests, httpd.agents, httpd.bearer = {}, [], set(), False
+    httpd.cut_once = set()
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield httpd
@@ -203,6 +210,17 @@ def test_bearer_challenges_get_a_token_for_the_scope_asked(server: _Server) -> N
         "GET /v2/app/tags/list?n=100",
         "HEAD /v2/app/manifests/v1",
     ]
+
+
+def test_a_catalog_page_cut_off_part_way_is_fetched_again(server: _Server) -> None:
+    server.routes["/v2/_catalog"] = _json({"repositories": ["app"]})
+    server.routes["/v2/app/tags/list"] = _json({"name": "app", "tags": ["v1"]})
+    server.routes["/v2/app/manifests/v1"] = (
+        200, {"Content-Type": OCI_MANIFEST, "Docker-Content-Digest": DIGEST_A}, b"{}")
+    server.cut_once.add("/v2/_catalog?n=100")
+    assert ([image.digest for image in list_registry_images(server.host)], server.requests) == (
+        [DIGEST_A], ["GET /v2/_catalog?n=100", "GET /v2/_catalog?n=100",
+                     "GET /v2/app/tags/list?n=100", "HEAD /v2/app/manifests/v1"])
 
 
 def test_a_repeated_link_stops_the_paging(server: _Server) -> None:

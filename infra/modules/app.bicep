@@ -191,12 +191,21 @@ module functionApp 'function-app.bicep' = {
       RESCAN_PROCESSES: '0'
       // Images per chunk activity of the rescan orchestration.
       RESCAN_CHUNK_IMAGES: '500'
+      // Entries read from one layer tar; past it the platform is partial.
+      MAX_LAYER_ENTRIES: '1000000'
       // How long an untagged manifest push waits for the index that lists it (one scan per index).
       INDEX_CHILD_GRACE_SECONDS: '20'
       REGISTRIES: registries
       SUBSCRIPTION_IDS: subscriptionIds
       // Azure registries are always https; plain http is only for the local stack.
       REGISTRY_INSECURE_HOSTS: ''
+      // Records read from one package database before the rest is skipped (platform partial).
+      MAX_DB_RECORDS: '200000'
+      // Registry deadlines (a blob: the floor plus its size at the minimum rate) and attempts.
+      REGISTRY_MANIFEST_DEADLINE_SECONDS: '60'
+      REGISTRY_BLOB_DEADLINE_SECONDS: '60'
+      REGISTRY_BLOB_MIN_BYTES_PER_SECOND: '1048576'
+      REGISTRY_ATTEMPTS: '4'
       NOTIFY_QUEUE_NAME: notifyQueueName
       NOTIFY_WEBHOOK_URL: notifyWebhookUrl
       BILLING_UNIT_PRICE: billingUnitPrice

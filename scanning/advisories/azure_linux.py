@@ -77,6 +77,17 @@ class OvalResult:
     ecosystem: str
     records: tuple[dict[str, Any], ...]
     rejected: tuple[Rejected, ...] = ()
+    # (record id, package) of each rejected definition, "" when the package is unknown.
+    rejected_packages: tuple[tuple[str, str], ...] = ()
+    modified: str = ""
+
+    def rejected_records(self) -> list[dict[str, Any]]:
+        """The rejected definitions as the index lists rejected records (``compile_index``)."""
+        packages = dict(self.rejected_packages)
+        return [{"id": record_id, "modified": self.modified, "reason": reason,
+                 "keys": [[self.ecosystem, packages[record_id]]] if packages.get(record_id)
+                 else []}
+                for record_id, reason in self.rejected]
 
 
 def oval_ecosystem(file_name: str) -> tuple[str, str]:
@@ -132,12 +143,14 @@ def parse_oval(data: bytes, where: str, *, ecosystem: str, id_prefix: str) -> Ov
     modified_default = (root.findtext(f"{_DEF}generator/{{*}}timestamp") or "").strip()
     by_id: dict[str, dict[str, Any]] = {}
     rejected: list[Rejected] = []
+    rejected_packages: list[tuple[str, str]] = []
     for definition in root.iter(f"{_DEF}definition"):
         try:
             converted = _convert(definition, tests, names, states, ecosystem, id_prefix,
                                  modified_default)
         except _Reject as reject:
             rejected.append((reject.record_id, reject.reason))
+            rejected_packages.append((reject.record_id, reject.package))
             continue
         if converted is None:
             continue
@@ -157,14 +170,17 @@ def parse_oval(data: bytes, where: str, *, ecosystem: str, id_prefix: str) -> Ov
         ecosystem=ecosystem,
         records=tuple(by_id[key] for key in sorted(by_id)),
         rejected=tuple(rejected),
+        rejected_packages=tuple(rejected_packages),
+        modified=modified_default,
     )
 
 
 class _Reject(Exception):
-    def __init__(self, record_id: str, reason: str) -> None:
+    def __init__(self, record_id: str, reason: str, package: str = "") -> None:
         super().__init__(reason)
         self.record_id = record_id
         self.reason = reason
+        self.package = package
 
 
 def _convert(
@@ -198,18 +214,19 @@ def _convert(
     evr = states.get(state_ref.get("state_ref", ""))
     record_id = f"{id_prefix}-{package}-{cve}"
     if not package or evr is None:
-        raise _Reject(record_id, f"{where}: the test's package name or evr is missing")
+        raise _Reject(record_id, f"{where}: the test's package name or evr is missing", package)
     text = evr.text or ""
     parsed = _EVR.fullmatch(text)
     if parsed is None:
-        raise _Reject(record_id, f"{where}: evr {text!r} is not a valid rpm EVR")
+        raise _Reject(record_id, f"{where}: evr {text!r} is not a valid rpm EVR", package)
     operation = evr.get("operation", "")
     if operation == _LESS_THAN:
         event = {"fixed": _version(parsed)}
     elif operation == _LESS_OR_EQUAL:
         event = {"last_affected": _version(parsed)}
     else:
-        raise _Reject(record_id, f"{where}: evr operation {operation!r} is not supported")
+        raise _Reject(record_id, f"{where}: evr operation {operation!r} is not supported",
+                      package)
     title = (metadata.findtext(f"{_DEF}title") or "").strip()
     published = (metadata.findtext(f"{_DEF}advisory_date") or "").strip()
     specific: dict[str, Any] = {"source": "azure-linux-oval", "definition": definition_id,

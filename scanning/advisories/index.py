@@ -9,8 +9,17 @@ unpickling a blob would run whatever code it holds). Shape, version 1::
       "sources": ["…/pypi-pypa-advisory-database", …],
       "counts": {"PyPI": 2662, "Go": 4291, …},     # records per base ecosystem
       "advisories": {"<id>": {<metadata shared by every affected entry>}},
-      "packages": {"<ecosystem>": {"<name>": [["<id>", {<affected entry>}], …]}}
+      "packages": {"<ecosystem>": {"<name>": [["<id>", {<affected entry>}], …]}},
+      "rejected": [{"id": "<id>", "modified": "…", "reason": "<one line>",
+                    "keys": [["<ecosystem>", "<name>"], …]}, …]
     }
+
+A record that cannot be compiled (a wrong type, a version the ecosystem cannot parse) is
+*rejected*, never dropped silently: it is listed under ``rejected`` with the first problem as
+its reason, and the (ecosystem, package) keys it was about are kept, so a package that meets
+one is reported as not fully assessed instead of "not affected". An affected entry whose
+ranges cannot be compiled but which lists its affected ``versions`` is matched by that list
+(as osv.dev does) and not rejected; the problem stays in its ``skipped_ranges``.
 
 An affected entry holds the ranges pre-compiled by ``scanning.versions.osv_ranges`` (events
 sorted once at build time, so matching never sorts), the enumerated ``versions`` and the small
@@ -39,7 +48,7 @@ import zstandard
 
 from scanning.advisories.ecosystems import base_ecosystem, normalize_name
 from scanning.errors import AdvisoryError
-from scanning.versions import osv_ranges
+from scanning.versions import VersionError, VersionScheme, osv_ranges, scheme_for_ecosystem
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +63,11 @@ MAX_REFERENCES = 20
 ZSTD_LEVEL = 6
 
 Entry = tuple[str, dict[str, Any]]
+LookupKey = tuple[str, str]  # (ecosystem, normalised package name), as ``lookup`` uses them
+_EVENT_KINDS = (osv_ranges.INTRODUCED, osv_ranges.FIXED, osv_ranges.LAST_AFFECTED,
+                osv_ranges.LIMIT)
+# Ecosystem name under which rejected records that name no package are counted.
+UNKNOWN_ECOSYSTEM = "(unknown)"
 
 
 @dataclass(slots=True, kw_only=True)
@@ -65,6 +79,10 @@ class AdvisoryIndex:
     counts: dict[str, int] = field(default_factory=dict)
     advisories: dict[str, dict[str, Any]] = field(default_factory=dict)
     packages: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    # Records that could not be compiled: {"id", "modified", "reason", "keys"}, sorted by id.
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    # ecosystem -> normalised name -> (id, modified) of the rejected records about it.
+    rejected_keys: dict[str, dict[str, list[tuple[str, str]]]] = field(default_factory=dict)
     # Entries are turned into CompiledAffected on first use, keyed by the entry's identity:
     # loading stays one json.loads, and a re-match touches only the packages it meets.
     _compiled: dict[int, osv_ranges.CompiledAffected] = field(default_factory=dict, repr=False)
@@ -91,11 +109,31 @@ class AdvisoryIndex:
             return []
         return by_name.get(normalize_name(ecosystem, name), [])
 
+    def rejected_for(self, ecosystem: str, name: str) -> list[tuple[str, str]]:
+        """(id, modified) of the rejected records about one package (the name normalised as
+        ``lookup`` does)."""
+        by_name = self.rejected_keys.get(ecosystem)
+        if not by_name:
+            return []
+        return by_name.get(normalize_name(ecosystem, name), [])
+
+    def rejected_counts(self) -> dict[str, int]:
+        """Rejected records per base ecosystem (a record about two ecosystems counts in
+        both; one that names no package under ``(unknown)``)."""
+        counts: dict[str, int] = {}
+        for record in self.rejected:
+            bases = {base_ecosystem(ecosystem) for ecosystem, _ in record["keys"]}
+            for base in bases or {UNKNOWN_ECOSYSTEM}:
+                counts[base] = counts.get(base, 0) + 1
+        return dict(sorted(counts.items()))
+
     def has_ecosystem(self, ecosystem: str) -> bool:
-        return ecosystem in self.packages
+        # An ecosystem whose every record was rejected is still one the index speaks about:
+        # its packages must be reported as not assessed, not as "no records".
+        return ecosystem in self.packages or ecosystem in self.rejected_keys
 
     def ecosystems(self) -> tuple[str, ...]:
-        return tuple(sorted(self.packages))
+        return tuple(sorted(self.packages.keys() | self.rejected_keys.keys()))
 
     def advisory(self, advisory_id: str) -> dict[str, Any]:
         return self.advisories[advisory_id]
@@ -109,6 +147,7 @@ class AdvisoryIndex:
             "counts": dict(sorted(self.counts.items())),
             "advisories": self.advisories,
             "packages": self.packages,
+            "rejected": self.rejected,
         }
 
 
@@ -118,12 +157,19 @@ def compile_index(
     sources: Iterable[str] = (),
     ecosystems: Iterable[str] = (),
     built: datetime | None = None,
+    rejected: Iterable[Mapping[str, Any]] = (),
 ) -> AdvisoryIndex:
     """Compile OSV records into an index.
 
+    ``rejected``: records a feed adapter could not even turn into OSV (``{"id", "modified",
+    "reason", "keys": [[ecosystem, name], …]}``); they join the index's rejected list as they
+    are, so the packages they name are reported as not assessed like any other.
+
     ``ecosystems`` keeps only affected entries whose base ecosystem is listed (all when empty).
     Withdrawn records are dropped. When two records share an id (the same feed read twice, or a
-    mirror overlapping a folder), the one with the later ``modified`` wins.
+    mirror overlapping a folder), the one with the later ``modified`` wins. Records that cannot
+    be compiled end up in ``rejected`` (see the module docstring); their good affected entries
+    are still indexed.
     """
     wanted = {base_ecosystem(e) for e in ecosystems}
     latest: dict[str, Mapping[str, Any]] = {}
@@ -136,14 +182,23 @@ def compile_index(
             latest[advisory_id] = record
     moment = (built or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     index = AdvisoryIndex(built=moment, sources=tuple(sources))
+    for record in rejected:
+        entry = {"id": str(record["id"]), "modified": str(record.get("modified") or ""),
+                 "reason": str(record["reason"]),
+                 "keys": [[ecosystem, normalize_name(ecosystem, name)]
+                          for ecosystem, name in record.get("keys") or ()]}
+        index.rejected.append(entry)
+        _add_rejected_keys(index.rejected_keys, entry)
     for advisory_id in sorted(latest):
         record = latest[advisory_id]
-        entries = list(_entries(record, wanted))
-        if not entries:
+        compiled = _compile_record(advisory_id, record, wanted)
+        if compiled.problems:
+            _reject(index, advisory_id, record, compiled)
+        if not compiled.entries:
             continue
         index.advisories[advisory_id] = _metadata(record)
         counted: set[str] = set()
-        for ecosystem, name, entry in entries:
+        for ecosystem, name, entry in compiled.entries:
             index.packages.setdefault(ecosystem, {}).setdefault(name, []).append(
                 [advisory_id, entry]
             )
@@ -154,43 +209,199 @@ def compile_index(
     return index
 
 
-def _entries(
-    record: Mapping[str, Any], wanted: set[str]
-) -> Iterable[tuple[str, str, dict[str, Any]]]:
-    affected = record.get("affected") or []
+def _reject(
+    index: AdvisoryIndex, advisory_id: str, record: Mapping[str, Any], compiled: _Compiled
+) -> None:
+    more = len(compiled.problems) - 1
+    reason = compiled.problems[0] + (f" (and {more} more)" if more else "")
+    logger.warning("advisory %s rejected: %s", advisory_id, reason)
+    keys = list(dict.fromkeys(compiled.rejected_keys))
+    index.rejected.append({
+        "id": advisory_id,
+        "modified": str(record.get("modified") or ""),
+        "reason": reason,
+        "keys": [list(key) for key in keys],
+    })
+    _add_rejected_keys(index.rejected_keys, index.rejected[-1])
+
+
+def _add_rejected_keys(
+    rejected_keys: dict[str, dict[str, list[tuple[str, str]]]], record: Mapping[str, Any]
+) -> None:
+    for ecosystem, name in record["keys"]:
+        rejected_keys.setdefault(ecosystem, {}).setdefault(name, []).append(
+            (record["id"], record["modified"])
+        )
+
+
+@dataclass(slots=True, kw_only=True)
+class _Compiled:
+    """One record's compiled entries, its problems and the keys it could not be compiled for
+    (filled while that record compiles, like the index itself)."""
+
+    entries: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    rejected_keys: list[LookupKey] = field(default_factory=list)
+
+
+def _type_name(value: object) -> str:
+    """JSON's words for a value's type, for reasons such as "expected a string, got a list"."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
+def _compile_record(advisory_id: str, record: Mapping[str, Any], wanted: set[str]) -> _Compiled:
+    compiled = _Compiled()
+    affected = record.get("affected")
+    if affected is None:
+        return compiled
     if not isinstance(affected, list):
-        raise AdvisoryError(f"{record['id']}: 'affected' must be a list")
-    for item in affected:
-        if not isinstance(item, Mapping):
-            raise AdvisoryError(f"{record['id']}: every 'affected' entry must be an object")
-        package = item.get("package")
-        if not isinstance(package, Mapping):
-            continue  # schema 1.x allows affected entries without a package (e.g. only a git repo)
-        ecosystem = str(package.get("ecosystem") or "").strip()
-        name = str(package.get("name") or "").strip()
-        if not ecosystem or not name:
-            continue
-        if wanted and base_ecosystem(ecosystem) not in wanted:
+        compiled.problems.append(f"affected: expected a list, got {_type_name(affected)}")
+        return compiled
+    for position, item in enumerate(affected):
+        _compile_entry(advisory_id, compiled, f"affected[{position}]", item, wanted)
+    return compiled
+
+
+def _compile_entry(
+    advisory_id: str, compiled: _Compiled, where: str, item: object, wanted: set[str]
+) -> None:
+    if not isinstance(item, Mapping):
+        compiled.problems.append(f"{where}: expected an object, got {_type_name(item)}")
+        return
+    package = item.get("package")
+    if package is None:
+        return  # schema 1.x allows affected entries without a package (e.g. only a git repo)
+    if not isinstance(package, Mapping):
+        compiled.problems.append(f"{where}.package: expected an object, got {_type_name(package)}")
+        return
+    for part in ("ecosystem", "name"):
+        value = package.get(part)
+        if value is not None and not isinstance(value, str):
+            compiled.problems.append(
+                f"{where}.package.{part}: expected a string, got {_type_name(value)}"
+            )
+            return
+    ecosystem = str(package.get("ecosystem") or "").strip()
+    name = str(package.get("name") or "").strip()
+    if not ecosystem or not name:
+        return
+    if wanted and base_ecosystem(ecosystem) not in wanted:
+        return
+    key = (ecosystem, normalize_name(ecosystem, name))
+    scheme = scheme_for_ecosystem(ecosystem)
+    range_problems: list[str] = []
+    ranges = _compile_ranges(where, item.get("ranges"), scheme, range_problems)
+    versions, version_problems = _versions(where, item.get("versions"))
+    if version_problems or (range_problems and not versions):
+        compiled.problems.extend(range_problems + version_problems)
+        compiled.rejected_keys.append(key)
+    elif range_problems:
+        logger.info("advisory %s %s %s: matched by its versions list: %s", advisory_id,
+                    ecosystem, name, range_problems[0])
+    if not ranges and not versions:
+        return  # nothing a package version can be checked against (GIT ranges only)
+    entry: dict[str, Any] = {"ranges": osv_ranges.CompiledAffected(
+        ecosystem=ecosystem, scheme=scheme, ranges=tuple(ranges), versions=frozenset(versions),
+        skipped_ranges=tuple(range_problems),
+    ).to_json()}
+    ecosystem_specific = _scalars(item.get("ecosystem_specific"))
+    if ecosystem_specific:
+        entry["es"] = ecosystem_specific
+    database_specific = _scalars(item.get("database_specific"))
+    if database_specific:
+        entry["ds"] = database_specific
+    severity = _severity(item.get("severity"))
+    if severity:
+        entry["severity"] = severity
+    compiled.entries.append((key[0], key[1], entry))
+
+
+def _compile_ranges(
+    where: str, raw_ranges: object, scheme: VersionScheme, problems: list[str]
+) -> list[osv_ranges.CompiledRange]:
+    """The ECOSYSTEM and SEMVER ranges that compile; a problem for each one that does not."""
+    if raw_ranges is None:
+        return []
+    if not isinstance(raw_ranges, list):
+        problems.append(f"{where}.ranges: expected a list, got {_type_name(raw_ranges)}")
+        return []
+    ranges: list[osv_ranges.CompiledRange] = []
+    for position, raw_range in enumerate(raw_ranges):
+        at = f"{where}.ranges[{position}]"
+        problem = _range_shape_problem(at, raw_range)
+        if problem:
+            problems.append(problem)
             continue
         try:
-            compiled = osv_ranges.compile_affected(item)
-        except (ValueError, TypeError, KeyError, AttributeError) as error:
-            raise AdvisoryError(f"{record['id']}: malformed affected entry: {error}") from error
-        for problem in compiled.skipped_ranges:
-            logger.warning("advisory %s %s %s: %s", record["id"], ecosystem, name, problem)
-        if not compiled.ranges and not compiled.versions:
-            continue  # nothing a package version can be checked against (GIT ranges only)
-        entry: dict[str, Any] = {"ranges": compiled.to_json()}
-        ecosystem_specific = _scalars(item.get("ecosystem_specific"))
-        if ecosystem_specific:
-            entry["es"] = ecosystem_specific
-        database_specific = _scalars(item.get("database_specific"))
-        if database_specific:
-            entry["ds"] = database_specific
-        severity = _severity(item.get("severity"))
-        if severity:
-            entry["severity"] = severity
-        yield ecosystem, normalize_name(ecosystem, name), entry
+            compiled = osv_ranges.compile_range(raw_range, scheme)
+        except VersionError:
+            problems.append(_bad_event(at, raw_range, scheme))
+            continue
+        if compiled is not None:
+            ranges.append(compiled)
+    return ranges
+
+
+def _range_shape_problem(at: str, raw_range: object) -> str:
+    if not isinstance(raw_range, Mapping):
+        return f"{at}: expected an object, got {_type_name(raw_range)}"
+    range_type = raw_range.get("type")
+    if not isinstance(range_type, str):
+        return f"{at}.type: expected a string, got {_type_name(range_type)}"
+    if range_type not in ("ECOSYSTEM", "SEMVER"):
+        return ""  # GIT ranges name commits, not versions: never evaluated
+    events = raw_range.get("events")
+    if not isinstance(events, list):
+        return f"{at}.events: expected a list, got {_type_name(events)}"
+    for position, event in enumerate(events):
+        if not isinstance(event, Mapping):
+            return f"{at}.events[{position}]: expected an object, got {_type_name(event)}"
+        for kind in _EVENT_KINDS:
+            if kind in event and not isinstance(event[kind], str):
+                return (f"{at}.events[{position}].{kind}: expected a string, "
+                        f"got {_type_name(event[kind])}")
+    return ""
+
+
+def _bad_event(at: str, raw_range: Mapping[str, Any], scheme: VersionScheme) -> str:
+    """Which event of a range that did not compile holds the version the scheme refuses
+    (each event compiled alone: this runs only for the few ranges that fail)."""
+    for position, event in enumerate(raw_range["events"]):
+        for kind in _EVENT_KINDS:
+            if kind not in event:
+                continue
+            try:
+                osv_ranges.compile_range(
+                    {"type": raw_range["type"], "events": [{kind: event[kind]}]}, scheme
+                )
+            except VersionError as error:
+                return f"{at}.events[{position}].{kind}: {error}"
+    return f"{at}: its events cannot be compiled together"
+
+
+def _versions(where: str, raw_versions: object) -> tuple[list[str], list[str]]:
+    """The enumerated versions, and a problem when the list is not a list of strings."""
+    if raw_versions is None:
+        return [], []
+    if not isinstance(raw_versions, list):
+        return [], [f"{where}.versions: expected a list, got {_type_name(raw_versions)}"]
+    for position, version in enumerate(raw_versions):
+        if not isinstance(version, str):
+            return [], [f"{where}.versions[{position}]: expected a string, "
+                        f"got {_type_name(version)}"]
+    return list(raw_versions), []
 
 
 def _metadata(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -284,12 +495,18 @@ def parse_index(data: bytes, where: str) -> AdvisoryIndex:
             f"{where}: not an {INDEX_FORMAT} version {INDEX_VERSION} file; rebuild it with "
             "`python -m scanning db build`"
         )
+    rejected: list[dict[str, Any]] = document.get("rejected") or []
+    rejected_keys: dict[str, dict[str, list[tuple[str, str]]]] = {}
+    for record in rejected:
+        _add_rejected_keys(rejected_keys, record)
     index = AdvisoryIndex(
         built=str(document.get("built", "")),
         sources=tuple(document.get("sources") or ()),
         counts=dict(document.get("counts") or {}),
         advisories=document.get("advisories") or {},
         packages=document.get("packages") or {},
+        rejected=rejected,
+        rejected_keys=rejected_keys,
     )
     logger.debug("loaded advisory index %s in %.3f s", where, time.perf_counter() - started)
     return index
@@ -302,9 +519,10 @@ def parse_index(data: bytes, where: str) -> AdvisoryIndex:
 # (ecosystem, normalised name) and their content; OSV bumps ``modified`` on every change of a
 # record (https://ossf.github.io/osv-schema/#id-modified-fields), so the (id, modified) pairs
 # under a key stand for its content. An ecosystem that appears or disappears changes the
-# status of every image that uses it ("the advisory index has no records for …").
+# status of every image that uses it ("the advisory index has no records for …"). A rejected
+# record under a key counts as ``!<id>|<modified>``: a package meeting it is reported as not
+# assessed, so a record becoming (or ceasing to be) rejected changes that key.
 
-LookupKey = tuple[str, str]  # (ecosystem, normalised package name), as ``lookup`` uses them
 KEY_FINGERPRINTS_FORMAT = "acr-scan-index-keys"
 # Decompressed size cap when reading a stored key-fingerprint document back.
 MAX_KEY_FINGERPRINT_BYTES = 512 * 1024 * 1024
@@ -324,19 +542,23 @@ class IndexChange:
 
 
 def key_fingerprints(index: AdvisoryIndex) -> dict[LookupKey, str]:
-    """Per lookup key, 16 hex digits of BLAKE2b over its sorted ``<id>|<modified>`` pairs
-    (and the index format version, so a format change changes every key)."""
-    fingerprints: dict[LookupKey, str] = {}
+    """Per lookup key, 16 hex digits of BLAKE2b over its sorted ``<id>|<modified>`` pairs,
+    rejected records as ``!<id>|<modified>`` (and the index format version, so a format
+    change changes every key)."""
+    pairs: dict[LookupKey, list[str]] = {}
     for ecosystem, by_name in index.packages.items():
         for name, entries in by_name.items():
-            pairs = sorted(
+            pairs[(ecosystem, name)] = [
                 f"{entry[0]}|{index.advisories.get(entry[0], {}).get('modified', '')}"
                 for entry in entries
-            )
-            text = "\n".join([str(INDEX_VERSION), *pairs])
-            fingerprints[(ecosystem, name)] = hashlib.blake2b(
-                text.encode(), digest_size=8
-            ).hexdigest()
+            ]
+    for record in index.rejected:
+        for ecosystem, name in record["keys"]:
+            pairs.setdefault((ecosystem, name), []).append(f"!{record['id']}|{record['modified']}")
+    fingerprints: dict[LookupKey, str] = {}
+    for key, texts in pairs.items():
+        text = "\n".join([str(INDEX_VERSION), *sorted(texts)])
+        fingerprints[key] = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
     return fingerprints
 
 

@@ -37,20 +37,23 @@ def feed_records(zips: Iterable[Path], ovals: Iterable[OvalResult]) -> Iterator[
         yield from oval.records
 
 
+def oval_rejected(ovals: Iterable[OvalResult]) -> list[dict[str, Any]]:
+    """The OVAL definitions that could not become records, for the index's rejected list."""
+    return [record for oval in ovals for record in oval.rejected_records()]
+
+
 def download_and_compile(cache: Path, ecosystems: list[str], *,
-                         progress: Progress | None = None
-                         ) -> tuple[AdvisoryIndex, tuple[OvalResult, ...]]:
+                         progress: Progress | None = None) -> AdvisoryIndex:
     """Download ``<ADVISORY_FEED_URL>/<ecosystem>/all.zip`` for each OSV ecosystem and the
     OVAL files (``AZURE_LINUX_OVAL_URL``) when Mariner or Azure Linux is asked for, into
-    ``cache`` (resumable), then compile them; returns the index and the OVAL files read (with
-    their rejected definitions). Compiling starts only after every download succeeded, so a
+    ``cache`` (resumable), then compile them, rejected OVAL definitions included in the index's
+    rejected list. Compiling starts only after every download succeeded, so a
     failure leaves whatever index the caller had untouched."""
     zips = [download_feed(ecosystem, cache / ecosystem / "all.zip", progress=progress)
             for ecosystem in ecosystems if ecosystem not in OVAL_ECOSYSTEMS]
     ovals: tuple[OvalResult, ...] = ()
     if OVAL_ECOSYSTEMS.intersection(ecosystems):
         ovals = download_oval(cache / "azure-linux-oval", progress=progress)
-    index = compile_index(feed_records(zips, ovals),
-                          sources=[str(path) for path in zips] + [oval.where for oval in ovals],
-                          ecosystems=ecosystems)
-    return index, ovals
+    return compile_index(feed_records(zips, ovals),
+                         sources=[str(path) for path in zips] + [oval.where for oval in ovals],
+                         ecosystems=ecosystems, rejected=oval_rejected(ovals))

@@ -28,6 +28,9 @@ class AnalyzerInput:
 class AnalyzerOutput:
     packages: tuple[Package, ...] = ()
     os: OSInfo | None = None
+    # Entries that could not be read and were skipped, each naming the file and the line or
+    # record: the rest of the file stands, and the platform's inventory becomes partial.
+    warnings: tuple[str, ...] = ()
 
 
 class Analyzer(Protocol):
@@ -40,5 +43,9 @@ class Analyzer(Protocol):
         ...
 
     def analyze(self, file: AnalyzerInput) -> AnalyzerOutput:
-        """Parse one file. Raise ``AnalyzerError`` for malformed input; never return a guess."""
+        """Parse one file; never return a guess.
+
+        A malformed entry is skipped and named in ``warnings``; ``AnalyzerError`` is for a file
+        that cannot be read at all.
+        """
         ...

@@ -15,12 +15,19 @@ Rules (and where they differ from the reference tools):
   (still on disk, so we keep it) and keep ``install ok config-files`` (only conffiles left, so
   we drop it). For every status in the reference files both rules agree.
 * A stanza without ``Status`` in the status file is not installed (dpkg's default).
-* A stanza without ``Package`` or ``Version`` is not a package record (vcpkg feature stanzas,
-  relationship placeholders in Syft's samples); it is skipped, as Trivy does.
-* Anything dpkg itself would refuse is an ``AnalyzerError`` for the whole file, never a guess:
-  a line that is neither a field nor a continuation, a duplicate field, a malformed
-  ``Status``/``Package``/``Version``/``Source``, or a non-empty file whose last line has no
-  newline (dpkg always ends the file with one, so this is a truncated copy).
+* A stanza without ``Package`` is not a package record (relationship placeholders in Syft's
+  samples), nor is a vcpkg feature stanza (``Feature:``, no ``Version``); both are passed over,
+  as Trivy does. An installed package without ``Version`` cannot be matched: it is skipped
+  with a warning (Trivy drops it silently, Syft reports it with an empty version).
+* A malformed stanza costs that stanza only: a line that is neither a field nor a continuation,
+  a duplicate field, a malformed ``Status``/``Package``/``Version``/``Architecture``/``Source``
+  skips it with a warning naming the line; the other stanzas stand (Trivy skips the same way).
+* The file is read line by line, one stanza at a time, keeping only the fields we report, so
+  memory is bounded by the number of packages, which ``MAX_DB_RECORDS`` caps
+  (``scanning.analyzers.records``): past the cap the rest is not read, and a warning says so.
+* Truncation: dpkg ends the file with a newline. A last line without one may hold a cut value,
+  so that last stanza is skipped with a warning; a last stanza that ends with its newline but
+  without a blank line is whole (dpkg reads it so, and ``status.d`` files end that way).
 """
 
 from __future__ import annotations
@@ -29,12 +36,11 @@ import logging
 import posixpath
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from scanning.analyzers.base import AnalyzerInput, AnalyzerOutput
 from scanning.analyzers.purl import make_purl
-from scanning.analyzers.textfile import decode_lenient, is_regular_file, read_capped
-from scanning.errors import AnalyzerError
+from scanning.analyzers.records import EntryLog, MalformedEntry
+from scanning.analyzers.textfile import is_regular_file, iter_lines
 from scanning.model import Package, PackageType
 
 logger = logging.getLogger(__name__)
@@ -80,18 +86,33 @@ _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9+._-]*")
 # [epoch:]upstream[-revision] (Policy §5.6.12); a colon only after an epoch.
 _VERSION_RE = re.compile(r"(?:[0-9]+:)?[A-Za-z0-9][A-Za-z0-9.+~-]*(?::[A-Za-z0-9.+~-]+)*")
 _ARCH_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+# The fields a package is made of; every other field (Description, Depends...) is not kept.
+_READ_FIELDS = frozenset({"package", "version", "status", "architecture", "source"})
 _SOURCE_RE = re.compile(r"(?P<name>\S+)(?:\s+\((?P<version>[^()\s]+)\))?")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class _Stanza:
-    line: int  # 1-based line of its first field, for error messages
-    fields: dict[str, str]  # lower-cased field name -> value (continuations joined by "\n")
+    """One stanza being read: the fields we report, each with its line, and its first problem."""
+
+    __slots__ = ("fields", "line", "names", "problem")
+
+    def __init__(self, line: int) -> None:
+        self.line = line  # 1-based line of its first field, for warnings
+        self.fields: dict[str, tuple[str, int]] = {}  # lower-cased name -> (value, line)
+        self.names: set[str] = set()  # every field name seen, for duplicates
+        self.problem: tuple[int, str] | None = None  # (line, what is wrong)
+
+    def fail(self, line: int, reason: str) -> None:
+        if self.problem is None:
+            self.problem = (line, reason)
+
+    def value(self, name: str) -> str:
+        return self.fields.get(name, ("", 0))[0]
 
 
 class DpkgAnalyzer:
     name = "dpkg"
-    version = 1
+    version = 2
     max_file_size = 64 * 1024 * 1024
 
     def required(self, path: str, mode: int) -> bool:
@@ -108,57 +129,74 @@ class DpkgAnalyzer:
         )
 
     def analyze(self, file: AnalyzerInput) -> AnalyzerOutput:
-        text = decode_lenient(read_capped(file, self.max_file_size, self.name))
+        entries = EntryLog(self.name, file.path)
         in_status_d = file.path.startswith(STATUS_DIR)
-        packages = tuple(
-            package
-            for stanza in parse_stanzas(text, file.path)
-            if (package := _package(stanza, file.path, in_status_d)) is not None
-        )
-        return AnalyzerOutput(packages=packages)
+        packages: list[Package] = []
+        for stanza in _stanzas(file, self.max_file_size, entries):
+            if stanza.problem is None:
+                try:
+                    package = _package(stanza, file.path, in_status_d)
+                except MalformedEntry as problem:
+                    stanza.problem = (problem.line, problem.reason)
+                else:
+                    if package is not None:
+                        packages.append(package)
+                    continue
+            line, reason = stanza.problem
+            entries.skip(f"line {line}", reason)
+        return AnalyzerOutput(packages=tuple(packages), warnings=entries.warnings())
 
 
-def parse_stanzas(text: str, path: str) -> Iterator[_Stanza]:
-    """deb822 stanzas of ``text``; ``AnalyzerError`` on anything dpkg would refuse."""
-    if text and not text.endswith("\n"):
-        raise AnalyzerError(f"dpkg: {path} does not end with a newline: truncated")
-    fields: dict[str, str] = {}
-    start = 0
-    current = ""
-    for number, raw in enumerate(text.split("\n")[:-1] if text else (), start=1):
+def _stanzas(file: AnalyzerInput, max_size: int, entries: EntryLog) -> Iterator[_Stanza]:
+    """deb822 stanzas of ``file``, one at a time; problems are noted on the stanza."""
+    stanza: _Stanza | None = None
+    current = ""  # the field a continuation line continues
+    for number, (raw, terminated) in enumerate(iter_lines(file, max_size, "dpkg"), start=1):
         line = raw.removesuffix("\r")
         if not line.strip(" \t"):
-            if fields:
-                yield _Stanza(line=start, fields=fields)
-                fields, current = {}, ""
+            if stanza is not None:
+                yield stanza
+                stanza, current = None, ""
             continue
+        if stanza is None:
+            if not entries.admit():
+                return
+            stanza = _Stanza(number)
+        if not terminated:
+            stanza.fail(number, "the file ends inside this line (truncated)")
         if line[0] in " \t":
             if not current:
-                raise AnalyzerError(f"dpkg: {path} line {number}: continuation line without field")
-            fields[current] += "\n" + line.strip(" \t")
+                stanza.fail(number, "continuation line without field")
+            elif current in _READ_FIELDS:
+                # The fields we report are simple, one-line fields (Policy §5.1); the text of
+                # other fields is never kept, so a long description costs nothing.
+                stanza.fail(number, f"continuation line in the single-line field {current!r}")
             continue
         if line.startswith("#"):
             continue  # Policy §5.1 allows comment lines in control files
         match = _FIELD_RE.fullmatch(line)
         if match is None:
-            raise AnalyzerError(f"dpkg: {path} line {number}: not a 'Field: value' line")
+            stanza.fail(number, "not a 'Field: value' line")
+            current = ""
+            continue
         name = match.group(1).lower()
-        if name in fields:
-            raise AnalyzerError(f"dpkg: {path} line {number}: duplicate field {match.group(1)!r}")
-        if not fields:
-            start = number
-        fields[name] = match.group(2).strip(" \t")
+        if name in stanza.names:
+            stanza.fail(number, f"duplicate field {match.group(1)!r}")
+        stanza.names.add(name)
         current = name
-    if fields:
-        yield _Stanza(line=start, fields=fields)
+        # Only the fields we report are kept: a stanza's free text is never held.
+        if name in _READ_FIELDS and name not in stanza.fields:
+            stanza.fields[name] = (match.group(2).strip(" \t"), number)
+    if stanza is not None:
+        yield stanza
 
 
-def _on_disk(stanza: _Stanza, path: str, in_status_d: bool) -> bool:
-    status = stanza.fields.get("status")
-    if status is None:
+def _on_disk(stanza: _Stanza, in_status_d: bool) -> bool:
+    if "status" not in stanza.fields:
         # status.d holds control files of installed packages; in the status file dpkg reads a
         # stanza without Status as "unknown ok not-installed" (lib/dpkg/parse.c defaults).
         return in_status_d
+    status, line = stanza.fields["status"]
     words = status.split()
     if (
         len(words) != 3
@@ -166,35 +204,42 @@ def _on_disk(stanza: _Stanza, path: str, in_status_d: bool) -> bool:
         or words[1] not in _FLAGS
         or words[2] not in _ON_DISK_STATES | _OFF_DISK_STATES
     ):
-        raise AnalyzerError(f"dpkg: {path} line {stanza.line}: malformed Status {status!r}")
+        raise MalformedEntry(line, f"malformed Status {status!r}")
     return words[2] in _ON_DISK_STATES
 
 
 def _package(stanza: _Stanza, path: str, in_status_d: bool) -> Package | None:
-    name = stanza.fields.get("package", "")
-    version = stanza.fields.get("version", "")
-    if not name or not version:
-        logger.debug("dpkg: %s line %s: stanza without Package or Version", path, stanza.line)
+    name, version = stanza.value("package"), stanza.value("version")
+    if not name:
+        logger.debug("dpkg: %s line %s: stanza without Package", path, stanza.line)
         return None
-    if not _on_disk(stanza, path, in_status_d):
+    if not version:
+        # vcpkg's feature stanzas have no Version and are not packages; an installed package
+        # without one cannot be matched, and must not vanish unseen.
+        if "feature" in stanza.names or not _on_disk(stanza, in_status_d):
+            return None
+        raise MalformedEntry(stanza.line, f"package {name} is installed but has no Version")
+    if not _on_disk(stanza, in_status_d):
         return None
-    where = f"dpkg: {path} line {stanza.line}"
     if not _NAME_RE.fullmatch(name):
-        raise AnalyzerError(f"{where}: malformed Package {name!r}")
+        raise MalformedEntry(stanza.fields["package"][1], f"malformed Package {name!r}")
+    version_line = stanza.fields["version"][1]
     if not _VERSION_RE.fullmatch(version):
-        raise AnalyzerError(f"{where}: package {name}: malformed Version {version!r}")
-    arch = stanza.fields.get("architecture", "")
+        raise MalformedEntry(version_line, f"package {name}: malformed Version {version!r}")
+    arch = stanza.value("architecture")
     if arch and not _ARCH_RE.fullmatch(arch):
-        raise AnalyzerError(f"{where}: package {name}: malformed Architecture {arch!r}")
+        raise MalformedEntry(stanza.fields["architecture"][1],
+                         f"package {name}: malformed Architecture {arch!r}")
     source_name, source_version = name, version
-    if source := stanza.fields.get("source", ""):
+    if source := stanza.value("source"):
+        source_line = stanza.fields["source"][1]
         match = _SOURCE_RE.fullmatch(source)
         if match is None or not _NAME_RE.fullmatch(match["name"]):
-            raise AnalyzerError(f"{where}: package {name}: malformed Source {source!r}")
+            raise MalformedEntry(source_line, f"package {name}: malformed Source {source!r}")
         source_name = match["name"]
         if match["version"]:
             if not _VERSION_RE.fullmatch(match["version"]):
-                raise AnalyzerError(f"{where}: package {name}: malformed Source {source!r}")
+                raise MalformedEntry(source_line, f"package {name}: malformed Source {source!r}")
             source_version = match["version"]
     return Package(
         type=PackageType.DPKG,

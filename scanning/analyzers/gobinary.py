@@ -14,7 +14,8 @@ a ``v`` prefix (``go1.22.1`` -> ``v1.22.1``) like every other Go module version.
 
 Files that are not ELF/PE/Mach-O, or whose headers are truncated or malformed, or that carry no
 build info, give empty output: most executable files in an image are not Go binaries. A file
-whose build info blob is present but unreadable raises ``AnalyzerError``.
+whose build info blob is present but unreadable raises ``AnalyzerError``; a module line in it
+that cannot be read is skipped with a warning naming the line, the other modules stand.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import BinaryIO
 
 from scanning.analyzers.base import AnalyzerInput, AnalyzerOutput
 from scanning.analyzers.purl import make_purl
+from scanning.analyzers.records import EntryLog
 from scanning.errors import AnalyzerError
 from scanning.model import Package, PackageType
 
@@ -113,11 +115,12 @@ class BuildInfo:
     main: _Module | None
     deps: tuple[_Module, ...]
     settings: tuple[tuple[str, str], ...]
+    skipped: tuple[tuple[int, str], ...] = ()  # (line, why) of module lines not understood
 
 
 class GoBinaryAnalyzer:
     name = "gobinary"
-    version = 1
+    version = 2
     max_file_size = 1024 * 1024 * 1024  # only headers and the build info blob are read
 
     def required(self, path: str, mode: int) -> bool:
@@ -133,7 +136,10 @@ class GoBinaryAnalyzer:
         except _NotGoBinary as exc:
             logger.debug("%s: not a Go binary: %s", file.path, exc)
             return AnalyzerOutput()
-        return AnalyzerOutput(packages=_to_packages(info, file.path))
+        entries = EntryLog(self.name, file.path)
+        for line_number, reason in info.skipped:
+            entries.skip(f"build info line {line_number}", reason)
+        return AnalyzerOutput(packages=_to_packages(info, file.path), warnings=entries.warnings())
 
 
 def read_build_info(reader: BinaryIO, size: int) -> BuildInfo:
@@ -340,7 +346,10 @@ def _open_macho(reader: BinaryIO, size: int, ident: bytes) -> _Executable:
     is64 = ident[:4] in (b"\xfe\xed\xfa\xcf", b"\xcf\xfa\xed\xfe")
     header_size = 32 if is64 else 28
     # mach_header: magic, cputype, cpusubtype, filetype, ncmds, sizeofcmds, flags[, reserved]
-    command_count, commands_size = struct.unpack_from(order + "II", _read_at(reader, 16, 8))
+    counts = _read_at(reader, 16, 8)
+    if len(counts) < 8:
+        raise _NotGoBinary("truncated Mach-O header")
+    command_count, commands_size = struct.unpack_from(order + "II", counts)
     if commands_size > _MAX_HEADER_TABLE or header_size + commands_size > size:
         raise _NotGoBinary("Mach-O load commands extend past the end of the file")
     commands = _read_at(reader, header_size, commands_size)
@@ -400,6 +409,7 @@ def _parse_modinfo(go_version: str, text: str) -> BuildInfo:
     main: _Module | None = None
     deps: list[_Module] = []
     settings: list[tuple[str, str]] = []
+    skipped: list[tuple[int, str]] = []  # one bad line costs that module only
     last: str = ""  # which module a "=>" line replaces: "mod" or "dep"
     for line_number, line in enumerate(text.splitlines(), start=1):
         kind, _, rest = line.partition("\t")
@@ -408,7 +418,9 @@ def _parse_modinfo(go_version: str, text: str) -> BuildInfo:
             continue
         if kind in ("mod", "dep", "=>"):
             if len(fields) < 2 and not (kind == "=>" and len(fields) == 1 and fields[0]):
-                raise AnalyzerError(f"Go build info line {line_number} is malformed: {line!r}")
+                skipped.append((line_number, f"malformed {kind!r} line"))
+                last = ""  # a "=>" after it must not replace the module before it
+                continue
             module = _Module(path=fields[0], version=fields[1] if len(fields) > 1 else "")
             if kind == "mod":
                 main, last = module, "mod"
@@ -420,11 +432,12 @@ def _parse_modinfo(go_version: str, text: str) -> BuildInfo:
             elif last == "mod":
                 main = module
             else:
-                raise AnalyzerError(f"Go build info line {line_number}: '=>' without a module")
+                skipped.append((line_number, "'=>' without a module"))
         elif kind == "build":
             key, _, value = rest.partition("=")
             settings.append((_unquote(key), _unquote(value)))
-    return BuildInfo(go_version=go_version, main=main, deps=tuple(deps), settings=tuple(settings))
+    return BuildInfo(go_version=go_version, main=main, deps=tuple(deps), settings=tuple(settings),
+                     skipped=tuple(skipped))
 
 
 def _unquote(text: str) -> str:

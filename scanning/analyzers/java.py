@@ -17,15 +17,15 @@ file name) and its classification of packed LICENSE files. So a jar with neither
 nor a usable manifest yields nothing, where trivy online may find it.
 
 Limits (zip bombs): nesting depth, the total bytes inflated for one top-level archive, and the
-size of each metadata file are capped; exceeding one raises ``AnalyzerError``. A nested entry
-that is not a readable zip is skipped with a warning, as trivy does (test resources are often
-named ``*.jar``).
+size of each metadata file are capped: too deep or too much inflated raises ``AnalyzerError``.
+An entry that cannot be read costs that entry only, with a warning naming it: a metadata file
+over its cap or not inflatable, a nested archive that is not a readable zip (trivy skips those
+too: test resources are often named ``*.jar``) or that points outside its parent.
 """
 
 from __future__ import annotations
 
 import html
-import logging
 import posixpath
 import re
 import tempfile
@@ -36,10 +36,9 @@ from typing import IO
 
 from scanning.analyzers.base import AnalyzerInput, AnalyzerOutput
 from scanning.analyzers.purl import make_purl
+from scanning.analyzers.records import EntryLog
 from scanning.errors import AnalyzerError
 from scanning.model import Package, PackageType
-
-logger = logging.getLogger(__name__)
 
 _TOP_LEVEL_EXTENSIONS = (".jar", ".war", ".ear", ".par", ".jpi", ".hpi")
 _NESTED_EXTENSIONS = (".jar", ".war", ".ear")  # trivy isArtifact
@@ -67,7 +66,11 @@ _ZIP_ERRORS = (
 
 
 class _ArchiveError(Exception):
-    """Internal: an archive (or one of its metadata entries) cannot be read."""
+    """Internal: an archive cannot be read."""
+
+
+class _EntryError(Exception):
+    """Internal: one entry of an archive cannot be read; the rest of the archive stands."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -136,21 +139,30 @@ class _Manifest:
 
 class JavaArchiveAnalyzer:
     name = "java"
-    version = 1
+    version = 2
     max_file_size = MAX_ARCHIVE_SIZE
 
     def required(self, path: str, mode: int) -> bool:
         return path.lower().endswith(_TOP_LEVEL_EXTENSIONS)
 
     def analyze(self, file: AnalyzerInput) -> AnalyzerOutput:
+        entries = EntryLog(self.name, file.path)
         try:
-            packages = _parse_archive(file.reader, file.path, depth=0, budget=_Budget())
+            packages = _parse_archive(file.reader, file.path, depth=0, budget=_Budget(),
+                                      entries=entries)
         except _ArchiveError as exc:
             raise AnalyzerError(f"{file.path}: {exc}") from exc
-        return AnalyzerOutput(packages=tuple(_remove_duplicates(packages)))
+        return AnalyzerOutput(packages=tuple(_remove_duplicates(packages)),
+                              warnings=entries.warnings())
 
 
-def _parse_archive(reader: IO[bytes], path: str, *, depth: int, budget: _Budget) -> list[Package]:
+def _skip(entries: EntryLog, path: str, reason: str) -> None:
+    """Note a skipped entry by its path inside the top-level archive."""
+    entries.skip(f"entry {path.removeprefix(entries.path + '/')}", reason)
+
+
+def _parse_archive(reader: IO[bytes], path: str, *, depth: int, budget: _Budget,
+                   entries: EntryLog) -> list[Package]:
     if depth > MAX_NESTING_DEPTH:
         raise AnalyzerError(f"{path}: archives nested more than {MAX_NESTING_DEPTH} deep")
     file_props = _file_name_properties(path)
@@ -168,22 +180,26 @@ def _parse_archive(reader: IO[bytes], path: str, *, depth: int, budget: _Budget)
             base = name.rsplit("/", 1)[-1]
             if entry.is_dir():
                 continue
-            if base == "pom.xml":
-                coordinates = _embedded_pom_coordinates(name)
-                if coordinates is not None:
-                    names = _pom_licenses(_read_metadata(archive, entry, budget))
-                    if names:
-                        pom_licenses[coordinates] = names
-            elif base == "pom.properties":
-                props = _parse_pom_properties(_read_metadata(archive, entry, budget))
-                if props.valid:
-                    packages.append(_package(props, path))
-                    if (props.artifact_id, props.version) == file_props:
-                        found_own_pom = True
-            elif base == "MANIFEST.MF":
-                manifest = _parse_manifest(_read_metadata(archive, entry, budget))
-            elif name.endswith(_NESTED_EXTENSIONS):
-                packages.extend(_parse_nested(archive, entry, path, depth=depth, budget=budget))
+            try:
+                if base == "pom.xml":
+                    coordinates = _embedded_pom_coordinates(name)
+                    if coordinates is not None:
+                        names = _pom_licenses(_read_metadata(archive, entry, budget))
+                        if names:
+                            pom_licenses[coordinates] = names
+                elif base == "pom.properties":
+                    props = _parse_pom_properties(_read_metadata(archive, entry, budget))
+                    if props.valid:
+                        packages.append(_package(props, path))
+                        if (props.artifact_id, props.version) == file_props:
+                            found_own_pom = True
+                elif base == "MANIFEST.MF":
+                    manifest = _parse_manifest(_read_metadata(archive, entry, budget))
+                elif name.endswith(_NESTED_EXTENSIONS):
+                    packages.extend(_parse_nested(archive, entry, path, depth=depth,
+                                                  budget=budget, entries=entries))
+            except _EntryError as exc:
+                _skip(entries, f"{path}/{name}", str(exc))
 
     for index, package in enumerate(packages):
         if not package.licenses and package.name in pom_licenses:
@@ -207,24 +223,23 @@ def _parse_nested(
     *,
     depth: int,
     budget: _Budget,
+    entries: EntryLog,
 ) -> list[Package]:
     inner_path = posixpath.normpath(posixpath.join(outer_path, entry.filename))
     if not inner_path.startswith(outer_path + "/"):
-        logger.warning("%s: skipping nested archive outside it: %r", outer_path, entry.filename)
-        return []
+        raise _EntryError("nested archive points outside its parent")
     with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as spool:
         try:
             with archive.open(entry) as source:
                 _copy_counted(source, spool, budget)
         except _ZIP_ERRORS as exc:
-            logger.warning("%s: cannot inflate nested archive: %s", inner_path, exc)
-            return []
+            raise _EntryError(f"cannot inflate nested archive: {exc}") from exc
         spool.seek(0)
         try:
-            return _parse_archive(spool, inner_path, depth=depth + 1, budget=budget)
+            return _parse_archive(spool, inner_path, depth=depth + 1, budget=budget,
+                                  entries=entries)
         except _ArchiveError as exc:
-            logger.warning("%s: skipping nested archive: %s", inner_path, exc)
-            return []
+            raise _EntryError(f"nested archive {exc}") from exc
 
 
 def _copy_counted(source: IO[bytes], target: IO[bytes], budget: _Budget) -> None:
@@ -238,10 +253,10 @@ def _read_metadata(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, budget: _Bu
         with archive.open(entry) as source:
             data = source.read(MAX_METADATA_FILE + 1)
     except _ZIP_ERRORS as exc:
-        raise _ArchiveError(f"cannot read {entry.filename}: {exc}") from exc
+        raise _EntryError(f"cannot inflate: {exc}") from exc
     budget.spend(len(data))
     if len(data) > MAX_METADATA_FILE:
-        raise AnalyzerError(f"{entry.filename} is larger than {MAX_METADATA_FILE} bytes")
+        raise _EntryError(f"larger than {MAX_METADATA_FILE} bytes")
     return data.decode("utf-8", errors="replace")
 
 

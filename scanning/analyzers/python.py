@@ -13,8 +13,9 @@ metadata in source trees and test fixtures, and zipped or unzipped ``.egg`` inst
 
 Parsing (core metadata spec, packaging.python.org "Core metadata specifications"): RFC 822
 style headers up to the first blank line; continuation lines start with whitespace. ``Name``
-and ``Version`` are required (``AnalyzerError`` without them). The name is normalised per
-PEP 503 (``Unidecode`` -> ``unidecode``; Trivy keeps the name as written).
+and ``Version`` are required (``AnalyzerError`` without them); a line that is neither a header
+nor a continuation is skipped with a warning naming it, the other headers stand. The name is
+normalised per PEP 503 (``Unidecode`` -> ``unidecode``; Trivy keeps the name as written).
 
 Licences, in Trivy's order: ``License-Expression``; else the last part of every
 ``Classifier: License :: ...`` except the bare ``OSI Approved``; else ``License``. Two
@@ -28,6 +29,7 @@ import re
 
 from scanning.analyzers.base import AnalyzerInput, AnalyzerOutput
 from scanning.analyzers.purl import make_purl
+from scanning.analyzers.records import EntryLog
 from scanning.analyzers.textfile import clean_text, decode_lenient, is_regular_file, read_capped
 from scanning.errors import AnalyzerError
 from scanning.model import Package, PackageType
@@ -47,7 +49,7 @@ def normalize_name(name: str) -> str:
 
 class PythonAnalyzer:
     name = "python"
-    version = 1
+    version = 2
     max_file_size = 16 * 1024 * 1024
 
     def required(self, path: str, mode: int) -> bool:
@@ -63,7 +65,8 @@ class PythonAnalyzer:
 
     def analyze(self, file: AnalyzerInput) -> AnalyzerOutput:
         text = decode_lenient(read_capped(file, self.max_file_size, self.name))
-        headers = _headers(text, file.path)
+        entries = EntryLog(self.name, file.path)
+        headers = _headers(text, entries)
         where = f"python: {file.path}"
         names = headers.get("name", [])
         versions = headers.get("version", [])
@@ -83,11 +86,14 @@ class PythonAnalyzer:
             path=file.path,
             licenses=_licenses(headers),
         )
-        return AnalyzerOutput(packages=(package,))
+        return AnalyzerOutput(packages=(package,), warnings=entries.warnings())
 
 
-def _headers(text: str, path: str) -> dict[str, list[str]]:
-    """Lower-cased header name -> values, in order, up to the first blank line."""
+def _headers(text: str, entries: EntryLog) -> dict[str, list[str]]:
+    """Lower-cased header name -> values, in order, up to the first blank line.
+
+    A line that is neither a header nor a continuation of one is skipped and noted.
+    """
     headers: dict[str, list[str]] = {}
     current: list[str] | None = None
     for number, raw in enumerate(text.split("\n"), start=1):
@@ -96,12 +102,15 @@ def _headers(text: str, path: str) -> dict[str, list[str]]:
             break
         if line[0] in " \t":
             if current is None:
-                raise AnalyzerError(f"python: {path} line {number}: continuation without header")
-            current[-1] += "\n" + line.strip()
+                entries.skip(f"line {number}", "continuation without header")
+            else:
+                current[-1] += "\n" + line.strip()
             continue
         match = _HEADER_RE.fullmatch(line)
         if match is None:
-            raise AnalyzerError(f"python: {path} line {number}: not a 'Header: value' line")
+            entries.skip(f"line {number}", "not a 'Header: value' line")
+            current = None
+            continue
         current = headers.setdefault(match.group(1).lower(), [])
         current.append(match.group(2).strip())
     return headers

@@ -6,6 +6,13 @@ the version is ``[epoch:]version-release`` with the epoch only when non-zero, th
 name and version come from the SOURCERPM file name (``name-version-release.src.rpm``), and the
 source version carries the *binary* package's epoch because the file name has none.
 ``gpg-pubkey`` entries are imported signing keys, not software, and are skipped.
+
+A header blob that cannot be read or parsed (a broken NDB slot or blob, a broken BerkeleyDB
+overflow chain, a sqlite row without a blob, a malformed header) costs that package only: it is
+skipped with a warning naming the record. A BerkeleyDB file cut short is read as far as its
+pages go. A file that is no rpm database at all is an ``AnalyzerError``; a walk that breaks
+after some records keeps them and says the rest was not read. ``MAX_DB_RECORDS`` caps the
+records read (``scanning.analyzers.records``).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from typing import BinaryIO
 
 from scanning.analyzers.base import AnalyzerInput, AnalyzerOutput
 from scanning.analyzers.purl import make_purl
+from scanning.analyzers.records import EntryLog, SkippedEntry
 from scanning.analyzers.rpmdb_bdb import BdbError, iter_bdb_values
 from scanning.analyzers.rpmdb_header import HeaderError, RpmHeader, parse_header
 from scanning.analyzers.rpmdb_ndb import NdbError, iter_ndb_blobs
@@ -44,7 +52,7 @@ _COPY_CHUNK = 1024 * 1024
 
 class RpmAnalyzer:
     name = "rpm"
-    version = 1
+    version = 2
     max_file_size = MAX_RPMDB_SIZE
 
     def required(self, path: str, mode: int) -> bool:
@@ -52,29 +60,45 @@ class RpmAnalyzer:
 
     def analyze(self, file: AnalyzerInput) -> AnalyzerOutput:
         base = file.path.rsplit("/", 1)[-1]
-        blobs: Iterator[bytes]
+        blobs: Iterator[bytes | SkippedEntry]
         if base == _SQLITE:
             blobs = _iter_sqlite_blobs(file.reader)
         elif base == _NDB:
             blobs = iter_ndb_blobs(file.reader, file.size)
         else:
             blobs = iter_bdb_values(file.reader, file.size)
+        entries = EntryLog(self.name, file.path)
         packages = []
-        # One blob at a time: a large rpmdb is never held in memory twice.
+        # One blob at a time: a large rpmdb is never held in memory twice. A blob that cannot
+        # be read or parsed costs that package only.
         try:
-            for index, blob in enumerate(blobs):
+            for blob in blobs:
+                if isinstance(blob, SkippedEntry) and blob.where:
+                    entries.note(blob.where, blob.reason)
+                    continue
+                if not entries.admit():
+                    break
+                where = f"record {entries.records}"
+                if isinstance(blob, SkippedEntry):
+                    entries.skip(where, blob.reason)
+                    continue
                 try:
                     header = parse_header(blob)
                 except HeaderError as exc:
-                    raise AnalyzerError(f"{file.path}: package #{index + 1}: {exc}") from exc
+                    entries.skip(where, str(exc))
+                    continue
                 if header.name != "gpg-pubkey":
                     packages.append(package_from_header(header, file.path))
-        except (BdbError, NdbError) as exc:
-            raise AnalyzerError(f"{file.path}: {exc}") from exc
-        return AnalyzerOutput(packages=tuple(packages))
+        except (AnalyzerError, BdbError, NdbError) as exc:
+            if not entries.records:
+                raise AnalyzerError(f"{file.path}: {exc}") from exc
+            # What was read stands; the rest of the walk is lost and said to be.
+            entries.note(f"after record {entries.records}",
+                         f"{exc}; the rest of the database was not read")
+        return AnalyzerOutput(packages=tuple(packages), warnings=entries.warnings())
 
 
-def _iter_sqlite_blobs(reader: BinaryIO) -> Iterator[bytes]:
+def _iter_sqlite_blobs(reader: BinaryIO) -> Iterator[bytes | SkippedEntry]:
     """The ``Packages`` table of an rpm sqlite database, in ``hnum`` (install) order.
 
     sqlite needs a real file: the reader is copied to a private temp file (bounded by the
@@ -105,10 +129,11 @@ def _iter_sqlite_blobs(reader: BinaryIO) -> Iterator[bytes]:
             ).fetchall()
             if rows != [("table",)]:
                 raise AnalyzerError("rpm sqlite database has no Packages table")
-            for (blob,) in connection.execute("SELECT blob FROM Packages ORDER BY hnum"):
-                if not isinstance(blob, bytes):
-                    raise AnalyzerError("rpm sqlite Packages row holds no blob")
-                yield blob
+            for hnum, blob in connection.execute("SELECT hnum, blob FROM Packages ORDER BY hnum"):
+                if isinstance(blob, bytes):
+                    yield blob
+                else:
+                    yield SkippedEntry(reason=f"Packages row hnum {hnum!r} holds no blob")
         except sqlite3.Error as exc:
             raise AnalyzerError(f"cannot read rpm sqlite database: {exc}") from exc
         finally:

@@ -12,6 +12,8 @@ import struct
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from scanning.analyzers.records import SkippedEntry
+
 _HASH_MAGIC = 0x061561
 _VALID_PAGE_SIZES = frozenset({512, 1024, 2048, 4096, 8192, 16384, 32768, 65536})
 _PAGE_HEADER_SIZE = (
@@ -31,8 +33,12 @@ class BdbError(ValueError):
     """The file is not a BerkeleyDB hash database we can read."""
 
 
-def iter_bdb_values(reader: BinaryIO, size: int) -> Iterator[bytes]:
-    """Yield every overflow-page value (an rpm header blob) of the hash database."""
+def iter_bdb_values(reader: BinaryIO, size: int) -> Iterator[bytes | SkippedEntry]:
+    """Yield every overflow-page value (an rpm header blob) of the hash database.
+
+    A value, a page or the tail of a truncated file that cannot be read is yielded as a
+    ``SkippedEntry`` and the walk goes on; a file that is no hash database raises ``BdbError``.
+    """
     reader.seek(0)
     meta = reader.read(512)
     if len(meta) < 72:
@@ -53,7 +59,13 @@ def iter_bdb_values(reader: BinaryIO, size: int) -> Iterator[bytes]:
         raise BdbError(f"first page has type {page_type}, expected hash metadata")
     page_count = size // page_size
     if last_page >= page_count:
-        raise BdbError(f"metadata names last page {last_page} but the file has {page_count} pages")
+        # A copy cut short: read the pages that are there, and say that the rest is missing.
+        yield SkippedEntry(
+            where="metadata",
+            reason=f"names last page {last_page} but the file has {page_count} pages: "
+            f"truncated, pages {page_count} to {last_page} not read",
+        )
+        last_page = page_count - 1
 
     page_header = struct.Struct(order + "8xIIIHHBB")
     # rpm never shares an overflow page between two values: refusing reuse keeps the whole walk
@@ -65,22 +77,31 @@ def iter_bdb_values(reader: BinaryIO, size: int) -> Iterator[bytes]:
         if kind not in (_P_HASH, _P_HASH_UNSORTED):
             continue
         if entries % 2:
-            raise BdbError(f"hash page {page_number} has an odd number of items ({entries})")
+            yield SkippedEntry(where=f"page {page_number}",
+                               reason=f"hash page has an odd number of items ({entries}); "
+                               "its packages were not read")
+            continue
         if _PAGE_HEADER_SIZE + 2 * entries > page_size:
-            raise BdbError(f"hash page {page_number} index of {entries} items overflows the page")
+            yield SkippedEntry(where=f"page {page_number}",
+                               reason=f"hash page index of {entries} items overflows the page; "
+                               "its packages were not read")
+            continue
         # Items alternate key, value; each index slot is a 2-byte offset into the page.
         offsets = struct.unpack_from(f"{order}{entries}H", page, _PAGE_HEADER_SIZE)
         for value_offset in offsets[1::2]:
             if value_offset >= page_size or page[value_offset] != _H_OFFPAGE:
                 continue  # inline key/data items hold no rpm header
             if value_offset + _HOFFPAGE_SIZE > page_size:
-                raise BdbError(
-                    f"hash page {page_number} item offset {value_offset} is out of range"
-                )
+                yield SkippedEntry(reason=f"hash page {page_number} item offset {value_offset} "
+                                   "is out of range")
+                continue
             (first_overflow,) = struct.unpack_from(order + "I", page, value_offset + 4)
-            yield _read_overflow_chain(
-                reader, first_overflow, page_size, page_count, page_header, consumed
-            )
+            try:
+                yield _read_overflow_chain(
+                    reader, first_overflow, page_size, page_count, page_header, consumed
+                )
+            except BdbError as error:  # one value's chain is broken; the others stand
+                yield SkippedEntry(reason=str(error))
 
 
 def _read_page(reader: BinaryIO, page_number: int, page_size: int) -> bytes:

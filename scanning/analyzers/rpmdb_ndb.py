@@ -13,6 +13,8 @@ import struct
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from scanning.analyzers.records import SkippedEntry
+
 _HEADER_MAGIC = int.from_bytes(b"RpmP", "little")
 _SLOT_MAGIC = int.from_bytes(b"Slot", "little")
 _BLOB_MAGIC = int.from_bytes(b"BlbS", "little")
@@ -26,7 +28,8 @@ class NdbError(ValueError):
     """The file is not an NDB package database we can read."""
 
 
-def iter_ndb_blobs(reader: BinaryIO, size: int) -> Iterator[bytes]:
+def iter_ndb_blobs(reader: BinaryIO, size: int) -> Iterator[bytes | SkippedEntry]:
+    """Every package blob, in slot order; a slot or blob that cannot be read is skipped."""
     reader.seek(0)
     header = reader.read(32)
     if len(header) != 32:
@@ -48,20 +51,31 @@ def iter_ndb_blobs(reader: BinaryIO, size: int) -> Iterator[bytes]:
         "<4I", slot_table
     ):
         if slot_magic != _SLOT_MAGIC:
-            raise NdbError(f"bad NDB slot magic {slot_magic:#x}")
+            yield SkippedEntry(reason=f"bad NDB slot magic {slot_magic:#x}")
+            continue
         if package_index == 0:
             continue  # a free slot
         blob_start = block_offset * _BLOCK_SIZE
         if blob_start + 16 > size:
-            raise NdbError(f"NDB blob of package {package_index} is beyond the end of the file")
+            yield SkippedEntry(
+                reason=f"NDB blob of package {package_index} is beyond the end of the file"
+            )
+            continue
         reader.seek(blob_start)
         blob_magic, blob_index, _checksum, blob_length = struct.unpack("<4I", reader.read(16))
         if blob_magic != _BLOB_MAGIC:
-            raise NdbError(f"bad NDB blob magic {blob_magic:#x} for package {package_index}")
+            yield SkippedEntry(
+                reason=f"bad NDB blob magic {blob_magic:#x} for package {package_index}"
+            )
+            continue
         if blob_index != package_index:
-            raise NdbError(f"NDB slot for package {package_index} points at package {blob_index}")
+            yield SkippedEntry(
+                reason=f"NDB slot for package {package_index} points at package {blob_index}"
+            )
+            continue
         if blob_start + 16 + blob_length > size:
-            raise NdbError(f"NDB blob of package {package_index} is truncated")
+            yield SkippedEntry(reason=f"NDB blob of package {package_index} is truncated")
+            continue
         total_length += blob_length
         if total_length > size:
             raise NdbError("NDB blobs add up to more than the file: overlapping slots")

@@ -7,6 +7,7 @@ problem escape as anything but ``AnalyzerError``.
 from __future__ import annotations
 
 import stat
+from collections.abc import Iterator
 
 from scanning.analyzers.base import AnalyzerInput
 from scanning.errors import AnalyzerError
@@ -22,6 +23,41 @@ def read_capped(file: AnalyzerInput, max_size: int, analyzer: str) -> bytes:
     if len(data) > max_size:
         raise AnalyzerError(f"{analyzer}: {file.path} holds more than {max_size} bytes")
     return data
+
+
+# Bytes read at a time by ``iter_lines``: a few hundred records, never the whole file.
+_CHUNK = 1024 * 1024
+
+
+def iter_lines(file: AnalyzerInput, max_size: int, analyzer: str) -> Iterator[tuple[str, bool]]:
+    """The lines of ``file`` one at a time, for parsers that keep only one record in memory.
+
+    Each line comes decoded (``decode_lenient``), without its newline, with whether it had one:
+    only the last line of a file cut short lacks it. ``AnalyzerError`` past ``max_size`` bytes.
+    """
+    if file.size > max_size:
+        raise AnalyzerError(
+            f"{analyzer}: {file.path} is {file.size} bytes, over the {max_size}-byte cap"
+        )
+    total = 0
+    pieces: list[bytes] = []  # the current unfinished line, in pieces: joined once, so linear
+    while chunk := file.reader.read(_CHUNK):
+        total += len(chunk)
+        if total > max_size:
+            raise AnalyzerError(f"{analyzer}: {file.path} holds more than {max_size} bytes")
+        cut = chunk.rfind(b"\n")
+        if cut < 0:
+            pieces.append(chunk)
+            continue
+        pieces.append(chunk[:cut])
+        # Whole lines only, so a multi-byte character is never split before decoding.
+        text = decode_lenient(b"".join(pieces))
+        pieces = [chunk[cut + 1 :]]
+        for line in text.split("\n"):
+            yield line, True
+    tail = b"".join(pieces)
+    if tail:
+        yield decode_lenient(tail), False
 
 
 def decode_lenient(data: bytes) -> str:

@@ -1,8 +1,10 @@
 """`python -m scanning db`: build, update, publish and inspect the advisory index.
 
 * ``db build --osv PATH [--osv PATH …] [--alpine-secdb PATH …] [--azure-linux-oval FILE …]
-  --out FILE``: compile OSV records (folders, files, zips), Alpine secdb documents and Azure
-  Linux / CBL-Mariner OVAL files into one index file.
+  --out FILE [--strict]``: compile OSV records (folders, files, zips), Alpine secdb documents
+  and Azure Linux / CBL-Mariner OVAL files into one index file; records that cannot be
+  compiled are listed (count and first reasons), and ``--strict`` exits 1 when there are any
+  (the index is still written).
 * ``db update [--out FILE] [--ecosystem NAME …] [--cache DIR]``: download
   ``<ADVISORY_FEED_URL>/<ecosystem>/all.zip`` for each ecosystem (resumable; progress on a
   terminal), and for ``Mariner`` and ``Azure Linux`` the OVAL files under
@@ -12,14 +14,14 @@
 OVAL definitions that cannot become records are counted and the first reasons printed.
 * ``db publish FILE``: upload the index to Blob Storage (``ADVISORY_CONTAINER``).
 * ``db fetch --out FILE``: download the published index from Blob Storage.
-* ``db info FILE``: build time and per-ecosystem record counts.
+* ``db info FILE``: build time and per-ecosystem record and rejected-record counts.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +29,17 @@ from scanning.advisories.alpine_secdb import iter_secdb_osv
 from scanning.advisories.azure_linux import OvalResult, read_oval_file
 from scanning.advisories.feeds import default_progress
 from scanning.advisories.index import AdvisoryIndex, compile_index, load_index, write_index
-from scanning.advisories.refresh import download_and_compile, feed_records, update_ecosystems
+from scanning.advisories.refresh import (
+    download_and_compile,
+    feed_records,
+    oval_rejected,
+    update_ecosystems,
+)
 from scanning.errors import BadRequest
 
 DEFAULT_INDEX = Path(".local/advisories/index.idx")
+# Rejected records whose reasons build and update print; the rest are counted.
+SHOWN_REJECTIONS = 10
 
 
 def register(subparsers: Any) -> None:
@@ -73,6 +82,11 @@ def register(subparsers: Any) -> None:
         help="keep only these base ecosystems (repeatable; default: all)",
     )
     build.add_argument("--out", type=Path, required=True, metavar="FILE")
+    build.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 when a record could not be compiled (the index is still written)",
+    )
     build.set_defaults(handler=run_build)
 
     update = commands.add_parser("update", help="download the OSV bulk feeds and compile them")
@@ -124,21 +138,22 @@ def run_build(args: argparse.Namespace) -> int:
         _records(args.osv, args.alpine_secdb, ovals),
         sources=[str(p) for p in [*args.osv, *args.alpine_secdb, *args.azure_linux_oval]],
         ecosystems=args.ecosystem,
+        rejected=oval_rejected(ovals),
     )
     write_index(index, args.out)
     _print_summary(index, args.out)
-    _print_rejected(ovals)
-    return 0
+    _print_rejected(index)
+    return 1 if args.strict and index.rejected else 0
 
 
 def run_update(args: argparse.Namespace) -> int:
     cache: Path = args.cache or args.out.parent / "feeds"
     # A failed download raises before anything is written: args.out stays as it was.
-    index, ovals = download_and_compile(cache, update_ecosystems(args.ecosystem),
-                                        progress=default_progress())
+    index = download_and_compile(cache, update_ecosystems(args.ecosystem),
+                                 progress=default_progress())
     write_index(index, args.out)
     _print_summary(index, args.out)
-    _print_rejected(ovals)
+    _print_rejected(index)
     return 0
 
 
@@ -168,22 +183,24 @@ def run_info(args: argparse.Namespace) -> int:
 
 def _print_summary(index: AdvisoryIndex, path: Path) -> None:
     out = sys.stdout
-    out.write(f"{path}: built {index.built}, {len(index.advisories)} advisories\n")
-    for ecosystem, count in sorted(index.counts.items()):
-        out.write(f"  {ecosystem}: {count}\n")
+    rejected = index.rejected_counts()
+    total = f", {len(index.rejected)} rejected" if index.rejected else ""
+    out.write(f"{path}: built {index.built}, {len(index.advisories)} advisories{total}\n")
+    for ecosystem in sorted(index.counts.keys() | rejected.keys()):
+        count = index.counts.get(ecosystem, 0)
+        extra = f" ({rejected[ecosystem]} rejected)" if ecosystem in rejected else ""
+        out.write(f"  {ecosystem}: {count}{extra}\n")
 
 
-# How many rejection reasons `db build`/`db update` print per OVAL file; the rest are counted.
-SHOWN_REJECTIONS = 5
-
-
-def _print_rejected(ovals: Iterable[OvalResult]) -> None:
+def _print_rejected(index: AdvisoryIndex) -> None:
+    """The first rejected records with their reasons: what to fix or report upstream."""
+    if not index.rejected:
+        return
+    shown = index.rejected[:SHOWN_REJECTIONS]
+    more = len(index.rejected) - len(shown)
     out = sys.stdout
-    for oval in ovals:
-        if not oval.rejected:
-            continue
-        out.write(f"{oval.where}: {len(oval.rejected)} definitions rejected\n")
-        for _record_id, reason in oval.rejected[:SHOWN_REJECTIONS]:
-            out.write(f"  {reason}\n")
-        if len(oval.rejected) > SHOWN_REJECTIONS:
-            out.write(f"  … and {len(oval.rejected) - SHOWN_REJECTIONS} more\n")
+    out.write("rejected records (packages they name are reported as not assessed):\n")
+    for record in shown:
+        out.write(f"  {record['id']}: {record['reason']}\n")
+    if more:
+        out.write(f"  … and {more} more (`db info` counts them per ecosystem)\n")

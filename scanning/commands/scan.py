@@ -160,11 +160,15 @@ def scan_image(
     # Imported here: the pipeline pulls in the registry and layer code, which `db` does not need.
     from scanning.analysis import AnalysisStatus, analyze_image
     from scanning.inventory import InventoryStatus
+    from scanning.registry import parse_reference
 
+    # Only the reference's own syntax is a bad reference: errors from reading the image are
+    # ScanErrors that say what is wrong with it.
     try:
-        analysis = analyze_image(image, platform=platform, credentials=registry_credentials)
+        reference = parse_reference(image)
     except ValueError as error:
         raise BadRequest(f"bad image reference {image!r}: {error}") from error
+    analysis = analyze_image(reference, platform=platform, credentials=registry_credentials)
     if not analysis.inventories:
         status = (
             AssessmentStatus.NOT_APPLICABLE

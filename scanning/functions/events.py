@@ -30,12 +30,15 @@ _STARTED = (
 
 
 def scan_instance_id(event: RegistryEvent | ScanRequest, purpose: str = "") -> str:
-    """One first-scan instance per image: sha256 of ``registry/digest`` (hex).
+    """One first-scan instance per image, that is per repository and digest: sha256 of
+    ``registry/repository@digest`` (hex). A digest pushed to a second repository is a second
+    image and gets its own scan (which reuses the layer cache: nothing is downloaded again).
 
     Rescans that must re-analyse pass a ``purpose`` (e.g. ``rescan/2026-11-22``) so they get
     an instance of their own.
     """
-    key = f"{event.registry}/{event.digest}" + (f"/{purpose}" if purpose else "")
+    key = (f"{event.registry}/{event.repository}@{event.digest}"
+           + (f"/{purpose}" if purpose else ""))
     return hashlib.sha256(key.encode()).hexdigest()
 
 

@@ -140,5 +140,13 @@ def _run_timer(args: argparse.Namespace) -> int:
     if code == 202:
         print(f"timer {args.name} ran")
         return 0
-    print(f"timer {args.name} failed ({code}): {body.decode(errors='replace')}")
+    print(f"timer {args.name} failed ({code}): {_error_message(body)}")
     return 1
+
+
+def _error_message(body: bytes) -> str:
+    """The message of the host's JSON error body, or the body as text."""
+    try:
+        return str(json.loads(body)["error"]["message"])
+    except (ValueError, TypeError, KeyError):
+        return body.decode(errors="replace")

@@ -21,6 +21,7 @@ import hmac
 import inspect
 import json
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -33,8 +34,9 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 import azure.functions as func
 from azure.functions.timer import TimerRequest
 
-from scanning.errors import BadRequest, ConfigError, ScanError
+from scanning.errors import BadRequest, ConfigError, NotFound, ScanError
 from scanning.events import RegistryEvent, normalise, to_event_grid
+from scanning.httpjson import error_body, parse_json_body
 from scanning.local.durable import (
     Activity,
     DurableRuntime,
@@ -58,6 +60,10 @@ LOCAL_TOPIC = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGrou
                "/providers/Microsoft.ContainerRegistry/registries/local")
 # The Functions host rejects request bodies over 100 MB; locally a smaller cap is plenty.
 MAX_BODY_BYTES = 16 * 1024 * 1024
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,12}")
+# Durable event names: what an instance id may hold (no / \ # ? or control characters).
+_EVENT_NAME = re.compile(r"[^/\\#?\x00-\x1f\x7f]{1,256}")
+_NO_KEY = "a function key is required (x-functions-key header or code parameter)"
 
 HTTP_TRIGGER = "httpTrigger"
 EVENT_GRID_TRIGGER = "eventGridTrigger"
@@ -202,9 +208,12 @@ def _json_response(status: int, value: Any) -> Response:
                     body=json.dumps(value, indent=2, default=str).encode())
 
 
-def _text_response(status: int, text: str) -> Response:
-    return Response(status=status, headers=(("Content-Type", "text/plain; charset=utf-8"),),
-                    body=text.encode())
+def _error_response(status: HTTPStatus, message: str,
+                    headers: tuple[tuple[str, str], ...] = ()) -> Response:
+    """Every answer the host itself gives to a bad request: JSON, as the app's own."""
+    body = json.dumps(error_body(status.phrase.replace(" ", ""), message)).encode()
+    return Response(status=status, headers=(("Content-Type", "application/json"), *headers),
+                    body=body)
 
 
 def _parse_event_time(value: str) -> datetime.datetime | None:
@@ -388,7 +397,7 @@ class FunctionHost:
             if path.startswith(f"/{self.route_prefix}/") or path == f"/{self.route_prefix}":
                 return self._http_function(method, path, parts.query, query, headers, body)
             if not self._key_ok(headers, query):
-                return Response(status=HTTPStatus.UNAUTHORIZED)
+                return _error_response(HTTPStatus.UNAUTHORIZED, _NO_KEY)
             if path.startswith(STATUS_PATH):
                 return self._durable_api(method, path[len(STATUS_PATH):], body)
             if path.startswith(ADMIN_FUNCTIONS_PATH) and method == "POST":
@@ -397,30 +406,34 @@ class FunctionHost:
                 return Response(status=HTTPStatus.ACCEPTED)
             if path == ADMIN_STATUS_PATH and method == "GET":
                 return _json_response(200, self.describe())
-            return Response(status=HTTPStatus.NOT_FOUND)
+            return _error_response(HTTPStatus.NOT_FOUND, f"nothing at {path}")
         except BadRequest as error:
-            return _text_response(400, str(error))
+            return _error_response(HTTPStatus.BAD_REQUEST, str(error))
+        except NotFound as error:
+            return _error_response(HTTPStatus.NOT_FOUND, str(error))
         except ScanError as error:
             log.warning("%s %s failed: %s", method, path, error)
-            return _text_response(500 if error.retryable else 400, str(error))
+            # A retryable failure must stay a 5xx: the registry retries notifications then.
+            return _error_response(HTTPStatus.INTERNAL_SERVER_ERROR if error.retryable
+                                   else HTTPStatus.BAD_REQUEST, str(error))
         except Exception:
             log.exception("%s %s failed", method, path)
-            return Response(status=HTTPStatus.INTERNAL_SERVER_ERROR)
+            return _error_response(HTTPStatus.INTERNAL_SERVER_ERROR,
+                                   "the request failed; see the host's log")
 
     def _registry_notification(self, method: str, headers: Mapping[str, str],
                                body: bytes) -> Response:
         if method != "POST":
-            return Response(status=HTTPStatus.METHOD_NOT_ALLOWED)
+            return _error_response(HTTPStatus.METHOD_NOT_ALLOWED, "registry notifications are "
+                                   "POSTed", (("Allow", "POST"),))
         expected = f"Bearer {self.registry_token}".encode()
         if not hmac.compare_digest(headers.get("authorization", "").encode(), expected):
-            return Response(status=HTTPStatus.UNAUTHORIZED)
+            return _error_response(HTTPStatus.UNAUTHORIZED, "the registry token is missing or "
+                                   "wrong")
         with self._counter_lock:
             self.counters.registry_notifications += 1
-        try:
-            envelope = json.loads(body)
-        except ValueError as error:
-            raise BadRequest(f"registry notification is not JSON: {error}") from error
-        self.deliver_registry_events(envelope)
+        self.deliver_registry_events(parse_json_body(body, "a registry notification",
+                                                     max_bytes=MAX_BODY_BYTES))
         return Response(status=HTTPStatus.OK)
 
     def _http_function(self, method: str, path: str, raw_query: str, query: Mapping[str, str],
@@ -436,15 +449,16 @@ class FunctionHost:
                 allowed |= item.methods
                 continue
             if item.auth_level != "anonymous" and not self._key_ok(headers, query):
-                return Response(status=HTTPStatus.UNAUTHORIZED)
+                return _error_response(HTTPStatus.UNAUTHORIZED, _NO_KEY)
             url = f"{self.base_url}{path}" + (f"?{raw_query}" if raw_query else "")
             request = func.HttpRequest(method=method, url=url, headers=dict(headers),
                                        params=dict(query), route_params=values, body=body)
             return self._to_response(item, self.invoke(item, request))
         if allowed:
-            return Response(status=HTTPStatus.METHOD_NOT_ALLOWED,
-                            headers=(("Allow", ", ".join(sorted(allowed))),))
-        return Response(status=HTTPStatus.NOT_FOUND)
+            return _error_response(HTTPStatus.METHOD_NOT_ALLOWED,
+                                   f"{method} is not allowed on {path}",
+                                   (("Allow", ", ".join(sorted(allowed))),))
+        return _error_response(HTTPStatus.NOT_FOUND, f"no function at {path}")
 
     @staticmethod
     def _to_response(item: IndexedFunction, result: Any) -> Response:
@@ -471,17 +485,23 @@ class FunctionHost:
         if method == "GET" and not action:
             instance = self.durable.get(instance_id)
             if instance is None:
-                return Response(status=HTTPStatus.NOT_FOUND)
+                raise NotFound(f"no orchestration instance {instance_id[:256]!r}")
             status = instance.to_status().to_json()
             return _json_response(status_http_code(instance), status)
         if method == "POST" and action == "terminate":
             self.durable.terminate(instance_id, "terminated over HTTP")
             return Response(status=HTTPStatus.ACCEPTED)
         if method == "POST" and action.startswith("raiseEvent/"):
-            data = json.loads(body) if body else None
-            self.durable.raise_event(instance_id, unquote(action[len("raiseEvent/"):]), data)
+            name = unquote(action[len("raiseEvent/"):])
+            if not _EVENT_NAME.fullmatch(name):
+                raise BadRequest(f"not an event name: {name[:80]!r}")
+            # The Durable HTTP API takes any JSON value as the event's data, or no body.
+            data = parse_json_body(body, "the event's data", max_bytes=MAX_BODY_BYTES) \
+                if body else None
+            self.durable.raise_event(instance_id, name, data)
             return Response(status=HTTPStatus.ACCEPTED)
-        return Response(status=HTTPStatus.NOT_FOUND)
+        return _error_response(HTTPStatus.NOT_FOUND, f"no {method} {action or 'status'} "
+                               "endpoint for an instance")
 
     def describe(self) -> dict[str, Any]:
         """The host's functions and counters (``GET /admin/host/status``)."""
@@ -524,13 +544,16 @@ def _handler_for(host: FunctionHost) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self) -> None:
             length_header = self.headers.get("Content-Length") or "0"
-            try:
-                length = int(length_header)
-            except ValueError:
-                length = -1
-            if length < 0 or length > MAX_BODY_BYTES:
-                self._send(Response(status=HTTPStatus.REQUEST_ENTITY_TOO_LARGE
-                                    if length > 0 else HTTPStatus.BAD_REQUEST))
+            # int() would take "1_0", " 10" and full-width digits: only ASCII digits count.
+            if not _CONTENT_LENGTH.fullmatch(length_header):
+                self._send(_error_response(HTTPStatus.BAD_REQUEST,
+                                           "Content-Length must be a decimal number"))
+                self.close_connection = True
+                return
+            length = int(length_header)
+            if length > MAX_BODY_BYTES:
+                self._send(_error_response(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                                           f"the body is over {MAX_BODY_BYTES} bytes"))
                 self.close_connection = True
                 return
             body = self.rfile.read(length) if length else b""

@@ -22,15 +22,19 @@ _PARAMETER = re.compile(r"^\{(?P<star>\*{1,2})?(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
 _CONSTRAINT = re.compile(r":([a-z]+)(?:\(([^)]*)\))?")
 
 
+# int(), float() and uuid.UUID() take any Unicode digit (full-width ones too) and "1_0";
+# ASP.NET Core's invariant-culture parsing, which these constraints mirror, takes ASCII only.
+_INTEGER = re.compile(r"[+-]?[0-9]{1,19}")
+
+
 def _is_int(value: str, bits: int) -> bool:
-    try:
-        number = int(value)
-    except ValueError:
-        return False
-    return -(2 ** (bits - 1)) <= number < 2 ** (bits - 1) and value.lstrip("+-").isdigit()
+    return (_INTEGER.fullmatch(value) is not None
+            and -(2 ** (bits - 1)) <= int(value) < 2 ** (bits - 1))
 
 
 def _is_float(value: str) -> bool:
+    if not value.isascii() or "_" in value:
+        return False
     try:
         float(value)
     except ValueError:
@@ -39,6 +43,8 @@ def _is_float(value: str) -> bool:
 
 
 def _is_guid(value: str) -> bool:
+    if not value.isascii() or "_" in value:
+        return False
     try:
         uuid.UUID(value)
     except ValueError:

@@ -27,7 +27,7 @@ from scanning.service.rematch import ChunkReport, merge_unaffected, open_run, re
 from scanning.service.rescan import RESCAN_CHUNK
 from scanning.store.blobs import BlobKind
 from scanning.store.entities import etag_of
-from scanning.store.images import ImageRecord, RowUpdate, image_from_entity
+from scanning.store.images import ImageRecord, RowUpdate, image_from_entity, image_key
 from scanning.store.scans import ScanRecord
 from scanning.store.store import Store
 
@@ -177,7 +177,7 @@ def plan_rescan(services: Services, start: RescanStart) -> RescanPlan:
     for name in store.blobs.names(BlobKind.MARKERS, _marker(start.rescan_id, "result-")):
         store.blobs.delete(BlobKind.MARKERS, name)
     _, index_version = services.index.get()
-    pulled = {(entry.registry, entry.digest) for entry in
+    pulled = {(entry.registry, entry.repository, entry.digest) for entry in
               store.images_pulled_since(start.moment - timedelta(days=start.window_days))}
     inventories = store.blobs.inventory_names() if pulled else frozenset()
     reanalyze: list[dict[str, str]] = []
@@ -186,7 +186,7 @@ def plan_rescan(services: Services, start: RescanStart) -> RescanPlan:
     if pulled:
         for image, _ in store.images.iter_with_etags(columns=("registry", "repository",
                                                               "digest")):
-            if (image.registry, image.digest) not in pulled:
+            if image_key(image) not in pulled:
                 continue
             if store.blobs.inventory_name(image.registry, image.digest) not in inventories:
                 reanalyze.append(ScanRequest(
@@ -212,7 +212,7 @@ def plan_rescan(services: Services, start: RescanStart) -> RescanPlan:
 
 
 def _read_row(services: Services, key: list[str]) -> tuple[ImageRecord, str] | None:
-    entity = services.store.images.entity(key[0], key[2])
+    entity = services.store.images.entity(key[0], key[1], key[2])
     if entity is None:
         return None
     image = image_from_entity(entity)

@@ -50,7 +50,7 @@ def catch_up(services: Services, registries: Iterable[str] | None = None, *,
     requests: list[ScanRequest] = []
     for registry in registries if registries is not None else configured_registries():
         for image in list_registry_images(registry):
-            record = services.store.images.find(registry, image.digest)
+            record = services.store.images.find(registry, image.repository, image.digest)
             if record is not None and (record.status is not None or record.deleted):
                 continue
             if parent_index(services, registry, image.digest):
@@ -68,11 +68,10 @@ def refresh_advisories(services: Services, workdir: Path) -> bool:
 
     A failed download raises before anything is published: the previous index stays.
     """
-    index, ovals = download_and_compile(workdir, update_ecosystems([]))
-    for oval in ovals:
-        for record_id, reason in oval.rejected:
-            log.warning("advisory refresh: %s rejected from %s: %s", record_id, oval.where,
-                        reason)
+    index = download_and_compile(workdir, update_ecosystems([]))
+    if index.rejected:
+        log.warning("advisory refresh: %d records rejected (first: %s: %s)",
+                    len(index.rejected), index.rejected[0]["id"], index.rejected[0]["reason"])
     try:
         current, current_version = services.index.get()
         previous = content_fingerprint(services.index.key_fingerprints(current, current_version))

@@ -32,7 +32,7 @@ from scanning.service.rules import load_rules
 from scanning.store.blobs import BlobKind
 from scanning.store.entities import bounded_text
 from scanning.store.findings import Assessment, encode_findings
-from scanning.store.images import ImageRecord, RowUpdate, inventory_columns
+from scanning.store.images import ImageKey, ImageRecord, RowUpdate, image_key, inventory_columns
 from scanning.store.match_keys import decode_match_keys
 from scanning.store.scans import ScanRecord, new_scan_id
 from scanning.store.store import Store
@@ -129,8 +129,8 @@ class RescanRun:
                                    "assessed_at": self.moment, "last_scan_id": scan_id}
         if match_keys:
             changes["match_keys"] = match_keys
-        return RowUpdate(registry=image.registry, digest=image.digest, etag=etag,
-                         changes=changes,
+        return RowUpdate(registry=image.registry, repository=image.repository,
+                         digest=image.digest, etag=etag, changes=changes,
                          expected={"current_generation": image.current_generation,
                                    "last_scan_id": image.last_scan_id})
 
@@ -176,13 +176,14 @@ class RescanRun:
         message = notification(request, verdict, previous, image)
         changes = store.findings.rescan_changes(image, assessment, encoded)
         if changes is None:
-            saved = store.findings.save(image.registry, image.digest, assessment,
-                                        image.repository, encoded=encoded)
+            saved = store.findings.save(image.registry, image.repository, image.digest,
+                                        assessment, encoded=encoded)
             if saved.applied and message is not None:
                 send_notification(self.services, message)
             return Rematched(history=history, update=None)
         return Rematched(history=history, message=message, update=RowUpdate(
-            registry=image.registry, digest=image.digest, etag=etag,
+            registry=image.registry, repository=image.repository, digest=image.digest,
+            etag=etag,
             changes={**changes, **fill},
             expected={"current_generation": image.current_generation,
                       "last_scan_id": image.last_scan_id}), rewritten=True)
@@ -245,16 +246,16 @@ def rescan_chunk(run: RescanRun, chunk: list[tuple[ImageRecord, str]],
     report = ChunkReport()
     updates: list[RowUpdate] = []
     # Merges that store new findings, with the notification to send (or None).
-    rewrites: dict[tuple[str, str], dict[str, Any] | None] = {}
+    rewrites: dict[ImageKey, dict[str, Any] | None] = {}
     try:
         copies = run.services.store.images.inventory_copies(
-            (image.registry, image.digest) for image, _ in chunk if image.inventory_chunks)
+            image_key(image) for image, _ in chunk if image.inventory_chunks)
     except ScanError as error:
         log.warning("rescan: inventory copies unreadable (%s): reading the blobs", error)
         copies = {}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         outcomes = list(pool.map(guarded(lambda item: run.rematch(
-            item[0], item[1], copies.get((item[0].registry, item[0].digest)))), chunk))
+            item[0], item[1], copies.get(image_key(item[0])))), chunk))
     for (image, _), outcome in zip(chunk, outcomes, strict=True):
         if isinstance(outcome, ScanRequest):
             report.reanalyze.append(outcome)
@@ -266,7 +267,7 @@ def rescan_chunk(run: RescanRun, chunk: list[tuple[ImageRecord, str]],
             else:
                 updates.append(outcome.update)
                 if outcome.rewritten:
-                    rewrites[(image.registry, image.digest)] = outcome.message
+                    rewrites[image_key(image)] = outcome.message
         else:
             report.failed += 1
             log.warning("rescan of %s in %s failed: %s", image.digest, image.registry, outcome)
@@ -276,7 +277,7 @@ def rescan_chunk(run: RescanRun, chunk: list[tuple[ImageRecord, str]],
     merged = run.services.store.images.merge_rows(updates)
     report.applied, report.dropped = len(merged.applied), len(merged.dropped)
     for update in merged.applied:
-        key = (update.registry, update.digest)
+        key = (update.registry, update.repository, update.digest)
         if key in rewrites:
             report.rewritten += 1
             message = rewrites[key]

@@ -13,7 +13,7 @@ from scanning.service.context import Services
 from scanning.service.payloads import ScanRequest
 from scanning.service.rematch import ChunkReport, merge_unaffected, open_run
 from scanning.service.workers import ChunkRunner
-from scanning.store.images import ImageRecord, RowUpdate
+from scanning.store.images import ImageRecord, RowUpdate, image_key
 from scanning.store.scans import ScanRecord
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def rescan_pulled(services: Services, *, now: datetime | None = None,
     moment = now or datetime.now(UTC)
     store = services.store
     days = window_days if window_days is not None else int_setting("PULL_WINDOW_DAYS")
-    pulled = {(entry.registry, entry.digest)
+    pulled = {(entry.registry, entry.repository, entry.digest)
               for entry in store.images_pulled_since(moment - timedelta(days=days))}
     run = open_run(services, moment)
     inventories = store.blobs.inventory_names() if pulled else frozenset()
@@ -90,7 +90,7 @@ def rescan_pulled(services: Services, *, now: datetime | None = None,
     images = store.images.iter_with_etags() if pulled else iter(())
     try:
         for image, etag in images:
-            if (image.registry, image.digest) not in pulled:
+            if image_key(image) not in pulled:
                 continue
             if store.blobs.inventory_name(image.registry, image.digest) not in inventories:
                 reanalyze.append(run.reanalysis(image))

@@ -71,11 +71,11 @@ def reapply_to_image(store: Store, image: ImageRecord, rules: tuple[DisableRule,
                      now: datetime) -> ImageRecord:
     """Re-decide a stored verdict under ``rules`` (no rescan) and store it the way a scan
     does, with the same ``assessed_at``: a scan that lands meanwhile wins."""
-    verdict = current_verdict(image, store.findings_of(image.registry, image.digest), rules,
-                              now)
+    verdict = current_verdict(
+        image, store.findings_of(image.registry, image.repository, image.digest), rules, now)
     if verdict is None or image.assessed_at is None or not verdict.platforms:
         return image
-    return store.save_assessment(image.registry, image.digest, Assessment(
+    return store.save_assessment(image.registry, image.repository, image.digest, Assessment(
         status=verdict.status, analysis_status=verdict.analysis,
         assessed_at=image.assessed_at, results=verdict.platforms, reason=verdict.reason,
         analyzer_version=image.analyzer_version, index_version=image.index_version,

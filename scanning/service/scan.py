@@ -184,14 +184,14 @@ def record_verdict(services: Services, step: ScanStep, inventories: tuple[ImageI
     evaluation = evaluate(inventories, request=request, rules=load_rules(store),
                           index=advisory_index, moment=moment)
     verdict = evaluation.verdict
-    image = store.images.find(request.registry, request.digest)
+    image = store.images.find(request.registry, request.repository, request.digest)
     previous = None if image is None else store.findings.previous_summary(image)
-    store.save_assessment(request.registry, request.digest, Assessment(
+    store.save_assessment(request.registry, request.repository, request.digest, Assessment(
         status=verdict.status, analysis_status=verdict.analysis, assessed_at=moment,
         results=verdict.platforms, reason=verdict.reason,
         analyzer_version=analyzer_set_version(), index_version=index_version,
         scan_id=step.scan_id, trigger=request.trigger, match_keys=evaluation.match_keys,
-    ), request.repository)
+    ))
     billed = bill(services, request, verdict.status, moment)
     store.scans.finish(step.scan_id, finished=datetime.now(UTC), outcome=verdict.status,
                        error=verdict.reason if verdict.status is AssessmentStatus.FAILED else "")
@@ -223,10 +223,11 @@ def record_outcome(services: Services, step: ScanStep, verdict: Verdict) -> Scan
     request, scan_id = step.request, step.scan_id
     status, reason = verdict.status, verdict.reason
     moment = datetime.now(UTC)
-    services.store.save_assessment(request.registry, request.digest, Assessment(
+    services.store.save_assessment(request.registry, request.repository, request.digest,
+                                   Assessment(
         status=status, analysis_status=status, assessed_at=moment, reason=reason,
         analyzer_version=analyzer_set_version(), scan_id=scan_id, trigger=request.trigger,
-    ), request.repository)
+    ))
     billed = bill(services, request, status, moment)
     try:
         services.store.scans.finish(scan_id, finished=moment, outcome=status, error=reason)
@@ -240,9 +241,11 @@ def record_outcome(services: Services, step: ScanStep, verdict: Verdict) -> Scan
 
 
 def record_delete(services: Services, event: RegistryEvent) -> bool:
-    """A deleted manifest: mark the image deleted (its rescans stop; its history stays)."""
+    """A manifest deleted from a repository: mark that repository's image deleted (its
+    rescans stop; its history stays; the digest in other repositories is untouched)."""
     try:
-        services.store.images.mark_deleted(event.registry, event.digest, parse_time(event.time))
+        services.store.images.mark_deleted(event.registry, event.repository, event.digest,
+                                           parse_time(event.time))
     except NotFound:
         log.info("delete of %s@%s: image never seen", event.repository, event.digest)
         return False

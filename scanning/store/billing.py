@@ -1,5 +1,9 @@
 """The billing ledger: exactly one record per image digest, written on its first scan.
 
+The record is per registry + digest, not per repository: the same digest in a second
+repository of the registry is not billed again, and the record lists every repository the
+digest was seen in (``repositories``, JSON; ``repository`` is the first).
+
 Two tables:
 
 * ``billingdigests`` (the claim): PartitionKey ``encode_key(registry)``, RowKey
@@ -37,7 +41,16 @@ from azure.data.tables import TableClient
 from scanning.config import setting
 from scanning.errors import BadRequest, ConfigError, StoreError
 from scanning.model import ScanTrigger
-from scanning.store.entities import as_datetime, as_str, read_entity, storage_errors, utc
+from scanning.store.entities import (
+    as_datetime,
+    as_str,
+    bounded_json_list,
+    json_list,
+    modify_entity,
+    read_entity,
+    storage_errors,
+    utc,
+)
 from scanning.store.keys import encode_key, join_key
 from scanning.store.paging import Page, query_page
 
@@ -57,6 +70,7 @@ class BillingRecord:
     billed_at: datetime
     unit_price: Decimal
     currency: str
+    repositories: tuple[str, ...] = ()
 
     @property
     def month(self) -> str:
@@ -99,6 +113,7 @@ def price_from_settings() -> tuple[Decimal, str]:
 def _record_columns(record: BillingRecord) -> dict[str, Any]:
     return {
         "registry": record.registry, "repository": record.repository, "digest": record.digest,
+        "repositories": bounded_json_list(sorted(record.repositories)),
         "trigger": record.trigger.value, "billed_at": record.billed_at,
         "unit_price": str(record.unit_price), "currency": record.currency,
         "month": record.month,
@@ -115,6 +130,7 @@ def billing_from_entity(entity: Mapping[str, Any]) -> BillingRecord:
             digest=as_str(entity.get("digest")), trigger=ScanTrigger(as_str(entity.get("trigger"))),
             billed_at=billed_at, unit_price=Decimal(as_str(entity.get("unit_price"))),
             currency=as_str(entity.get("currency")),
+            repositories=tuple(json_list(entity.get("repositories"))),
         )
     except (ValueError, InvalidOperation) as error:
         raise StoreError(f"billing row {entity.get('RowKey')!r} is malformed: {error}") from error
@@ -139,14 +155,14 @@ class BillingTable:
             currency = default_currency if currency is None else currency
         record = BillingRecord(registry=registry, repository=repository, digest=digest,
                                trigger=trigger, billed_at=utc(at), unit_price=unit_price,
-                               currency=currency)
+                               currency=currency, repositories=(repository,))
         claim = {"PartitionKey": encode_key(registry), "RowKey": encode_key(digest),
                  **_record_columns(record)}
         with storage_errors(f"billing {digest}"):
             try:
                 self.claims.create_entity(claim)
             except ResourceExistsError:
-                existing = self._claim(registry, digest)
+                existing = self._add_repository(registry, repository, digest)
                 self._write_month_row(existing)  # repairs a writer that died in between
                 log.info("image %s already billed on %s", digest, existing.billed_at)
                 return BillingResult(created=False, record=existing, reason="already billed")
@@ -154,11 +170,20 @@ class BillingTable:
         log.info("billed image %s (%s) %s %s", digest, trigger.value, unit_price, currency)
         return BillingResult(created=True, record=record, reason="first scan")
 
-    def _claim(self, registry: str, digest: str) -> BillingRecord:
-        entity = read_entity(self.claims, encode_key(registry), encode_key(digest),
-                             f"reading billing of {digest}")
-        if entity is None:
-            raise StoreError(f"billing claim of {digest} vanished")
+    def _add_repository(self, registry: str, repository: str, digest: str) -> BillingRecord:
+        """The existing claim of ``digest``, with ``repository`` added to its list."""
+        def change(row: dict[str, Any] | None) -> dict[str, Any] | None:
+            if row is None:
+                raise StoreError(f"billing claim of {digest} vanished")
+            listed = json_list(row.get("repositories")) or [as_str(row.get("repository"))]
+            if repository in listed:
+                return None
+            row["repositories"] = bounded_json_list(sorted({*listed, repository}))
+            return row
+
+        entity = modify_entity(self.claims, encode_key(registry), encode_key(digest), change,
+                               f"billing {digest}")
+        assert entity is not None
         return billing_from_entity(entity)
 
     def _write_month_row(self, record: BillingRecord) -> None:

@@ -459,10 +459,10 @@ class FindingTable:
     # ------------------------------------------------------------ writing
 
     @staticmethod
-    def blob_name(registry: str, digest: str, generation: str) -> str:
-        return f"{encode_key(registry)}/{encode_key(digest)}/{generation}"
+    def blob_name(registry: str, repository: str, digest: str, generation: str) -> str:
+        return f"{encode_key(registry)}/{encode_key(repository)}/{encode_key(digest)}/{generation}"
 
-    def save(self, registry: str, digest: str, assessment: Assessment, repository: str = "",
+    def save(self, registry: str, repository: str, digest: str, assessment: Assessment,
              encoded: EncodedFindings | None = None) -> SaveResult:
         """Replace the image's assessment and findings in one conditional row write.
 
@@ -471,7 +471,8 @@ class FindingTable:
         """
         encoded = encoded or encode_findings(digest, assessment.results)
         generation = new_generation()
-        blob = "" if fits_row(encoded) else self.blob_name(registry, digest, generation)
+        blob = "" if fits_row(encoded) else self.blob_name(registry, repository, digest,
+                                                            generation)
         if blob:
             self.blobs.put(BlobKind.FINDINGS, blob, encoded.document)
         outcome: dict[str, Any] = {}
@@ -496,15 +497,14 @@ class FindingTable:
                 for name in [name for name in row if _is_findings_column(name)]:
                     del row[name]
                 row.update(findings_columns(encoded, blob=blob))
-            if repository and not row.get("repository"):
-                row["repository"] = repository
             if assessment.trigger is not None and not row.get("first_scan_trigger"):
                 row["first_scan_trigger"] = assessment.trigger.value
             outcome["applied"] = True
             outcome["blob"] = blob if not unchanged else previous.blob
             return row
 
-        self.images.modify(registry, digest, change, f"publishing findings of {digest}")
+        self.images.modify(registry, repository, digest, change,
+                           f"publishing findings of {digest}")
         if not outcome.get("applied"):
             if blob:
                 self.blobs.delete(BlobKind.FINDINGS, blob)
@@ -512,7 +512,8 @@ class FindingTable:
                      assessment.assessed_at.isoformat())
             return SaveResult(applied=False)
         if blob or outcome["previous_blob"]:
-            self._collect(registry, digest, keep=outcome["blob"], old=outcome["previous_blob"])
+            self._collect(registry, repository, digest, keep=outcome["blob"],
+                          old=outcome["previous_blob"])
         return SaveResult(applied=True)
 
     def rescan_changes(self, image: ImageRecord, assessment: Assessment,
@@ -527,11 +528,12 @@ class FindingTable:
         changes.update(findings_columns(encoded, previous=image.stored_findings))
         return changes
 
-    def _collect(self, registry: str, digest: str, *, keep: str, old: str) -> None:
+    def _collect(self, registry: str, repository: str, digest: str, *, keep: str,
+                 old: str) -> None:
         """Delete the image's document blobs but ``keep``: ``old`` at once, others once
         stale (left by a writer that died before its row write)."""
         cutoff = datetime.now().astimezone() - STALE_GENERATION
-        prefix = self.blob_name(registry, digest, "")
+        prefix = self.blob_name(registry, repository, digest, "")
         for name in self.blobs.names(BlobKind.FINDINGS, prefix):
             made = generation_time(name[len(prefix):])
             if name != keep and (name == old or (made is not None and made < cutoff)):
@@ -545,12 +547,12 @@ class FindingTable:
         return b"".join(as_bytes(entity.get(DOCUMENT_COLUMN.format(n)))
                         for n in range(stored.document_chunks))
 
-    def _read(self, registry: str, digest: str
+    def _read(self, registry: str, repository: str, digest: str
               ) -> tuple[ImageRecord, tuple[PlatformFindings, ...]]:
         for _attempt in range(MAX_READ_ATTEMPTS):
-            entity = self.images.entity(registry, digest)
+            entity = self.images.entity(registry, repository, digest)
             if entity is None:
-                raise NotFound(f"no image {digest} in registry {registry}")
+                raise NotFound(f"no image {digest} in {registry}/{repository}")
             image = image_from_entity(entity)
             stored = image.stored_findings
             if not image.current_generation:
@@ -565,11 +567,12 @@ class FindingTable:
                                           f"findings document of {digest}")
         raise TransientStoreError(f"findings of {digest} kept changing while being read")
 
-    def current(self, registry: str, digest: str) -> tuple[PlatformFindings, ...]:
+    def current(self, registry: str, repository: str,
+                digest: str) -> tuple[PlatformFindings, ...]:
         """The image's findings by platform, from one complete assessment (NotFound if the
         image is unknown). Platforms come in the assessment's order (platforms without
         findings included); findings within a platform by id, then package."""
-        return self._read(registry, digest)[1]
+        return self._read(registry, repository, digest)[1]
 
     def previous_summary(self, image: ImageRecord) -> AssessmentSummary | None:
         """The notification summary of ``image``'s stored assessment (row read with
@@ -580,7 +583,8 @@ class FindingTable:
         if stored.total == 0:
             return AssessmentSummary(status=image.status, active_finding_keys=frozenset())
         if stored.keys_external or not stored.keys:
-            findings = [finding for result in self.current(image.registry, image.digest)
+            findings = [finding for result in self.current(image.registry, image.repository,
+                                                           image.digest)
                         for finding in result.findings]
             return AssessmentSummary(status=image.status, active_finding_keys=frozenset(
                 finding_key(finding) for finding in findings if not finding.disabled_by))
@@ -639,7 +643,8 @@ class FindingTable:
                 _key_matches(key, filters)
                 for key in decode_keys(listed.keys, f"findings keys of {digest}")):
             return
-        image, results = self._read(as_str(entity.get("registry")), digest)
+        image, results = self._read(as_str(entity.get("registry")),
+                                    as_str(entity.get("repository")), digest)
         if image.deleted and not filters.include_deleted_images:
             return
         for result in results:

@@ -1,10 +1,16 @@
-"""The images table (one row per registry + digest) and the tag history table.
+"""The images table (one row per registry + repository + digest) and the tag history table.
 
-images: PartitionKey ``encode_key(registry) | <shard>``, RowKey ``encode_key(digest)``, where
-the shard is the first hex digit of the digest's hash: a registry's images spread over 16
-partitions (a partition serves ~2,000 entities/s in Azure, and Azurite scans a whole partition
-for every point operation), and listing one registry is one key-range query that still
-returns its images in digest order. Besides what the image is (repository, tags, platforms, media
+An image is a digest *in a repository*: the same digest copied to a second repository (a
+dev → prod promotion, an ``az acr import`` within the registry) is a second image, with its own
+tags, pushes, pulls, deletion, status and findings. Both share the analysis made once per
+digest (the inventory blob and the layer cache) and one billing record.
+
+images: PartitionKey ``encode_key(registry) | <shard>``, RowKey ``join_key(digest,
+repository)``, where the shard is the first hex digit of the digest's hash: a registry's images
+spread over 16 partitions (a partition serves ~2,000 entities/s in Azure, and Azurite scans a
+whole partition for every point operation), listing one registry is one key-range query that
+still returns its images in digest order, and the repositories of one digest are one key-range
+query in one partition. Besides what the image is (repository, tags, platforms, media
 type, size, push/pull times, deleted flag) the row carries the latest assessment (status,
 reason, counts per severity active and disabled as ``active_<severity>``/``disabled_<severity>``
 Int32 columns so they can be filtered on, analyzer and index versions, the generation id
@@ -59,7 +65,7 @@ from scanning.store.entities import (
     storage_errors,
     utc,
 )
-from scanning.store.keys import SEPARATOR, SEPARATOR_END, decode_key, encode_key, join_key
+from scanning.store.keys import SEPARATOR, SEPARATOR_END, encode_key, join_key
 from scanning.store.paging import Page, query_page
 
 log = logging.getLogger(__name__)
@@ -83,8 +89,12 @@ def image_shard(digest: str) -> str:
     return first if first and first in SHARDS else hashlib.sha256(digest.encode()).hexdigest()[0]
 
 
-def image_keys(registry: str, digest: str) -> tuple[str, str]:
-    return f"{encode_key(registry)}{SEPARATOR}{image_shard(digest)}", encode_key(digest)
+def image_partition(registry: str, digest: str) -> str:
+    return f"{encode_key(registry)}{SEPARATOR}{image_shard(digest)}"
+
+
+def image_keys(registry: str, repository: str, digest: str) -> tuple[str, str]:
+    return image_partition(registry, digest), join_key(digest, repository)
 
 
 def inverted_time(moment: datetime) -> str:
@@ -163,6 +173,7 @@ class RowUpdate:
     """
 
     registry: str
+    repository: str
     digest: str
     etag: str
     changes: Mapping[str, Any]
@@ -233,10 +244,9 @@ def image_from_entity(entity: Mapping[str, Any]) -> ImageRecord:
     trigger = as_str(entity.get("first_scan_trigger"))
     try:
         return ImageRecord(
-            registry=(as_str(entity.get("registry"))
-                      or decode_key(entity["PartitionKey"].rsplit(SEPARATOR, 1)[0])),
-            repository=as_str(entity.get("repository")),
-            digest=as_str(entity.get("digest")) or decode_key(entity["RowKey"]),
+            registry=as_str(entity["registry"]),
+            repository=as_str(entity["repository"]),
+            digest=as_str(entity["digest"]),
             tags=tuple(json_list(entity.get("tags"))),
             platforms=tuple(json_list(entity.get("platforms"))),
             media_type=as_str(entity.get("media_type")),
@@ -368,6 +378,13 @@ class _Conflict(Exception):
     """A batch of row updates met a row changed since it was read."""
 
 
+ImageKey = tuple[str, str, str]  # (registry, repository, digest)
+
+
+def image_key(image: ImageRecord) -> ImageKey:
+    return (image.registry, image.repository, image.digest)
+
+
 class ImageTable:
     """Images and their tag history. Build through ``scanning.store.Store``."""
 
@@ -377,30 +394,45 @@ class ImageTable:
 
     # ------------------------------------------------------------ reads
 
-    def find(self, registry: str, digest: str) -> ImageRecord | None:
-        entity = self.entity(registry, digest)
+    def find(self, registry: str, repository: str, digest: str) -> ImageRecord | None:
+        entity = self.entity(registry, repository, digest)
         return image_from_entity(entity) if entity is not None else None
 
-    def get(self, registry: str, digest: str) -> ImageRecord:
-        record = self.find(registry, digest)
+    def get(self, registry: str, repository: str, digest: str) -> ImageRecord:
+        record = self.find(registry, repository, digest)
         if record is None:
-            raise NotFound(f"no image {digest} in registry {registry}")
+            raise NotFound(f"no image {digest} in {registry}/{repository}")
         return record
 
-    def entity(self, registry: str, digest: str) -> TableEntity | None:
+    def entity(self, registry: str, repository: str, digest: str) -> TableEntity | None:
         """The raw image row (None when absent)."""
-        partition_key, row_key = image_keys(registry, digest)
+        partition_key, row_key = image_keys(registry, repository, digest)
         return read_entity(self.table, partition_key, row_key, f"reading image {digest}")
 
+    def repositories_of(self, registry: str, digest: str) -> tuple[ImageRecord, ...]:
+        """The images of ``digest`` in every repository of ``registry``: one key-range query
+        in one partition."""
+        low = encode_key(digest) + SEPARATOR
+        with storage_errors(f"finding image {digest}"):
+            entities = list(self.table.query_entities(
+                "PartitionKey eq @pk and RowKey gt @low and RowKey lt @high",
+                parameters={"pk": image_partition(registry, digest), "low": low,
+                            "high": encode_key(digest) + SEPARATOR_END},
+                select=list(SUMMARY_COLUMNS)))
+        return tuple(image_from_entity(entity) for entity in entities)
+
     def find_by_digest(self, digest: str) -> tuple[ImageRecord, ...]:
-        """Every registry's row for ``digest`` (a digest alone may be ambiguous).
+        """Every registry's and repository's row for ``digest`` (a digest alone may be
+        ambiguous).
 
         A cross-partition query on RowKey: the service scans the table, fine for the API's
-        occasional lookups, not for jobs (they know the registry).
+        occasional lookups, not for jobs (they know the registry and repository).
         """
         with storage_errors(f"finding image {digest}"):
             entities = list(self.table.query_entities(
-                "RowKey eq @digest", parameters={"digest": encode_key(digest)},
+                "RowKey gt @low and RowKey lt @high",
+                parameters={"low": encode_key(digest) + SEPARATOR,
+                            "high": encode_key(digest) + SEPARATOR_END},
                 select=list(SUMMARY_COLUMNS)))
         return tuple(image_from_entity(entity) for entity in entities)
 
@@ -437,15 +469,15 @@ class ImageTable:
                 return
             token = page.next_token
 
-    def inventory_copies(self, images: Iterable[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
-        """The inventory copies of ``(registry, digest)`` images that have one, as the blob's
-        bytes: one key-range query per partition the images fall in."""
+    def inventory_copies(self, images: Iterable[ImageKey]) -> dict[ImageKey, bytes]:
+        """The inventory copies of the ``(registry, repository, digest)`` images that have
+        one, as the blob's bytes: one key-range query per partition the images fall in."""
         wanted: dict[str, set[str]] = {}
-        for registry, digest in images:
-            partition_key, row_key = image_keys(registry, digest)
+        for registry, repository, digest in images:
+            partition_key, row_key = image_keys(registry, repository, digest)
             wanted.setdefault(partition_key, set()).add(row_key)
-        copies: dict[tuple[str, str], bytes] = {}
-        columns = ["PartitionKey", "RowKey", "registry", "digest", "inventory_n",
+        copies: dict[ImageKey, bytes] = {}
+        columns = ["PartitionKey", "RowKey", "registry", "repository", "digest", "inventory_n",
                    *(INVENTORY_COLUMN.format(n) for n in range(MAX_INVENTORY_CHUNKS))]
         for partition_key, row_keys in wanted.items():
             with storage_errors("reading inventory copies"):
@@ -461,10 +493,11 @@ class ImageTable:
                                 for n in range(chunks))
                 if not data:
                     continue
-                key = (as_str(entity.get("registry")), as_str(entity.get("digest")))
+                key = (as_str(entity.get("registry")), as_str(entity.get("repository")),
+                       as_str(entity.get("digest")))
                 try:
                     copies[key] = inflate(data, MAX_INVENTORY_COPY_BYTES,
-                                          f"inventory copy of {key[1]}")
+                                          f"inventory copy of {key[2]}")
                 except StoreError as error:
                     log.warning("%s: its blob is read instead", error)
         return copies
@@ -472,12 +505,12 @@ class ImageTable:
     # ------------------------------------------------------------ writes
 
     def modify(
-        self, registry: str, digest: str,
+        self, registry: str, repository: str, digest: str,
         change: Callable[[dict[str, Any] | None], dict[str, Any] | None],
         operation: str,
     ) -> ImageRecord | None:
         """Read-modify-write the image row (see ``entities.modify_entity``)."""
-        partition_key, row_key = image_keys(registry, digest)
+        partition_key, row_key = image_keys(registry, repository, digest)
         row = modify_entity(self.table, partition_key, row_key, change, operation)
         return image_from_entity(row) if row is not None else None
 
@@ -497,7 +530,6 @@ class ImageTable:
             row = row or new_image_row(registry, repository, digest)
             first = as_datetime(row.get("first_pushed"))
             last = as_datetime(row.get("last_pushed"))
-            row["repository"] = repository
             row["first_pushed"] = min(first, moment) if first else moment
             row["last_pushed"] = max(last, moment) if last else moment
             if media_type:
@@ -514,11 +546,12 @@ class ImageTable:
             row.pop("deleted_at", None)
             return row
 
-        record = self.modify(registry, digest, change, f"recording push of {digest}")
+        record = self.modify(registry, repository, digest, change,
+                             f"recording push of {digest}")
         assert record is not None
         if tag:
             self._record_tag(registry, repository, tag, digest, moment)
-        return self.get(registry, digest) if tag else record
+        return self.get(registry, repository, digest) if tag else record
 
     def _record_tag(self, registry: str, repository: str, tag: str, digest: str,
                     at: datetime) -> None:
@@ -539,7 +572,7 @@ class ImageTable:
 
     def _drop_tag(self, registry: str, digest: str, tag: str, repository: str) -> None:
         def change(row: dict[str, Any] | None) -> dict[str, Any] | None:
-            if row is None or row.get("repository") != repository:
+            if row is None:
                 return None
             tags = json_list(row.get("tags"))
             if tag not in tags:
@@ -547,7 +580,7 @@ class ImageTable:
             row["tags"] = json.dumps([item for item in tags if item != tag])
             return row
 
-        self.modify(registry, digest, change, f"moving tag {tag} off {digest}")
+        self.modify(registry, repository, digest, change, f"moving tag {tag} off {digest}")
 
     def tag_history(self, registry: str, repository: str, tag: str = "") -> tuple[TagEvent, ...]:
         """Where tags pointed, newest first per tag (all tags, or one)."""
@@ -566,8 +599,10 @@ class ImageTable:
             for entity in entities
         )
 
-    def mark_deleted(self, registry: str, digest: str, at: datetime) -> ImageRecord:
-        """Mark the image deleted (no more rescans); its results and history stay."""
+    def mark_deleted(self, registry: str, repository: str, digest: str,
+                     at: datetime) -> ImageRecord:
+        """Mark the image deleted from ``repository`` (no more rescans of it); its results and
+        history stay, and the digest's images in other repositories are untouched."""
         moment = utc(at)
 
         def change(row: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -579,9 +614,9 @@ class ImageTable:
             row["deleted_at"] = moment
             return row
 
-        record = self.modify(registry, digest, change, f"deleting image {digest}")
+        record = self.modify(registry, repository, digest, change, f"deleting image {digest}")
         if record is None:
-            raise NotFound(f"no image {digest} in registry {registry}")
+            return self.get(registry, repository, digest)  # deleted already, or NotFound
         return record
 
     def merge_rows(self, updates: Iterable[RowUpdate]) -> MergeReport:
@@ -594,7 +629,7 @@ class ImageTable:
         """
         by_partition: dict[str, list[RowUpdate]] = {}
         for update in updates:
-            by_partition.setdefault(image_keys(update.registry, update.digest)[0],
+            by_partition.setdefault(image_partition(update.registry, update.digest),
                                     []).append(update)
         applied: list[RowUpdate] = []
         dropped: list[RowUpdate] = []
@@ -602,8 +637,8 @@ class ImageTable:
             for chunk in _batches(group):
                 operations = [
                     (TransactionOperation.UPDATE,
-                     {"PartitionKey": partition_key, "RowKey": encode_key(update.digest),
-                      **update.changes},
+                     {"PartitionKey": partition_key,
+                      "RowKey": join_key(update.digest, update.repository), **update.changes},
                      {"mode": UpdateMode.MERGE, "etag": update.etag,
                       "match_condition": MatchConditions.IfNotModified})
                     for update in chunk
@@ -637,11 +672,12 @@ class ImageTable:
             done.append(True)
             return row
 
-        self.modify(update.registry, update.digest, change,
+        self.modify(update.registry, update.repository, update.digest, change,
                     f"updating image {update.digest}")
         return bool(done)
 
-    def set_last_pulled(self, registry: str, digest: str, at: datetime) -> None:
+    def set_last_pulled(self, registry: str, repository: str, digest: str,
+                        at: datetime) -> None:
         """Move ``last_pulled`` forward (never back); no-op for an unknown image."""
         moment = utc(at)
 
@@ -654,7 +690,7 @@ class ImageTable:
             row["last_pulled"] = moment
             return row
 
-        self.modify(registry, digest, change, f"recording pull of {digest}")
+        self.modify(registry, repository, digest, change, f"recording pull of {digest}")
 
 
 def image_query(filters: ImageFilter) -> tuple[str, dict[str, Any]]:

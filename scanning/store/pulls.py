@@ -1,6 +1,9 @@
-"""The pull ledger: last pull time and pull count per registry + digest.
+"""The pull ledger: last pull time and pull count per registry + repository + digest.
 
-PartitionKey ``encode_key(registry)``, RowKey ``encode_key(digest)``. The count is Int64 (a
+PartitionKey ``encode_key(registry)``, RowKey ``join_key(digest, repository)``: a pull names
+the repository it pulled from (ACR's ``ContainerRegistryRepositoryEvents`` and the
+Distribution registry's notifications both carry it), and the weekly rescan re-assesses the
+repositories whose image was pulled. The count is Int64 (a
 popular image passes 2^31 pulls). ``record_pull`` is additive and moves ``last_pulled`` only
 forward, so replayed or out-of-order pull notifications never make an image look older.
 Callers filter out the scanner's own pulls before recording (``scanning.pulls``).
@@ -26,7 +29,7 @@ from scanning.store.entities import (
     storage_errors,
     utc,
 )
-from scanning.store.keys import encode_key
+from scanning.store.keys import encode_key, join_key
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,6 +62,8 @@ class PullTable:
         """Add ``count`` pulls at ``at`` (the latest one, for an aggregated log row)."""
         if count < 1:
             raise BadRequest(f"pull count must be positive, got {count}")
+        if not repository:
+            raise BadRequest("a pull names its repository")
         moment = utc(at)
 
         def change(row: dict[str, Any] | None) -> dict[str, Any]:
@@ -70,17 +75,15 @@ class PullTable:
             row["last_pulled"] = max(last, moment) if last else moment
             row["first_pulled"] = min(first, moment) if first else moment
             row["count"] = int64(as_int(row.get("count")) + count)
-            if repository:
-                row["repository"] = repository
             return row
 
-        row = modify_entity(self.table, encode_key(registry), encode_key(digest), change,
-                            f"recording pull of {digest}")
+        row = modify_entity(self.table, encode_key(registry), join_key(digest, repository),
+                            change, f"recording pull of {digest}")
         assert row is not None
         return pull_from_entity(row)
 
-    def get(self, registry: str, digest: str) -> PullLedgerEntry | None:
-        entity = read_entity(self.table, encode_key(registry), encode_key(digest),
+    def get(self, registry: str, repository: str, digest: str) -> PullLedgerEntry | None:
+        entity = read_entity(self.table, encode_key(registry), join_key(digest, repository),
                              f"reading pulls of {digest}")
         return pull_from_entity(entity) if entity is not None else None
 

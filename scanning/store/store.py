@@ -27,9 +27,10 @@ from scanning.store.paging import Page
 from scanning.store.pulls import PullLedgerEntry, PullTable
 from scanning.store.rule_table import RuleTable
 from scanning.store.scans import ScanTable
+from scanning.store.schema import check_schema
 
 DEFAULT_PREFIX = "acrscan"
-TABLES = ("images", "tags", "scans", "pulls", "billing", "billingdigests", "rules")
+TABLES = ("images", "tags", "scans", "pulls", "billing", "billingdigests", "rules", "meta")
 
 
 class Store:
@@ -54,6 +55,7 @@ class Store:
         self.rules = RuleTable(table("rules"))
         self.blobs = BlobStore(clients.blob_service(), self.prefix)
         self.findings = FindingTable(self.images, self.blobs)
+        self._meta = table("meta")
 
     @classmethod
     def from_settings(cls, prefix: str | None = None) -> Store:
@@ -69,7 +71,8 @@ class Store:
         return f"{self.prefix}{name}"
 
     def create(self) -> None:
-        """Create every table and container that does not exist yet."""
+        """Create every table and container that does not exist yet, and check that the store
+        is of this code's layout (``schema``; ConfigError when it is not)."""
         service = self.clients.table_service()
         for name in TABLES:
             with storage_errors(f"creating table {self.table_name(name)}"), contextlib.suppress(
@@ -77,6 +80,7 @@ class Store:
             ):
                 service.create_table(self.table_name(name))
         self.blobs.create_containers()
+        check_schema(self._meta, self.images.table)
 
     def drop(self) -> None:
         """Delete every table and container of this namespace (tests, teardown)."""
@@ -88,14 +92,15 @@ class Store:
 
     # ------------------------------------------------------------ operations across tables
 
-    def save_assessment(self, registry: str, digest: str, assessment: Assessment,
-                        repository: str = "") -> ImageRecord:
+    def save_assessment(self, registry: str, repository: str, digest: str,
+                        assessment: Assessment) -> ImageRecord:
         """Replace the image's findings and status atomically for readers (``findings``)."""
-        self.findings.save(registry, digest, assessment, repository)
-        return self.images.get(registry, digest)
+        self.findings.save(registry, repository, digest, assessment)
+        return self.images.get(registry, repository, digest)
 
-    def findings_of(self, registry: str, digest: str) -> tuple[PlatformFindings, ...]:
-        return self.findings.current(registry, digest)
+    def findings_of(self, registry: str, repository: str,
+                    digest: str) -> tuple[PlatformFindings, ...]:
+        return self.findings.current(registry, repository, digest)
 
     def query_findings(self, filters: FindingFilter | None = None, page_size: int = 100,
                        token: str | None = None) -> Page[FindingHit]:
@@ -106,7 +111,7 @@ class Store:
         """Add to the pull ledger and move the image's ``last_pulled`` forward."""
         entry = self.pulls.record_pull(registry=registry, repository=repository, digest=digest,
                                        at=at, count=count)
-        self.images.set_last_pulled(registry, digest, entry.last_pulled)
+        self.images.set_last_pulled(registry, repository, digest, entry.last_pulled)
         return entry
 
     def images_pulled_since(self, since: datetime) -> Iterator[PullLedgerEntry]:

@@ -39,6 +39,8 @@ LIMIT = "limit"
 # order of event kinds at the same version, see the module docstring
 _KIND_ORDER = {INTRODUCED: 0, LAST_AFFECTED: 1, FIXED: 2, LIMIT: 3}
 _ZERO = "0"
+# The reason of a match found in the entry's ``versions`` list rather than in a range.
+LISTED_IN_VERSIONS = "listed in versions"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -253,7 +255,7 @@ def evaluate(compiled: CompiledAffected, version: str) -> AffectedResult:
             affected=True, reason=matches[0].reason, fixed_versions=tuple(fixes[:1])
         )
     if version in compiled.versions:
-        return AffectedResult(affected=True, reason="listed in versions")
+        return AffectedResult(affected=True, reason=LISTED_IN_VERSIONS)
     if not compiled.ranges and compiled.versions:
         # validate the installed version even when only the list decided
         _cmp(compiled.scheme, version, version)

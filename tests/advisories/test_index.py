@@ -121,3 +121,98 @@ def test_compiles_the_pypa_and_go_databases() -> None:
     ]
     index = compile_index(records, built=BUILT)
     assert (len(records), index.counts) == (6952, {"Go": 4274, "PyPI": 2649})
+
+
+PYPA = SHARED / "pypi-pypa-advisory-database"
+
+
+def test_a_list_where_a_version_belongs_is_rejected_naming_the_field() -> None:
+    record = _record("X-1", "2024-01-01T00:00:00Z", "1.0")
+    record["affected"][0]["ranges"][0]["events"][1]["fixed"] = ["a", "b"]  # type: ignore[index]
+    index = compile_index([record], built=BUILT)
+    assert (index.rejected, index.lookup("PyPI", "some-package"), index.counts) == (
+        [{"id": "X-1", "modified": "2024-01-01T00:00:00Z",
+          "reason": "affected[0].ranges[0].events[1].fixed: expected a string, got a list",
+          "keys": [["PyPI", "some-package"]]}],
+        [],
+        {},
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "rejected"),
+    [
+        ("steam/PYSEC-2019-125.yaml", {
+            "id": "PYSEC-2019-125", "modified": "2020-01-16T13:15:00Z",
+            "reason": "affected[0].ranges[0].events[1].fixed: not a PEP 440 version: "
+                      "'2019-09-12'",
+            "keys": [["PyPI", "steam"]]}),
+        ("binderhub/PYSEC-2021-371.yaml", {
+            "id": "PYSEC-2021-371", "modified": "2021-09-01T12:23:00Z",
+            "reason": "affected[0].ranges[1].events[1].fixed: not a PEP 440 version: "
+                      "'0.2.0-n653'",
+            "keys": [["PyPI", "binderhub"]]}),
+    ],
+)
+def test_real_pypa_record_with_a_version_pep_440_refuses_is_rejected(
+    path: str, rejected: dict[str, object]
+) -> None:
+    if not PYPA.is_dir():
+        pytest.skip(f"shared advisories not found at {PYPA}")
+    index = compile_index(iter_records(PYPA / path), built=BUILT)
+    assert (index.rejected, index.advisories) == ([rejected], {})
+
+
+def test_a_range_that_does_not_compile_falls_back_to_the_versions_list() -> None:
+    record = _record("X-1", "2024-01-01T00:00:00Z", "2019-09-12")
+    record["affected"][0]["versions"] = ["1.0", "1.1"]  # type: ignore[index]
+    index = compile_index([record], built=BUILT)
+    [(_, entry)] = index.lookup("PyPI", "some-package")
+    assert (index.rejected, entry["ranges"]["ranges"], entry["ranges"]["versions"],
+            entry["ranges"]["skipped_ranges"]) == (
+        [],
+        [],
+        ["1.0", "1.1"],
+        ["affected[0].ranges[0].events[1].fixed: not a PEP 440 version: '2019-09-12'"],
+    )
+
+
+def test_a_versions_list_holding_a_number_is_rejected() -> None:
+    record = _record("X-1", "2024-01-01T00:00:00Z", "1.0")
+    record["affected"][0]["versions"] = ["0.9", 1]  # type: ignore[index]
+    index = compile_index([record], built=BUILT)
+    assert [r["reason"] for r in index.rejected] == [
+        "affected[0].versions[1]: expected a string, got a number"
+    ]
+
+
+def test_affected_that_is_not_a_list_is_rejected_under_an_unknown_ecosystem() -> None:
+    record = _record("X-1", "2024-01-01T00:00:00Z", "1.0")
+    record["affected"] = {"package": "x"}
+    index = compile_index([record], built=BUILT)
+    assert (index.rejected, index.rejected_counts()) == (
+        [{"id": "X-1", "modified": "2024-01-01T00:00:00Z",
+          "reason": "affected: expected a list, got an object", "keys": []}],
+        {"(unknown)": 1},
+    )
+
+
+def test_every_problem_is_counted_in_the_one_line_reason() -> None:
+    record = _record("X-1", "2024-01-01T00:00:00Z", "1.0")
+    record["affected"] = [1, "two", record["affected"][0]]  # type: ignore[index]
+    index = compile_index([record], built=BUILT)
+    assert ([r["reason"] for r in index.rejected], index.counts) == (
+        ["affected[0]: expected an object, got a number (and 1 more)"],
+        {"PyPI": 1},
+    )
+
+
+def test_rejected_records_and_their_keys_survive_a_round_trip(tmp_path: Path) -> None:
+    good = _record("X-1", "2024-01-01T00:00:00Z", "1.0")
+    bad = _record("X-2", "2024-02-01T00:00:00Z", "not a version!")
+    write_index(compile_index([good, bad], built=BUILT), tmp_path / "index.idx")
+    loaded = load_index(tmp_path / "index.idx")
+    assert (loaded.rejected_for("PyPI", "Some.Package"), loaded.rejected_counts()) == (
+        [("X-2", "2024-02-01T00:00:00Z")],
+        {"PyPI": 1},
+    )

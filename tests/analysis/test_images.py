@@ -14,13 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from scanning import analysis
 from scanning.analysis import AnalysisStatus, analyze_image
 from scanning.analyzers import ANALYZERS
 from scanning.analyzers.base import AnalyzerInput, AnalyzerOutput
 from scanning.errors import ManifestError
-from scanning.inventory import merge_layers, resolve_symlinks
+from scanning.inventory import InventoryStatus, merge_layers, resolve_symlinks
 from scanning.layers import scan_layer
 from scanning.model import OSInfo, Package, PackageType, Platform
+from scanning.ocibuild import build_oci_layout
 from scanning.registry import DockerArchiveSource, parse_reference, resolve_image
 
 
@@ -172,3 +174,67 @@ def test_archive_without_manifest_json_is_a_clear_error(testdata: Path) -> None:
     with pytest.raises(ManifestError, match=r"has no manifest\.json"):
         analyze_image(f"docker-archive:{testdata}/images/go-containerregistry/no_manifest.tar",
                       analyzers=ANALYZERS)
+
+
+def test_skipped_apk_record_makes_the_platform_partial_and_keeps_the_rest(
+    testdata: Path, tmp_path: Path
+) -> None:
+    installed = (testdata / "pkgdb" / "apk" / "trivy-image-alpine-311.installed").read_bytes()
+    broken = installed.replace(b"\nV:1.31.1-r9\n", b"\nV:1.31.1 r9\n", 1)  # busybox only
+    amd64 = Platform(os="linux", architecture="amd64")
+    build_oci_layout(tmp_path, [(amd64, [{"etc/alpine-release": b"3.11.5\n",
+                                          "lib/apk/db/installed": broken}])], tag="v1")
+    analysis = analyze_image(f"oci:{tmp_path}:v1")
+    (inventory,) = analysis.inventories
+    assert (analysis.status, inventory.status) == (AnalysisStatus.PARTIAL, InventoryStatus.PARTIAL)
+    assert len(inventory.packages) == 13
+    assert "busybox" not in {p.name for p in inventory.packages}
+    assert inventory.warnings == (
+        f"layer {inventory.layers[0].digest}: apk: lib/apk/db/installed line 25: "
+        "package busybox: malformed version '1.31.1 r9'; entry skipped",
+    )
+
+
+def test_alpine_upgraded_from_newer_repositories_says_the_branch_it_is_matched_as(
+    testdata: Path, tmp_path: Path
+) -> None:
+    installed = (testdata / "pkgdb" / "apk" / "trivy-image-alpine-310.installed").read_bytes()
+    repositories = b"https://dl-cdn.alpinelinux.org/alpine/v3.12/main\n"
+    amd64 = Platform(os="linux", architecture="amd64")
+    build_oci_layout(tmp_path, [(amd64, [{"etc/alpine-release": b"3.10.4\n",
+                                          "lib/apk/db/installed": installed},
+                                         {"etc/apk/repositories": repositories}])], tag="v1")
+    (inventory,) = analyze_image(f"oci:{tmp_path}:v1").inventories
+    assert inventory.os == OSInfo(id="alpine", version_id="3.10.4", branch="v3.12")
+    assert inventory.to_json()["os"] == {"id": "alpine", "version_id": "3.10.4", "codename": "",
+                                         "pretty_name": "", "branch": "v3.12"}
+
+
+def test_file_over_an_analyzers_cap_makes_the_platform_partial(tmp_path: Path) -> None:
+    amd64 = Platform(os="linux", architecture="amd64")
+    build_oci_layout(tmp_path, [(amd64, [{"small.txt": b"1", "big.txt": b"x" * (2 << 20)}])],
+                     tag="v1")
+    analysis = analyze_image(f"oci:{tmp_path}:v1", analyzers=(FileLister(),))
+    (inventory,) = analysis.inventories
+    assert (analysis.status, inventory.status) == (AnalysisStatus.PARTIAL, InventoryStatus.PARTIAL)
+    assert [p.name for p in inventory.packages] == ["small.txt"]
+    assert inventory.warnings == (
+        f"layer {inventory.layers[0].digest}: big.txt: 2097152 bytes is over files's cap of "
+        "1048576; not analyzed",
+    )
+
+
+def test_inventory_lists_a_bounded_number_of_warnings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(analysis, "MAX_INVENTORY_WARNINGS", 2)
+    amd64 = Platform(os="linux", architecture="amd64")
+    build_oci_layout(tmp_path, [(amd64, [{f"big{n}.txt": b"x" * (2 << 20) for n in range(4)}])],
+                     tag="v1")
+    (inventory,) = analyze_image(f"oci:{tmp_path}:v1", analyzers=(FileLister(),)).inventories
+    digest = inventory.layers[0].digest
+    assert inventory.warnings == (
+        f"layer {digest}: big0.txt: 2097152 bytes is over files's cap of 1048576; not analyzed",
+        f"layer {digest}: big1.txt: 2097152 bytes is over files's cap of 1048576; not analyzed",
+        "2 more warnings not listed",
+    )

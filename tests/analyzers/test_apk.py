@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from scanning.analyzers.apk import ApkAnalyzer
-from scanning.analyzers.base import AnalyzerInput
-from scanning.errors import AnalyzerError
+from scanning.analyzers.base import AnalyzerInput, AnalyzerOutput
 from scanning.model import Package, PackageType
 
 ANALYZER = ApkAnalyzer()
@@ -19,10 +18,12 @@ DB = "lib/apk/db/installed"
 Row = tuple[str, str, str, str, str]
 
 
+def analyze_output(data: bytes) -> AnalyzerOutput:
+    return ANALYZER.analyze(AnalyzerInput(path=DB, size=len(data), reader=io.BytesIO(data)))
+
+
 def analyze_bytes(data: bytes) -> tuple[Package, ...]:
-    return ANALYZER.analyze(
-        AnalyzerInput(path=DB, size=len(data), reader=io.BytesIO(data))
-    ).packages
+    return analyze_output(data).packages
 
 
 def rows(packages: tuple[Package, ...]) -> list[Row]:
@@ -89,12 +90,18 @@ def test_package_from_subpackage_has_origin_as_source(testdata: Path) -> None:
 def test_record_without_version_is_skipped_and_no_final_newline_is_accepted(
     testdata: Path,
 ) -> None:
-    # Trivy's analyzer fixture: 16 P: lines, one ("invalidPackageWithoutAVersion") has no V:.
+    # Trivy's analyzer fixture: 16 P: lines, one ("invalidPackageWithoutAVersion") has no V:;
+    # the file ends inside the last record's file list (a Z: line without newline).
     data = (testdata / "pkgdb" / "apk" / "trivy-analyzer-apk.installed").read_bytes()
     assert not data.endswith(b"\n")
-    names = [p.name for p in analyze_bytes(data)]
+    output = analyze_output(data)
+    names = [p.name for p in output.packages]
     assert len(names) == 15
     assert "invalidPackageWithoutAVersion" not in names
+    line = data[: data.index(b"P:invalidPackageWithoutAVersion")].count(b"\n") + 1
+    assert output.warnings == (
+        f"apk: lib/apk/db/installed line {line}: record without P: or V:; entry skipped",
+    )
 
 
 @pytest.mark.parametrize(
@@ -156,24 +163,118 @@ def test_empty_database_has_no_packages() -> None:
     assert analyze_bytes(b"") == ()
 
 
+def alpine_311(testdata: Path) -> bytes:
+    return (testdata / "pkgdb" / "apk" / "trivy-image-alpine-311.installed").read_bytes()
+
+
+def test_alpine_311_has_no_warnings(testdata: Path) -> None:
+    assert analyze_output(alpine_311(testdata)).warnings == ()
+
+
+def test_malformed_version_skips_only_that_record(testdata: Path) -> None:
+    # busybox and ssl_client share this version; count=1 breaks busybox's only.
+    data = alpine_311(testdata).replace(b"\nV:1.31.1-r9\n", b"\nV:1.31.1 r9\n", 1)
+    output = analyze_output(data)
+    names = [p.name for p in analyze_bytes(alpine_311(testdata))]
+    names.remove("busybox")
+    assert sorted(p.name for p in output.packages) == sorted(names)
+    assert len(output.packages) == 13
+    assert output.warnings == (
+        "apk: lib/apk/db/installed line 25: package busybox: malformed version '1.31.1 r9'; "
+        "entry skipped",
+    )
+
+
 @pytest.mark.parametrize(
-    ("data", "message"),
+    ("corrupt", "warning"),
     [
-        (b"P:foo\nV:1.0-r0\nthis is not apk\n", "line 3: not a 'X:value' line"),
-        (b"P:foo\nP:bar\nV:1.0-r0\n", "line 2: second P: in record"),
-        (b"P:foo\nV:1.0 r0\n", "malformed version"),
-        (b"P:fo o\nV:1.0-r0\n", "malformed package name"),
-        (b"P:foo\nV:1.0-r\xff\n", "malformed version"),
+        ((b"\nV:1.31.1-r9\n", b"\nV:1.31.1-r9\nthis is not apk\n"),
+         "line 26: not a 'X:value' line"),
+        ((b"\nP:busybox\n", b"\nP:busybox\nP:busybox2\n"), "line 25: second P: in record"),
+        ((b"\nP:busybox\n", b"\nP:busy box\n"), "line 24: malformed package name 'busy box'"),
+        ((b"\nV:1.31.1-r9\n", b"\nV:1.31.1-r\xff\n"),
+         "line 25: package busybox: malformed version '1.31.1-r\\udcff'"),
+        ((b"\nV:1.31.1-r9\n", b"\n"), "line 23: record without P: or V:"),
     ],
 )
-def test_garbled_database_is_an_analyzer_error(data: bytes, message: str) -> None:
-    with pytest.raises(AnalyzerError, match=message):
-        analyze_bytes(data)
+def test_malformed_record_is_skipped_with_a_warning_naming_its_line(
+    testdata: Path, corrupt: tuple[bytes, bytes], warning: str
+) -> None:
+    data = alpine_311(testdata).replace(*corrupt, 1)
+    output = analyze_output(data)
+    assert len(output.packages) == 13
+    assert "busybox" not in {p.name for p in output.packages}
+    assert output.warnings == (f"apk: lib/apk/db/installed {warning}; entry skipped",)
 
 
-def test_truncated_record_without_version_is_skipped() -> None:
+def test_record_cut_inside_a_field_we_read_is_skipped(testdata: Path) -> None:
+    data = alpine_311(testdata)
+    # The copy ends inside busybox's V: line ("V:1.31"): its version may be cut short.
+    cut = data[: data.index(b"\nV:1.31.1-r9\n") + len(b"\nV:1.31")]
+    output = analyze_output(cut)
+    assert [p.name for p in output.packages] == ["musl"]
+    assert output.warnings == (
+        "apk: lib/apk/db/installed line 25: the file ends inside this V: line (truncated); "
+        "entry skipped",
+    )
+
+
+def test_record_cut_inside_its_file_list_is_kept(testdata: Path) -> None:
+    data = alpine_311(testdata)
+    # Cut in busybox's file list (after every field we read): nothing we report was lost.
+    cut = data[: data.index(b"\nR:busybox\n") + len(b"\nR:busy")]
+    output = analyze_output(cut)
+    assert rows(output.packages) == [
+        ("busybox", "1.31.1-r9", "busybox", "1.31.1-r9", "x86_64"),
+        ("musl", "1.1.24-r2", "musl", "1.1.24-r2", "x86_64"),
+    ]
+    assert output.warnings == ()
+
+
+def test_record_without_closing_blank_line_is_kept(testdata: Path) -> None:
+    data = alpine_311(testdata)
+    assert data.endswith(b"\n\n")
+    assert analyze_output(data[:-1]) == analyze_output(data)
+
+
+def test_records_past_the_cap_are_not_read_and_say_so(
+    testdata: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAX_DB_RECORDS", "2")
+    output = analyze_output(alpine_311(testdata))
+    assert [p.name for p in output.packages] == ["musl", "busybox"]
+    assert output.warnings == (
+        "apk: lib/apk/db/installed: more than 2 records (MAX_DB_RECORDS); the rest was not read",
+    )
+
+
+def test_a_database_exactly_at_the_cap_is_complete(
+    testdata: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAX_DB_RECORDS", "14")
+    output = analyze_output(alpine_311(testdata))
+    assert (len(output.packages), output.warnings) == (14, ())
+
+
+def test_warnings_are_bounded_in_number() -> None:
+    data = b"".join(b"P:p%d\nV:bad version\n\n" % index for index in range(25))
+    output = analyze_output(data)
+    assert output.packages == ()
+    assert len(output.warnings) == 21
+    assert output.warnings[0] == (
+        "apk: lib/apk/db/installed line 2: package p0: malformed version 'bad version'; "
+        "entry skipped"
+    )
+    assert output.warnings[-1] == "apk: lib/apk/db/installed: 5 more skipped or unread parts"
+
+
+def test_truncated_record_without_version_is_skipped_with_a_warning() -> None:
     # A copy cut inside the last record: the complete records stay, the cut one has no V:.
-    assert [p.name for p in analyze_bytes(b"P:foo\nV:1.0-r0\n\nP:bar\nA:x86")] == ["foo"]
+    output = analyze_output(b"P:foo\nV:1.0-r0\n\nP:bar\nA:x86\n")
+    assert [p.name for p in output.packages] == ["foo"]
+    assert output.warnings == (
+        "apk: lib/apk/db/installed line 4: record without P: or V:; entry skipped",
+    )
 
 
 def test_huge_field_is_read_whole() -> None:

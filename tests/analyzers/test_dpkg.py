@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from scanning.analyzers.base import AnalyzerInput
+from scanning.analyzers.base import AnalyzerInput, AnalyzerOutput
 from scanning.analyzers.dpkg import DpkgAnalyzer
 from scanning.errors import AnalyzerError
 from scanning.model import Package, PackageType
@@ -20,10 +20,12 @@ STATUS = "var/lib/dpkg/status"
 Row = tuple[str, str, str, str, str]
 
 
+def analyze_output(data: bytes, path: str = STATUS) -> AnalyzerOutput:
+    return ANALYZER.analyze(AnalyzerInput(path=path, size=len(data), reader=io.BytesIO(data)))
+
+
 def analyze_bytes(data: bytes, path: str = STATUS) -> tuple[Package, ...]:
-    return ANALYZER.analyze(
-        AnalyzerInput(path=path, size=len(data), reader=io.BytesIO(data))
-    ).packages
+    return analyze_output(data, path).packages
 
 
 def analyze_file(file: Path, path: str = STATUS) -> tuple[Package, ...]:
@@ -158,6 +160,32 @@ def test_distroless_status_d_entry_has_no_status_and_counts(testdata: Path) -> N
     )
 
 
+def libsqlite3(testdata: Path) -> bytes:
+    folder = testdata / "pkgdb" / "dpkg" / "status.d" / "syft-distroless"
+    return (folder / "libsqlite3-0").read_bytes()
+
+
+def test_status_d_entry_with_malformed_version_is_skipped_with_a_warning(testdata: Path) -> None:
+    data = libsqlite3(testdata).replace(b"Version: 3.34.1-3\n", b"Version: 3.34.1 3\n")
+    output = analyze_output(data, "var/lib/dpkg/status.d/libsqlite3-0")
+    assert output.packages == ()
+    assert output.warnings == (
+        "dpkg: var/lib/dpkg/status.d/libsqlite3-0 line 3: package libsqlite3-0: malformed "
+        "Version '3.34.1 3'; entry skipped",
+    )
+
+
+def test_status_d_entry_cut_short_is_skipped_with_a_warning(testdata: Path) -> None:
+    data = libsqlite3(testdata)
+    output = analyze_output(data[:-1], "var/lib/dpkg/status.d/libsqlite3-0")
+    last_line = data.count(b"\n")
+    assert output.packages == ()
+    assert output.warnings == (
+        f"dpkg: var/lib/dpkg/status.d/libsqlite3-0 line {last_line}: the file ends "
+        "inside this line (truncated); entry skipped",
+    )
+
+
 def test_status_d_stanza_with_deinstall_status_is_skipped(testdata: Path) -> None:
     # osv-scalibr's sample: "foo" has no Status (installed), "bar" is deinstall/config-files.
     file = testdata / "pkgdb" / "dpkg" / "status.d" / "osv-scalibr" / "foo"
@@ -182,13 +210,17 @@ def test_syft_deinstall_sample_keeps_only_the_installed_kernel(testdata: Path) -
 
 def test_syft_multiple_sample_skips_stanzas_without_name_or_version(testdata: Path) -> None:
     # Deliberate difference: Syft reports "no-version" with an empty version; we cannot match
-    # a package without a version, so it is skipped (as Trivy does).
+    # a package without a version, so it is skipped (as Trivy does), but with a warning.
     file = testdata / "pkgdb" / "dpkg" / "status.d" / "syft-samples" / "multiple"
-    packages = analyze_file(file, "var/lib/dpkg/status.d/multiple")
-    assert rows(packages) == [
+    output = analyze_output(file.read_bytes(), "var/lib/dpkg/status.d/multiple")
+    assert rows(output.packages) == [
         ("tzdata", "2020a-0+deb10u1", "tzdata-dev", "2020a-0+deb10u1", "all"),
         ("util-linux", "2.33.1-0.1", "util-linux", "2.33.1-0.1", "amd64"),
     ]
+    assert output.warnings == (
+        "dpkg: var/lib/dpkg/status.d/multiple line 3: package no-version is installed but has "
+        "no Version; entry skipped",
+    )
 
 
 @pytest.mark.parametrize(
@@ -262,30 +294,96 @@ def test_empty_status_file_has_no_packages() -> None:
     assert analyze_bytes(b"") == ()
 
 
-def test_file_without_final_newline_is_truncated() -> None:
-    with pytest.raises(AnalyzerError, match="does not end with a newline: truncated"):
-        analyze_bytes(b"Package: foo\nStatus: install ok installed\nVersion: 1.0")
+def ubuntu_status(testdata: Path) -> bytes:
+    return (testdata / "pkgdb" / "dpkg" / "trivy_ubuntu-18.04_status").read_bytes()
+
+
+def ubuntu_names_without(testdata: Path, name: str) -> list[str]:
+    names = sorted(p.name for p in analyze_bytes(ubuntu_status(testdata)))
+    names.remove(name)
+    return names
+
+
+def test_ubuntu_status_has_no_warnings(testdata: Path) -> None:
+    assert analyze_output(ubuntu_status(testdata)).warnings == ()
 
 
 @pytest.mark.parametrize(
-    ("data", "message"),
+    ("corrupt", "warning"),
     [
-        (b"Package: foo\ngarbage line\n", "line 2: not a 'Field: value' line"),
-        (b" continuation first\n", "line 1: continuation line without field"),
-        (b"Package: foo\nVersion: 1\nversion: 2\n", "line 3: duplicate field 'version'"),
-        (b"Package: foo\nStatus: install ok\nVersion: 1\n", "malformed Status"),
-        (b"Package: foo\nStatus: install ok bogus\nVersion: 1\n", "malformed Status"),
-        (b"Package: foo\nStatus: install ok installed\nVersion: 1 2\n", "malformed Version"),
-        (b"Package: f o\nStatus: install ok installed\nVersion: 1\n", "malformed Package"),
-        (
-            b"Package: foo\nStatus: install ok installed\nVersion: 1\nSource: a (b c)\n",
-            "malformed Source",
-        ),
+        ((b"Version: 4.4.18-2ubuntu1\n", b"Version: 4.4.18 2ubuntu1\n"),
+         "line 502: package bash: malformed Version '4.4.18 2ubuntu1'"),
+        ((b"Package: bash\n", b"Package: bash\ngarbage line\n"),
+         "line 494: not a 'Field: value' line"),
+        ((b"Version: 4.4.18-2ubuntu1\n", b"Version: 4.4.18-2ubuntu1\nversion: 2\n"),
+         "line 503: duplicate field 'version'"),
+        ((b"Package: bash\nEssential: yes\nStatus: install ok installed\n",
+          b"Package: bash\nEssential: yes\nStatus: install ok bogus\n"),
+         "line 495: malformed Status 'install ok bogus'"),
+        ((b"Package: bash\n", b"Package: ba sh\n"), "line 493: malformed Package 'ba sh'"),
+        ((b"Version: 4.4.18-2ubuntu1\n", b"Version: 4.4.18-2ubuntu1\nSource: a (b c)\n"),
+         "line 503: package bash: malformed Source 'a (b c)'"),
+        ((b"Version: 4.4.18-2ubuntu1\n", b"Version: 4.4.18-2ubuntu\xff\n"),
+         "line 502: package bash: malformed Version '4.4.18-2ubuntu\\udcff'"),
     ],
 )
-def test_garbled_status_file_is_an_analyzer_error(data: bytes, message: str) -> None:
-    with pytest.raises(AnalyzerError, match=message):
-        analyze_bytes(data)
+def test_malformed_stanza_is_skipped_with_a_warning_naming_its_line(
+    testdata: Path, corrupt: tuple[bytes, bytes], warning: str
+) -> None:
+    data = ubuntu_status(testdata)
+    assert data.count(corrupt[0]) == 1
+    output = analyze_output(data.replace(*corrupt))
+    assert sorted(p.name for p in output.packages) == ubuntu_names_without(testdata, "bash")
+    assert output.warnings == (f"dpkg: var/lib/dpkg/status {warning}; entry skipped",)
+
+
+def test_file_cut_inside_its_last_line_skips_the_last_stanza(testdata: Path) -> None:
+    data = ubuntu_status(testdata)
+    # A copy that ends inside bash's last line (the newline after it is missing).
+    end = data.index(b"\n\n", data.index(b"Package: bash\n"))
+    whole, cut = analyze_output(data[: end + 1]), analyze_output(data[:end])
+    assert "bash" in {p.name for p in whole.packages}
+    assert cut.packages == tuple(p for p in whole.packages if p.name != "bash")
+    last_line = data[:end].count(b"\n") + 1
+    assert cut.warnings == (
+        f"dpkg: var/lib/dpkg/status line {last_line}: the file ends inside "
+        "this line (truncated); entry skipped",
+    )
+
+
+def test_last_stanza_ending_with_its_newline_is_whole(testdata: Path) -> None:
+    data = ubuntu_status(testdata)
+    assert analyze_output(data.rstrip(b"\n") + b"\n") == analyze_output(data)
+
+
+def test_continuation_line_without_field_is_skipped_with_a_warning() -> None:
+    data = b" continuation first\nPackage: bar\n\n" + STANZA % b"install ok installed"
+    output = analyze_output(data)
+    assert rows(output.packages) == [("foo", "1.0-1", "foo", "1.0-1", "amd64")]
+    assert output.warnings == (
+        "dpkg: var/lib/dpkg/status line 1: continuation line without field; entry skipped",
+    )
+
+
+def test_continuation_of_a_single_line_field_skips_the_stanza() -> None:
+    data = b"Package: foo\nStatus: install ok installed\nVersion: 1.0\n 2.0\n\n"
+    output = analyze_output(data)
+    assert output.packages == ()
+    assert output.warnings == (
+        "dpkg: var/lib/dpkg/status line 4: continuation line in the single-line field "
+        "'version'; entry skipped",
+    )
+
+
+def test_stanzas_past_the_cap_are_not_read_and_say_so(
+    testdata: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAX_DB_RECORDS", "2")
+    output = analyze_output(ubuntu_status(testdata))
+    assert [p.name for p in output.packages] == ["fdisk", "libpam-runtime"]
+    assert output.warnings == (
+        "dpkg: var/lib/dpkg/status: more than 2 records (MAX_DB_RECORDS); the rest was not read",
+    )
 
 
 def test_non_utf8_bytes_in_free_text_do_no_harm() -> None:
@@ -294,11 +392,6 @@ def test_non_utf8_bytes_in_free_text_do_no_harm() -> None:
         b"Version: 1.0\nDescription: caf\xe9\n bad \x80 bytes\n\n"
     )
     assert rows(analyze_bytes(data)) == [("foo", "1.0", "foo", "1.0", "")]
-
-
-def test_non_utf8_bytes_in_a_reported_field_are_an_error() -> None:
-    with pytest.raises(AnalyzerError, match="malformed Version"):
-        analyze_bytes(b"Package: foo\nStatus: install ok installed\nVersion: 1.\xff\n\n")
 
 
 def test_huge_field_is_read_whole() -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import io
 import json
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from scanning.analyzers.base import AnalyzerInput
+from scanning.analyzers.base import AnalyzerInput, AnalyzerOutput
 from scanning.analyzers.gobinary import BUILDINFO_MAGIC, GoBinaryAnalyzer, ldflags_version
 from scanning.errors import AnalyzerError
 from scanning.model import Package, PackageType
@@ -244,14 +245,56 @@ def test_build_info_with_truncated_length_is_an_analyzer_error() -> None:
         analyze_bytes(elf64(blob))
 
 
-def test_build_info_with_malformed_module_line_is_an_analyzer_error() -> None:
-    with pytest.raises(AnalyzerError, match="line 2 is malformed"):
-        analyze_bytes(elf64(inline_blob(modinfo="path\tx\ndep\n")))
+def analyze_output(data: bytes) -> AnalyzerOutput:
+    reader = io.BytesIO(data)
+    return ANALYZER.analyze(AnalyzerInput(path=PATH, size=len(data), reader=reader, mode=0o755))
+
+
+def test_malformed_module_line_in_a_real_binary_skips_only_that_module(testdata: Path) -> None:
+    data = (testdata / "pkgdb" / "go" / "trivy-gobinary" / "test.elf").read_bytes()
+    # The module line loses the tabs between path, version and sum (same length, so the
+    # build info's string header still fits): "dep\t<path> <version> <sum>".
+    fields = b"github.com/aquasecurity/go-version\tv0.0.0-20210121072130-637058cfe492\th1:"
+    assert data.count(b"dep\t" + fields) == 1
+    output = analyze_output(data.replace(fields, fields.replace(b"\t", b" ")))
+    assert output.packages == tuple(
+        p for p in analyze_file(testdata / "pkgdb" / "go" / "trivy-gobinary" / "test.elf")
+        if p.name != "github.com/aquasecurity/go-version")
+    assert output.warnings == (
+        f"gobinary: {PATH} build info line 4: malformed 'dep' line; entry skipped",)
+
+
+def test_replacement_after_a_skipped_line_replaces_nothing() -> None:
+    modinfo = "path\tx\nmod\tx\tv1.0.0\ndep\n=>\ty\tv2.0.0\n"
+    output = analyze_output(elf64(inline_blob(modinfo=modinfo)))
+    assert [p.name for p in output.packages] == ["x", "stdlib"]
+    assert output.warnings == (
+        f"gobinary: {PATH} build info line 3: malformed 'dep' line; entry skipped",
+        f"gobinary: {PATH} build info line 4: '=>' without a module; entry skipped",
+    )
 
 
 def test_pointer_build_info_with_unmapped_pointers_gives_no_packages() -> None:
     blob = BUILDINFO_MAGIC + bytes([8, 0]) + struct.pack("<QQ", 0xDEAD0000, 0xBEEF0000)
     assert analyze_bytes(elf64(blob)) == ()
+
+
+
+def test_18_byte_macho_is_not_a_go_binary() -> None:
+    assert analyze_bytes(macho64(inline_blob())[:18]) == ()
+
+
+@pytest.mark.parametrize("build", [elf64, pe64, macho64])
+def test_every_truncation_of_an_executable_gives_no_packages_or_an_analyzer_error(
+        build: Callable[[bytes], bytes]) -> None:
+    image = build(inline_blob())
+    outcomes = set()
+    for length in range(len(image)):
+        try:
+            outcomes.add(analyze_bytes(image[:length]))
+        except AnalyzerError:
+            outcomes.add("AnalyzerError")
+    assert outcomes <= {(), "AnalyzerError"}
 
 
 # --- required() and -ldflags ----------------------------------------------------------------

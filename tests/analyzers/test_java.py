@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from scanning.analyzers import java
-from scanning.analyzers.base import AnalyzerInput
+from scanning.analyzers.base import AnalyzerInput, AnalyzerOutput
 from scanning.analyzers.java import JavaArchiveAnalyzer
 from scanning.errors import AnalyzerError
 from scanning.model import Package, PackageType
@@ -245,19 +245,34 @@ def test_truncated_archive_is_an_analyzer_error(testdata: Path) -> None:
         analyze_bytes(data[: len(data) // 2], "srv/gradle.war")
 
 
-def test_nested_garbage_jar_is_skipped_and_the_rest_reported() -> None:
-    jar = make_zip(
-        {
-            "lib/broken.jar": b"not a zip at all",
-            "META-INF/maven/g/a/pom.properties": pom_properties("g", "a", "1"),
-        }
+def analyze_output(data: bytes, path: str = "app/app.jar") -> AnalyzerOutput:
+    return ANALYZER.analyze(AnalyzerInput(path=path, size=len(data), reader=io.BytesIO(data)))
+
+
+def test_broken_nested_jar_in_a_real_war_skips_only_its_packages(testdata: Path) -> None:
+    war = (testdata / "pkgdb" / "java" / "trivy-jar" / "gradle.war").read_bytes()
+    with zipfile.ZipFile(io.BytesIO(war)) as archive:
+        entries = {info.filename: archive.read(info) for info in archive.infolist()}
+    entries["WEB-INF/lib/log4j-1.2.17.jar"] = b"not a zip at all"
+    output = analyze_output(make_zip(entries), "srv/gradle.war")
+    assert output.packages == tuple(
+        p for p in analyze_output(war, "srv/gradle.war").packages
+        if p.path != "srv/gradle.war/WEB-INF/lib/log4j-1.2.17.jar")
+    assert len(output.packages) == 3
+    assert output.warnings == (
+        "java: srv/gradle.war entry WEB-INF/lib/log4j-1.2.17.jar: nested archive not a "
+        "readable zip archive: File is not a zip file; entry skipped",
     )
-    assert [(p.name, p.path) for p in analyze_bytes(jar)] == [("g:a", "app/app.jar")]
 
 
-def test_nested_archive_escaping_its_parent_is_skipped() -> None:
+def test_nested_archive_escaping_its_parent_is_skipped_with_a_warning() -> None:
     inner = make_zip({"META-INF/maven/g/evil/pom.properties": pom_properties("g", "evil", "1")})
-    assert analyze_bytes(make_zip({"../../evil.jar": inner})) == ()
+    output = analyze_output(make_zip({"../../evil.jar": inner}))
+    assert output.packages == ()
+    assert output.warnings == (
+        "java: app/app.jar entry ../../evil.jar: nested archive points outside its parent; "
+        "entry skipped",
+    )
 
 
 def test_archives_nested_too_deep_are_an_analyzer_error() -> None:
@@ -276,8 +291,14 @@ def test_nested_zip_bomb_hits_the_inflate_budget(monkeypatch: pytest.MonkeyPatch
         analyze_bytes(bomb)
 
 
-def test_oversized_metadata_file_is_an_analyzer_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_oversized_metadata_file_is_skipped_and_the_rest_reported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(java, "MAX_METADATA_FILE", 1024)
-    jar = make_zip({"META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\n" + b"X: y\n" * 1000})
-    with pytest.raises(AnalyzerError, match="larger than 1024"):
-        analyze_bytes(jar)
+    jar = make_zip({"META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\n" + b"X: y\n" * 1000,
+                    "META-INF/maven/g/a/pom.properties": pom_properties("g", "a", "1")})
+    output = analyze_output(jar)
+    assert [(p.name, p.version) for p in output.packages] == [("g:a", "1")]
+    assert output.warnings == (
+        "java: app/app.jar entry META-INF/MANIFEST.MF: larger than 1024 bytes; entry skipped",
+    )

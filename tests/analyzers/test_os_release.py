@@ -9,8 +9,9 @@ import io
 
 import pytest
 
-from scanning.analyzers.base import AnalyzerInput
+from scanning.analyzers.base import AnalyzerInput, AnalyzerOutput
 from scanning.analyzers.os_release import OSReleaseAnalyzer, best_os, parse_release_file
+from scanning.analyzers.records import EntryLog
 from scanning.errors import AnalyzerError
 from scanning.model import OSInfo
 
@@ -287,8 +288,8 @@ def test_quoting_and_escapes_follow_os_release_5() -> None:
     [
         ("etc/os-release", "", "no ID"),
         ("etc/os-release", "NAME=foo\n", "no ID"),
-        ("etc/os-release", "ID=debian\nthis is not an assignment\n", "line 2: not a KEY=value"),
-        ("etc/os-release", 'ID="debian\n', "line 1: unbalanced quotes"),
+        # The only ID line is skipped (its quotes do not close): no ID is left.
+        ("etc/os-release", 'ID="debian\n', "no ID"),
         ("etc/alpine-release", "", "not a version"),
         ("etc/alpine-release", "3.10 4\n", "not a version"),
         ("etc/redhat-release", "garbage\n", "not '<name> release <version>"),
@@ -300,6 +301,30 @@ def test_quoting_and_escapes_follow_os_release_5() -> None:
 def test_malformed_release_file_is_an_analyzer_error(path: str, text: str, message: str) -> None:
     with pytest.raises(AnalyzerError, match=message):
         analyze(path, text)
+
+
+def analyze_output(path: str, text: str) -> AnalyzerOutput:
+    data = text.encode()
+    return ANALYZER.analyze(AnalyzerInput(path=path, size=len(data), reader=io.BytesIO(data)))
+
+
+def test_line_that_is_not_an_assignment_is_skipped_with_a_warning() -> None:
+    text = DEBIAN_12.replace("ID=debian\n", "ID=debian\nthis is not an assignment\n")
+    output = analyze_output("etc/os-release", text)
+    assert output.os == analyze("etc/os-release", DEBIAN_12)
+    assert output.warnings == (
+        "os-release: etc/os-release line 7: not a KEY=value assignment; entry skipped",
+    )
+
+
+def test_line_with_unbalanced_quotes_is_skipped_with_a_warning() -> None:
+    text = DEBIAN_12.replace('VERSION_ID="12"', 'VERSION_ID="12')
+    output = analyze_output("etc/os-release", text)
+    assert output.os == OSInfo(id="debian", codename="bookworm",
+                               pretty_name="Debian GNU/Linux 12 (bookworm)")
+    assert output.warnings == (
+        "os-release: etc/os-release line 3: unbalanced quotes in VERSION_ID; entry skipped",
+    )
 
 
 def test_non_utf8_pretty_name_is_kept_with_replacement_character() -> None:
@@ -314,7 +339,7 @@ def test_oversized_release_file_is_an_error() -> None:
 
 
 def os_of(path: str, text: str) -> OSInfo:
-    info = parse_release_file(path, text)
+    info = parse_release_file(path, text, EntryLog("os-release", path))
     assert info is not None
     return info
 
@@ -382,3 +407,62 @@ def test_best_os_of_nothing_is_none() -> None:
 
 def test_best_os_ignores_files_it_does_not_know() -> None:
     assert best_os({"etc/issue": OSInfo(id="x")}) is None
+
+
+# --- The Alpine branch: etc/apk/repositories ---------------------------------------------
+
+ALPINE_310 = OSInfo(id="alpine", version_id="3.10.4")
+# The file as the alpine:3.10 image ships it (../shared/testdata/images/trivy-fanal/alpine-310).
+REPOSITORIES_310 = ("http://dl-cdn.alpinelinux.org/alpine/v3.10/main\n"
+                    "http://dl-cdn.alpinelinux.org/alpine/v3.10/community\n")
+
+
+def test_required_asks_for_apk_repositories() -> None:
+    assert OSReleaseAnalyzer().required("etc/apk/repositories", 0o100644)
+
+
+@pytest.mark.parametrize(("text", "branch"), [
+    (REPOSITORIES_310, "v3.10"),
+    ("https://dl-cdn.alpinelinux.org/alpine/v3.9/main\n"
+     "https://dl-cdn.alpinelinux.org/alpine/v3.12/community\n", "v3.12"),
+    ("https://dl-cdn.alpinelinux.org/alpine/v3.20/main\n"
+     "https://dl-cdn.alpinelinux.org/alpine/edge/testing\n", "edge"),
+    # Tagged repositories serve only packages asked for by tag; comments and local paths say
+    # nothing about a branch.
+    ("# https://dl-cdn.alpinelinux.org/alpine/edge/main\n/media/cdrom/apks\n"
+     "@edge https://dl-cdn.alpinelinux.org/alpine/edge/main\n"
+     "https://mirror.example/alpine/v3.18/main/\n", "v3.18"),
+    ("/media/cdrom/apks\n", ""),
+])
+def test_apk_repositories_give_the_newest_branch(text: str, branch: str) -> None:
+    expected = OSInfo(id="alpine", branch=branch) if branch else None
+    entries = EntryLog("os-release", "etc/apk/repositories")
+    assert parse_release_file("etc/apk/repositories", text, entries) == expected
+
+
+def test_best_os_alpine_repositories_of_its_own_branch_change_nothing() -> None:
+    found = {"etc/alpine-release": ALPINE_310,
+             "etc/apk/repositories": os_of("etc/apk/repositories", REPOSITORIES_310)}
+    assert best_os(found) == ALPINE_310
+
+
+def test_best_os_alpine_newer_branch_in_repositories_is_the_branch() -> None:
+    found = {"etc/alpine-release": ALPINE_310,
+             "etc/apk/repositories": OSInfo(id="alpine", branch="v3.12")}
+    assert best_os(found) == OSInfo(id="alpine", version_id="3.10.4", branch="v3.12")
+
+
+def test_best_os_alpine_older_branch_in_repositories_is_ignored() -> None:
+    found = {"etc/alpine-release": ALPINE_310,
+             "etc/apk/repositories": OSInfo(id="alpine", branch="v3.9")}
+    assert best_os(found) == ALPINE_310
+
+
+def test_best_os_alpine_edge_in_repositories_is_the_branch() -> None:
+    found = {"etc/alpine-release": ALPINE_310,
+             "etc/apk/repositories": OSInfo(id="alpine", branch="edge")}
+    assert best_os(found) == OSInfo(id="alpine", version_id="3.10.4", branch="edge")
+
+
+def test_best_os_apk_repositories_alone_is_no_os() -> None:
+    assert best_os({"etc/apk/repositories": OSInfo(id="alpine", branch="v3.12")}) is None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scanning.analyzers.base import AnalyzerInput
+from scanning.analyzers.base import AnalyzerInput, AnalyzerOutput
 from scanning.analyzers.python import PythonAnalyzer, normalize_name
 from scanning.errors import AnalyzerError
 from scanning.model import Package, PackageType
@@ -130,14 +130,42 @@ def test_headers_are_case_insensitive_and_crlf_is_accepted() -> None:
         (b"Name: a b\nVersion: 1\n", "malformed Name"),
         (b"Name: a\nVersion: 1 2\n", "malformed Version"),
         (b"Name: a\nVersion: 1\xff\n", "malformed Version"),
-        (b"Name: a\nnot a header\n", "line 2: not a 'Header: value' line"),
-        (b" indented\nName: a\n", "line 1: continuation without header"),
-        (b"\x89PNG\r\n\x1a\n", "not a 'Header: value' line"),
+        (b"\x89PNG\r\n\x1a\n", "needs exactly one Name and one Version"),
     ],
 )
 def test_malformed_metadata_is_an_analyzer_error(data: bytes, message: str) -> None:
     with pytest.raises(AnalyzerError, match=message):
         analyze_bytes(data)
+
+
+def grype_metadata(testdata: Path) -> bytes:
+    return (testdata / "pkgdb" / "python" / "grype-dist-info" / "METADATA").read_bytes()
+
+
+def analyze_output(data: bytes) -> AnalyzerOutput:
+    path = f"{SITE}/x-1.0.dist-info/METADATA"
+    return ANALYZER.analyze(AnalyzerInput(path=path, size=len(data), reader=io.BytesIO(data)))
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "warning"),
+    [
+        ((b"Keywords: syntax highlighting\n", b"Keywords: syntax highlighting\nnot a header\n"),
+         "line 10: not a 'Header: value' line"),
+        ((b"Metadata-Version: 2.1\n", b" indented\nMetadata-Version: 2.1\n"),
+         "line 1: continuation without header"),
+    ],
+)
+def test_malformed_header_line_is_skipped_with_a_warning(
+    testdata: Path, corrupt: tuple[bytes, bytes], warning: str
+) -> None:
+    data = grype_metadata(testdata)
+    assert data.count(corrupt[0]) == 1
+    output = analyze_output(data.replace(*corrupt))
+    assert output.packages == analyze_output(data).packages
+    assert output.warnings == (
+        f"python: {SITE}/x-1.0.dist-info/METADATA {warning}; entry skipped",
+    )
 
 
 def test_non_utf8_license_is_kept_with_replacement_characters() -> None:

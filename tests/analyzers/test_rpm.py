@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from scanning.analyzers.base import AnalyzerInput
+from scanning.analyzers.base import AnalyzerInput, AnalyzerOutput
 from scanning.analyzers.rpm import RpmAnalyzer, split_source_rpm
 from scanning.analyzers.rpmdb_header import HeaderError, parse_header
 from scanning.errors import AnalyzerError
@@ -20,10 +20,12 @@ from scanning.model import Package, PackageType
 ANALYZER = RpmAnalyzer()
 
 
+def analyze_output(data: bytes, path: str) -> AnalyzerOutput:
+    return ANALYZER.analyze(AnalyzerInput(path=path, size=len(data), reader=io.BytesIO(data)))
+
+
 def analyze_bytes(data: bytes, path: str) -> tuple[Package, ...]:
-    return ANALYZER.analyze(
-        AnalyzerInput(path=path, size=len(data), reader=io.BytesIO(data))
-    ).packages
+    return analyze_output(data, path).packages
 
 
 def analyze_file(file: Path, path: str) -> tuple[Package, ...]:
@@ -292,10 +294,38 @@ def test_sqlite_recursive_view_named_packages_is_refused() -> None:
         analyze_bytes(data, "var/lib/rpm/rpmdb.sqlite")
 
 
-def test_sqlite_bad_header_blob_names_the_package() -> None:
-    with pytest.raises(AnalyzerError, match="package #1"):
-        analyze_bytes(sqlite_db([b"\x00\x00\x00\x01"]), "var/lib/rpm/rpmdb.sqlite")
+def mariner_with(testdata: Path, tmp_path: Path, statement: str) -> bytes:
+    """The CBL-Mariner rpmdb with ``statement`` run on a copy (a file: the database is WAL)."""
+    db = testdata / "pkgdb" / "rpm" / "sqlite" / "cbl-mariner-2.0_rpmdb.sqlite"
+    copy = tmp_path / "rpmdb.sqlite"
+    copy.write_bytes(db.read_bytes())
+    connection = sqlite3.connect(copy)
+    connection.execute(statement)
+    connection.commit()
+    connection.close()
+    return copy.read_bytes()
 
+
+def test_sqlite_bad_header_blob_skips_only_that_package(testdata: Path, tmp_path: Path) -> None:
+    folder = testdata / "pkgdb" / "rpm" / "sqlite"
+    whole = analyze_file(folder / "cbl-mariner-2.0_rpmdb.sqlite", "var/lib/rpm/rpmdb.sqlite")
+    data = mariner_with(testdata, tmp_path, "UPDATE Packages SET blob = x'00000001' WHERE hnum = 1")
+    output = analyze_output(data, "var/lib/rpm/rpmdb.sqlite")
+    assert output.packages == whole[1:]
+    assert output.warnings == (
+        "rpm: var/lib/rpm/rpmdb.sqlite record 1: header blob of 4 bytes is shorter than its "
+        "8-byte preamble; entry skipped",
+    )
+
+
+def test_sqlite_row_without_a_blob_is_skipped(testdata: Path, tmp_path: Path) -> None:
+    data = mariner_with(testdata, tmp_path, "UPDATE Packages SET blob = 'text' WHERE hnum = 1")
+    output = analyze_output(data, "var/lib/rpm/rpmdb.sqlite")
+    assert len(output.packages) == 128
+    assert output.warnings == (
+        "rpm: var/lib/rpm/rpmdb.sqlite record 1: Packages row hnum 1 holds no blob; "
+        "entry skipped",
+    )
 
 def bdb_meta(page_size: int, last_page: int) -> bytearray:
     meta = bytearray(512)
@@ -310,12 +340,15 @@ def test_bdb_garbage_page_size_is_an_analyzer_error() -> None:
         analyze_bytes(bytes(bdb_meta(12345, 0)), "var/lib/rpm/Packages")
 
 
-def test_bdb_last_page_beyond_file_is_an_analyzer_error() -> None:
-    with pytest.raises(AnalyzerError, match="last page 4000000000"):
-        analyze_bytes(bytes(bdb_meta(512, 4_000_000_000)), "var/lib/rpm/Packages")
+def test_bdb_last_page_beyond_file_is_read_as_far_as_it_goes() -> None:
+    output = analyze_output(bytes(bdb_meta(512, 4_000_000_000)), "var/lib/rpm/Packages")
+    assert output.packages == ()
+    assert output.warnings == (
+        "rpm: var/lib/rpm/Packages metadata: names last page 4000000000 but the file has 1 "
+        "pages: truncated, pages 1 to 4000000000 not read",
+    )
 
-
-def test_bdb_overflow_chain_loop_is_an_analyzer_error() -> None:
+def test_bdb_overflow_chain_loop_skips_that_value() -> None:
     page_size = 512
     meta = bdb_meta(page_size, 2)
     hash_page = bytearray(page_size)
@@ -325,15 +358,24 @@ def test_bdb_overflow_chain_loop_is_an_analyzer_error() -> None:
     overflow = bytearray(page_size)
     struct.pack_into("<IIIHHBB", overflow, 8, 2, 0, 2, 0, 10, 0, 7)  # next page = itself
     data = bytes(meta) + bytes(hash_page) + bytes(overflow)
-    with pytest.raises(AnalyzerError, match="page 2 is read twice"):
-        analyze_bytes(data, "var/lib/rpm/Packages")
+    output = analyze_output(data, "var/lib/rpm/Packages")
+    assert output.packages == ()
+    assert output.warnings == (
+        "rpm: var/lib/rpm/Packages record 1: overflow page 2 is read twice (a loop or a shared "
+        "page); entry skipped",
+    )
 
 
-def test_bdb_truncated_file_is_an_analyzer_error(testdata: Path) -> None:
+def test_bdb_truncated_file_says_which_pages_were_not_read(testdata: Path) -> None:
     db = testdata / "pkgdb" / "rpm" / "bdb" / "libuuid_Packages"
-    with pytest.raises(AnalyzerError, match="pages"):
-        analyze_bytes(db.read_bytes()[:10_000], "var/lib/rpm/Packages")
-
+    output = analyze_output(db.read_bytes()[:40_000], "var/lib/rpm/Packages")
+    assert output.packages == ()
+    assert output.warnings == (
+        "rpm: var/lib/rpm/Packages metadata: names last page 22 but the file has 9 pages: "
+        "truncated, pages 9 to 22 not read",
+        "rpm: var/lib/rpm/Packages record 1: overflow page 9 is beyond the end of the file; "
+        "entry skipped",
+    )
 
 def test_ndb_huge_slot_page_count_is_an_analyzer_error() -> None:
     header = b"RpmP" + struct.pack("<III", 0, 1, 0xFFFFFFF) + bytes(16)
@@ -341,18 +383,55 @@ def test_ndb_huge_slot_page_count_is_an_analyzer_error() -> None:
         analyze_bytes(header, "var/lib/rpm/Packages.db")
 
 
-def test_ndb_truncated_file_is_an_analyzer_error(testdata: Path) -> None:
-    db = testdata / "pkgdb" / "rpm" / "ndb" / "sle15-bci_Packages.db"
-    with pytest.raises(AnalyzerError, match="NDB"):
-        analyze_bytes(db.read_bytes()[:300_000], "var/lib/rpm/Packages.db")
+def sle15(testdata: Path) -> bytes:
+    return (testdata / "pkgdb" / "rpm" / "ndb" / "sle15-bci_Packages.db").read_bytes()
 
+
+def test_ndb_truncated_file_keeps_the_blobs_before_the_cut(testdata: Path) -> None:
+    data = sle15(testdata)
+    whole = analyze_bytes(data, "var/lib/rpm/Packages.db")
+    output = analyze_output(data[:300_000], "var/lib/rpm/Packages.db")
+    assert output.packages == whole[:9]
+    assert len(output.warnings) == 21
+    assert output.warnings[:2] == (
+        "rpm: var/lib/rpm/Packages.db record 10: NDB blob of package 10 is truncated; "
+        "entry skipped",
+        "rpm: var/lib/rpm/Packages.db record 11: NDB blob of package 11 is beyond the end of "
+        "the file; entry skipped",
+    )
+    assert output.warnings[-1] == "rpm: var/lib/rpm/Packages.db: 6 more skipped or unread parts"
+
+
+def test_ndb_blob_with_bad_magic_skips_only_that_package(testdata: Path) -> None:
+    data = sle15(testdata)
+    whole = analyze_bytes(data, "var/lib/rpm/Packages.db")
+    first_blob = data.index(b"BlbS")
+    broken = data[:first_blob] + b"XXXX" + data[first_blob + 4 :]
+    output = analyze_output(broken, "var/lib/rpm/Packages.db")
+    assert output.packages == whole[1:]
+    assert output.warnings == (
+        "rpm: var/lib/rpm/Packages.db record 1: bad NDB blob magic 0x58585858 for package 1; "
+        "entry skipped",
+    )
+
+
+def test_ndb_packages_past_the_cap_are_not_read_and_say_so(
+    testdata: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAX_DB_RECORDS", "3")
+    data = sle15(testdata)
+    output = analyze_output(data, "var/lib/rpm/Packages.db")
+    assert output.packages == analyze_bytes(data, "var/lib/rpm/Packages.db")[:3]
+    assert output.warnings == (
+        "rpm: var/lib/rpm/Packages.db: more than 3 records (MAX_DB_RECORDS); the rest was not read",
+    )
 
 def test_empty_file_is_an_analyzer_error() -> None:
     with pytest.raises(AnalyzerError):
         analyze_bytes(b"", "var/lib/rpm/Packages")
 
 
-def test_ndb_slots_sharing_one_blob_are_an_analyzer_error() -> None:
+def test_ndb_slots_sharing_one_blob_stop_the_walk_after_the_first() -> None:
     blob = make_header(string_tags(name="a", version="1", release="1")).ljust(4500, b"\x00")
     header = b"RpmP" + struct.pack("<III", 0, 1, 1) + bytes(16)
     slot = b"Slot" + struct.pack("<III", 1, 4096 // 16, 1)
@@ -361,5 +440,9 @@ def test_ndb_slots_sharing_one_blob_are_an_analyzer_error() -> None:
         slots[i : i + 16] if i < 32 else b"Slot" + bytes(12) for i in range(0, len(slots), 16)
     )
     blob_record = b"BlbS" + struct.pack("<III", 1, 0, len(blob)) + blob
-    with pytest.raises(AnalyzerError, match="overlapping slots"):
-        analyze_bytes(header + slots + blob_record, "var/lib/rpm/Packages.db")
+    output = analyze_output(header + slots + blob_record, "var/lib/rpm/Packages.db")
+    assert [p.name for p in output.packages] == ["a"]
+    assert output.warnings == (
+        "rpm: var/lib/rpm/Packages.db after record 1: NDB blobs add up to more than the file: "
+        "overlapping slots; the rest of the database was not read",
+    )

@@ -114,36 +114,110 @@ def test_info_prints_build_time_and_counts(
     assert (code, lines[0].endswith(", 2 advisories"), lines[1:]) == (0, True, ["  Go: 2"])
 
 
-def test_build_reads_azure_linux_oval_and_prints_rejections(
+PYPA = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "advisories" / "osv" \
+    / "pypi-pypa-advisory-database"
+REJECTED_LINES = [
+    "rejected records (packages they name are reported as not assessed):",
+    "  PYSEC-2019-125: affected[0].ranges[0].events[1].fixed: not a PEP 440 version: "
+    "'2019-09-12'",
+]
+
+
+def _steam() -> Path:
+    if not PYPA.is_dir():
+        pytest.skip(f"shared advisories not found at {PYPA}")
+    return PYPA / "steam"
+
+
+def test_build_lists_rejected_records_and_succeeds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "index.idx"
+    code = main(["db", "build", "--osv", str(_steam()), "--out", str(out)])
+    assert (code, capsys.readouterr().out.splitlines()[1:]) == (
+        0, ["  PyPI: 0 (1 rejected)", *REJECTED_LINES]
+    )
+
+
+def test_strict_build_exits_1_when_a_record_is_rejected(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "index.idx"
+    code = main(["db", "build", "--strict", "--osv", str(_steam()), "--out", str(out)])
+    assert (code, capsys.readouterr().out.splitlines()[3:], load_index(out).rejected_counts()) == (
+        1, REJECTED_LINES[1:], {"PyPI": 1}
+    )
+
+
+def test_info_shows_rejected_counts_per_ecosystem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "index.idx"
+    main(["db", "build", "--osv", str(_steam()), "--osv", str(FIXTURE_RECORDS),
+          "--ecosystem", "PyPI", "--out", str(out)])
+    capsys.readouterr()
+    code = main(["db", "info", str(out)])
+    lines = capsys.readouterr().out.splitlines()
+    assert (code, lines[0].endswith(", 1 advisories, 1 rejected"), lines[1:]) == (
+        0, True, ["  PyPI: 1 (1 rejected)"]
+    )
+
+
+def test_update_lists_the_rejected_records_of_the_downloaded_feeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    steam = _steam()
+    mirror = tmp_path / "mirror"
+    (mirror / "PyPI").mkdir(parents=True)
+    with zipfile.ZipFile(mirror / "PyPI" / "all.zip", "w") as writer:
+        writer.write(steam / "PYSEC-2019-125.yaml", "PYSEC-2019-125.yaml")
+    monkeypatch.setenv("ADVISORY_FEED_URL", mirror.as_uri())
+    out = tmp_path / "index.idx"
+    code = main(["db", "update", "--out", str(out), "--ecosystem", "PyPI"])
+    assert (code, capsys.readouterr().out.splitlines()[1:], load_index(out).rejected_counts()) == (
+        0, ["  PyPI: 0 (1 rejected)", *REJECTED_LINES], {"PyPI": 1}
+    )
+
+
+def test_build_reads_azure_linux_oval_and_lists_its_rejections(
     testdata: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     feed = testdata / "advisories/native-feeds/azure-linux/azurelinux-3.0-oval.xml.xz"
     out = tmp_path / "index.idx"
     code = main(["db", "build", "--azure-linux-oval", str(feed), "--out", str(out)])
-    assert (code, load_index(out).counts, capsys.readouterr().out.splitlines()[1:]) == (
+    index = load_index(out)
+    assert (code, index.counts, capsys.readouterr().out.splitlines()[1:],
+            index.rejected_for("Azure Linux:3.0", "golang")) == (
         0,
         {"Azure Linux": 1217},
         [
-            "  Azure Linux: 1217",
-            f"{feed}: 3 definitions rejected",
-            "  CVE-2024-30204 (oval:com.microsoft.azurelinux:def:37106): "
-            "evr '0:29.3.azl3' is not a valid rpm EVR",
-            "  CVE-2023-39323 (oval:com.microsoft.azurelinux:def:34752): "
-            "evr '0: 1.20.10-1.azl3' is not a valid rpm EVR",
-            "  CVE-2022-41717 (oval:com.microsoft.azurelinux:def:34750): "
+            "  Azure Linux: 1217 (3 rejected)",
+            "rejected records (packages they name are reported as not assessed):",
+            "  AZURELINUX-3.0-emacs-CVE-2024-30204: CVE-2024-30204 "
+            "(oval:com.microsoft.azurelinux:def:37106): evr '0:29.3.azl3' is not a valid rpm EVR",
+            "  AZURELINUX-3.0-golang-CVE-2023-39323: CVE-2023-39323 "
+            "(oval:com.microsoft.azurelinux:def:34752): evr '0: 1.20.10-1.azl3' is not a valid "
+            "rpm EVR",
+            "  AZURELINUX-3.0-golang-CVE-2022-41717: CVE-2022-41717 "
+            "(oval:com.microsoft.azurelinux:def:34750): "
             "evr '0:1.17.13-2,1.18.8-2,1.21.6-1.azl3' is not a valid rpm EVR",
         ],
+        [("AZURELINUX-3.0-golang-CVE-2023-39323", index.rejected[1]["modified"]),
+         ("AZURELINUX-3.0-golang-CVE-2022-41717", index.rejected[1]["modified"])],
     )
 
 
-def test_build_prints_only_the_first_rejections(
+def test_build_lists_the_mariner_rejections(
     testdata: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     feed = testdata / "advisories/native-feeds/azure-linux/cbl-mariner-2.0-oval.xml.xz"
     main(["db", "build", "--azure-linux-oval", str(feed), "--out", str(tmp_path / "i.idx")])
     lines = capsys.readouterr().out.splitlines()
-    assert (lines[2], len(lines), lines[-1]) == (
-        f"{feed}: 8 definitions rejected", 3 + 5 + 1, "  … and 3 more"
+    assert (lines[1], len(lines), lines[-1]) == (
+        "  Mariner: 2282 (8 rejected)", 3 + 8,
+        "  MARINER-2.0-golang-CVE-2023-39323: CVE-2023-39323 "
+        "(oval:com.microsoft.cbl-mariner:def:31107): evr '0: 1.20.10-1.cm2' is not a valid rpm "
+        "EVR",
     )
 
 

@@ -3,6 +3,8 @@ pipeline, matched against the real Alpine 3.10 secdb and the demo records."""
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 from pathlib import Path
 
@@ -269,3 +271,64 @@ def test_fail_on_rejects_a_status_it_does_not_gate(
 ) -> None:
     assert main(["scan", "oci:/nowhere", "--db", str(demo_db), "--fail-on", "healthy"]) == 2
     assert "--fail-on: unknown status 'healthy'" in capsys.readouterr().err
+
+
+def test_alpine_upgraded_from_newer_repositories_is_matched_as_that_branch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    installed = SHARED / "pkgdb" / "apk" / "trivy-image-alpine-310.installed"
+    if not installed.is_file():
+        pytest.skip(f"shared package database not found at {installed}")
+    build_oci_layout(tmp_path / "layout", [(Platform(os="linux", architecture="amd64"), [{
+        "etc/alpine-release": b"3.10.4\n",
+        "etc/apk/repositories": b"https://dl-cdn.alpinelinux.org/alpine/v3.11/main\n",
+        "lib/apk/db/installed": installed.read_bytes()}])], tag="v1")
+    secdb = SHARED / "advisories" / "alpine-secdb-yaml"
+    db = tmp_path / "secdb.idx"
+    write_index(compile_index(itertools.chain(iter_secdb_osv(secdb / "v3.10"),
+                                              iter_secdb_osv(secdb / "v3.11"))), db)
+    code, out = _scan(capsys, f"oci:{tmp_path / 'layout'}:v1", "--db", str(db),
+                      "--format", "json")
+    platform = json.loads(out)["platforms"][0]
+    assert (code, platform["os"]) == (
+        0, {"name": "alpine", "version": "3.10.4", "branch": "v3.11"})
+    assert {f["match"]["ecosystem"] for f in platform["findings"]} == {"Alpine:v3.11"}
+    assert "CVE-2019-14697" in {f["id"] for f in platform["findings"]}
+
+
+def test_malformed_manifest_is_one_line_naming_the_field_not_a_bad_reference(
+    demo_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = b"{}"
+    config_digest = f"sha256:{hashlib.sha256(config).hexdigest()}"
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest, "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": "sha256:" + "1" * 64, "size": "10"}],
+    }).encode()
+    manifest_digest = f"sha256:{hashlib.sha256(manifest).hexdigest()}"
+    blobs = tmp_path / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    for data in (config, manifest):
+        (blobs / hashlib.sha256(data).hexdigest()).write_bytes(data)
+    (tmp_path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest,
+         "size": len(manifest)}]}))
+    capsys.readouterr()
+    code = main(["scan", f"oci:{tmp_path}", "--db", str(demo_db)])
+    captured = capsys.readouterr()
+    assert (code, captured.out, captured.err) == (
+        2, "", f"error: manifest {manifest_digest}: layers[0].size must be an integer, "
+        "not a string\n")
+
+
+def test_malformed_reference_is_a_bad_image_reference(
+    demo_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    code = main(["scan", "registry.example/UPPER:v1", "--db", str(demo_db)])
+    assert (code, capsys.readouterr().err) == (
+        2, "error: bad image reference 'registry.example/UPPER:v1': malformed repository name "
+        "in 'registry.example/UPPER:v1'\n")

@@ -18,9 +18,13 @@ def _event(**changes: str) -> RegistryEvent:
     return RegistryEvent(**{**fields, **changes})
 
 
-def test_instance_id_is_sha256_of_registry_and_digest() -> None:
+def test_instance_id_is_sha256_of_registry_repository_and_digest() -> None:
     assert scan_instance_id(_event()) == hashlib.sha256(
-        f"jolovcr.azurecr.io/{DIGEST}".encode()).hexdigest()
+        f"jolovcr.azurecr.io/samples/nginx@{DIGEST}".encode()).hexdigest()
+
+
+def test_the_same_digest_in_another_repository_is_another_scan() -> None:
+    assert scan_instance_id(_event()) != scan_instance_id(_event(repository="prod/nginx"))
 
 
 def test_manifest_push_starts_a_scan() -> None:

@@ -20,6 +20,7 @@ from scanning.advisories.index import compile_index, write_index
 from scanning.advisories.osv import iter_records
 from scanning.events import RegistryEvent, to_event_grid
 from scanning.functions import api as api_functions
+from scanning.functions.events import scan_instance_id
 from scanning.functions.pulls import record_pulls
 from scanning.local.durable import Instance
 from scanning.local.host import LOCAL_TOPIC, FunctionHost, event_grid_event
@@ -33,6 +34,7 @@ from scanning.ocibuild import (
     build_oci_layout,
 )
 from scanning.service import context
+from scanning.service.payloads import ScanRequest
 from scanning.store import Store
 from scanning.store.advisory_index import publish_index
 from scanning.store.scans import ScanRecord
@@ -207,18 +209,27 @@ class App:
         skopeo_copy(f"oci:{layout}:{layout_tag}",
                     f"docker://{registry or self.registry}/{repository}:{tag}")
 
-    @staticmethod
-    def instance_id(registry: str, digest: str) -> str:
-        """``scan_instance_id``: one first-scan orchestration per registry + digest."""
-        return hashlib.sha256(f"{registry}/{digest}".encode()).hexdigest()
+    def first_scan(self, registry: str, digest: str,
+                   repository: str = "") -> Instance | None:
+        """The first-scan orchestration of ``digest`` in ``registry`` (in ``repository``, or
+        the one repository it was pushed to): one instance per registry + repository + digest
+        (``scan_instance_id``), whose input is the push's request."""
+        found = [instance for instance in self.host.durable.instances()
+                 if instance.name == "scan_image" and isinstance(instance.input, dict)
+                 and instance.input.get("registry") == registry
+                 and instance.input.get("digest") == digest
+                 and (not repository or instance.input.get("repository") == repository)
+                 and instance.instance_id == scan_instance_id(
+                     ScanRequest.from_json(instance.input))]
+        return found[0] if len(found) == 1 else None
 
     def wait_for_scan(self, digest: str, *, registry: str | None = None,
-                      timeout: float = SCAN_TIMEOUT) -> Instance:
+                      repository: str = "", timeout: float = SCAN_TIMEOUT) -> Instance:
         """The completed first-scan orchestration of ``digest`` (started by an event)."""
-        instance_id = self.instance_id(registry or self.registry, digest)
-        wait_until(lambda: self.host.durable.get(instance_id), timeout,
-                   f"scan of {digest} started")
-        finished = self.host.durable.wait(instance_id, timeout)
+        started = wait_until(
+            lambda: self.first_scan(registry or self.registry, digest, repository), timeout,
+            f"scan of {digest} started")
+        finished = self.host.durable.wait(started.instance_id, timeout)
         assert finished.done.is_set(), f"scan of {digest} still {finished.status.value}"
         assert finished.status is df.OrchestrationRuntimeStatus.Completed, finished.output
         return finished

@@ -33,7 +33,7 @@ def pulled_image(app: App, tmp_path: Path) -> str:
                                               "User-Agent": "containerd/1.7.2"})
     with urllib.request.urlopen(request, timeout=30) as response:
         response.read()
-    wait_until(lambda: app.store.pulls.get(app.registry, digest), what="pull recorded")
+    wait_until(lambda: app.store.pulls.get(app.registry, repository, digest), what="pull recorded")
     return digest
 
 

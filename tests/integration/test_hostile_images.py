@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from scanning.ocibuild import layer_tar
+from scanning.model import Platform
+from scanning.ocibuild import build_oci_layout, layer_tar
 from tests.integration.helpers import (
     App,
     alpine_layers,
@@ -19,6 +20,8 @@ from tests.integration.helpers import (
 )
 
 pytestmark = pytest.mark.integration
+
+AMD64 = Platform(os="linux", architecture="amd64")
 
 
 def _noise(size: int) -> bytes:
@@ -78,3 +81,16 @@ def test_hostile_layer_fails_its_own_scan_only(app: App, tmp_path: Path, kind: s
         "failed", False, "failed", "unhealthy", "unhealthy")
     assert hostile_image["reason"] == (
         f"linux/amd64: layer 2/2 {hostile_digest}: layer {hostile_digest}{error}")
+
+
+def test_layer_over_the_entry_cap_makes_a_clean_image_partial(
+        app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAX_LAYER_ENTRIES", "5")
+    base, _ = alpine_layers(app.prefix)
+    release_only = {"etc/os-release": base["etc/os-release"]}
+    many = {f"srv/f{number}": b"" for number in range(10)}
+    digest = build_oci_layout(tmp_path / "capped", [(AMD64, [release_only, many])], "v1")
+    app.push(tmp_path / "capped", "hostile/capped", "v1")
+    scan = app.wait_for_scan(digest)
+    _, image = app.api(f"images/{digest}")
+    assert (scan.output["status"], image["status"]) == ("partial", "partial")

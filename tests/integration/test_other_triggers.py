@@ -48,7 +48,7 @@ def test_catch_up_scans_images_whose_push_event_was_missed(
     monkeypatch.setenv("REGISTRIES", lonely_registry.host)
     app.host.run_timer("catch_up")
     app.wait_for_scan(digest, registry=lonely_registry.host)
-    image = app.store.images.get(lonely_registry.host, digest)
+    image = app.store.images.get(lonely_registry.host, "missed", digest)
     # A missed push event still makes this the image's first scan: it is billed, once.
     assert (image.status.value if image.status else None, image.first_scan_trigger,
             image.tags, _billing(app)) == ("unhealthy", "catchup", ("v1",),
@@ -68,7 +68,7 @@ def test_on_demand_scan_returns_a_status_url_that_completes(
         return body if body["runtimeStatus"] == "Completed" else None
 
     outcome = wait_until(completed, 60, "on-demand scan completed")
-    image = app.store.images.get(lonely_registry.host, digest)
+    image = app.store.images.get(lonely_registry.host, "ondemand", digest)
     assert (status, outcome["output"]["status"], image.first_scan_trigger,
             _billing(app)) == (202, "unhealthy", "manual", [(digest, "manual")])
 

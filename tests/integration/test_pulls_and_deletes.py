@@ -30,7 +30,8 @@ def _registry_request(app: App, path: str, method: str = "GET") -> int:
 def _pull(app: App, repository: str, tag: str, digest: str) -> None:
     """A client pulls ``repository:tag``; wait until the ledger has it."""
     _registry_request(app, f"{repository}/manifests/{tag}")
-    wait_until(lambda: app.store.pulls.get(app.registry, digest), what="pull recorded")
+    wait_until(lambda: app.store.pulls.get(app.registry, repository, digest),
+               what="pull recorded")
 
 
 def _scanned(app: App, tmp_path: Path, repository: str) -> str:
@@ -54,11 +55,11 @@ def test_client_pull_is_recorded_in_the_pull_ledger(app: App, tmp_path: Path) ->
 
     def pulled() -> ImageRecord | None:
         # The ledger row is written first, then the image's last pull time.
-        image = app.store.images.get(app.registry, digest)
+        image = app.store.images.get(app.registry, "pulled", digest)
         return image if image.last_pulled else None
 
     image = wait_until(pulled, what="last pull recorded")
-    entry = app.store.pulls.get(app.registry, digest)
+    entry = app.store.pulls.get(app.registry, "pulled", digest)
     assert entry is not None
     assert (entry.repository, entry.digest, entry.count, image.last_pulled) == (
         "pulled", digest, 1, entry.last_pulled)
@@ -72,7 +73,8 @@ def test_scanner_pulls_are_not_recorded(app: App, tmp_path: Path) -> None:
                      what="scanner pull notified")
     # ...and a later client pull is recorded, so every earlier notification was handled.
     _registry_request(app, "scanneronly/manifests/v1")
-    entry = wait_until(lambda: app.store.pulls.get(app.registry, digest), what="pull recorded")
+    entry = wait_until(lambda: app.store.pulls.get(app.registry, "scanneronly", digest),
+                       what="pull recorded")
     assert ({event.digest for event in own}, entry.count) == ({digest}, 1)
 
 
@@ -81,7 +83,7 @@ def test_deleted_image_is_marked_deleted_and_keeps_its_history(app: App,
     digest = _scanned(app, tmp_path, "deleted")
     assert _registry_request(app, f"deleted/manifests/{digest}", method="DELETE") == 202
     def deleted() -> ImageRecord | None:
-        image = app.store.images.get(app.registry, digest)
+        image = app.store.images.get(app.registry, "deleted", digest)
         return image if image.deleted else None
 
     image = wait_until(deleted, what="image marked deleted")
@@ -97,7 +99,7 @@ def test_weekly_rescan_skips_deleted_images(app: App, tmp_path: Path) -> None:
     _pull(app, "kept", "v1", kept)
     _pull(app, "gone", "v1", deleted)
     _registry_request(app, f"gone/manifests/{deleted}", method="DELETE")
-    wait_until(lambda: app.store.images.get(app.registry, deleted).deleted,
+    wait_until(lambda: app.store.images.get(app.registry, "gone", deleted).deleted,
                what="image marked deleted")
     _run_timer(app, "weekly_rescan")
     app.wait_idle()

@@ -63,7 +63,8 @@ def test_repeated_deliveries_and_pushes_scan_and_bill_once(app: App, tmp_path: P
     app.deliver_push(digest, "duplicates", "v1")
     # ...and the same digest pushed again under another tag.
     app.push(tmp_path / "layout", "duplicates", "v2")
-    wait_until(lambda: app.store.images.get(app.registry, digest).tags == ("v1", "v2"),
+    wait_until(lambda: app.store.images.get(app.registry, "duplicates", digest).tags == ("v1",
+                                                                                         "v2"),
                what="tag v2 recorded")
     app.wait_idle()
     _, billing = app.api(f"billing?month={_month()}")

@@ -62,7 +62,8 @@ class Rescans:
 
     def findings(self) -> list[tuple[str, str]]:
         return [(finding.id, finding.package) for result in
-                self.services.store.findings_of(REGISTRY, DIGEST) for finding in result.findings]
+                self.services.store.findings_of(REGISTRY, REPOSITORY,
+                                                DIGEST) for finding in result.findings]
 
 
 @pytest.fixture
@@ -110,10 +111,10 @@ def rescans(azurite: Azurite, tmp_path: Path,
 def test_change_touching_no_package_of_the_image_only_moves_its_index_version(
         rescans: Rescans) -> None:
     store = rescans.services.store
-    before = store.images.get(REGISTRY, DIGEST)
+    before = store.images.get(REGISTRY, REPOSITORY, DIGEST)
     rescans.publish([*BASE, _record("PYSEC-2", "flask", "3.0.0")], "flask")
     report = rescan_pulled(rescans.services, now=NOW)
-    after = store.images.get(REGISTRY, DIGEST)
+    after = store.images.get(REGISTRY, REPOSITORY, DIGEST)
     assert ((report.rematched, report.unaffected, report.matched, report.rewritten),
             rescans.transactions, after.current_generation == before.current_generation,
             after.index_version == rescans.services.index.get()[1] != before.index_version,
@@ -143,15 +144,16 @@ def test_rescan_reads_the_row_copy_of_the_inventory_not_the_blob(rescans: Rescan
     store.blobs.put_inventory(REGISTRY, DIGEST, b'{"schema": "truncated')
     rescans.publish([*BASE, _record("PYSEC-3", "django", "4.2")], "django")
     report = rescan_pulled(rescans.services, now=NOW)
+    image = store.images.get(REGISTRY, REPOSITORY, DIGEST)
     assert ((report.rematched, report.matched, report.to_reanalyze),
-            store.images.get(REGISTRY, DIGEST).inventory_chunks, sorted(rescans.findings())) == (
+            image.inventory_chunks, sorted(rescans.findings())) == (
         (1, 1, ()), 1, [("PYSEC-1", "requests"), ("PYSEC-3", "django")])
 
 
 def test_unreadable_inventory_is_returned_for_a_new_analysis(rescans: Rescans) -> None:
     store = rescans.services.store
     store.blobs.put_inventory(REGISTRY, DIGEST, b'{"schema": "truncated')
-    partition_key, row_key = image_keys(REGISTRY, DIGEST)
+    partition_key, row_key = image_keys(REGISTRY, REPOSITORY, DIGEST)
     store.images.table.upsert_entity({"PartitionKey": partition_key, "RowKey": row_key,
                                       "inventory_0": b"not zstd"}, mode=UpdateMode.MERGE)
     rescans.publish([*BASE, _record("PYSEC-3", "django", "4.2")], "django")

@@ -51,13 +51,13 @@ class Twin:
     prefix: str
 
     def rows(self) -> list[tuple[Any, ...]]:
-        images = [self.services.store.images.get(REGISTRY, digest(n)) for n in range(IMAGES)]
+        images = [self.services.store.images.get(REGISTRY, "app", digest(n)) for n in range(IMAGES)]
         return [(image.status, image.index_version, image.last_scan_id, image.assessed_at,
                  image.counts) for image in images]
 
     def findings(self) -> list[list[str]]:
-        return [sorted(finding.id for result in self.services.store.findings_of(REGISTRY,
-                                                                               digest(n))
+        store = self.services.store
+        return [sorted(finding.id for result in store.findings_of(REGISTRY, "app", digest(n))
                        for finding in result.findings) for n in range(IMAGES)]
 
     def history(self) -> list[tuple[str, str, str, str]]:

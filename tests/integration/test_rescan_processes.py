@@ -53,7 +53,8 @@ class Registry:
         self.services.index.invalidate()
 
     def findings(self) -> list[list[str]]:
-        return [sorted(finding.id for result in self.services.store.findings_of(REGISTRY, digest(n))
+        return [sorted(finding.id for result in self.services.store.findings_of(REGISTRY, "app",
+                                                                                digest(n))
                        for finding in result.findings) for n in range(IMAGES)]
 
     def notified(self) -> list[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.flaky_proxy import flaky_proxy
+from tests.integration.fault_proxy import fault_proxy, first_failures
 from tests.integration.helpers import App, build_alpine_image, layout_layer_digests
 
 pytestmark = pytest.mark.integration
@@ -28,12 +28,12 @@ def test_layer_download_failing_with_503_is_retried(app: App, tmp_path: Path) ->
     digest, layers = _pushed_quietly(app, tmp_path, "flakyblob")
     # Five 503s: more than the registry client's four attempts, so the layer read itself
     # is retried too.
-    with flaky_proxy(app.stack.quiet_registry.host, fail_path=f"/blobs/{layers[1]}",
-                     failures=5) as proxy:
+    with fault_proxy(app.stack.quiet_registry.host,
+                     first_failures(f"/blobs/{layers[1]}", 5)) as proxy:
         app.deliver_push(digest, "flakyblob", "v1", registry=proxy.host)
         scan = app.wait_for_scan(digest, registry=proxy.host)
-        statuses = proxy.matching()
-    image = app.store.images.get(proxy.host, digest)
+        statuses = proxy.statuses("GET", f"/blobs/{layers[1]}")
+    image = app.store.images.get(proxy.host, "flakyblob", digest)
     assert (scan.output["status"], scan.output["findings"], image.status.value if image.status
             else None, statuses) == ("unhealthy", 3, "unhealthy", [503] * 5 + [200])
 
@@ -43,11 +43,10 @@ def test_manifest_failing_with_503_is_retried_by_the_orchestration(app: App,
     digest, _ = _pushed_quietly(app, tmp_path, "flakymanifest")
     # Four 503s exhaust the registry client's attempts in the first prepare_scan activity;
     # the orchestration's retry policy runs the activity again.
-    with flaky_proxy(app.stack.quiet_registry.host, fail_path="/manifests/",
-                     failures=4) as proxy:
+    with fault_proxy(app.stack.quiet_registry.host, first_failures("/manifests/", 4)) as proxy:
         app.deliver_push(digest, "flakymanifest", "v1", registry=proxy.host)
         scan = app.wait_for_scan(digest, registry=proxy.host)
-        statuses = proxy.matching()
+        statuses = proxy.statuses("GET", "/manifests/")
     history = [(record.trigger.value, record.outcome.value if record.outcome else None)
                for record in app.scans_of(digest)]
     assert (scan.output["status"], statuses[:5], history) == (
@@ -56,11 +55,10 @@ def test_manifest_failing_with_503_is_retried_by_the_orchestration(app: App,
 
 def test_manifest_that_is_gone_fails_the_scan_without_retries(app: App) -> None:
     missing = "sha256:" + "0" * 64
-    with flaky_proxy(app.stack.quiet_registry.host, fail_path="/manifests/",
-                     failures=0) as proxy:
+    with fault_proxy(app.stack.quiet_registry.host, first_failures("/manifests/", 0)) as proxy:
         app.deliver_push(missing, "vanished", "v1", registry=proxy.host)
         scan = app.wait_for_scan(missing, registry=proxy.host)
-        statuses = proxy.matching()
+        statuses = proxy.statuses("GET", "/manifests/")
     history = [(record.outcome.value if record.outcome else None, record.error)
                for record in app.scans_of(missing)]
     reason = f"{proxy.host}/vanished: manifests/{missing} not found"

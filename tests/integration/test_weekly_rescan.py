@@ -67,7 +67,8 @@ def rescanned(app: App, tmp_path: Path) -> Iterator[Rescanned]:
     app.push(tmp_path / "layout", repository, "v1")
     app.wait_for_scan(digest)
     _get_manifest(app, repository, "containerd/1.7.2")
-    wait_until(lambda: app.store.pulls.get(app.registry, digest), what="pull recorded")
+    wait_until(lambda: app.store.pulls.get(app.registry, repository, digest),
+               what="pull recorded")
     before = _scanner_blob_pulls(app, repository, "barrier-before/1")
     app.publish_index(app.stack.index_files.updated)
     request = urllib.request.Request(f"{app.host.base_url}/admin/functions/weekly_rescan",
@@ -142,7 +143,8 @@ def test_image_without_inventory_is_reanalysed_from_cached_layers(app: App,
     app.push(tmp_path / "layout", repository, "v1")
     app.wait_for_scan(digest)
     _get_manifest(app, repository, "containerd/1.7.2")
-    wait_until(lambda: app.store.pulls.get(app.registry, digest), what="pull recorded")
+    wait_until(lambda: app.store.pulls.get(app.registry, repository, digest),
+               what="pull recorded")
     before = _scanner_blob_pulls(app, repository, "barrier-before/1")
     app.store.blobs.delete(BlobKind.INVENTORIES, app.store.blobs.inventory_name(app.registry,
                                                                              digest))

@@ -35,6 +35,21 @@ class ListAnalyzer:
         return AnalyzerOutput(packages=tuple(packages))
 
 
+@dataclass
+class ExecutableAnalyzer:
+    """Asks for every executable and finds nothing in it, as the Go binary analyzer mostly does."""
+
+    name: str = "exe"
+    version: int = 1
+    max_file_size: int = 1024
+
+    def required(self, path: str, mode: int) -> bool:
+        return bool(mode & 0o111)
+
+    def analyze(self, file: AnalyzerInput) -> AnalyzerOutput:
+        return AnalyzerOutput()
+
+
 def tar_bytes(entries: list[tuple[str, bytes | None, str]]) -> bytes:
     """(name, data, kind) with kind one of file, dir, symlink:TARGET, hardlink:TARGET."""
     buffer = io.BytesIO()

@@ -58,13 +58,19 @@ def test_key_in_code_query_parameter_is_accepted(host: FunctionHost) -> None:
     assert status == 200
 
 
+NO_KEY = {"error": {"code": "Unauthorized", "message": "a function key is required "
+                   "(x-functions-key header or code parameter)"}}
+
+
 def test_missing_key_is_401(host: FunctionHost) -> None:
-    assert request(f"{host.base_url}/api/repos/a/items/1") == (401, b"")
+    status, body = request(f"{host.base_url}/api/repos/a/items/1")
+    assert (status, json.loads(body)) == (401, NO_KEY)
 
 
 def test_wrong_key_is_401(host: FunctionHost) -> None:
-    assert request(f"{host.base_url}/api/repos/a/items/1",
-                   headers={"x-functions-key": "wrong"}) == (401, b"")
+    status, body = request(f"{host.base_url}/api/repos/a/items/1",
+                           headers={"x-functions-key": "wrong"})
+    assert (status, json.loads(body)) == (401, NO_KEY)
 
 
 def test_anonymous_route_needs_no_key(host: FunctionHost) -> None:
@@ -90,8 +96,10 @@ def test_body_status_and_headers_round_trip(host: FunctionHost) -> None:
 
 
 def test_function_exception_is_500(host: FunctionHost) -> None:
-    assert request(f"{host.base_url}/api/broken",
-                   headers={"x-functions-key": FUNCTION_KEY}) == (500, b"")
+    status, body = request(f"{host.base_url}/api/broken",
+                           headers={"x-functions-key": FUNCTION_KEY})
+    assert (status, json.loads(body)) == (500, {"error": {
+        "code": "InternalServerError", "message": "the request failed; see the host's log"}})
 
 
 def test_unknown_route_is_404(host: FunctionHost) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from scanning.advisories.index import AdvisoryIndex, compile_index
-from scanning.matching import MatchResult, match_inventory, order_aliases, os_target
+from scanning.matching import MatchResult, group_aliases, match_inventory, os_target
 from scanning.model import (
     AssessmentStatus,
     CvssScore,
@@ -44,7 +44,7 @@ def _match(name: str, index: AdvisoryIndex) -> MatchResult:
 def test_debian_matches_by_source_package_and_source_version(fixture_index: AdvisoryIndex) -> None:
     assert _summary(_match("debian12", fixture_index)) == [
         (
-            "DEBIAN-CVE-2099-1003",
+            "CVE-2099-1003",
             "libc6",
             "2.36-9+deb12u3",
             "",
@@ -53,7 +53,7 @@ def test_debian_matches_by_source_package_and_source_version(fixture_index: Advi
             "No fix is available yet in Debian 12",
         ),
         (
-            "DEBIAN-CVE-2099-1004",
+            "CVE-2099-1004",
             "libfoo1",
             "2.4-1+b1",
             "1:2.3-1",
@@ -62,7 +62,7 @@ def test_debian_matches_by_source_package_and_source_version(fixture_index: Advi
             "Upgrade libfoo1 (source package libfoo) from 2.4-1 to 1:2.3-1 (fixed in Debian 12)",
         ),
         (
-            "DEBIAN-CVE-2099-1001",
+            "CVE-2099-1001",
             "libssl3",
             "3.0.11-1~deb12u1",
             "3.0.11-1~deb12u2",
@@ -72,7 +72,7 @@ def test_debian_matches_by_source_package_and_source_version(fixture_index: Advi
             "3.0.11-1~deb12u2 (fixed in Debian 12)",
         ),
         (
-            "DEBIAN-CVE-2099-1001",
+            "CVE-2099-1001",
             "openssl",
             "3.0.11-1~deb12u1",
             "3.0.11-1~deb12u2",
@@ -82,7 +82,7 @@ def test_debian_matches_by_source_package_and_source_version(fixture_index: Advi
             "(openssl 3.0.11-1~deb12u2 is fixed in Debian 12)",
         ),
         (
-            "DEBIAN-CVE-2099-1002",
+            "CVE-2099-1002",
             "libsystemd0",
             "252.19-1~deb12u1",
             "",
@@ -96,8 +96,8 @@ def test_debian_matches_by_source_package_and_source_version(fixture_index: Advi
 def test_debian_finding_carries_every_field(fixture_index: AdvisoryIndex) -> None:
     finding = _match("debian12", fixture_index).findings[2]
     assert finding == Finding(
-        id="DEBIAN-CVE-2099-1001",
-        aliases=("CVE-2099-1001",),
+        id="CVE-2099-1001",
+        aliases=("DEBIAN-CVE-2099-1001",),
         package="libssl3",
         installed_version="3.0.11-1~deb12u1",
         package_type=PackageType.DPKG,
@@ -141,7 +141,7 @@ def test_ubuntu_prefers_the_ubuntu_pro_fix_over_the_unfixed_standard_entry(
 ) -> None:
     assert _summary(_match("ubuntu2204", fixture_index)) == [
         (
-            "UBUNTU-CVE-2099-2001",
+            "CVE-2099-2001",
             "libcurl4",
             "7.81.0-1ubuntu1.14",
             "7.81.0-1ubuntu1.15",
@@ -151,7 +151,7 @@ def test_ubuntu_prefers_the_ubuntu_pro_fix_over_the_unfixed_standard_entry(
             "7.81.0-1ubuntu1.15 (fixed in Ubuntu 22.04 LTS)",
         ),
         (
-            "UBUNTU-CVE-2099-2002",
+            "CVE-2099-2002",
             "libncursesw6",
             "6.3-2ubuntu0.1",
             "6.3-2ubuntu0.1+esm1",
@@ -168,7 +168,7 @@ def test_almalinux_matches_the_binary_rpm_name_with_epoch(fixture_index: Advisor
     assert (_summary(result), result.findings[0].match.searched_name) == (
         [
             (
-                "ALSA-2099:0001",
+                "CVE-2099-3001",
                 "openssl-libs",
                 "1:3.0.7-24.el9",
                 "1:3.0.7-25.el9_3",
@@ -185,7 +185,7 @@ def test_almalinux_matches_the_binary_rpm_name_with_epoch(fixture_index: Advisor
 def test_rocky_matches_the_source_rpm_name(fixture_index: AdvisoryIndex) -> None:
     result = _match("rocky9", fixture_index)
     assert [(f.id, f.match.ecosystem, f.match.searched_name) for f in result.findings] == [
-        ("RLSA-2099:0002", "Rocky Linux:9", "openssl")
+        ("CVE-2099-3001", "Rocky Linux:9", "openssl")
     ]
 
 
@@ -197,7 +197,7 @@ def test_language_packages_match_by_normalised_name_and_ranges(
         AssessmentStatus.UNHEALTHY,
         [
             (
-                "GHSA-aaaa-bbbb-0002",
+                "CVE-2099-4002",
                 "@scope/widget",
                 "1.2.2",
                 "1.2.3",
@@ -206,7 +206,7 @@ def test_language_packages_match_by_normalised_name_and_ranges(
                 "Upgrade @scope/widget from 1.2.2 to 1.2.3 (fixed in npm)",
             ),
             (
-                "GHSA-aaaa-bbbb-0002",
+                "CVE-2099-4002",
                 "@scope/widget",
                 "2.1.0",
                 "",
@@ -215,7 +215,7 @@ def test_language_packages_match_by_normalised_name_and_ranges(
                 "No fix is available yet in npm",
             ),
             (
-                "GHSA-aaaa-bbbb-0003",
+                "CVE-2099-4005",
                 "lib",
                 "2.4",
                 "2.5.1",
@@ -224,7 +224,7 @@ def test_language_packages_match_by_normalised_name_and_ranges(
                 "Upgrade lib from 2.4 to 2.5.1 (fixed in Maven)",
             ),
             (
-                "GHSA-aaaa-bbbb-0001",
+                "CVE-2099-4001",
                 "Foo.Bar_baz",
                 "2.0.0",
                 "2.0.1",
@@ -233,7 +233,7 @@ def test_language_packages_match_by_normalised_name_and_ranges(
                 "Upgrade Foo.Bar_baz from 2.0.0 to 2.0.1 (fixed in PyPI)",
             ),
             (
-                "GO-2099-0001",
+                "CVE-2099-4003",
                 "github.com/example/mod",
                 "v1.3.9",
                 "1.4.0",
@@ -242,7 +242,7 @@ def test_language_packages_match_by_normalised_name_and_ranges(
                 "Upgrade github.com/example/mod from 1.3.9 to 1.4.0 (fixed in Go)",
             ),
             (
-                "GO-2099-0002",
+                "CVE-2099-4004",
                 "stdlib",
                 "go1.21.0",
                 "1.21.1",
@@ -316,7 +316,7 @@ def test_distroless_image_with_only_language_packages_is_assessed(
     result = match_inventory(None, packages[:1], fixture_index)
     assert (result.status, [f.id for f in result.findings], result.reason) == (
         AssessmentStatus.UNHEALTHY,
-        ["GHSA-aaaa-bbbb-0001"],
+        ["CVE-2099-4001"],
         "",
     )
 
@@ -329,7 +329,7 @@ def test_unsupported_os_still_reports_language_findings(fixture_index: AdvisoryI
     )
     assert (result.status, [f.id for f in result.findings], result.reason) == (
         AssessmentStatus.UNHEALTHY,
-        ["GHSA-aaaa-bbbb-0001"],
+        ["CVE-2099-4001"],
         "no advisory data for the operating system plan9 4",
     )
 
@@ -375,7 +375,8 @@ def test_rhel_target_is_every_red_hat_ecosystem_of_that_major() -> None:
     assert (target.prefixes if target else None) == ("Red Hat:enterprise_linux:9:",)
 
 
-def test_aliases_put_cve_ids_first() -> None:
-    assert order_aliases(
-        "GHSA-x", ["PYSEC-2021-1", "CVE-2021-10", "GHSA-x", "CVE-2020-9"], ["CVE-2021-10"]
-    ) == ("CVE-2020-9", "CVE-2021-10", "PYSEC-2021-1")
+def test_aliases_put_cve_ids_first_then_the_rest_sorted_then_bundle_upstream_ids() -> None:
+    assert group_aliases(
+        "CVE-2020-9", ["PYSEC-2021-1", "CVE-2021-10", "GHSA-x", "CVE-2020-9"],
+        ["CVE-2021-10", "CVE-2019-1"],
+    ) == ("CVE-2021-10", "GHSA-x", "PYSEC-2021-1", "CVE-2019-1")

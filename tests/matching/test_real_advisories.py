@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,14 +46,16 @@ def samples_index(shared_advisories: Path) -> AdvisoryIndex:
 
 def test_pypa_jinja2_2_10_is_affected_by_cve_2019_10906(samples_index: AdvisoryIndex) -> None:
     result = match_inventory(None, [_package(PackageType.PYPI, "Jinja2", "2.10")], samples_index)
-    assert ("PYSEC-2019-217", "2.10.1") in [(f.id, f.fixed_version) for f in result.findings]
+    assert ("CVE-2019-10906", ("GHSA-462w-v97r-4m45", "PYSEC-2019-217"), "2.10.1") in [
+        (f.id, f.aliases, f.fixed_version) for f in result.findings
+    ]
 
 
 def test_pypa_jinja2_2_10_1_is_not_affected_by_cve_2019_10906(
     samples_index: AdvisoryIndex,
 ) -> None:
     result = match_inventory(None, [_package(PackageType.PYPI, "jinja2", "2.10.1")], samples_index)
-    assert "PYSEC-2019-217" not in [f.id for f in result.findings]
+    assert "CVE-2019-10906" not in [f.id for f in result.findings]
 
 
 def test_go_stdlib_second_range_gives_its_own_fix(samples_index: AdvisoryIndex) -> None:
@@ -60,7 +63,7 @@ def test_go_stdlib_second_range_gives_its_own_fix(samples_index: AdvisoryIndex) 
         None, [_package(PackageType.GOLANG, "stdlib", "go1.19.0")], samples_index
     )
     assert [(f.id, f.fixed_version, f.aliases) for f in result.findings] == [
-        ("GO-2022-0969", "1.19.1", ("CVE-2022-27664", "GHSA-69cg-p879-7622"))
+        ("CVE-2022-27664", "1.19.1", ("GHSA-69cg-p879-7622", "GO-2022-0969"))
     ]
 
 
@@ -70,7 +73,9 @@ def test_debian_dsa_record_matches_its_release(samples_index: AdvisoryIndex) -> 
         [_package(PackageType.DPKG, "nginx-common", "1.2.1-2.2+wheezy2", "nginx")],
         samples_index,
     )
-    assert _ids(result) == [("DSA-3029-1", "nginx-common", "1.2.1-2.2+wheezy3", "fixed", "unknown")]
+    assert _ids(result) == [
+        ("CVE-2014-3616", "nginx-common", "1.2.1-2.2+wheezy3", "fixed", "unknown")
+    ]
 
 
 def test_ubuntu_priority_wins_over_cvss(samples_index: AdvisoryIndex) -> None:
@@ -81,7 +86,7 @@ def test_ubuntu_priority_wins_over_cvss(samples_index: AdvisoryIndex) -> None:
         samples_index,
     )
     assert (_ids(result), result.findings[0].vendor_severity) == (
-        [("UBUNTU-CVE-2014-9913", "unzip", "6.0-20ubuntu1.1", "fixed", "negligible")],
+        [("CVE-2014-9913", "unzip", "6.0-20ubuntu1.1", "fixed", "negligible")],
         "negligible",
     )
 
@@ -92,7 +97,7 @@ def test_almalinux_record_with_epoch(samples_index: AdvisoryIndex) -> None:
         [_package(PackageType.RPM, "skopeo", "2:1.18.0-1.el10", "skopeo")],
         samples_index,
     )
-    assert _ids(result) == [("ALSA-2025:7467", "skopeo", "2:1.18.1-1.el10_0", "fixed", "unknown")]
+    assert _ids(result) == [("CVE-2025-27144", "skopeo", "2:1.18.1-1.el10_0", "fixed", "unknown")]
 
 
 def test_chainguard_fixed_0_never_matches(samples_index: AdvisoryIndex) -> None:
@@ -197,8 +202,8 @@ def test_alpine_3_10_older_packages_get_the_secdb_findings(
         for f in result.findings
     ] == [
         (
-            "ALPINE-v3.10-openssl-CVE-2019-1547",
-            ("CVE-2019-1547",),
+            "CVE-2019-1547",
+            ("ALPINE-v3.10-openssl-CVE-2019-1547",),
             "libcrypto1.1",
             "1.1.1c-r0",
             "1.1.1d-r0",
@@ -206,8 +211,8 @@ def test_alpine_3_10_older_packages_get_the_secdb_findings(
             "(fixed in Alpine 3.10)",
         ),
         (
-            "ALPINE-v3.10-openssl-CVE-2019-1549",
-            ("CVE-2019-1549",),
+            "CVE-2019-1549",
+            ("ALPINE-v3.10-openssl-CVE-2019-1549",),
             "libcrypto1.1",
             "1.1.1c-r0",
             "1.1.1d-r0",
@@ -215,8 +220,8 @@ def test_alpine_3_10_older_packages_get_the_secdb_findings(
             "(fixed in Alpine 3.10)",
         ),
         (
-            "ALPINE-v3.10-openssl-CVE-2019-1563",
-            ("CVE-2019-1563",),
+            "CVE-2019-1563",
+            ("ALPINE-v3.10-openssl-CVE-2019-1563",),
             "libcrypto1.1",
             "1.1.1c-r0",
             "1.1.1d-r0",
@@ -224,11 +229,51 @@ def test_alpine_3_10_older_packages_get_the_secdb_findings(
             "(fixed in Alpine 3.10)",
         ),
         (
-            "ALPINE-v3.10-musl-CVE-2019-14697",
-            ("CVE-2019-14697",),
+            "CVE-2019-14697",
+            ("ALPINE-v3.10-musl-CVE-2019-14697",),
             "musl",
             "1.1.22-r2",
             "1.1.22-r3",
             "Upgrade musl from 1.1.22-r2 to 1.1.22-r3 (fixed in Alpine 3.10)",
         ),
     ]
+
+
+# --- The Alpine branch from etc/apk/repositories -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def alpine_310_311_index(shared_advisories: Path) -> AdvisoryIndex:
+    secdb = shared_advisories / "alpine-secdb-yaml"
+    return compile_index(itertools.chain(iter_secdb_osv(secdb / "v3.10"),
+                                         iter_secdb_osv(secdb / "v3.11")))
+
+
+def _musl_findings(os_info: OSInfo, shared: Path, index: AdvisoryIndex) -> list[tuple[str, str]]:
+    # Alpine 3.10.4's musl 1.1.22-r3 has the v3.10 fix for CVE-2019-14697; v3.11 fixed it in
+    # 1.1.23-r2, so matched as v3.11 the same package is affected.
+    packages = tuple(p for p in _alpine_310_packages(shared) if p.name == "musl")
+    return [(f.id, f.fixed_version) for f in match_inventory(os_info, packages, index).findings]
+
+
+def test_alpine_without_branch_matches_version_id_branch(
+    shared_advisories: Path, alpine_310_311_index: AdvisoryIndex
+) -> None:
+    os_info = OSInfo(id="alpine", version_id="3.10.4")
+    assert _musl_findings(os_info, shared_advisories, alpine_310_311_index) == []
+
+
+def test_alpine_branch_from_repositories_is_the_branch_matched(
+    shared_advisories: Path, alpine_310_311_index: AdvisoryIndex
+) -> None:
+    os_info = OSInfo(id="alpine", version_id="3.10.4", branch="v3.11")
+    assert _musl_findings(os_info, shared_advisories, alpine_310_311_index) == [
+        ("CVE-2019-14697", "1.1.23-r2")]
+
+
+def test_alpine_edge_is_the_newest_branch_the_index_has(
+    shared_advisories: Path, alpine_310_311_index: AdvisoryIndex
+) -> None:
+    os_info = OSInfo(id="alpine", version_id="3.10.4", branch="edge")
+    assert _musl_findings(os_info, shared_advisories, alpine_310_311_index) == [
+        ("CVE-2019-14697", "1.1.23-r2")]

@@ -49,6 +49,23 @@ def test_red_hat_lookups_keep_the_ecosystem_prefix_as_a_wildcard() -> None:
     )
 
 
+def test_alpine_branch_from_repositories_is_the_lookup_ecosystem() -> None:
+    upgraded = OSInfo(id="alpine", version_id="3.19.1", branch="v3.20")
+    assert package_lookups(upgraded, PACKAGES[:1]) == (
+        ("Alpine:v3.20", "libssl3", "3.1.4-r0"),
+        ("Alpine:v3.20", "openssl", "3.1.4-r0"),
+    )
+
+
+def test_alpine_edge_lookups_keep_every_alpine_branch_as_a_wildcard() -> None:
+    # edge is the newest branch the index holds at match time: any Alpine change may matter.
+    edge = OSInfo(id="alpine", version_id="3.19.1", branch="edge")
+    assert package_lookups(edge, PACKAGES[:1]) == (
+        ("Alpine:*", "libssl3", "3.1.4-r0"),
+        ("Alpine:*", "openssl", "3.1.4-r0"),
+    )
+
+
 def test_signature_is_empty_without_hits_and_differs_with_them() -> None:
     index = compile_index([_record("X-1", "some-package", "1.0"),
                            _record("X-2", "other", "2.0")], built=BUILT)

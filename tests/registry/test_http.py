@@ -20,6 +20,7 @@ from scanning.registry import (
     AcrSource,
     BasicCredentials,
     HttpRegistrySource,
+    RegistryLimits,
     is_insecure_host,
     parse_reference,
     resolve_image,
@@ -123,7 +124,7 @@ def fake() -> Iterator[str]:
 
 
 def test_bearer_challenge_is_answered_with_a_token_and_our_user_agent(fake: str) -> None:
-    source = HttpRegistrySource(fake, "org/img", backoff_seconds=0)
+    source = HttpRegistrySource(fake, "org/img", limits=RegistryLimits(backoff=0))
     manifest = source.fetch_manifest("v1")
     assert (manifest.media_type, FakeRegistry.seen) == (
         "application/vnd.oci.image.index.v1+json", [
@@ -135,21 +136,21 @@ def test_bearer_challenge_is_answered_with_a_token_and_our_user_agent(fake: str)
 
 def test_token_request_carries_basic_credentials_when_given(fake: str) -> None:
     source = HttpRegistrySource(fake, "org/img", credentials=BasicCredentials(
-        username="u", password="p"), backoff_seconds=0)
+        username="u", password="p"), limits=RegistryLimits(backoff=0))
     source.fetch_manifest("v1")
     assert FakeRegistry.seen[1][2] == "Basic dTpw"
 
 
 def test_transient_503_is_retried(fake: str) -> None:
     FakeRegistry.failures_left = 2
-    source = HttpRegistrySource(fake, "org/img", backoff_seconds=0)
+    source = HttpRegistrySource(fake, "org/img", limits=RegistryLimits(backoff=0))
     source.fetch_manifest("v1")
     assert len(FakeRegistry.seen) == 5  # 401, token, 503, 503, 200
 
 
 def test_persistent_503_is_a_retryable_error(fake: str) -> None:
     FakeRegistry.failures_left = 10
-    source = HttpRegistrySource(fake, "org/img", backoff_seconds=0, max_attempts=3)
+    source = HttpRegistrySource(fake, "org/img", limits=RegistryLimits(backoff=0, attempts=3))
     with pytest.raises(TransientRegistryError) as raised:
         source.fetch_manifest("v1")
     assert raised.value.retryable

@@ -160,6 +160,47 @@ def test_deeply_nested_json_is_refused(tmp_path: Path) -> None:
         resolve(tmp_path)
 
 
+
+def image_with_config(directory: Path, config: dict[str, object]) -> str:
+    config_digest, size = write_blob(directory, config)
+    layout_pointing_at(directory, {
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest, "size": size},
+        "layers": []}, "application/vnd.oci.image.manifest.v1+json")
+    return config_digest
+
+
+def test_config_with_a_non_string_os_is_a_manifest_error(tmp_path: Path) -> None:
+    config_digest = image_with_config(
+        tmp_path, {"os": 5, "architecture": ["x"], "variant": {"a": 1}})
+    with pytest.raises(ManifestError) as raised:
+        resolve(tmp_path)
+    assert (str(raised.value), raised.value.retryable) == (
+        f"config {config_digest}: os must be a string, not a number", False)
+
+
+def test_config_with_a_null_architecture_is_a_manifest_error(tmp_path: Path) -> None:
+    config_digest = image_with_config(tmp_path, {"os": "linux", "architecture": None})
+    with pytest.raises(ManifestError, match=f"^config {config_digest}: architecture must be "
+                                            "a string, not null$"):
+        resolve(tmp_path)
+
+
+def test_index_entry_with_a_non_string_architecture_is_a_manifest_error(tmp_path: Path) -> None:
+    child = "sha256:" + "0" * 64
+    layout_pointing_at(tmp_path, {
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                       "digest": child, "size": 1,
+                       "platform": {"os": "linux", "architecture": 64}}]},
+        "application/vnd.oci.image.index.v1+json")
+    with pytest.raises(ManifestError, match=r"^index sha256:[0-9a-f]{64}: manifests\[0\]"
+                                            r"\.platform\.architecture must be a string, "
+                                            "not a number$"):
+        resolve(tmp_path)
+
+
 @pytest.mark.parametrize(("created_by", "expected"), [
     ("/bin/sh -c #(nop) ADD file:abc in / ", "ADD file:abc in /"),
     ("/bin/sh -c apk add curl", "RUN apk add curl"),
@@ -169,3 +210,113 @@ def test_deeply_nested_json_is_refused(tmp_path: Path) -> None:
 ])
 def test_history_entries_become_dockerfile_instructions(created_by: str, expected: str) -> None:
     assert clean_instruction(created_by) == expected
+
+
+# --------------------------------------------------------------------- malformed documents
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+LAYER = "sha256:" + "1" * 64
+
+
+def _image_manifest(directory: Path, config: object, **layer: object) -> dict[str, object]:
+    config_digest, config_size = write_blob(directory, config)
+    return {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config_size},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                        "digest": LAYER, "size": 10, **layer}]}
+
+
+def _index_of(directory: Path, **entry: object) -> str:
+    """An index with one entry for a valid image manifest, ``entry`` merged into it."""
+    child, size = write_blob(directory, _image_manifest(directory, {"os": "linux"}))
+    return layout_pointing_at(directory, {"schemaVersion": 2, "mediaType": OCI_INDEX,
+                                          "manifests": [{"mediaType": OCI_MANIFEST,
+                                                         "digest": child, "size": size,
+                                                         **entry}]}, OCI_INDEX)
+
+
+def _manifest_error(directory: Path) -> str:
+    with pytest.raises(ManifestError) as raised:
+        resolve(directory)
+    return str(raised.value)
+
+
+def test_index_entry_with_annotations_as_a_list_is_a_manifest_error(tmp_path: Path) -> None:
+    index = _index_of(tmp_path, annotations=["vnd.docker.reference.type"])
+    assert _manifest_error(tmp_path) == (
+        f"index {index}: manifests[0].annotations must be an object, not an array")
+
+
+def test_index_entry_with_a_numeric_annotation_is_a_manifest_error(tmp_path: Path) -> None:
+    index = _index_of(tmp_path, annotations={"a": 1})
+    assert _manifest_error(tmp_path) == (
+        f"index {index}: manifests[0].annotations['a'] must be a string, not a number")
+
+
+def test_index_entry_with_a_numeric_platform_os_is_a_manifest_error(tmp_path: Path) -> None:
+    index = _index_of(tmp_path, platform={"os": 7, "architecture": "amd64"})
+    assert _manifest_error(tmp_path) == (
+        f"index {index}: manifests[0].platform.os must be a string, not a number")
+
+
+def test_index_entry_with_platform_as_a_string_is_a_manifest_error(tmp_path: Path) -> None:
+    index = _index_of(tmp_path, platform="linux/amd64")
+    assert _manifest_error(tmp_path) == (
+        f"index {index}: manifests[0].platform must be an object, not a string")
+
+
+def test_index_entry_with_a_path_as_its_digest_is_a_manifest_error(tmp_path: Path) -> None:
+    index = _index_of(tmp_path, digest="../../../etc/passwd")
+    assert _manifest_error(tmp_path) == (
+        f"index {index}: manifests[0].digest is not a digest: '../../../etc/passwd'")
+
+
+def test_layer_size_as_a_string_is_a_manifest_error(tmp_path: Path) -> None:
+    manifest = layout_pointing_at(tmp_path, _image_manifest(tmp_path, {}, size="10"),
+                                  OCI_MANIFEST)
+    assert _manifest_error(tmp_path) == (
+        f"manifest {manifest}: layers[0].size must be an integer, not a string")
+
+
+def test_layer_size_as_a_boolean_is_a_manifest_error(tmp_path: Path) -> None:
+    manifest = layout_pointing_at(tmp_path, _image_manifest(tmp_path, {}, size=True),
+                                  OCI_MANIFEST)
+    assert _manifest_error(tmp_path) == (
+        f"manifest {manifest}: layers[0].size must be an integer, not a boolean")
+
+
+def test_negative_layer_size_is_a_manifest_error(tmp_path: Path) -> None:
+    manifest = layout_pointing_at(tmp_path, _image_manifest(tmp_path, {}, size=-1),
+                                  OCI_MANIFEST)
+    assert _manifest_error(tmp_path) == f"manifest {manifest}: layers[0].size is negative (-1)"
+
+
+def test_layer_media_type_as_a_number_is_a_manifest_error(tmp_path: Path) -> None:
+    manifest = layout_pointing_at(tmp_path, _image_manifest(tmp_path, {}, mediaType=3),
+                                  OCI_MANIFEST)
+    assert _manifest_error(tmp_path) == (
+        f"manifest {manifest}: layers[0].mediaType must be a string, not a number")
+
+
+def test_top_level_media_type_as_an_object_is_a_manifest_error(tmp_path: Path) -> None:
+    manifest = layout_pointing_at(tmp_path, {**_image_manifest(tmp_path, {}), "mediaType": {}},
+                                  OCI_MANIFEST)
+    assert _manifest_error(tmp_path) == (
+        f"manifest {manifest}: mediaType must be a string, not an object")
+
+
+def test_config_architecture_as_a_number_is_a_manifest_error(tmp_path: Path) -> None:
+    layout_pointing_at(tmp_path, _image_manifest(tmp_path, {"architecture": 64}), OCI_MANIFEST)
+    config, _ = write_blob(tmp_path, {"architecture": 64})
+    assert _manifest_error(tmp_path) == (
+        f"config {config}: architecture must be a string, not a number")
+
+
+def test_layout_index_entry_with_annotations_as_a_list_is_a_manifest_error(
+        tmp_path: Path) -> None:
+    (tmp_path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": LAYER, "size": 1, "annotations": []}]}))
+    assert _manifest_error(tmp_path) == (
+        f"{tmp_path}/index.json: manifests[0].annotations must be an object, not an array")

@@ -36,7 +36,7 @@ def pushed(store: Store) -> Store:
 
 
 def test_a_rule_flips_the_image_to_healthy_and_keeps_findings_visible(pushed: Store) -> None:
-    pushed.save_assessment(REGISTRY, DIGEST, Assessment(
+    pushed.save_assessment(REGISTRY, REPOSITORY, DIGEST, Assessment(
         status=AssessmentStatus.UNHEALTHY, assessed_at=T0, results=(
             PlatformFindings(platform="linux/amd64", os=DEBIAN, findings=OLD,
                              analysis=AssessmentStatus.UNHEALTHY),
@@ -44,10 +44,10 @@ def test_a_rule_flips_the_image_to_healthy_and_keeps_findings_visible(pushed: St
                              analysis=AssessmentStatus.HEALTHY))))
     rule = DisableRule(id="r1", justification="accepted", created=T0,
                        criteria=RuleCriteria(os="debian:12"))
-    record = reapply_to_image(pushed, pushed.images.get(REGISTRY, DIGEST), (rule,), T0)
+    record = reapply_to_image(pushed, pushed.images.get(REGISTRY, REPOSITORY, DIGEST), (rule,), T0)
     assert (record.status, record.counts.active_total, record.counts.disabled_total) == (
         AssessmentStatus.HEALTHY, 0, 2)
-    assert pushed.findings_of(REGISTRY, DIGEST) == (
+    assert pushed.findings_of(REGISTRY, REPOSITORY, DIGEST) == (
         PlatformFindings(platform="linux/amd64", os=DEBIAN, findings=tuple(
             dataclasses.replace(finding, disabled_by="r1") for finding in OLD),
             analysis=AssessmentStatus.UNHEALTHY, status=AssessmentStatus.HEALTHY),
@@ -58,7 +58,7 @@ def test_a_rule_flips_the_image_to_healthy_and_keeps_findings_visible(pushed: St
 def test_a_rule_never_makes_an_unsupported_platform_healthy(pushed: Store) -> None:
     """The image was unhealthy on amd64 and unsupported on arm64: with every finding of amd64
     disabled it is unsupported, not healthy (arm64 was never assessed)."""
-    pushed.save_assessment(REGISTRY, DIGEST, Assessment(
+    pushed.save_assessment(REGISTRY, REPOSITORY, DIGEST, Assessment(
         status=AssessmentStatus.UNHEALTHY, assessed_at=T0, results=(
             PlatformFindings(platform="linux/amd64", os=DEBIAN, findings=OLD,
                              analysis=AssessmentStatus.UNHEALTHY),
@@ -67,27 +67,27 @@ def test_a_rule_never_makes_an_unsupported_platform_healthy(pushed: Store) -> No
                              reason="no packages found"))))
     rule = DisableRule(id="r1", justification="accepted", created=T0,
                        criteria=RuleCriteria(os="debian:12"))
-    record = reapply_to_image(pushed, pushed.images.get(REGISTRY, DIGEST), (rule,), T0)
+    record = reapply_to_image(pushed, pushed.images.get(REGISTRY, REPOSITORY, DIGEST), (rule,), T0)
     assert record.status is AssessmentStatus.UNSUPPORTED
 
 
 def test_an_assessment_without_platforms_keeps_its_status(pushed: Store) -> None:
-    pushed.save_assessment(REGISTRY, DIGEST, Assessment(
+    pushed.save_assessment(REGISTRY, REPOSITORY, DIGEST, Assessment(
         status=AssessmentStatus.FAILED, assessed_at=T0, reason="layer truncated"))
-    record = reapply_to_image(pushed, pushed.images.get(REGISTRY, DIGEST), (), T0)
+    record = reapply_to_image(pushed, pushed.images.get(REGISTRY, REPOSITORY, DIGEST), (), T0)
     assert (record.status, record.reason) == (AssessmentStatus.FAILED, "layer truncated")
 
 
 def test_an_expired_rule_stops_hiding_findings_when_read(pushed: Store) -> None:
     rule = DisableRule(id="r1", justification="until March", created=T0,
                        expires=T0 + timedelta(days=1), criteria=RuleCriteria(os="debian:12"))
-    pushed.save_assessment(REGISTRY, DIGEST, Assessment(
+    pushed.save_assessment(REGISTRY, REPOSITORY, DIGEST, Assessment(
         status=AssessmentStatus.HEALTHY, analysis_status=AssessmentStatus.UNHEALTHY,
         assessed_at=T0, results=(PlatformFindings(
             platform="linux/amd64", os=DEBIAN, analysis=AssessmentStatus.UNHEALTHY,
             findings=tuple(dataclasses.replace(f, disabled_by="r1") for f in OLD)),)))
-    image = pushed.images.get(REGISTRY, DIGEST)
-    results = pushed.findings_of(REGISTRY, DIGEST)
+    image = pushed.images.get(REGISTRY, REPOSITORY, DIGEST)
+    results = pushed.findings_of(REGISTRY, REPOSITORY, DIGEST)
     before = current_verdict(image, results, (rule,), T0)
     after = current_verdict(image, results, (rule,), T0 + timedelta(days=2))
     assert before is not None and after is not None

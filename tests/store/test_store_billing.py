@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -19,15 +20,16 @@ MARCH = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
 
 
 def bill(store: Store, digest: str = DIGEST, trigger: ScanTrigger = ScanTrigger.PUSH,
-         at: datetime = MARCH, price: str = "0.29") -> BillingResult:
-    return store.billing.bill_first_scan(registry=REGISTRY, repository="team/app", digest=digest,
+         at: datetime = MARCH, price: str = "0.29", repository: str = "team/app"
+         ) -> BillingResult:
+    return store.billing.bill_first_scan(registry=REGISTRY, repository=repository, digest=digest,
                                          trigger=trigger, at=at, unit_price=Decimal(price),
                                          currency="USD")
 
 
 RECORD = BillingRecord(registry=REGISTRY, repository="team/app", digest=DIGEST,
                        trigger=ScanTrigger.PUSH, billed_at=MARCH, unit_price=Decimal("0.29"),
-                       currency="USD")
+                       currency="USD", repositories=("team/app",))
 
 
 def test_first_scan_creates_one_record(store: Store) -> None:
@@ -41,6 +43,15 @@ def test_same_digest_twice_is_billed_once(store: Store) -> None:
     assert again == BillingResult(created=False, record=RECORD, reason="already billed")
     assert store.billing.billed_images("2025-04").items == ()
     assert store.billing.billed_images("2025-03").items == (RECORD,)
+
+
+def test_a_second_repository_is_listed_not_billed(store: Store) -> None:
+    bill(store)
+    again = bill(store, repository="prod/app", trigger=ScanTrigger.IMPORT)
+    listed = dataclasses.replace(RECORD, repositories=("prod/app", "team/app"))
+    assert (again, store.billing.get(REGISTRY, DIGEST),
+            store.billing.billed_images("2025-03").items) == (
+        BillingResult(created=False, record=listed, reason="already billed"), listed, (listed,))
 
 
 def test_eight_threads_racing_create_one_record(store: Store) -> None:

@@ -110,7 +110,7 @@ def test_concurrent_pulls_are_all_counted(store: Store) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    entry = store.pulls.get(REGISTRY, DIGEST)
+    entry = store.pulls.get(REGISTRY, "team/app", DIGEST)
     assert entry is not None
     assert (entry.count, entry.last_pulled, entry.first_pulled) == (
         8, T0 + timedelta(seconds=7), T0)

@@ -54,14 +54,14 @@ def test_unreadable_match_keys_mean_unknown(data: bytes) -> None:
 
 def _assessed(store: Store, digest: str) -> None:
     store.images.record_push(registry=REGISTRY, repository="app", digest=digest, at=T0)
-    store.save_assessment(REGISTRY, digest, Assessment(
+    store.save_assessment(REGISTRY, "app", digest, Assessment(
         status=AssessmentStatus.HEALTHY, assessed_at=T0, index_version="v1", scan_id="s1",
         match_keys=encode_match_keys(SIGNED)))
 
 
 def _updates(store: Store, digests: list[str]) -> list[RowUpdate]:
     rows = {image.digest: (image, etag) for image, etag in store.images.iter_with_etags()}
-    return [RowUpdate(registry=REGISTRY, digest=digest, etag=rows[digest][1],
+    return [RowUpdate(registry=REGISTRY, repository="app", digest=digest, etag=rows[digest][1],
                       changes={"index_version": "v2"},
                       expected={"current_generation": rows[digest][0].current_generation,
                                 "last_scan_id": "s1"})
@@ -88,7 +88,7 @@ def _count_transactions(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[i
 @pytest.mark.integration
 def test_assessment_stores_its_match_keys_on_the_image(store: Store) -> None:
     _assessed(store, "sha256:" + "a" * 64)
-    assert store.images.get(REGISTRY, "sha256:" + "a" * 64).match_keys == encode_match_keys(
+    assert store.images.get(REGISTRY, "app", "sha256:" + "a" * 64).match_keys == encode_match_keys(
         SIGNED)
 
 
@@ -118,7 +118,7 @@ def test_row_updates_carrying_findings_are_batched_by_size(
         for number, update in enumerate(_updates(store, digests))]
     sizes = _count_transactions(store, monkeypatch)
     report = store.images.merge_rows(updates)
-    entity = store.images.entity(REGISTRY, digests[59])
+    entity = store.images.entity(REGISTRY, "app", digests[59])
     assert entity is not None
     assert (len(report.applied), sizes, entity["findings_doc_0"]) == (
         60, [38, 22], bytes([59]) * 60_000)
@@ -131,9 +131,9 @@ def test_row_changed_since_read_is_updated_alone_when_still_the_same_assessment(
     for digest in digests:
         _assessed(store, digest)
     updates = _updates(store, digests)
-    store.images.set_last_pulled(REGISTRY, digests[0], T0 + timedelta(days=1))
+    store.images.set_last_pulled(REGISTRY, "app", digests[0], T0 + timedelta(days=1))
     assert (_outcome(store.images.merge_rows(updates)),
-            [store.images.get(REGISTRY, digest).index_version for digest in digests]) == (
+            [store.images.get(REGISTRY, "app", digest).index_version for digest in digests]) == (
         (["a", "b"], []), ["v2", "v2"])
 
 
@@ -143,11 +143,11 @@ def test_row_reassessed_since_read_is_not_updated(store: Store) -> None:
     for digest in digests:
         _assessed(store, digest)
     updates = _updates(store, digests)
-    store.save_assessment(REGISTRY, digests[0], Assessment(
+    store.save_assessment(REGISTRY, "app", digests[0], Assessment(
         status=AssessmentStatus.HEALTHY, assessed_at=T0 + timedelta(hours=1),
         index_version="v3", scan_id="s2"))
     assert (_outcome(store.images.merge_rows(updates)),
-            [store.images.get(REGISTRY, digest).index_version for digest in digests]) == (
+            [store.images.get(REGISTRY, "app", digest).index_version for digest in digests]) == (
         (["b"], ["a"]), ["v3", "v2"])
 
 

@@ -87,7 +87,7 @@ from scanning.store.advisory_index import publish_index
 from scanning.store.clients import StorageClients, StorageSettings
 from scanning.store.entities import int64, submit_batches
 from scanning.store.images import image_keys, new_image_row
-from scanning.store.keys import encode_key
+from scanning.store.keys import encode_key, join_key
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "testdata" / "advisories"
 SECDB = SHARED / "alpine-secdb-yaml" / "v3.11"
@@ -198,8 +198,9 @@ def image_row(number: int, now: datetime) -> dict[str, Any]:
     """The image row ``record_push`` and ``record_pull`` would have left."""
     rng = random.Random(number)
     digest = image_digest(number)
-    row = new_image_row(REGISTRY, f"team{number % 100}/app", digest)
-    partition_key, row_key = image_keys(REGISTRY, digest)
+    repository = f"team{number % 100}/app"
+    row = new_image_row(REGISTRY, repository, digest)
+    partition_key, row_key = image_keys(REGISTRY, repository, digest)
     row.update(PartitionKey=partition_key, RowKey=row_key,
                tags=json.dumps([f"build-{number}"]), first_pushed=now - timedelta(days=40),
                last_pushed=now - timedelta(days=40),
@@ -211,8 +212,9 @@ def pull_row(number: int, now: datetime) -> dict[str, Any]:
     rng = random.Random(number)
     digest = image_digest(number)
     at = now - timedelta(days=rng.randrange(1, 29))
-    return {"PartitionKey": encode_key(REGISTRY), "RowKey": encode_key(digest),
-            "registry": REGISTRY, "repository": f"team{number % 100}/app", "digest": digest,
+    repository = f"team{number % 100}/app"
+    return {"PartitionKey": encode_key(REGISTRY), "RowKey": join_key(digest, repository),
+            "registry": REGISTRY, "repository": repository, "digest": digest,
             "first_pulled": at, "last_pulled": at, "count": int64(1)}
 
 

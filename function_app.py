@@ -3,11 +3,12 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from scanning.functions import api, defender, events, http, orchestration, timers
+from scanning.functions import api, defender, events, http, orchestration, rescans, timers
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(events.bp)
 app.register_functions(orchestration.bp)
+app.register_functions(rescans.bp)
 app.register_functions(timers.bp)
 app.register_functions(api.bp)
 app.register_functions(defender.bp)

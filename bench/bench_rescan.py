@@ -1,7 +1,8 @@
 """The weekly rescan of stored images against Azurite (issue 5's goal: 10,000 images < 60 s).
 
     .venv/bin/python bench/bench_rescan.py [--images 10000] [--packages 300] [--workers 8]
-        [--processes N] [--azurite-on-disk]
+        [--processes N] [--azurite-on-disk] [--mode in-process|orchestration]
+        [--chunk-images 500]
 
 Starts its own Azurite on free loopback ports, in memory (``--azurite-on-disk``: persisted in a
 temporary folder), then:
@@ -24,6 +25,12 @@ temporary folder), then:
    publishes a few dozen records a week, the Alpine 3.11 secdb none) and C again (nothing
    changed).
 
+``--mode orchestration`` runs each of these as Azure runs the timers' rescan: the
+``rescan_images`` orchestration (``scanning.functions.rescans``) on the local host's Durable
+runtime, its chunk activities in ``--processes`` spawned worker processes (each standing for
+one Functions instance: it builds its own storage clients and loads the index once), and
+reports per-chunk wall time (p50, p95, max) and each worker's peak RSS.
+
 It reports the wall time, how many images were proven unaffected from their row, re-matched
 from their inventory and given new findings, the CPU seconds spent matching
 (``match_inventory``), decoding inventories (from the row's copy or the blob) and in the rest
@@ -36,6 +43,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing
 import os
 import random
 import resource
@@ -45,7 +53,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,6 +61,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import azure.durable_functions as df
+import azure.functions as func
 from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TransactionOperation
 
@@ -61,19 +71,23 @@ from scanning.advisories.demo import DEMO_RECORDS
 from scanning.advisories.index import compile_index, write_index
 from scanning.advisories.osv import iter_records
 from scanning.analyzers import analyzer_set_version
+from scanning.functions import orchestration, rescans
 from scanning.inventory import ImageInventory, InventoryStatus
 from scanning.layer_types import LayerInfo
+from scanning.local.durable import Activity, DurableRuntime, Orchestrator
+from scanning.local.host import ACTIVITY_TRIGGER, ORCHESTRATION_TRIGGER, index_app, user_callable
 from scanning.local.services import AzuritePorts, start_azurite
 from scanning.model import OSInfo, Package, PackageType, Platform
-from scanning.service import evaluation, rematch
+from scanning.service import evaluation, fanout, rematch
 from scanning.service.context import Services
 from scanning.service.evaluation import save_inventories
 from scanning.service.rescan import RescanReport, rescan_pulled
 from scanning.store import Store
 from scanning.store.advisory_index import publish_index
+from scanning.store.clients import StorageClients, StorageSettings
 from scanning.store.entities import int64, submit_batches
 from scanning.store.images import image_keys, new_image_row
-from scanning.store.keys import encode_key
+from scanning.store.keys import encode_key, join_key
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "testdata" / "advisories"
 SECDB = SHARED / "alpine-secdb-yaml" / "v3.11"
@@ -184,8 +198,9 @@ def image_row(number: int, now: datetime) -> dict[str, Any]:
     """The image row ``record_push`` and ``record_pull`` would have left."""
     rng = random.Random(number)
     digest = image_digest(number)
-    row = new_image_row(REGISTRY, f"team{number % 100}/app", digest)
-    partition_key, row_key = image_keys(REGISTRY, digest)
+    repository = f"team{number % 100}/app"
+    row = new_image_row(REGISTRY, repository, digest)
+    partition_key, row_key = image_keys(REGISTRY, repository, digest)
     row.update(PartitionKey=partition_key, RowKey=row_key,
                tags=json.dumps([f"build-{number}"]), first_pushed=now - timedelta(days=40),
                last_pushed=now - timedelta(days=40),
@@ -197,8 +212,9 @@ def pull_row(number: int, now: datetime) -> dict[str, Any]:
     rng = random.Random(number)
     digest = image_digest(number)
     at = now - timedelta(days=rng.randrange(1, 29))
-    return {"PartitionKey": encode_key(REGISTRY), "RowKey": encode_key(digest),
-            "registry": REGISTRY, "repository": f"team{number % 100}/app", "digest": digest,
+    repository = f"team{number % 100}/app"
+    return {"PartitionKey": encode_key(REGISTRY), "RowKey": join_key(digest, repository),
+            "registry": REGISTRY, "repository": repository, "digest": digest,
             "first_pulled": at, "last_pulled": at, "count": int64(1)}
 
 
@@ -295,6 +311,106 @@ def azurite_cpu(pid: int) -> float:
     return sum(process_cpu(each) for each in (pid, *descendants(pid)))
 
 
+# ------------------------------------------------------------------------------- orchestration
+
+# The issue's goals for one chunk activity.
+CHUNK_SECONDS_GOAL = 60
+CHUNK_RSS_GOAL_MIB = 500
+
+_worker_services: Services | None = None
+
+
+def _start_worker(storage: StorageSettings, prefix: str) -> None:
+    global _worker_services
+    _worker_services = Services.open(Store(StorageClients(settings=storage), prefix))
+
+
+def _worker_chunk(step: dict[str, Any]) -> tuple[dict[str, Any], float, int, int]:
+    """One chunk activity in a worker: its result, wall seconds, the worker's peak RSS (KiB)
+    and pid."""
+    assert _worker_services is not None, "worker not started"
+    started = time.perf_counter()
+    result = fanout.rescan_planned_chunk(_worker_services, fanout.ChunkStep.from_json(step))
+    return (result.to_json(), time.perf_counter() - started,
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, os.getpid())
+
+
+@dataclass(slots=True)
+class ChunkTimes:
+    seconds: list[float] = field(default_factory=list)
+    peak_rss_kib: dict[int, int] = field(default_factory=dict)  # per worker pid
+
+    def within_goals(self) -> bool:
+        """Every chunk under 60 s, every worker under 500 MB."""
+        return (max(self.seconds, default=0.0) < CHUNK_SECONDS_GOAL
+                and max(self.peak_rss_kib.values(), default=0) < CHUNK_RSS_GOAL_MIB * 1024)
+
+    def summary(self) -> str:
+        if not self.seconds:
+            return "no chunks"
+        ordered = sorted(self.seconds)
+        def at(share: float) -> float:
+            return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+        rss = sorted(self.peak_rss_kib.values())
+        return (f"{len(ordered)} chunks: p50 {at(0.5):.1f} s, p95 {at(0.95):.1f} s, max "
+                f"{ordered[-1]:.1f} s (goal < {CHUNK_SECONDS_GOAL} s); peak RSS per worker "
+                f"{', '.join(f'{kib / 1024:.0f}' for kib in rss)} MB (goal < "
+                f"{CHUNK_RSS_GOAL_MIB} MB)")
+
+
+class Orchestrated:
+    """The rescan orchestration on the local Durable runtime, chunks in worker processes."""
+
+    def __init__(self, services: Services, processes: int, chunk_images: int) -> None:
+        self.services = services
+        self.chunk_images = chunk_images
+        self.pool = ProcessPoolExecutor(
+            max_workers=processes, initializer=_start_worker,
+            initargs=(services.store.clients.settings, services.store.prefix),
+            mp_context=multiprocessing.get_context("spawn"))
+        self.times = ChunkTimes()
+        app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
+        app.register_functions(orchestration.bp)
+        app.register_functions(rescans.bp)
+        rescans.services = lambda: services
+        index = index_app(app)
+        activities = {item.name: Activity(name=item.name, function=user_callable(item),
+                                          input_name=item.trigger_name)
+                      for item in index.by_trigger(ACTIVITY_TRIGGER)}
+        activities["rescan_chunk"] = Activity(name="rescan_chunk", function=self.chunk,
+                                              input_name="step")
+        self.runtime = DurableRuntime(
+            orchestrators={item.name: Orchestrator(name=item.name, function=user_callable(item))
+                           for item in index.by_trigger(ORCHESTRATION_TRIGGER)},
+            activities=activities, max_workers=processes)
+
+    def chunk(self, step: dict[str, Any]) -> dict[str, Any]:
+        result, seconds, rss, pid = self.pool.submit(_worker_chunk, step).result()
+        self.times.seconds.append(seconds)
+        self.times.peak_rss_kib[pid] = max(rss, self.times.peak_rss_kib.get(pid, 0))
+        return result
+
+    def rescan(self, now: datetime) -> RescanReport:
+        self.times = ChunkTimes()
+        rescan_id = f"rescan-bench-{now:%Y%m%dT%H%M%S}"
+        start = fanout.RescanStart(rescan_id=rescan_id, moment=now, window_days=30,
+                                   chunk_images=self.chunk_images,
+                                   purpose=f"rescan/{now:%Y-%m-%d}")
+        self.runtime.start(rescans.RESCAN_ORCHESTRATOR, rescan_id, start.to_json())
+        instance = self.runtime.wait(rescan_id)
+        if instance.status is not df.OrchestrationRuntimeStatus.Completed:
+            raise RuntimeError(f"rescan {rescan_id} ended {instance.status}: {instance.output}")
+        total = instance.output  # finish_rescan's sums; re-analyses counted, none started
+        return RescanReport(rematched=total["unaffected"] + total["matched"],
+                            to_reanalyze=(), failed=total["failed"],
+                            unaffected=total["unaffected"], matched=total["matched"],
+                            rewritten=total["rewritten"])
+
+    def close(self) -> None:
+        self.runtime.close()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 # ------------------------------------------------------------------------------- main
 
 
@@ -311,7 +427,14 @@ def main() -> int:
                         help="worker processes (default: the RESCAN_PROCESSES setting, 0 = "
                              "one per core)")
     parser.add_argument("--seed-workers", type=int, default=16)
+    parser.add_argument("--mode", choices=("in-process", "orchestration"), default="in-process",
+                        help="rescan_pulled in this process, or the rescan orchestration with "
+                             "its chunk activities in --processes worker processes")
+    parser.add_argument("--chunk-images", type=int, default=500,
+                        help="images per chunk activity (orchestration mode)")
     args = parser.parse_args()
+    if args.mode == "orchestration" and not args.processes:
+        args.processes = os.cpu_count() or 1
     records, source = load_records()
     known = catalogue(records)
     index_a, index_b, index_c = weekly_indexes(records, random.Random(7))
@@ -325,6 +448,15 @@ def main() -> int:
         try:
             store = Store.from_connection_string(azurite.connection_string, prefix="bench")
             services = Services.create(store)
+            orchestrated = (Orchestrated(services, args.processes, args.chunk_images)
+                            if args.mode == "orchestration" else None)
+
+            def run(moment: datetime) -> RescanReport:
+                if orchestrated is not None:
+                    return orchestrated.rescan(moment)
+                return rescan_pulled(services, now=moment, workers=args.workers,
+                                     processes=args.processes)
+
             now = datetime.now(UTC)
             started = time.perf_counter()
             seed(services, known, args.images, args.packages, now, args.seed_workers)
@@ -334,17 +466,19 @@ def main() -> int:
             publish(store, index_a, Path(folder), "index-a")
             services.index.invalidate()
             started = time.perf_counter()
-            first = rescan_pulled(services, now=now - timedelta(days=14),
-                                          workers=args.workers, processes=args.processes)
+            first = run(now - timedelta(days=14))
             print(f"first assessment (index A): {first.rematched} images in "
                   f"{time.perf_counter() - started:.1f} s", flush=True)
+            if orchestrated is not None:
+                print(f"  {orchestrated.times.summary()}", flush=True)
 
-            evaluation.match_inventory = meter.wrap(  # type: ignore[assignment]
+            evaluation.match_inventory = meter.wrap(
                 "matching", evaluation.match_inventory)
-            rematch.parse_inventories = meter.wrap(  # type: ignore[assignment]
+            rematch.parse_inventories = meter.wrap(
                 "decoding inventories", rematch.parse_inventories)
             meter.count_requests()
             results: list[tuple[str, Measured]] = []
+            chunks: dict[str, ChunkTimes] = {}
             for name, index, moment in (
                     ("B: 5% of records new", index_b, now - timedelta(days=7)),
                     ("C: 1% changed (0.5% new, 0.5% modified)", index_c, now),
@@ -352,15 +486,18 @@ def main() -> int:
                 if index is not None:
                     publish(store, index, Path(folder), name[0])
                     services.index.invalidate()
-                results.append((name, measure(services, meter, azurite.process.pid, moment,
-                                              args.workers, args.processes)))
+                results.append((name, measure(meter, azurite.process.pid, moment, run)))
                 print(f"  measured {name}", flush=True)
-            sample = store.list_images(page_size=1000).items
+                if orchestrated is not None:
+                    chunks[name] = orchestrated.times
+            sample = store.images.list(page_size=1000).items
             findings = sum(image.counts.active_total + image.counts.disabled_total
                            for image in sample)
         finally:
+            if orchestrated is not None:
+                orchestrated.close()
             azurite.stop()
-    print(f"weekly rescan of {args.images} images x {args.packages} packages, "
+    print(f"weekly rescan ({args.mode}) of {args.images} images x {args.packages} packages, "
           f"{args.workers} workers, {findings / max(1, len(sample)):.0f} findings per image:")
     for name, result in results:
         report = result.report
@@ -374,8 +511,11 @@ def main() -> int:
               f"{result.children:.1f} CPU s; Azurite {result.azurite:.1f} CPU s")
         print(f"    storage requests {result.requests} "
               f"({result.requests / max(1, args.images):.1f} per image: {result.methods})")
+        if name in chunks:
+            print(f"    {chunks[name].summary()}")
     ok = all(result.wall < 60 * args.images / 10_000
              and result.report.rematched == args.images for _, result in results)
+    ok = ok and all(times.within_goals() for times in chunks.values())
     return 0 if ok else 1
 
 
@@ -397,9 +537,9 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(services: Services, meter: Meter, azurite_pid: int, now: datetime,
-            workers: int, processes: int | None) -> Measured:
-    """One timed ``rescan_pulled`` with its CPU and request split. Matching, reading and
+def measure(meter: Meter, azurite_pid: int, now: datetime,
+            run: Callable[[datetime], RescanReport]) -> Measured:
+    """One timed rescan (``run``) with its CPU and request split. Matching, reading and
     request counts are of this process only: worker processes report their CPU in all
     (``children``, Azurite excluded: it is not reaped until the end)."""
     meter.reset()
@@ -407,7 +547,7 @@ def measure(services: Services, meter: Meter, azurite_pid: int, now: datetime,
     children_before = children_cpu()
     cpu_before = time.process_time()
     started = time.perf_counter()
-    report = rescan_pulled(services, now=now, workers=workers, processes=processes)
+    report = run(now)
     wall = time.perf_counter() - started
     with meter.lock:
         methods = ", ".join(f"{method} {count}"

@@ -108,39 +108,11 @@ param exportFindingsToLogAnalytics bool = false
 param additionalRegistryResourceIds object = {}
 
 // ---------------------------------------------------------------------------------------------
-// Names
+// The app (modules/app.bicep) and the wiring of the one registry (modules/registry.bicep)
 // ---------------------------------------------------------------------------------------------
 
 var resourceToken = toLower(uniqueString(resourceGroup().id, baseName))
-var functionAppName = 'func-${baseName}-${resourceToken}'
-// Storage account names: 3-24 lower-case letters and digits, globally unique.
-var storageAccountName = take('st${replace(toLower(baseName), '-', '')}${resourceToken}', 24)
-// The Flex Consumption deployment package gets a container of its own, apart from app data.
-var deploymentContainerName = 'app-package'
-var deadLetterContainerName = 'eventgrid-deadletter'
-var advisoryContainerName = 'advisories'
 var registryResourceGroup = empty(registryResourceGroupName) ? resourceGroup().name : registryResourceGroupName
-var createWorkspace = empty(existingLogAnalyticsWorkspaceId)
-// /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.OperationalInsights/workspaces/{name}
-var workspaceIdParts = split(createWorkspace ? resourceId('Microsoft.OperationalInsights/workspaces', 'log-${baseName}-${resourceToken}') : existingLogAnalyticsWorkspaceId, '/')
-// The catch-up job lists this registry plus any extra ones.
-var registries = empty(additionalRegistries) ? registry.properties.loginServer : '${registry.properties.loginServer},${additionalRegistries}'
-
-// ---------------------------------------------------------------------------------------------
-// Identities: one for the app, one that Event Grid uses to write dead letters
-// ---------------------------------------------------------------------------------------------
-
-resource appIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
-  name: 'id-${baseName}-app-${resourceToken}'
-  location: location
-  tags: tags
-}
-
-resource eventsIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
-  name: 'id-${baseName}-events-${resourceToken}'
-  location: location
-  tags: tags
-}
 
 // The registry may live in another resource group; read it there for its login server.
 resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' existing = {
@@ -148,126 +120,36 @@ resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' existing =
   scope: resourceGroup(registryResourceGroup)
 }
 
-// ---------------------------------------------------------------------------------------------
-// Modules
-// ---------------------------------------------------------------------------------------------
-
-module storage 'modules/storage.bicep' = {
-  name: 'acrscan-storage'
-  params: {
-    name: storageAccountName
-    location: location
-    tags: tags
-    skuName: storageSku
-    containerNames: [
-      deploymentContainerName
-      advisoryContainerName
-    ]
-    deadLetterContainerName: deadLetterContainerName
-    queueNames: [
-      notifyQueueName
-    ]
-    appPrincipalId: appIdentity.properties.principalId
-    eventsPrincipalId: eventsIdentity.properties.principalId
-  }
-}
-
-module monitoring 'modules/monitoring.bicep' = {
-  name: 'acrscan-monitoring'
+module app 'modules/app.bicep' = {
+  name: 'acrscan-app'
   params: {
     baseName: baseName
-    resourceToken: resourceToken
     location: location
     tags: tags
-    createWorkspace: createWorkspace
-    workspaceName: workspaceIdParts[8]
-    workspaceSubscriptionId: workspaceIdParts[2]
-    workspaceResourceGroupName: workspaceIdParts[4]
-    appPrincipalId: appIdentity.properties.principalId
-  }
-}
-
-// Log Analytics Reader where the workspace is, which may be another resource group.
-module workspaceReader 'modules/workspace-reader.bicep' = {
-  name: 'acrscan-workspace-reader-${resourceToken}'
-  scope: resourceGroup(workspaceIdParts[2], workspaceIdParts[4])
-  params: {
-    // The output (not the bare name) orders this after the workspace exists.
-    workspaceName: last(split(monitoring.outputs.workspaceId, '/'))
-    principalId: appIdentity.properties.principalId
-  }
-}
-
-// The optional findings table, endpoint and rule, next to the workspace.
-module findingsTable 'modules/findings-table.bicep' = if (exportFindingsToLogAnalytics) {
-  name: 'acrscan-findings-table-${resourceToken}'
-  scope: resourceGroup(workspaceIdParts[2], workspaceIdParts[4])
-  params: {
-    workspaceName: last(split(monitoring.outputs.workspaceId, '/'))
-    baseName: baseName
-    resourceToken: resourceToken
-    tags: tags
-    appPrincipalId: appIdentity.properties.principalId
-  }
-}
-
-module functionApp 'modules/function-app.bicep' = {
-  name: 'acrscan-function-app'
-  params: {
-    name: functionAppName
-    location: location
-    tags: tags
-    identityId: appIdentity.id
-    identityClientId: appIdentity.properties.clientId
-    blobEndpoint: storage.outputs.blobEndpoint
-    queueEndpoint: storage.outputs.queueEndpoint
-    tableEndpoint: storage.outputs.tableEndpoint
-    deploymentContainerName: deploymentContainerName
-    appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
+    existingLogAnalyticsWorkspaceId: existingLogAnalyticsWorkspaceId
+    storageSku: storageSku
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
-    entraClientId: apiEntraClientId
-    entraTenantId: apiEntraTenantId
-    settings: {
-      STORE_PREFIX: 'acrscan'
-      ADVISORY_FEED_URL: advisoryFeedUrl
-      ADVISORY_ECOSYSTEMS: advisoryEcosystems
-      ADVISORY_CONTAINER: advisoryContainerName
-      AZURE_LINUX_OVAL_URL: azureLinuxOvalUrl
-      RESCAN_SCHEDULE: rescanSchedule
-      ADVISORY_REFRESH_SCHEDULE: advisoryRefreshSchedule
-      CATCHUP_SCHEDULE: catchupSchedule
-      PULL_WINDOW_DAYS: string(pullWindowDays)
-      // Worker processes of a large weekly rescan: 0 = one per core of the instance.
-      RESCAN_PROCESSES: '0'
-      // Entries read from one layer tar; past it the platform is partial.
-      MAX_LAYER_ENTRIES: '1000000'
-      // How long an untagged manifest push waits for the index that lists it (one scan per index).
-      INDEX_CHILD_GRACE_SECONDS: '20'
-      REGISTRIES: registries
-      // Azure registries are always https; plain http is only for the local stack.
-      REGISTRY_INSECURE_HOSTS: ''
-      // Records read from one package database before the rest is skipped (platform partial).
-      MAX_DB_RECORDS: '200000'
-      // Registry deadlines (a blob: the floor plus its size at the minimum rate) and attempts.
-      REGISTRY_MANIFEST_DEADLINE_SECONDS: '60'
-      REGISTRY_BLOB_DEADLINE_SECONDS: '60'
-      REGISTRY_BLOB_MIN_BYTES_PER_SECOND: '1048576'
-      REGISTRY_ATTEMPTS: '4'
-      NOTIFY_QUEUE_NAME: notifyQueueName
-      NOTIFY_WEBHOOK_URL: notifyWebhookUrl
-      BILLING_UNIT_PRICE: billingUnitPrice
-      BILLING_CURRENCY: billingCurrency
-      // The workspace (customer) id, which the Logs query API takes, not the resource id.
-      LOG_ANALYTICS_WORKSPACE_ID: monitoring.outputs.workspaceCustomerId
-      // The Defender-shaped API's ARM ids (scanning/defender.py) and its Entra ID check.
-      REGISTRY_RESOURCE_IDS: string(union(json('{"${registry.properties.loginServer}": "${registry.id}"}'), additionalRegistryResourceIds))
-      API_ENTRA_AUTH: empty(apiEntraClientId) ? 'false' : 'true'
-      // The optional Log Analytics export (scanning/findings_export.py); empty: off.
-      FINDINGS_DCR_ENDPOINT: exportFindingsToLogAnalytics ? findingsTable.outputs.ingestionEndpoint : ''
-      FINDINGS_DCR_RULE_ID: exportFindingsToLogAnalytics ? findingsTable.outputs.ruleImmutableId : ''
-      FINDINGS_DCR_STREAM: exportFindingsToLogAnalytics ? findingsTable.outputs.streamName : 'Custom-AcrScanSubAssessments'
-    }
+    advisoryFeedUrl: advisoryFeedUrl
+    azureLinuxOvalUrl: azureLinuxOvalUrl
+    advisoryEcosystems: advisoryEcosystems
+    rescanSchedule: rescanSchedule
+    advisoryRefreshSchedule: advisoryRefreshSchedule
+    catchupSchedule: catchupSchedule
+    pullWindowDays: pullWindowDays
+    notifyQueueName: notifyQueueName
+    notifyWebhookUrl: notifyWebhookUrl
+    billingUnitPrice: billingUnitPrice
+    billingCurrency: billingCurrency
+    // The catch-up job lists this registry plus any extra ones.
+    registries: empty(additionalRegistries) ? registry.properties.loginServer : '${registry.properties.loginServer},${additionalRegistries}'
+    // One registry here; subscription.bicep sets the subscriptions to list from ARM.
+    subscriptionIds: ''
+    apiEntraClientId: apiEntraClientId
+    apiEntraTenantId: apiEntraTenantId
+    exportFindingsToLogAnalytics: exportFindingsToLogAnalytics
+    // The Defender-shaped API names this registry (and any extra ones) by ARM id.
+    registryResourceIds: union(json('{"${registry.properties.loginServer}": "${registry.id}"}'), additionalRegistryResourceIds)
   }
 }
 
@@ -278,13 +160,13 @@ module registryWiring 'modules/registry.bicep' = {
     registryName: registryName
     baseName: baseName
     tags: tags
-    appPrincipalId: appIdentity.properties.principalId
-    workspaceId: monitoring.outputs.workspaceId
-    functionAppId: functionApp.outputs.id
+    appPrincipalId: app.outputs.appPrincipalId
+    workspaceId: app.outputs.workspaceId
+    functionAppId: app.outputs.functionAppId
     subscribeToRegistryEvents: subscribeToRegistryEvents
-    eventsIdentityId: eventsIdentity.id
-    deadLetterStorageAccountId: storage.outputs.id
-    deadLetterContainerName: deadLetterContainerName
+    eventsIdentityId: app.outputs.eventsIdentityId
+    deadLetterStorageAccountId: app.outputs.storageAccountId
+    deadLetterContainerName: app.outputs.deadLetterContainerName
   }
 }
 
@@ -292,8 +174,8 @@ module registryWiring 'modules/registry.bicep' = {
 // Outputs
 // ---------------------------------------------------------------------------------------------
 
-output functionAppName string = functionApp.outputs.name
-output resultsApiBaseUrl string = 'https://${functionApp.outputs.defaultHostName}/api'
-output storageAccountName string = storage.outputs.name
+output functionAppName string = app.outputs.functionAppName
+output resultsApiBaseUrl string = 'https://${app.outputs.defaultHostName}/api'
+output storageAccountName string = app.outputs.storageAccountName
 output registryLoginServer string = registry.properties.loginServer
 output eventSubscriptionCreated bool = registryWiring.outputs.eventSubscriptionCreated

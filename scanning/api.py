@@ -53,6 +53,7 @@ from scanning.rules import (
     rule_to_json,
     rules_from_openvex,
 )
+from scanning.service.fanout import rescan_progress
 from scanning.service.payloads import MANUAL_SCAN_USER_AGENT
 from scanning.service.rules import (
     create_rule,
@@ -89,6 +90,8 @@ _RULE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # Scan history ids (``scanning.store.scans``); anything else is an orchestration instance id.
 _SCAN_ID = re.compile(r"[0-9]{8}T[0-9]{12}Z-[0-9a-f]{8}")
 # Durable Functions instance ids may not contain / \ # ? or control characters.
+# The rescan orchestration's ids (scanning.functions.rescans): also blob name parts.
+_RESCAN_ID = re.compile(r"(rescan|reassess)-[A-Za-z0-9-]{1,200}")
 _INSTANCE_ID = re.compile(r"[^/\\#?\x00-\x1f\x7f]{1,256}")
 _SEVERITY_ORDER = tuple(sorted(Severity, reverse=True))
 
@@ -494,6 +497,13 @@ def check_instance_id(instance_id: str) -> str:
     if not _INSTANCE_ID.fullmatch(instance_id):
         raise BadRequest(f"not a scan id: {instance_id[:80]!r}")
     return instance_id
+
+
+def get_rescan(store: Store, rescan_id: str) -> ApiResponse:
+    """A rescan's progress: chunks done of the plan's, images re-assessed and failed."""
+    if not _RESCAN_ID.fullmatch(rescan_id):
+        raise BadRequest(f"not a rescan id: {rescan_id[:80]!r}")
+    return ApiResponse(status=200, body=rescan_progress(store, rescan_id).to_json())
 
 
 def orchestration_status_json(status: Any) -> dict[str, Any]:

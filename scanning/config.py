@@ -40,11 +40,16 @@ SETTINGS: dict[str, str] = {
     "MAX_LAYER_ENTRIES": "1000000",
     # Worker processes a large weekly rescan matches in: 0 = one per CPU core, 1 = none.
     "RESCAN_PROCESSES": "0",
+    # Images per activity of the rescan orchestration (each activity re-matches one chunk).
+    "RESCAN_CHUNK_IMAGES": "500",
     # An untagged manifest push waits this long for an index that lists it: pushing an index
     # sends its children first, and the index scan covers every platform.
     "INDEX_CHILD_GRACE_SECONDS": "20",
     # Registries the catch-up job lists, comma separated login servers.
     "REGISTRIES": "",
+    # Subscriptions whose registries the catch-up job also lists from ARM (comma separated ids;
+    # the app's identity needs Reader on them).
+    "SUBSCRIPTION_IDS": "",
     # Hosts reached over plain http (loopback always may be).
     "REGISTRY_INSECURE_HOSTS": "",
     # Records read from one package database (apk, dpkg, rpm) before the rest is left unread

@@ -135,8 +135,8 @@ def image_sub_assessments(store: Store, scope: Scope, key: str, image: ImageReco
                           filters: Filters, rules: tuple[DisableRule, ...],
                           now: datetime) -> Iterator[dict[str, Any]]:
     """The image's sub-assessments under ``key`` with the current rules, filtered."""
-    verdict = current_verdict(image, store.findings_of(image.registry, image.digest), rules,
-                              now)
+    verdict = current_verdict(
+        image, store.findings_of(image.registry, image.repository, image.digest), rules, now)
     return verdict_sub_assessments(key, scope.ids.resource_id(image.registry) or "", image,
                                    verdict, filters, now)
 
@@ -181,8 +181,9 @@ def list_sub_assessments(store: Store, scope: Scope, key: str, query: Mapping[st
     items: list[dict[str, Any]] = []
     for image in images:
         # Read and decided once per image, whatever the number of keys.
-        verdict = current_verdict(image, store.findings_of(image.registry, image.digest),
-                                  rules, now)
+        verdict = current_verdict(
+            image, store.findings_of(image.registry, image.repository, image.digest), rules,
+            now)
         registry_id = scope.ids.resource_id(image.registry) or ""
         for each_key in keys:
             items.extend(verdict_sub_assessments(each_key, registry_id, image, verdict, filters,
@@ -212,8 +213,8 @@ def get_sub_assessment(store: Store, scope: Scope, key: str, name: str,
 def _may_hold(key: str, image: ImageRecord, wanted: str, store: Store,
               rules: tuple[DisableRule, ...], now: datetime) -> bool:
     """Whether one of the image's names is ``wanted``, from names alone (no JSON built)."""
-    verdict = current_verdict(image, store.findings_of(image.registry, image.digest), rules,
-                              now)
+    verdict = current_verdict(
+        image, store.findings_of(image.registry, image.repository, image.digest), rules, now)
     if verdict is None or not any(result.findings for result in verdict.platforms):
         return sub_assessment_name(key, image_context(image, "", now), None) == wanted
     return any(sub_assessment_name(key, image_context(image, result.platform, now), finding)

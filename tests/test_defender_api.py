@@ -40,7 +40,7 @@ def seed_status(store: Store, digest: str, status: AssessmentStatus,  # noqa: F8
     store.images.record_push(registry=REGISTRY, repository=REPOSITORY, digest=digest, at=PUSHED,
                              tag="1.0", media_type="application/vnd.oci.image.manifest.v1+json",
                              platforms=("linux/amd64",))
-    store.save_assessment(REGISTRY, digest, Assessment(
+    store.save_assessment(REGISTRY, REPOSITORY, digest, Assessment(
         status=status, reason=reason, assessed_at=ASSESSED, analyzer_version="a1",
         index_version="i1", scan_id="s1", trigger=ScanTrigger.PUSH,
         results=(PlatformFindings(platform="linux/amd64", manifest_digest=MANIFEST,

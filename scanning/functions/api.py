@@ -1,5 +1,5 @@
-"""The results API's HTTP functions (``/api/images``, ``findings``, ``scans``, ``rules``,
-``billing``): parse the request, call one handler of ``scanning.api``, return its JSON.
+"""The results API's HTTP functions (``/api/images``, ``findings``, ``scans``, ``rescans``,
+``rules``, ``billing``): parse the request, call one handler of ``scanning.api``, return its JSON.
 
 Every route needs a function key (``AuthLevel.FUNCTION``). The routes are documented in
 ``openapi.yaml`` and the README; the behaviour and its tests live in ``scanning.api``.
@@ -124,6 +124,11 @@ async def api_get_scan(req: func.HttpRequest,
             "NotFound", f"no scan {scan_id}")))
     return answer(lambda: api.ApiResponse(status=200,
                                           body=api.orchestration_status_json(status)))
+
+
+@bp.route(route="rescans/{id}", methods=["GET"], auth_level=AUTH)
+def api_get_rescan(req: func.HttpRequest) -> func.HttpResponse:
+    return answer(lambda: api.get_rescan(store(), _route(req, "id")))
 
 
 @bp.route(route="rules", methods=["GET"], auth_level=AUTH)

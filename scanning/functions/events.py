@@ -53,16 +53,23 @@ def as_event_grid_payload(event: func.EventGridEvent) -> dict[str, object]:
             "data": event.get_json()}
 
 
+async def start_once(client: df.DurableOrchestrationClient, orchestrator: str,
+                     instance_id: str, client_input: object) -> bool:
+    """Start ``orchestrator`` as instance ``instance_id`` unless it exists already; True when
+    this call started it."""
+    status = await client.get_status(instance_id)
+    if status.runtime_status in _STARTED:
+        log.info("%s %s already %s", orchestrator, instance_id, status.runtime_status)
+        return False
+    await client.start_new(orchestrator, instance_id, client_input)
+    return True
+
+
 async def start_request_once(client: df.DurableOrchestrationClient, request: ScanRequest,
                              instance_id: str) -> bool:
     """Start ``scan_image`` for ``request`` unless instance ``instance_id`` exists already;
     True when this call started it."""
-    status = await client.get_status(instance_id)
-    if status.runtime_status in _STARTED:
-        log.info("scan %s of %s already %s", instance_id, request.digest, status.runtime_status)
-        return False
-    await client.start_new(SCAN_ORCHESTRATOR, instance_id, request.to_json())
-    return True
+    return await start_once(client, SCAN_ORCHESTRATOR, instance_id, request.to_json())
 
 
 async def start_scan_once(client: df.DurableOrchestrationClient, event: RegistryEvent) -> str:

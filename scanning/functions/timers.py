@@ -1,4 +1,5 @@
-"""Timers: weekly rescans, the daily advisory refresh, catch-up, and (in Azure) pull sync.
+"""Timers: the weekly rescan (they start its orchestration), the daily advisory refresh,
+catch-up, and (in Azure) pull sync.
 
 Schedules are six-field NCRONTAB read from app settings (``%NAME%``), so they can be changed
 without a redeploy.
@@ -14,15 +15,25 @@ from pathlib import Path
 import azure.durable_functions as df
 import azure.functions as func
 
-from scanning.functions.events import scan_instance_id, start_request_once
+from scanning.functions.events import scan_instance_id, start_once, start_request_once
+from scanning.functions.rescans import (
+    RESCAN_ORCHESTRATOR,
+    reassessment_id,
+    rescan_start,
+    weekly_rescan_id,
+)
 from scanning.service import maintenance
 from scanning.service.context import services
 from scanning.service.payloads import ScanRequest
-from scanning.service.rescan import RescanReport, rescan_pulled
 
 log = logging.getLogger(__name__)
 
 bp = df.Blueprint()
+
+
+def now() -> datetime:
+    """The timers' clock (a seam for tests)."""
+    return datetime.now(UTC)
 
 
 async def _reanalyse(client: df.DurableOrchestrationClient,
@@ -31,18 +42,20 @@ async def _reanalyse(client: df.DurableOrchestrationClient,
         await start_request_once(client, request, scan_instance_id(request, purpose))
 
 
-async def _rescan(client: df.DurableOrchestrationClient) -> RescanReport:
-    report = rescan_pulled(services())
-    today = datetime.now(UTC).strftime("%Y-%m-%d")
-    await _reanalyse(client, report.to_reanalyze, f"rescan/{today}")
-    return report
+async def _start_rescan(client: df.DurableOrchestrationClient, rescan_id: str,
+                        moment: datetime) -> None:
+    started = await start_once(client, RESCAN_ORCHESTRATOR, rescan_id,
+                               rescan_start(rescan_id, moment).to_json())
+    log.info("rescan %s %s; progress at /api/rescans/%s",
+             rescan_id, "started" if started else "exists already", rescan_id)
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%RESCAN_SCHEDULE%")
 @bp.durable_client_input(client_name="client")
 async def weekly_rescan(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
-    report = await _rescan(client)
-    log.info("weekly rescan: %s", report)
+    """Starts this week's rescan orchestration (``scanning.functions.rescans``), once."""
+    moment = now()
+    await _start_rescan(client, weekly_rescan_id(services().store.prefix, moment), moment)
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%ADVISORY_REFRESH_SCHEDULE%")
@@ -52,8 +65,8 @@ async def refresh_advisories(timer: func.TimerRequest,
     with tempfile.TemporaryDirectory(prefix="acr-scan-feeds-") as workdir:
         changed = maintenance.refresh_advisories(services(), Path(workdir))
     if changed:
-        report = await _rescan(client)
-        log.info("advisories changed; re-assessed pulled images: %s", report)
+        moment = now()
+        await _start_rescan(client, reassessment_id(services().store.prefix, moment), moment)
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%CATCHUP_SCHEDULE%")

@@ -12,6 +12,7 @@ from scanning.advisories.index import content_fingerprint, key_fingerprints, wri
 from scanning.advisories.refresh import download_and_compile, update_ecosystems
 from scanning.config import int_setting, setting
 from scanning.errors import NotFound, ScanError
+from scanning.fleet import fleet_registries
 from scanning.model import ScanTrigger
 from scanning.service.context import Services
 from scanning.service.payloads import ScanRequest
@@ -24,8 +25,19 @@ log = logging.getLogger(__name__)
 PULL_SYNC_MARKER = "log-analytics-sync"
 
 
+def _names(name: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in setting(name).split(",") if part.strip())
+
+
 def configured_registries() -> tuple[str, ...]:
-    return tuple(name.strip() for name in setting("REGISTRIES").split(",") if name.strip())
+    """``REGISTRIES``, then the registries of the subscriptions in ``SUBSCRIPTION_IDS``
+    listed from ARM with the app's identity."""
+    subscriptions = _names("SUBSCRIPTION_IDS")
+    if not subscriptions:
+        return _names("REGISTRIES")
+    from azure.identity import DefaultAzureCredential
+
+    return fleet_registries(_names("REGISTRIES"), subscriptions, DefaultAzureCredential())
 
 
 def catch_up(services: Services, registries: Iterable[str] | None = None, *,

@@ -20,13 +20,15 @@ from scanning.advisories.index import (
     decode_key_fingerprints,
     diff_key_fingerprints,
 )
+from scanning.analyzers import analyzer_set_version
 from scanning.errors import AdvisoryError, NotFound, ScanError
 from scanning.matching import lookups_affected
 from scanning.model import AssessmentStatus, ScanTrigger
 from scanning.rules import DisableRule
-from scanning.service.context import Services, index_keys_name
+from scanning.service.context import Services, index_keys_name, record_index_keys
 from scanning.service.evaluation import evaluate, notification, parse_inventories, send_notification
 from scanning.service.payloads import ScanRequest
+from scanning.service.rules import load_rules
 from scanning.store.blobs import BlobKind
 from scanning.store.entities import bounded_text
 from scanning.store.findings import Assessment, encode_findings
@@ -98,6 +100,22 @@ class RescanRun:
         change = self.change_since(image.index_version)
         return change is not None and not lookups_affected(signed, change, self.index)
 
+    def reanalysis(self, image: ImageRecord) -> ScanRequest:
+        """The full re-analysis of an image the run cannot re-match (no inventory)."""
+        return ScanRequest(registry=image.registry, repository=image.repository,
+                           digest=image.digest, trigger=ScanTrigger.RESCAN,
+                           requested_at=self.moment.isoformat())
+
+    def settle_unaffected(self, image: ImageRecord,
+                          etag: str) -> tuple[RowUpdate | None, ScanRecord]:
+        """An ``unaffected`` image's row update (None when the row was assessed after this
+        run's moment: it is newer than the run) and its history record."""
+        scan_id = rescan_id(self.moment, image.registry, image.digest)
+        update = (self.row_update(image, etag, scan_id)
+                  if image.assessed_at is None or image.assessed_at <= self.moment else None)
+        assert image.status is not None
+        return update, self.history(image, scan_id, image.status, image.reason)
+
     def history(self, image: ImageRecord, scan_id: str, status: AssessmentStatus,
                 reason: str) -> ScanRecord:
         return ScanRecord(id=scan_id, registry=image.registry, repository=image.repository,
@@ -124,9 +142,7 @@ class RescanRun:
         the whole assessment into the row (both batched by the caller), or are saved at once
         when the findings document lives in a blob."""
         store = self.services.store
-        request = ScanRequest(registry=image.registry, repository=image.repository,
-                              digest=image.digest, trigger=ScanTrigger.RESCAN,
-                              requested_at=self.moment.isoformat())
+        request = self.reanalysis(image)
         inventories = parse_inventories(copy, image.registry, image.digest) if copy else None
         fill: dict[str, Any] = {}
         if inventories is None:
@@ -171,6 +187,21 @@ class RescanRun:
             changes={**changes, **fill},
             expected={"current_generation": image.current_generation,
                       "last_scan_id": image.last_scan_id}), rewritten=True)
+
+
+def open_run(services: Services, moment: datetime) -> RescanRun:
+    """A run at ``moment`` against today's index (its key fingerprints stored for later runs)
+    and today's rules."""
+    advisory_index, index_version = services.index.get()
+    record_index_keys(services, advisory_index, index_version)
+    rules = load_rules(services.store)
+    expiries = [rule.expires for rule in rules
+                if rule.expires is not None and rule.expires <= moment]
+    return RescanRun(services=services, moment=moment, index=advisory_index,
+                     index_version=index_version,
+                     keys=services.index.key_fingerprints(advisory_index, index_version),
+                     rules=rules, analyzer_version=analyzer_set_version(),
+                     last_expiry=max(expiries) if expiries else None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

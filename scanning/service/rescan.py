@@ -8,13 +8,10 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from scanning.analyzers import analyzer_set_version
 from scanning.config import int_setting
-from scanning.model import ScanTrigger
-from scanning.service.context import Services, record_index_keys
+from scanning.service.context import Services
 from scanning.service.payloads import ScanRequest
-from scanning.service.rematch import ChunkReport, RescanRun, merge_unaffected, rescan_id
-from scanning.service.rules import load_rules
+from scanning.service.rematch import ChunkReport, merge_unaffected, open_run
 from scanning.service.workers import ChunkRunner
 from scanning.store.images import ImageRecord, RowUpdate, image_key
 from scanning.store.scans import ScanRecord
@@ -76,18 +73,9 @@ def rescan_pulled(services: Services, *, now: datetime | None = None,
     moment = now or datetime.now(UTC)
     store = services.store
     days = window_days if window_days is not None else int_setting("PULL_WINDOW_DAYS")
-    advisory_index, index_version = services.index.get()
-    record_index_keys(services, advisory_index, index_version)
     pulled = {(entry.registry, entry.repository, entry.digest)
               for entry in store.images_pulled_since(moment - timedelta(days=days))}
-    rules = load_rules(store)
-    expiries = [rule.expires for rule in rules
-                if rule.expires is not None and rule.expires <= moment]
-    run = RescanRun(services=services, moment=moment, index=advisory_index,
-                    index_version=index_version,
-                    keys=services.index.key_fingerprints(advisory_index, index_version),
-                    rules=rules, analyzer_version=analyzer_set_version(),
-                    last_expiry=max(expiries) if expiries else None)
+    run = open_run(services, moment)
     inventories = store.blobs.inventory_names() if pulled else frozenset()
     if processes is None:
         processes = int_setting("RESCAN_PROCESSES") or os.cpu_count() or 1
@@ -105,16 +93,13 @@ def rescan_pulled(services: Services, *, now: datetime | None = None,
             if image_key(image) not in pulled:
                 continue
             if store.blobs.inventory_name(image.registry, image.digest) not in inventories:
-                reanalyze.append(ScanRequest(
-                    registry=image.registry, repository=image.repository, digest=image.digest,
-                    trigger=ScanTrigger.RESCAN, requested_at=moment.isoformat()))
+                reanalyze.append(run.reanalysis(image))
             elif run.unaffected(image):
                 unaffected += 1
-                scan_id = rescan_id(moment, image.registry, image.digest)
-                if image.assessed_at is None or image.assessed_at <= moment:
-                    updates.append(run.row_update(image, etag, scan_id))
-                assert image.status is not None
-                history.append(run.history(image, scan_id, image.status, image.reason))
+                update, record = run.settle_unaffected(image, etag)
+                if update is not None:
+                    updates.append(update)
+                history.append(record)
             else:
                 to_match.append((image, etag))
             if len(to_match) == RESCAN_CHUNK:

@@ -201,7 +201,8 @@ def record_verdict(services: Services, step: ScanStep, inventories: tuple[ImageI
     billed = bill(services, request, verdict.status, moment)
     store.scans.finish(step.scan_id, finished=datetime.now(UTC), outcome=verdict.status,
                        error=verdict.reason if verdict.status is AssessmentStatus.FAILED else "")
-    export_assessment(lambda: store.images.get(request.registry, request.digest), verdict,
+    export_assessment(lambda: store.images.get(request.registry, request.repository,
+                                               request.digest), verdict,
                       moment, identity_uploader(store.clients.credential))
     # The row read before the save has the tags (the push was recorded when the scan began).
     message = notification(request, verdict, previous, image)

@@ -109,6 +109,7 @@ def test_every_route_is_a_function_level_http_trigger() -> None:
         ("api_create_rules", "rules", ("POST",), "function"),
         ("api_delete_rule", "rules/{id}", ("DELETE",), "function"),
         ("api_get_image", "images/{digest}", ("GET",), "function"),
+        ("api_get_rescan", "rescans/{id}", ("GET",), "function"),
         ("api_get_scan", "scans/{id}", ("GET",), "function"),
         ("api_list_images", "images", ("GET",), "function"),
         ("api_list_rules", "rules", ("GET",), "function"),
@@ -144,6 +145,8 @@ def test_openapi_documents_every_route_and_method() -> None:
      bad("not a rule id: 'a b'")),
     ("api_billing", request("GET", "billing", params={"month": "March"}),
      bad("month must be YYYY-MM, got 'March'")),
+    ("api_get_rescan", request("GET", "rescans/..%2Fx", route_params={"id": "../x"}),
+     bad("not a rescan id: '../x'")),
 ])
 def test_bad_requests_are_400_before_storage_is_touched(
         monkeypatch: pytest.MonkeyPatch, name: str, req: func.HttpRequest,
@@ -282,3 +285,11 @@ def test_input_is_the_push_event_as_a_dict() -> None:
         "action": "push", "registry": "r.example", "repository": "team/app", "digest": DIGEST,
         "tag": "1.0", "media_type": "m", "user_agent": api.MANUAL_SCAN_USER_AGENT,
         "time": "1970-01-01T00:00:00Z", "event_id": ""}
+
+
+@pytest.mark.integration
+def test_get_unknown_rescan_is_404(store: Store) -> None:
+    response = call("api_get_rescan", request("GET", "rescans/rescan-x-2025-W10",
+                                              route_params={"id": "rescan-x-2025-W10"}))
+    assert (response.status_code, body(response)) == (
+        404, {"error": {"code": "NotFound", "message": "no rescan rescan-x-2025-W10"}})

@@ -20,15 +20,19 @@ def messages(problems: list[Problem]) -> list[str]:
     return [str(problem) for problem in problems]
 
 
-def test_infra_has_the_main_template_and_its_modules() -> None:
+def test_infra_has_the_main_templates_and_their_modules() -> None:
     assert [path.relative_to(INFRA).as_posix() for path in BICEP_FILES] == [
         "main.bicep",
+        "modules/app.bicep",
         "modules/findings-table.bicep",
         "modules/function-app.bicep",
         "modules/monitoring.bicep",
+        "modules/registry-policy.bicep",
         "modules/registry.bicep",
         "modules/storage.bicep",
+        "modules/subscription-reader.bicep",
         "modules/workspace-reader.bicep",
+        "subscription.bicep",
     ]
 
 

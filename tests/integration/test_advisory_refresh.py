@@ -53,6 +53,7 @@ def feed_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_refresh_with_a_new_advisory_reassesses_pulled_images(
         app: App, pulled_image: str, feed_mirror: Path) -> None:
     app.host.run_timer("refresh_advisories")
+    app.wait_idle()  # the re-assessment is an orchestration the timer started
     _, image = app.api(f"images/{pulled_image}")
     assert ([scan.trigger.value for scan in app.scans_of(pulled_image)],
             findings_summary(image)) == (["push", "rescan"], [
@@ -67,4 +68,5 @@ def test_refresh_without_changes_reassesses_nothing(app: App, pulled_image: str,
                                                     feed_mirror: Path) -> None:
     app.host.run_timer("refresh_advisories")
     app.host.run_timer("refresh_advisories")
+    app.wait_idle()
     assert [scan.trigger.value for scan in app.scans_of(pulled_image)] == ["push", "rescan"]

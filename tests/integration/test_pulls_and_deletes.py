@@ -95,5 +95,6 @@ def test_weekly_rescan_skips_deleted_images(app: App, tmp_path: Path) -> None:
     wait_until(lambda: app.store.images.get(app.registry, "gone", deleted).deleted,
                what="image marked deleted")
     _run_timer(app, "weekly_rescan")
+    app.wait_idle()
     assert {digest: [scan.trigger.value for scan in app.scans_of(digest)]
             for digest in (kept, deleted)} == {kept: ["push", "rescan"], deleted: ["push"]}

@@ -61,19 +61,11 @@ class Registry:
         return sorted(json.loads(body)["digest"] for body in self.services.queue.receive())
 
 
-@pytest.fixture
-def registry(azurite: Azurite, tmp_path: Path,
-             monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
-    """Six pulled images assessed against BASE (requests 2.0.0 in each: PYSEC-1)."""
-    prefix = "p" + uuid.uuid4().hex[:12]
-    # Environment, not monkeypatched functions: spawned workers read the same settings.
-    monkeypatch.setenv("ADVISORY_CONTAINER", f"{prefix}-advisories")
-    monkeypatch.setenv("NOTIFY_QUEUE_NAME", f"{prefix}-notifications")
-    monkeypatch.setattr(rescan, "RESCAN_PROCESS_MIN_IMAGES", 1)
-    monkeypatch.setattr(rescan, "RESCAN_CHUNK", 2)
-    store = Store.from_connection_string(azurite.connection_string, prefix=prefix)
-    services = Services.create(store)
-    for number in range(IMAGES):
+def seed_pulled_images(services: Services, images: int) -> None:
+    """``images`` images pushed 20 days before NOW and pulled 2 days before, with requests
+    2.0.0 and django (4.0 in the even-numbered ones, 4.2 in the others) in their inventory."""
+    store = services.store
+    for number in range(images):
         packages = [("requests", "2.0.0"), ("django", "4.0" if number % 2 == 0 else "4.2")]
         inventory = ImageInventory(
             reference=f"{REGISTRY}/app@{digest(number)}", image_digest=digest(number),
@@ -90,6 +82,21 @@ def registry(azurite: Azurite, tmp_path: Path,
         save_inventories(services, REGISTRY, digest(number), (inventory,))
         store.record_pull(registry=REGISTRY, repository="app", digest=digest(number),
                           at=NOW - timedelta(days=2))
+
+
+@pytest.fixture
+def registry(azurite: Azurite, tmp_path: Path,
+             monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
+    """Six pulled images assessed against BASE (requests 2.0.0 in each: PYSEC-1)."""
+    prefix = "p" + uuid.uuid4().hex[:12]
+    # Environment, not monkeypatched functions: spawned workers read the same settings.
+    monkeypatch.setenv("ADVISORY_CONTAINER", f"{prefix}-advisories")
+    monkeypatch.setenv("NOTIFY_QUEUE_NAME", f"{prefix}-notifications")
+    monkeypatch.setattr(rescan, "RESCAN_PROCESS_MIN_IMAGES", 1)
+    monkeypatch.setattr(rescan, "RESCAN_CHUNK", 2)
+    store = Store.from_connection_string(azurite.connection_string, prefix=prefix)
+    services = Services.create(store)
+    seed_pulled_images(services, IMAGES)
     result = Registry(services=services, folder=tmp_path)
     result.publish(BASE, "base")
     rescan.rescan_pulled(services, now=NOW - timedelta(days=7), processes=1)

@@ -8,12 +8,13 @@ import json
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from scanning import USER_AGENT
+from scanning.functions import timers
 from scanning.ocibuild import OCI_MANIFEST
 from scanning.store.blobs import BlobKind
 from tests.integration.helpers import (
@@ -113,15 +114,26 @@ def _notifications(app: App) -> list[dict[str, object]]:
             for message in queue.peek_messages(max_messages=32)]
 
 
-def test_new_advisory_notifies_again_and_only_then(app: App, rescanned: Rescanned) -> None:
+def test_new_advisory_notifies_again_and_only_then(app: App, rescanned: Rescanned,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     # The first scan (unhealthy) sent one message, the rescan that found ITEST-0003 another;
-    # a rescan that changes nothing sends none.
+    # next week's rescan, which changes nothing, sends none.
     _get_manifest(app, rescanned.repository, "containerd/1.7.2")
+    next_week = datetime.now(UTC) + timedelta(days=7)
+    monkeypatch.setattr(timers, "now", lambda: next_week)
     app.host.run_timer("weekly_rescan")
+    app.wait_idle()
     messages = _notifications(app)
     assert ([message["digest"] for message in messages],
             [scan.trigger.value for scan in app.scans_of(rescanned.digest)]) == (
         [rescanned.digest] * 2, ["push", "rescan", "rescan"])
+
+
+def test_a_repeated_timer_in_the_same_week_starts_nothing(app: App,
+                                                          rescanned: Rescanned) -> None:
+    app.host.run_timer("weekly_rescan")
+    app.wait_idle()
+    assert [scan.trigger.value for scan in app.scans_of(rescanned.digest)] == ["push", "rescan"]
 
 
 def test_image_without_inventory_is_reanalysed_from_cached_layers(app: App,

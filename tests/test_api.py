@@ -199,7 +199,7 @@ def test_a_partly_read_platform_says_what_was_skipped(store: Store) -> None:
                                   warnings=(skipped,)),)))
     body = api.get_image(store, DIGEST, {}, NOW).body
     assert ({key: body["platformDetails"][0][key] for key in ("status", "reason", "warnings")},
-            body["subAssessments"][0]["status"]["description"]) == (
+            body["subAssessments"][0]["properties"]["status"]["description"]) == (
         {"status": "unhealthy", "reason": reason, "warnings": [skipped]},
         f"partial read: {reason}")
 

@@ -124,7 +124,7 @@ def azure_error(registry: str, what: str, error: Exception, *, refused: str,
                 missing: str = "") -> ScanError:
     """The scan error an Azure SDK error of ``what`` at ``registry`` means: transient ones
     retryable, refusals ``AuthError``, answers of the wrong shape ``ManifestError``. The one
-    mapping for every ACR call (images here, the catalog in ``scanning.catalog``)."""
+    mapping for every ACR call (images here, the catalog in ``scanning.registry.catalog``)."""
     from azure.containerregistry import DigestValidationError
     from azure.core.exceptions import (
         ClientAuthenticationError,

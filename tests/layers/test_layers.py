@@ -11,7 +11,7 @@ import zstandard
 from layers.helpers import ExecutableAnalyzer, ListAnalyzer, digest_of, gz, pypi, tar_bytes
 from scanning.errors import ConfigError, LayerError
 from scanning.layer_types import AnalyzedFile, LayerResult
-from scanning.layers import LayerLimits, TarMember, index_tar, analyze_tar
+from scanning.layers import LayerLimits, TarMember, analyze_tar, index_tar
 
 PKGS = b"flask 2.0.1\nrequests 2.31.0\n"
 

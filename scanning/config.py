@@ -37,7 +37,7 @@ SETTINGS: dict[str, str] = {
     "PULL_WINDOW_DAYS": "30",
     # Entries read from one layer tar; past it the layer is read no further and the platform
     # is partial (what a layer holds in memory grows with its entry count).
-    "MAX_LAYER_ENTRIES": "1000000",
+    "MAX_LAYER_ENTRIES": "500000",
     # Worker processes a large weekly rescan matches in: 0 = one per CPU core, 1 = none.
     "RESCAN_PROCESSES": "0",
     # Images per activity of the rescan orchestration (each activity re-matches one chunk).

@@ -219,7 +219,7 @@ module functionApp 'function-app.bicep' = {
       // Images per chunk activity of the rescan orchestration.
       RESCAN_CHUNK_IMAGES: '500'
       // Entries read from one layer tar; past it the platform is partial.
-      MAX_LAYER_ENTRIES: '1000000'
+      MAX_LAYER_ENTRIES: '500000'
       // How long an untagged manifest push waits for the index that lists it (one scan per index).
       INDEX_CHILD_GRACE_SECONDS: '20'
       REGISTRIES: registries

@@ -154,4 +154,7 @@ def test_check_status_response_points_at_the_status_endpoint(host: FunctionHost)
 
 
 def test_status_endpoint_needs_the_key(host: FunctionHost) -> None:
-    assert request(f"{host.base_url}/runtime/webhooks/durabletask/instances/x")[0] == 401
+    status, body = request(f"{host.base_url}/runtime/webhooks/durabletask/instances/x")
+    assert (status, json.loads(body)) == (401, {"error": {
+        "code": "Unauthorized",
+        "message": "a function key is required (x-functions-key header or code parameter)"}})

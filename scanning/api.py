@@ -271,7 +271,10 @@ def counts_json(counts: FindingCounts) -> dict[str, Any]:
 
 def image_json(image: ImageRecord, *, status: AssessmentStatus | None = None,
                counts: FindingCounts | None = None) -> dict[str, Any]:
-    shown_status = status if status is not None else image.status
+    """An image as the API shows it. Its ``status`` is the assessment's, or before the first
+    assessment the scan's (``queued``, ``scanning``): null only for an image no scan was
+    started for. ``scanState`` says a scan is queued or running, also for an assessed image."""
+    shown_status = status or image.status or image.scan_state
     return {
         "registry": image.registry,
         "repository": image.repository,
@@ -281,6 +284,7 @@ def image_json(image: ImageRecord, *, status: AssessmentStatus | None = None,
         "mediaType": image.media_type,
         "sizeBytes": image.size_bytes,
         "status": shown_status.value if shown_status is not None else None,
+        "scanState": image.scan_state.value if image.scan_state is not None else None,
         "reason": image.reason,
         "counts": counts_json(counts if counts is not None else image.counts),
         "firstPushed": time_text(image.first_pushed),
@@ -514,12 +518,14 @@ def orchestration_status_json(status: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ManualScanRequest:
-    """What ``POST scans`` asks for: a registry image by tag or digest."""
+    """What ``POST scans`` asks for: a registry image by tag or digest; ``force``: scan it
+    again even when it was scanned already."""
 
     registry: str
     repository: str
     tag: str
     digest: str
+    force: bool = False
 
     def event(self, digest: str, media_type: str, now: datetime) -> RegistryEvent:
         """The push event the ``scan_image`` orchestration takes as input."""
@@ -530,10 +536,15 @@ class ManualScanRequest:
 
 
 def scan_request(body: bytes) -> ManualScanRequest:
-    """Validate ``{"image": "REGISTRY/REPOSITORY[:TAG][@sha256:…]"}``."""
+    """Validate ``{"image": "REGISTRY/REPOSITORY[:TAG][@sha256:…]", "force": true}`` (``force``
+    optional)."""
     data = json_body(body, '{"image": "<reference>"}')
-    if not isinstance(data, dict) or set(data) != {"image"}:
-        raise BadRequest('the body must be {"image": "<registry>/<repository>[:tag][@digest]"}')
+    if not isinstance(data, dict) or "image" not in data or not set(data) <= {"image", "force"}:
+        raise BadRequest('the body must be {"image": "<registry>/<repository>[:tag][@digest]"'
+                         ', "force": <true or false, optional>}')
+    force = data.get("force", False)
+    if not isinstance(force, bool):
+        raise BadRequest("force must be true or false")
     text = data["image"]
     if not isinstance(text, str) or not text.strip():
         raise BadRequest("image must be a non-empty string")
@@ -553,7 +564,7 @@ def scan_request(body: bytes) -> ManualScanRequest:
     if reference.digest:
         digest_parameter(reference.digest, "the image digest")
     return ManualScanRequest(registry=reference.registry, repository=reference.repository,
-                       tag=reference.tag, digest=reference.digest)
+                             tag=reference.tag, digest=reference.digest, force=force)
 
 
 ManifestFetcher = Callable[[ManualScanRequest], tuple[str, str]]

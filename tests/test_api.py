@@ -22,6 +22,7 @@ from scanning.model import (
     OSInfo,
     PackageType,
     PlatformFindings,
+    ScanState,
     ScanTrigger,
     Severity,
 )
@@ -112,7 +113,7 @@ def image_body(status: str = "unhealthy", active: dict[str, int] | None = None,
         "firstPushed": "2025-03-01T12:00:00Z", "lastPushed": "2025-03-01T12:00:00Z",
         "lastPulled": None, "assessedAt": "2025-03-01T12:05:00Z", "analyzerVersion": "a1",
         "indexVersion": "i1", "lastScanId": "s1", "firstScanTrigger": "push",
-        "deleted": False, "deletedAt": None,
+        "deleted": False, "deletedAt": None, "scanState": None,
     }
 
 
@@ -145,6 +146,36 @@ def test_list_images_returns_status_and_counts(store: Store) -> None:
     seed_image(store)
     assert api.list_images(store, {}, URL) == api.ApiResponse(status=200, body={
         "value": [image_body()], "continuationToken": None, "nextLink": None})
+
+
+def test_an_image_whose_scan_is_queued_shows_queued(store: Store) -> None:
+    store.images.record_push(registry=REGISTRY, repository=REPOSITORY, digest=DIGEST, at=PUSHED,
+                             tag="1.0", scan_state=ScanState.QUEUED)
+    image = api.list_images(store, {}).body["value"][0]
+    assert (image["status"], image["scanState"]) == ("queued", "queued")
+
+
+def test_an_image_being_scanned_shows_scanning(store: Store) -> None:
+    store.images.record_push(registry=REGISTRY, repository=REPOSITORY, digest=DIGEST, at=PUSHED,
+                             tag="1.0", scan_state=ScanState.QUEUED)
+    store.images.set_scan_state(REGISTRY, REPOSITORY, DIGEST, ScanState.SCANNING)
+    image = api.list_images(store, {}).body["value"][0]
+    assert (image["status"], image["scanState"]) == ("scanning", "scanning")
+
+
+def test_an_assessment_replaces_the_scan_state(store: Store) -> None:
+    store.images.record_push(registry=REGISTRY, repository=REPOSITORY, digest=DIGEST, at=PUSHED,
+                             tag="1.0", scan_state=ScanState.SCANNING)
+    seed_image(store)
+    image = api.list_images(store, {}).body["value"][0]
+    assert (image["status"], image["scanState"]) == ("unhealthy", None)
+
+
+def test_a_rescan_of_an_assessed_image_keeps_its_status(store: Store) -> None:
+    seed_image(store)
+    store.images.set_scan_state(REGISTRY, REPOSITORY, DIGEST, ScanState.SCANNING)
+    image = api.get_image(store, DIGEST, {}, NOW).body
+    assert (image["status"], image["scanState"]) == ("unhealthy", "scanning")
 
 
 def test_list_images_severity_is_a_minimum_over_active_findings(store: Store) -> None:
@@ -487,6 +518,12 @@ def test_scan_request_reads_registry_repository_and_tag() -> None:
                               digest=""))
 
 
+def test_scan_request_reads_force() -> None:
+    assert api.scan_request(b'{"image": "myreg.azurecr.io/team/app:1.0", "force": true}') == (
+        api.ManualScanRequest(registry="myreg.azurecr.io", repository="team/app", tag="1.0",
+                              digest="", force=True))
+
+
 @pytest.mark.parametrize(("body", "message"), [
     (b'{"image": 5}', "image must be a non-empty string"),
     (b'{"image": ' + b"5" * 4301 + b"}",
@@ -495,7 +532,9 @@ def test_scan_request_reads_registry_repository_and_tag() -> None:
      "image must name its registry: <registry>/<repository>[:tag][@digest]"),
     (b'{"image": "oci:/etc"}', "only registry images can be scanned over HTTP"),
     (b'{"image": "r.io/a:1", "x": 1}',
-     'the body must be {"image": "<registry>/<repository>[:tag][@digest]"}'),
+     'the body must be {"image": "<registry>/<repository>[:tag][@digest]", '
+     '"force": <true or false, optional>}'),
+    (b'{"image": "r.io/a:1", "force": "yes"}', "force must be true or false"),
     (b'{"image": "r.io/UPPER"}',
      "image is not a valid reference: malformed repository name in 'r.io/UPPER'"),
     (b'{"image": "r.io/a@sha512:' + b"a" * 128 + b'"}',

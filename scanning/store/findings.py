@@ -503,6 +503,7 @@ class FindingTable:
                 row.update(findings_columns(encoded, blob=blob))
             if assessment.trigger is not None and not row.get("first_scan_trigger"):
                 row["first_scan_trigger"] = assessment.trigger.value
+            row["scan_state"] = ""  # the scan that was queued or running has its answer
             outcome["applied"] = True
             outcome["blob"] = blob if not unchanged else previous.blob
             return row

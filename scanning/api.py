@@ -327,6 +327,8 @@ def billing_json(record: BillingRecord) -> dict[str, Any]:
     return {
         "registry": record.registry,
         "repository": record.repository,
+        # Every repository of the registry the digest was seen in; billed once for all.
+        "repositories": list(record.repositories or (record.repository,)),
         "digest": record.digest,
         "trigger": record.trigger.value,
         "billedAt": time_text(record.billed_at),

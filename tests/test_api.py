@@ -481,10 +481,21 @@ def test_billing_summary_and_billed_images_of_a_month(store: Store) -> None:
     assert api.billing(store, {"month": "2025-03"}, NOW) == api.ApiResponse(status=200, body={
         "month": "2025-03", "count": 2, "unitPrice": "0.29", "currency": "USD",
         "total": "0.58", "totals": {"USD": "0.58"},
-        "value": [{"registry": REGISTRY, "repository": REPOSITORY, "digest": digest,
-                   "trigger": "push", "billedAt": "2025-03-01T12:00:00Z", "unitPrice": "0.29",
+        "value": [{"registry": REGISTRY, "repository": REPOSITORY, "repositories": [REPOSITORY],
+                   "digest": digest, "trigger": "push", "billedAt": "2025-03-01T12:00:00Z", "unitPrice": "0.29",
                    "currency": "USD"} for digest in (DIGEST, OTHER_DIGEST)],
         "continuationToken": None, "nextLink": None})
+
+
+def test_billing_lists_every_repository_of_a_digest_billed_once(store: Store) -> None:
+    for repository in (REPOSITORY, "team/prod"):
+        store.billing.bill_first_scan(registry=REGISTRY, repository=repository, digest=DIGEST,
+                                      trigger=ScanTrigger.PUSH, at=PUSHED,
+                                      unit_price=Decimal("0.29"), currency="USD")
+    body = api.billing(store, {"month": "2025-03"}, NOW).body
+    assert (body["count"], body["total"], [(item["repository"], item["repositories"])
+                                           for item in body["value"]]) == (
+        1, "0.29", [(REPOSITORY, [REPOSITORY, "team/prod"])])
 
 
 def test_billing_defaults_to_the_current_month(store: Store) -> None:

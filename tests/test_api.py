@@ -482,8 +482,8 @@ def test_billing_summary_and_billed_images_of_a_month(store: Store) -> None:
         "month": "2025-03", "count": 2, "unitPrice": "0.29", "currency": "USD",
         "total": "0.58", "totals": {"USD": "0.58"},
         "value": [{"registry": REGISTRY, "repository": REPOSITORY, "repositories": [REPOSITORY],
-                   "digest": digest, "trigger": "push", "billedAt": "2025-03-01T12:00:00Z", "unitPrice": "0.29",
-                   "currency": "USD"} for digest in (DIGEST, OTHER_DIGEST)],
+                   "digest": digest, "trigger": "push", "billedAt": "2025-03-01T12:00:00Z",
+                   "unitPrice": "0.29", "currency": "USD"} for digest in (DIGEST, OTHER_DIGEST)],
         "continuationToken": None, "nextLink": None})
 
 

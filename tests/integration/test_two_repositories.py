@@ -97,6 +97,14 @@ def test_each_repository_lists_its_own_tags(app: App, promoted: Promoted) -> Non
         [(promoted.prod, promoted.digest, ["v2"], "unhealthy")]]
 
 
+def test_size_is_the_manifests_config_and_layers(app: App, promoted: Promoted) -> None:
+    blob = promoted.layout / "blobs" / "sha256" / promoted.digest.removeprefix("sha256:")
+    manifest = json.loads(blob.read_bytes())
+    expected = manifest["config"]["size"] + sum(layer["size"] for layer in manifest["layers"])
+    status, body = app.api(f"images/{promoted.digest}?repository={promoted.prod}")
+    assert (status, body["sizeBytes"]) == (200, expected)
+
+
 def test_get_image_without_a_repository_lists_both(app: App, promoted: Promoted) -> None:
     status, body = app.api(f"images/{promoted.digest}")
     assert (status, body["error"]["code"], body["error"]["candidates"]) == (

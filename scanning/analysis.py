@@ -26,7 +26,7 @@ from scanning.errors import LayerError, ManifestError, NotFound, ScanError
 from scanning.inventory import ImageInventory, InventoryStatus, merge_layers
 from scanning.layer_types import LayerInfo, LayerResult
 from scanning.layercache import LayerCache
-from scanning.layers import LayerLimits, scan_layer
+from scanning.layers import LayerLimits, analyze_tar
 from scanning.model import Platform
 from scanning.registry import (
     BasicCredentials,
@@ -130,7 +130,7 @@ def analyze_layer(source: ImageSource, layer: LayerInfo, *,
             chunks = source.blob_chunks(layer.digest)
             if on_bytes is not None:
                 chunks = _counted(chunks, on_bytes)
-            result = scan_layer(chunks, digest=layer.digest, analyzers=analyzers,
+            result = analyze_tar(chunks, digest=layer.digest, analyzers=analyzers,
                                 analyzer_version=version, limits=limits,
                                 expected_size=layer.size or None)
             break

@@ -397,14 +397,25 @@ def find_image(store: Store, digest: str, registry: str, repository: str) -> Ima
     return candidates[0]
 
 
-def sub_assessment_context(image: ImageRecord, platform: str,
-                           os_info: OSInfo | None) -> SubAssessmentImage:
+def sub_assessment_context(image: ImageRecord, platform: str, os_info: OSInfo | None,
+                           result: PlatformFindings | None = None) -> SubAssessmentImage:
+    partial = result is not None and (result.analysis is AssessmentStatus.PARTIAL
+                                      or bool(result.warnings))
     return SubAssessmentImage(
         registry=image.registry, repository=image.repository, digest=image.digest,
         tags=image.tags, media_type=image.media_type,
         last_pushed=time_text(image.last_pushed) or "", os=os_info, platform=platform,
         time_generated=time_text(image.assessed_at) or "",
+        partial_note=f"partial read: {result.reason}" if partial and result else "",
     )
+
+
+def _platform_verdict(result: PlatformFindings | None) -> dict[str, Any]:
+    """A platform's own status, reason and warnings (what was skipped or not assessed)."""
+    if result is None:
+        return {"status": None, "reason": "", "warnings": []}
+    return {"status": result.status.value if result.status else None, "reason": result.reason,
+            "warnings": list(result.warnings)}
 
 
 def get_image(store: Store, digest: str, query: Mapping[str, str],
@@ -424,14 +435,15 @@ def get_image(store: Store, digest: str, query: Mapping[str, str],
                                     *oses]))
     manifests = {detail.platform: detail.manifest_digest for detail in image.platform_details}
     manifests.update((result.platform, result.manifest_digest) for result in results)
+    decided = {result.platform: result for result in results}
     body["platformDetails"] = [
         {"platform": platform, "manifestDigest": manifests.get(platform, ""),
-         "os": os_json(oses.get(platform))}
+         "os": os_json(oses.get(platform)), **_platform_verdict(decided.get(platform))}
         for platform in platforms
     ]
     body["subAssessments"] = [
         to_sub_assessment(sub_assessment_context(
-            image, result.platform, result.os or oses.get(result.platform)), finding)
+            image, result.platform, result.os or oses.get(result.platform), result), finding)
         for result in results
         for finding in sorted(result.findings, key=_finding_order)
     ]

@@ -97,6 +97,11 @@ def platform_analysis(inventory: ImageInventory,
     notes = [match.reason] if match.reason else []
     if inventory.errors:
         notes.append(f"some files could not be analyzed: {errors}")
+    elif inventory.status is InventoryStatus.PARTIAL and inventory.warnings:
+        # Entries skipped in a file that was read: the warnings name each.
+        count = len(inventory.warnings)
+        notes.append(f"some files were read only in part ({count} warning"
+                     f"{'' if count == 1 else 's'}): {inventory.warnings[0]}")
     partial = inventory.status is InventoryStatus.PARTIAL
     if not inventory.packages and not match.findings:
         if partial:

@@ -503,7 +503,7 @@ def _run_analyzer(analyzer: Analyzer, file: AnalyzerInput) -> AnalyzedFile:
                         os=output.os, warnings=output.warnings)
 
 
-def scan_layer(chunks: Iterable[bytes], *, digest: str, analyzers: tuple[Analyzer, ...],
+def analyze_tar(chunks: Iterable[bytes], *, digest: str, analyzers: tuple[Analyzer, ...],
                analyzer_version: str, limits: LayerLimits | None = None,
                expected_size: int | None = None) -> LayerResult:
     """Read one layer blob once and return what the analyzers found in it.
@@ -590,6 +590,6 @@ def index_tar(file: IO[bytes], *, where: str, max_members: int,
 
 
 def file_chunks(file: IO[bytes], size: int = READ_SIZE) -> Iterator[bytes]:
-    """Chunks of an open binary file, for ``scan_layer``."""
+    """Chunks of an open binary file, for ``analyze_tar``."""
     while chunk := file.read(size):
         yield chunk

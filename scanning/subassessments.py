@@ -47,6 +47,9 @@ class SubAssessmentImage:
     os: OSInfo | None
     platform: str
     time_generated: str
+    # Why the platform's read was partial (entries skipped, files unread), when it was: the
+    # status description of its findings says so, since they may not be all there are.
+    partial_note: str = ""
 
 
 def defender_severity(severity: Severity) -> str:
@@ -92,7 +95,8 @@ def to_sub_assessment(image: SubAssessmentImage, finding: Finding) -> dict[str, 
         status = {"code": "NotApplicable", "severity": severity, "cause": "Exempt",
                   "description": f"Disabled by rule {finding.disabled_by}"}
     else:
-        status = {"code": "Unhealthy", "severity": severity, "cause": None, "description": ""}
+        status = {"code": "Unhealthy", "severity": severity, "cause": None,
+                  "description": image.partial_note}
     category = "OS" if finding.package_type.is_os else "Language"
     identifier = sub_assessment_id(image, finding)
     return {

@@ -219,6 +219,22 @@ def test_list_images_rejects_bad_parameters(store: Store, query: dict[str, str],
 # ---------------------------------------------------------------- one image
 
 
+def test_a_partly_read_platform_says_what_was_skipped(store: Store) -> None:
+    skipped = "layer sha256:11: lib/apk/db/installed: record 3 (line 12) skipped: no P:"
+    reason = f"some files were read only in part (1 warning): {skipped}"
+    store.images.record_push(registry=REGISTRY, repository=REPOSITORY, digest=DIGEST, at=PUSHED)
+    store.save_assessment(REGISTRY, REPOSITORY, DIGEST, Assessment(
+        status=AssessmentStatus.UNHEALTHY, assessed_at=ASSESSED, reason=reason,
+        results=(PlatformFindings(platform="linux/amd64", findings=(OPENSSL,), os=DEBIAN,
+                                  analysis=AssessmentStatus.UNHEALTHY, reason=reason,
+                                  warnings=(skipped,)),)))
+    body = api.get_image(store, DIGEST, {}, NOW).body
+    assert ({key: body["platformDetails"][0][key] for key in ("status", "reason", "warnings")},
+            body["subAssessments"][0]["properties"]["status"]["description"]) == (
+        {"status": "unhealthy", "reason": reason, "warnings": [skipped]},
+        f"partial read: {reason}")
+
+
 def test_get_image_returns_assessment_with_defender_sub_assessments(store: Store) -> None:
     seed_image(store, os_info=DEBIAN)
     response = api.get_image(store, DIGEST, {}, NOW)
@@ -226,7 +242,8 @@ def test_get_image_returns_assessment_with_defender_sub_assessments(store: Store
         **image_body(),
         "platformDetails": [{"platform": "linux/amd64", "manifestDigest": MANIFEST,
                              "os": {"id": "debian", "versionId": "12", "codename": "bookworm",
-                                    "prettyName": "Debian GNU/Linux 12 (bookworm)"}}],
+                                    "prettyName": "Debian GNU/Linux 12 (bookworm)"},
+                             "status": "unhealthy", "reason": "", "warnings": []}],
         "subAssessments": [to_sub_assessment(context(DEBIAN), OPENSSL),
                            to_sub_assessment(context(DEBIAN), ZLIB)],
     })

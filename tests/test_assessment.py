@@ -78,6 +78,10 @@ GAP = MatchResult(status=AssessmentStatus.UNSUPPORTED, findings=(),
     (inventory(InventoryStatus.PARTIAL, packages=0, errors=("npm failed",)), HEALTHY,
      (AssessmentStatus.PARTIAL, "no packages read: no OS package database and no language "
       "package manifests; some files could not be analyzed: npm failed")),
+    (dataclasses.replace(inventory(InventoryStatus.PARTIAL),
+                         warnings=("lib/apk/db/installed: record 3 skipped",)), HEALTHY,
+     (AssessmentStatus.PARTIAL, "some files were read only in part (1 warning): "
+      "lib/apk/db/installed: record 3 skipped")),
     (inventory(InventoryStatus.FAILED, errors=("layer 1/1 truncated",)), None,
      (AssessmentStatus.FAILED, "layer 1/1 truncated")),
 ])

@@ -44,7 +44,7 @@ def catch_up(services: Services, registries: Iterable[str] | None = None, *,
              now: datetime | None = None) -> tuple[ScanRequest, ...]:
     """Images in the registries that have no assessment: a missed event never means never
     scanned. Returns the scans to start (trigger ``catchup``)."""
-    from scanning.catalog import list_registry_images
+    from scanning.registry.catalog import list_registry_images
 
     moment = now or datetime.now(UTC)
     requests: list[ScanRequest] = []

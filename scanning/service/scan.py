@@ -24,7 +24,7 @@ from scanning.analysis import build_inventory
 from scanning.analyzers import analyzer_set_version
 from scanning.assessment import Verdict, outcome
 from scanning.config import int_setting
-from scanning.errors import LayerError, ManifestError, NotFound, ScanError
+from scanning.errors import NotFound, ScanError
 from scanning.events import RegistryEvent, parse_time
 from scanning.findings_export import export_assessment, identity_uploader
 from scanning.inventory import ImageInventory
@@ -147,12 +147,16 @@ def prepare_scan(services: Services, step: ScanStep) -> Prepared:
 
 def analyze_layer(services: Services, step: LayerStep) -> LayerOutcome:
     """Read one layer into the layer cache. A layer that cannot be read is a result, not a
-    retry: its error fails the platforms that contain it. Transient errors raise."""
+    retry: its error fails the platforms that contain it. Only transient errors raise (the
+    orchestration's retry policy runs the activity again; it cannot tell errors apart, so a
+    permanent one, such as access refused, is returned, never raised)."""
     layer = step.layer
     source = open_source(parse_reference(step.request.reference))
     try:
         analyze_registry_layer(source, layer, cache=services.layer_cache)
-    except (LayerError, ManifestError, NotFound) as error:
+    except ScanError as error:
+        if error.retryable:
+            raise
         log.warning("layer %s of %s cannot be read: %s", layer.digest, step.request.reference,
                     error)
         return LayerOutcome(digest=layer.digest, error=str(error))

@@ -20,7 +20,7 @@ from scanning.analyzers import ANALYZERS
 from scanning.analyzers.base import AnalyzerInput, AnalyzerOutput
 from scanning.errors import ManifestError
 from scanning.inventory import InventoryStatus, merge_layers, resolve_symlinks
-from scanning.layers import scan_layer
+from scanning.layers import analyze_tar
 from scanning.model import OSInfo, Package, PackageType, Platform
 from scanning.ocibuild import build_oci_layout
 from scanning.registry import DockerArchiveSource, parse_reference, resolve_image
@@ -116,7 +116,7 @@ def merged_symlinks(image: Path) -> dict[str, str | None]:
     try:
         resolved = resolve_image(source, parse_reference(f"docker-archive:{image}"))
         (platform,) = resolved.platforms
-        results = [scan_layer(source.blob_chunks(layer.digest), digest=layer.digest,
+        results = [analyze_tar(source.blob_chunks(layer.digest), digest=layer.digest,
                               analyzers=(), analyzer_version="v") for layer in platform.layers]
     finally:
         source.close()

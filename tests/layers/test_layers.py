@@ -11,14 +11,14 @@ import zstandard
 from layers.helpers import ExecutableAnalyzer, ListAnalyzer, digest_of, gz, pypi, tar_bytes
 from scanning.errors import ConfigError, LayerError
 from scanning.layer_types import AnalyzedFile, LayerResult
-from scanning.layers import LayerLimits, TarMember, index_tar, scan_layer
+from scanning.layers import LayerLimits, TarMember, analyze_tar, index_tar
 
 PKGS = b"flask 2.0.1\nrequests 2.31.0\n"
 
 
 def scan(blob: bytes, *, limits: LayerLimits | None = None, digest: str | None = None,
          analyzer: ListAnalyzer | None = None) -> LayerResult:
-    return scan_layer([blob[i:i + 1000] for i in range(0, len(blob), 1000)],
+    return analyze_tar([blob[i:i + 1000] for i in range(0, len(blob), 1000)],
                       digest=digest or digest_of(blob), analyzers=(analyzer or ListAnalyzer(),),
                       analyzer_version="v1", limits=limits)
 

@@ -15,11 +15,11 @@ import pytest
 from azure.containerregistry import ContainerRegistryClient
 
 from scanning import USER_AGENT
-from scanning.catalog import ACR_AUDIENCE, CatalogImage, list_registry_images
 from scanning.errors import RegistryError
 from scanning.local.services import Registry, skopeo_copy
 from scanning.model import Platform
 from scanning.ocibuild import OCI_INDEX, OCI_MANIFEST, build_oci_layout
+from scanning.registry.catalog import ACR_AUDIENCE, CatalogImage, list_registry_images
 
 AMD64 = Platform(os="linux", architecture="amd64")
 ARM64 = Platform(os="linux", architecture="arm64")

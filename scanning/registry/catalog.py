@@ -40,20 +40,17 @@ import requests
 
 from scanning import USER_AGENT
 from scanning.errors import AuthError, RegistryError, ScanError
-from scanning.registry import (
+from scanning.registry.acr import azure_error
+from scanning.registry.base import (
     _DIGEST_RE,
     _REPOSITORY_RE,
     _TAG_RE,
     ACCEPT,
     MAX_MANIFEST_BYTES,
-    BasicCredentials,
-    HttpRegistrySource,
-    _Deadline,
-    azure_error,
-    is_acr,
-    is_insecure_host,
     sha256_digest,
 )
+from scanning.registry.http import BasicCredentials, HttpRegistrySource, _Deadline
+from scanning.registry.reference import is_acr, is_insecure_host
 
 log = logging.getLogger(__name__)
 

@@ -44,6 +44,7 @@ from scanning.model import (
     FixStatus,
     OSInfo,
     PlatformFindings,
+    ScanState,
     Severity,
 )
 from scanning.registry import ImageReference, ReferenceKind, open_source, parse_reference
@@ -168,10 +169,19 @@ def severity_parameter(query: Mapping[str, str], name: str = "severity") -> Seve
     return result
 
 
-def status_parameter(query: Mapping[str, str]) -> AssessmentStatus | None:
-    result: AssessmentStatus | None = _choice(query, "status", AssessmentStatus,
-                                              AssessmentStatus)
+def status_parameter(query: Mapping[str, str]) -> AssessmentStatus | ScanState | None:
+    """An assessment status, or the status of an image not assessed yet (``queued``,
+    ``scanning``)."""
+    result: AssessmentStatus | ScanState | None = _choice(
+        query, "status", _image_status, (*AssessmentStatus, *ScanState))
     return result
+
+
+def _image_status(text: str) -> AssessmentStatus | ScanState:
+    try:
+        return AssessmentStatus(text)
+    except ValueError:
+        return ScanState(text)
 
 
 def fix_status_parameter(query: Mapping[str, str]) -> frozenset[FixStatus] | None:
@@ -355,10 +365,12 @@ def platform_os(image: ImageRecord) -> dict[str, OSInfo]:
 
 def list_images(store: Store, query: Mapping[str, str], url: str = "") -> ApiResponse:
     paging = paging_parameters(query)
+    status = status_parameter(query)
     filters = ImageFilter(
         registry=text_parameter(query, "registry"),
         repository=text_parameter(query, "repository"),
-        status=status_parameter(query),
+        status=status if isinstance(status, AssessmentStatus) else None,
+        scan_state=status if isinstance(status, ScanState) else None,
         severity=severity_parameter(query),
         include_deleted=bool_parameter(query, "includeDeleted"),
     )

@@ -163,6 +163,23 @@ def test_an_image_being_scanned_shows_scanning(store: Store) -> None:
     assert (image["status"], image["scanState"]) == ("scanning", "scanning")
 
 
+def test_list_images_filters_on_queued(store: Store) -> None:
+    seed_image(store)
+    store.images.record_push(registry=REGISTRY, repository=REPOSITORY, digest=OTHER_DIGEST,
+                             at=PUSHED, tag="2.0", scan_state=ScanState.QUEUED)
+    queued = api.list_images(store, {"status": "queued"}).body["value"]
+    unhealthy = api.list_images(store, {"status": "unhealthy"}).body["value"]
+    assert ([image["digest"] for image in queued], [image["digest"] for image in unhealthy]) == (
+        [OTHER_DIGEST], [DIGEST])
+
+
+def test_list_images_by_scanning_leaves_out_assessed_images_being_rescanned(
+        store: Store) -> None:
+    seed_image(store)
+    store.images.set_scan_state(REGISTRY, REPOSITORY, DIGEST, ScanState.SCANNING)
+    assert api.list_images(store, {"status": "scanning"}).body["value"] == []
+
+
 def test_an_assessment_replaces_the_scan_state(store: Store) -> None:
     store.images.record_push(registry=REGISTRY, repository=REPOSITORY, digest=DIGEST, at=PUSHED,
                              tag="1.0", scan_state=ScanState.SCANNING)
@@ -203,7 +220,7 @@ def test_list_images_pages_with_continuation_token_and_next_link(store: Store) -
      "pageSize must be a whole number from 1 to 1000, got '100000000'"),
     ({"pageSize": "-5"}, "pageSize must be a whole number from 1 to 1000, got '-5'"),
     ({"status": "sick"}, "parameter 'status' must be one of healthy, unhealthy, unsupported, "
-                         "not_applicable, failed, partial, got 'sick'"),
+                         "not_applicable, failed, partial, queued, scanning, got 'sick'"),
     ({"severity": "huge"}, "parameter 'severity' must be one of unknown, negligible, low, "
                            "medium, high, critical, got 'huge'"),
     ({"continuationToken": "!!!"}, "continuation token is malformed"),

@@ -207,6 +207,8 @@ class ImageFilter:
     registry: str = ""
     repository: str = ""
     status: AssessmentStatus | None = None
+    # Images not assessed yet whose scan is in this state.
+    scan_state: ScanState | None = None
     severity: Severity | None = None
     include_deleted: bool = False
 
@@ -748,6 +750,9 @@ def image_query(filters: ImageFilter) -> tuple[str, dict[str, Any]]:
     if filters.status is not None:
         clauses.append("status eq @status")
         parameters["status"] = filters.status.value
+    if filters.scan_state is not None:
+        clauses.append("status eq '' and scan_state eq @scan_state")
+        parameters["scan_state"] = filters.scan_state.value
     if filters.severity is not None:
         at_or_above = [sev for sev in Severity if sev >= filters.severity]
         clauses.append("(" + " or ".join(

@@ -44,6 +44,7 @@ from scanning.model import (
     FixStatus,
     OSInfo,
     PlatformFindings,
+    ScanState,
     Severity,
 )
 from scanning.registry import ImageReference, ReferenceKind, open_source, parse_reference
@@ -168,10 +169,19 @@ def severity_parameter(query: Mapping[str, str], name: str = "severity") -> Seve
     return result
 
 
-def status_parameter(query: Mapping[str, str]) -> AssessmentStatus | None:
-    result: AssessmentStatus | None = _choice(query, "status", AssessmentStatus,
-                                              AssessmentStatus)
+def status_parameter(query: Mapping[str, str]) -> AssessmentStatus | ScanState | None:
+    """An assessment status, or the status of an image not assessed yet (``queued``,
+    ``scanning``)."""
+    result: AssessmentStatus | ScanState | None = _choice(
+        query, "status", _image_status, (*AssessmentStatus, *ScanState))
     return result
+
+
+def _image_status(text: str) -> AssessmentStatus | ScanState:
+    try:
+        return AssessmentStatus(text)
+    except ValueError:
+        return ScanState(text)
 
 
 def fix_status_parameter(query: Mapping[str, str]) -> frozenset[FixStatus] | None:
@@ -271,7 +281,10 @@ def counts_json(counts: FindingCounts) -> dict[str, Any]:
 
 def image_json(image: ImageRecord, *, status: AssessmentStatus | None = None,
                counts: FindingCounts | None = None) -> dict[str, Any]:
-    shown_status = status if status is not None else image.status
+    """An image as the API shows it. Its ``status`` is the assessment's, or before the first
+    assessment the scan's (``queued``, ``scanning``): null only for an image no scan was
+    started for. ``scanState`` says a scan is queued or running, also for an assessed image."""
+    shown_status = status or image.status or image.scan_state
     return {
         "registry": image.registry,
         "repository": image.repository,
@@ -281,6 +294,7 @@ def image_json(image: ImageRecord, *, status: AssessmentStatus | None = None,
         "mediaType": image.media_type,
         "sizeBytes": image.size_bytes,
         "status": shown_status.value if shown_status is not None else None,
+        "scanState": image.scan_state.value if image.scan_state is not None else None,
         "reason": image.reason,
         "counts": counts_json(counts if counts is not None else image.counts),
         "firstPushed": time_text(image.first_pushed),
@@ -323,6 +337,8 @@ def billing_json(record: BillingRecord) -> dict[str, Any]:
     return {
         "registry": record.registry,
         "repository": record.repository,
+        # Every repository of the registry the digest was seen in; billed once for all.
+        "repositories": list(record.repositories or (record.repository,)),
         "digest": record.digest,
         "trigger": record.trigger.value,
         "billedAt": time_text(record.billed_at),
@@ -349,10 +365,12 @@ def platform_os(image: ImageRecord) -> dict[str, OSInfo]:
 
 def list_images(store: Store, query: Mapping[str, str], url: str = "") -> ApiResponse:
     paging = paging_parameters(query)
+    status = status_parameter(query)
     filters = ImageFilter(
         registry=text_parameter(query, "registry"),
         repository=text_parameter(query, "repository"),
-        status=status_parameter(query),
+        status=status if isinstance(status, AssessmentStatus) else None,
+        scan_state=status if isinstance(status, ScanState) else None,
         severity=severity_parameter(query),
         include_deleted=bool_parameter(query, "includeDeleted"),
     )
@@ -526,12 +544,14 @@ def orchestration_status_json(status: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ManualScanRequest:
-    """What ``POST scans`` asks for: a registry image by tag or digest."""
+    """What ``POST scans`` asks for: a registry image by tag or digest; ``force``: scan it
+    again even when it was scanned already."""
 
     registry: str
     repository: str
     tag: str
     digest: str
+    force: bool = False
 
     def event(self, digest: str, media_type: str, now: datetime) -> RegistryEvent:
         """The push event the ``scan_image`` orchestration takes as input."""
@@ -542,10 +562,15 @@ class ManualScanRequest:
 
 
 def scan_request(body: bytes) -> ManualScanRequest:
-    """Validate ``{"image": "REGISTRY/REPOSITORY[:TAG][@sha256:…]"}``."""
+    """Validate ``{"image": "REGISTRY/REPOSITORY[:TAG][@sha256:…]", "force": true}`` (``force``
+    optional)."""
     data = json_body(body, '{"image": "<reference>"}')
-    if not isinstance(data, dict) or set(data) != {"image"}:
-        raise BadRequest('the body must be {"image": "<registry>/<repository>[:tag][@digest]"}')
+    if not isinstance(data, dict) or "image" not in data or not set(data) <= {"image", "force"}:
+        raise BadRequest('the body must be {"image": "<registry>/<repository>[:tag][@digest]"'
+                         ', "force": <true or false, optional>}')
+    force = data.get("force", False)
+    if not isinstance(force, bool):
+        raise BadRequest("force must be true or false")
     text = data["image"]
     if not isinstance(text, str) or not text.strip():
         raise BadRequest("image must be a non-empty string")
@@ -565,7 +590,7 @@ def scan_request(body: bytes) -> ManualScanRequest:
     if reference.digest:
         digest_parameter(reference.digest, "the image digest")
     return ManualScanRequest(registry=reference.registry, repository=reference.repository,
-                       tag=reference.tag, digest=reference.digest)
+                             tag=reference.tag, digest=reference.digest, force=force)
 
 
 ManifestFetcher = Callable[[ManualScanRequest], tuple[str, str]]

@@ -104,6 +104,16 @@ class AssessmentStatus(StrEnum):
     PARTIAL = "partial"
 
 
+class ScanState(StrEnum):
+    """Where an image's scan is before its assessment: what the API shows as the status of an
+    image not assessed yet. Kept apart from ``AssessmentStatus``: it says nothing about the
+    image's content, and every reader of an assessment may keep treating "no status" as "not
+    assessed"."""
+
+    QUEUED = "queued"  # the push was seen and the scan started, nothing run yet
+    SCANNING = "scanning"  # the scan is reading the image
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OSInfo:
     """What os-release (or an older release file) says. ``id`` is os-release ``ID``."""

@@ -43,7 +43,10 @@ def build_message(*, registry: str, repository: str, digest: str, tags: Iterable
     for finding in active:
         counts[finding.severity.value] += 1
     known = previous.active_finding_keys if previous else frozenset()
-    ranked = sorted(active, key=lambda f: (-f.severity.rank, f.id, f.package))
+    # A finding every platform of an index has (the same id, package and version on amd64 and
+    # arm64) is one thing to fix: listed and counted as new once.
+    unique = list({finding_key(f): f for f in active}.values())
+    ranked = sorted(unique, key=lambda f: (-f.severity.rank, f.id, f.package))
     return {
         "registry": registry,
         "repository": repository,
@@ -51,7 +54,7 @@ def build_message(*, registry: str, repository: str, digest: str, tags: Iterable
         "tags": sorted(tags),
         "status": status.value,
         "counts": counts,
-        "newFindings": sum(1 for f in active if finding_key(f) not in known),
+        "newFindings": sum(1 for f in unique if finding_key(f) not in known),
         "topFindings": [
             {"id": f.id, "severity": f.severity.value, "package": f.package,
              "installedVersion": f.installed_version, "fixedVersion": f.fixed_version,

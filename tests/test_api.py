@@ -22,6 +22,7 @@ from scanning.model import (
     OSInfo,
     PackageType,
     PlatformFindings,
+    ScanState,
     ScanTrigger,
     Severity,
 )
@@ -112,7 +113,7 @@ def image_body(status: str = "unhealthy", active: dict[str, int] | None = None,
         "firstPushed": "2025-03-01T12:00:00Z", "lastPushed": "2025-03-01T12:00:00Z",
         "lastPulled": None, "assessedAt": "2025-03-01T12:05:00Z", "analyzerVersion": "a1",
         "indexVersion": "i1", "lastScanId": "s1", "firstScanTrigger": "push",
-        "deleted": False, "deletedAt": None,
+        "deleted": False, "deletedAt": None, "scanState": None,
     }
 
 
@@ -147,6 +148,53 @@ def test_list_images_returns_status_and_counts(store: Store) -> None:
         "value": [image_body()], "continuationToken": None, "nextLink": None})
 
 
+def test_an_image_whose_scan_is_queued_shows_queued(store: Store) -> None:
+    store.images.record_push(registry=REGISTRY, repository=REPOSITORY, digest=DIGEST, at=PUSHED,
+                             tag="1.0", scan_state=ScanState.QUEUED)
+    image = api.list_images(store, {}).body["value"][0]
+    assert (image["status"], image["scanState"]) == ("queued", "queued")
+
+
+def test_an_image_being_scanned_shows_scanning(store: Store) -> None:
+    store.images.record_push(registry=REGISTRY, repository=REPOSITORY, digest=DIGEST, at=PUSHED,
+                             tag="1.0", scan_state=ScanState.QUEUED)
+    store.images.set_scan_state(REGISTRY, REPOSITORY, DIGEST, ScanState.SCANNING)
+    image = api.list_images(store, {}).body["value"][0]
+    assert (image["status"], image["scanState"]) == ("scanning", "scanning")
+
+
+def test_list_images_filters_on_queued(store: Store) -> None:
+    seed_image(store)
+    store.images.record_push(registry=REGISTRY, repository=REPOSITORY, digest=OTHER_DIGEST,
+                             at=PUSHED, tag="2.0", scan_state=ScanState.QUEUED)
+    queued = api.list_images(store, {"status": "queued"}).body["value"]
+    unhealthy = api.list_images(store, {"status": "unhealthy"}).body["value"]
+    assert ([image["digest"] for image in queued], [image["digest"] for image in unhealthy]) == (
+        [OTHER_DIGEST], [DIGEST])
+
+
+def test_list_images_by_scanning_leaves_out_assessed_images_being_rescanned(
+        store: Store) -> None:
+    seed_image(store)
+    store.images.set_scan_state(REGISTRY, REPOSITORY, DIGEST, ScanState.SCANNING)
+    assert api.list_images(store, {"status": "scanning"}).body["value"] == []
+
+
+def test_an_assessment_replaces_the_scan_state(store: Store) -> None:
+    store.images.record_push(registry=REGISTRY, repository=REPOSITORY, digest=DIGEST, at=PUSHED,
+                             tag="1.0", scan_state=ScanState.SCANNING)
+    seed_image(store)
+    image = api.list_images(store, {}).body["value"][0]
+    assert (image["status"], image["scanState"]) == ("unhealthy", None)
+
+
+def test_a_rescan_of_an_assessed_image_keeps_its_status(store: Store) -> None:
+    seed_image(store)
+    store.images.set_scan_state(REGISTRY, REPOSITORY, DIGEST, ScanState.SCANNING)
+    image = api.get_image(store, DIGEST, {}, NOW).body
+    assert (image["status"], image["scanState"]) == ("unhealthy", "scanning")
+
+
 def test_list_images_severity_is_a_minimum_over_active_findings(store: Store) -> None:
     seed_image(store)
     critical = api.list_images(store, {"severity": "critical"}).body["value"]
@@ -172,7 +220,7 @@ def test_list_images_pages_with_continuation_token_and_next_link(store: Store) -
      "pageSize must be a whole number from 1 to 1000, got '100000000'"),
     ({"pageSize": "-5"}, "pageSize must be a whole number from 1 to 1000, got '-5'"),
     ({"status": "sick"}, "parameter 'status' must be one of healthy, unhealthy, unsupported, "
-                         "not_applicable, failed, partial, got 'sick'"),
+                         "not_applicable, failed, partial, queued, scanning, got 'sick'"),
     ({"severity": "huge"}, "parameter 'severity' must be one of unknown, negligible, low, "
                            "medium, high, critical, got 'huge'"),
     ({"continuationToken": "!!!"}, "continuation token is malformed"),
@@ -467,10 +515,21 @@ def test_billing_summary_and_billed_images_of_a_month(store: Store) -> None:
     assert api.billing(store, {"month": "2025-03"}, NOW) == api.ApiResponse(status=200, body={
         "month": "2025-03", "count": 2, "unitPrice": "0.29", "currency": "USD",
         "total": "0.58", "totals": {"USD": "0.58"},
-        "value": [{"registry": REGISTRY, "repository": REPOSITORY, "digest": digest,
-                   "trigger": "push", "billedAt": "2025-03-01T12:00:00Z", "unitPrice": "0.29",
-                   "currency": "USD"} for digest in (DIGEST, OTHER_DIGEST)],
+        "value": [{"registry": REGISTRY, "repository": REPOSITORY, "repositories": [REPOSITORY],
+                   "digest": digest, "trigger": "push", "billedAt": "2025-03-01T12:00:00Z",
+                   "unitPrice": "0.29", "currency": "USD"} for digest in (DIGEST, OTHER_DIGEST)],
         "continuationToken": None, "nextLink": None})
+
+
+def test_billing_lists_every_repository_of_a_digest_billed_once(store: Store) -> None:
+    for repository in (REPOSITORY, "team/prod"):
+        store.billing.bill_first_scan(registry=REGISTRY, repository=repository, digest=DIGEST,
+                                      trigger=ScanTrigger.PUSH, at=PUSHED,
+                                      unit_price=Decimal("0.29"), currency="USD")
+    body = api.billing(store, {"month": "2025-03"}, NOW).body
+    assert (body["count"], body["total"], [(item["repository"], item["repositories"])
+                                           for item in body["value"]]) == (
+        1, "0.29", [(REPOSITORY, [REPOSITORY, "team/prod"])])
 
 
 def test_billing_defaults_to_the_current_month(store: Store) -> None:
@@ -504,6 +563,12 @@ def test_scan_request_reads_registry_repository_and_tag() -> None:
                               digest=""))
 
 
+def test_scan_request_reads_force() -> None:
+    assert api.scan_request(b'{"image": "myreg.azurecr.io/team/app:1.0", "force": true}') == (
+        api.ManualScanRequest(registry="myreg.azurecr.io", repository="team/app", tag="1.0",
+                              digest="", force=True))
+
+
 @pytest.mark.parametrize(("body", "message"), [
     (b'{"image": 5}', "image must be a non-empty string"),
     (b'{"image": ' + b"5" * 4301 + b"}",
@@ -512,7 +577,9 @@ def test_scan_request_reads_registry_repository_and_tag() -> None:
      "image must name its registry: <registry>/<repository>[:tag][@digest]"),
     (b'{"image": "oci:/etc"}', "only registry images can be scanned over HTTP"),
     (b'{"image": "r.io/a:1", "x": 1}',
-     'the body must be {"image": "<registry>/<repository>[:tag][@digest]"}'),
+     'the body must be {"image": "<registry>/<repository>[:tag][@digest]", '
+     '"force": <true or false, optional>}'),
+    (b'{"image": "r.io/a:1", "force": "yes"}', "force must be true or false"),
     (b'{"image": "r.io/UPPER"}',
      "image is not a valid reference: malformed repository name in 'r.io/UPPER'"),
     (b'{"image": "r.io/a@sha512:' + b"a" * 128 + b'"}',

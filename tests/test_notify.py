@@ -84,6 +84,17 @@ def test_message_counts_active_findings_by_severity_and_ranks_the_top() -> None:
     }
 
 
+def test_message_lists_a_finding_of_every_platform_once() -> None:
+    # An index's amd64 and arm64 images both have CVE-1 in the same openssl version.
+    findings = [finding("CVE-1", Severity.HIGH), finding("CVE-1", Severity.HIGH),
+                finding("CVE-2", Severity.LOW)]
+    message = build_message(registry="r.azurecr.io", repository="team/app", digest="sha256:bb",
+                            tags=[], status=AssessmentStatus.UNHEALTHY,
+                            findings=findings, previous=None)
+    assert ([item["id"] for item in message["topFindings"]], message["newFindings"]) == (
+        ["CVE-1", "CVE-2"], 2)
+
+
 @pytest.mark.integration
 def test_message_lands_on_the_storage_queue(azurite: Azurite) -> None:
     queue = NotificationQueue(StorageClients.from_connection_string(azurite.connection_string),

@@ -18,7 +18,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from scanning import api
-from scanning.functions.events import start_scan_once
+from scanning.functions.events import start_forced_scan, start_scan_once
 from scanning.store import Store
 
 log = logging.getLogger(__name__)
@@ -94,12 +94,17 @@ def api_list_scans(req: func.HttpRequest) -> func.HttpResponse:
 @bp.durable_client_input(client_name="client")
 async def api_start_scan(req: func.HttpRequest,
                          client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """Scan ``{"image": "<registry>/<repository>[:tag][@digest]"}``: 202 and status URLs."""
+    """Scan ``{"image": "<registry>/<repository>[:tag][@digest]"}``: 202 and status URLs.
+    With ``"force": true`` an image scanned already is scanned again, as a new scan."""
     try:
         request = api.scan_request(req.get_body())
+        moment = now()
         # Resolving the tag is a blocking registry call: keep it off the event loop.
-        event = await asyncio.to_thread(api.scan_event, request, now(), fetch_manifest)
-        instance_id = await start_scan_once(client, event)
+        event = await asyncio.to_thread(api.scan_event, request, moment, fetch_manifest)
+        if request.force:
+            instance_id = await start_forced_scan(client, event, moment)
+        else:
+            instance_id = await start_scan_once(client, event)
     except Exception as error:  # every failure is an API error response, never a crash
         return http_response(api.error_response(error))
     log.info("scan %s requested for %s/%s@%s", instance_id, event.registry, event.repository,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
+from datetime import datetime
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from scanning.events import RegistryEvent, normalise
-from scanning.model import ScanTrigger
+from scanning.model import ScanState, ScanTrigger
 from scanning.service.context import services
 from scanning.service.payloads import ScanRequest, request_from_event
 from scanning.service.scan import record_delete, record_push
@@ -54,22 +56,34 @@ def as_event_grid_payload(event: func.EventGridEvent) -> dict[str, object]:
 
 
 async def start_once(client: df.DurableOrchestrationClient, orchestrator: str,
-                     instance_id: str, client_input: object) -> bool:
+                     instance_id: str, client_input: object,
+                     before_start: Callable[[], None] = lambda: None) -> bool:
     """Start ``orchestrator`` as instance ``instance_id`` unless it exists already; True when
-    this call started it."""
+    this call started it. ``before_start`` runs just before starting it."""
     status = await client.get_status(instance_id)
     if status.runtime_status in _STARTED:
         log.info("%s %s already %s", orchestrator, instance_id, status.runtime_status)
         return False
+    before_start()
     await client.start_new(orchestrator, instance_id, client_input)
     return True
 
 
+def mark_queued(request: ScanRequest) -> None:
+    """Show the image as ``queued`` until its scan runs. Written before the orchestration
+    starts, so it can never land after the scan's own ``scanning`` or its assessment. An
+    untagged push may be a platform of an index about to be pushed: it gets no image row
+    unless its own scan runs."""
+    if not request.may_be_index_child:
+        record_push(services(), request, ScanState.QUEUED)
+
+
 async def start_request_once(client: df.DurableOrchestrationClient, request: ScanRequest,
                              instance_id: str) -> bool:
-    """Start ``scan_image`` for ``request`` unless instance ``instance_id`` exists already;
-    True when this call started it."""
-    return await start_once(client, SCAN_ORCHESTRATOR, instance_id, request.to_json())
+    """Start ``scan_image`` for ``request`` unless instance ``instance_id`` exists already
+    (the image shows ``queued`` meanwhile); True when this call started it."""
+    return await start_once(client, SCAN_ORCHESTRATOR, instance_id, request.to_json(),
+                            lambda: mark_queued(request))
 
 
 async def start_scan_once(client: df.DurableOrchestrationClient, event: RegistryEvent) -> str:
@@ -84,6 +98,17 @@ async def start_scan_once(client: df.DurableOrchestrationClient, event: Registry
     started = await start_request_once(client, request, instance_id)
     if not started and request.tag and request.trigger in (ScanTrigger.PUSH, ScanTrigger.IMPORT):
         record_push(services(), request)
+    return instance_id
+
+
+async def start_forced_scan(client: df.DurableOrchestrationClient, event: RegistryEvent,
+                            moment: datetime) -> str:
+    """Start a scan of the event's image even when it was scanned already (``POST scans`` with
+    ``force``): an instance of its own per request time, so the first scan's instance is not
+    replaced. It runs the whole scan again (resolve, inventories, match, verdict), reusing the
+    layer cache; billing is once per digest, so it is not billed again."""
+    instance_id = scan_instance_id(event, purpose=f"force/{moment.isoformat()}")
+    await start_request_once(client, request_from_event(event), instance_id)
     return instance_id
 
 

@@ -286,8 +286,10 @@ class DurableRuntime:
 
     def __init__(self, *, orchestrators: dict[str, Orchestrator],
                  activities: dict[str, Activity], max_workers: int = 8,
-                 status_url: Callable[[str], str] = lambda instance_id: "") -> None:
+                 status_url: Callable[[str], str] = lambda instance_id: "",
+                 on_done: Callable[[Instance], None] = lambda instance: None) -> None:
         self._orchestrators = orchestrators
+        self._on_done = on_done
         self._activities = activities
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix="activity")
@@ -485,6 +487,7 @@ class DurableRuntime:
             self.update(instance, status=df.OrchestrationRuntimeStatus.Completed, output=output)
             log.info("orchestration %s completed", instance.instance_id)
         finally:
+            self._on_done(instance)
             instance.done.set()
 
     def _drive(self, function: Callable[[Any], Any], context: LocalOrchestrationContext,

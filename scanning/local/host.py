@@ -31,15 +31,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
+import azure.durable_functions as df
 import azure.functions as func
 from azure.functions.timer import TimerRequest
 
 from scanning.errors import BadRequest, ConfigError, NotFound, ScanError
 from scanning.events import RegistryEvent, normalise, to_event_grid
+from scanning.functions.events import SCAN_ORCHESTRATOR
 from scanning.httpjson import error_body, parse_json_body
 from scanning.local.durable import (
     Activity,
     DurableRuntime,
+    Instance,
     LocalDurableClient,
     Orchestrator,
     call_user_function,
@@ -208,6 +211,29 @@ def _json_response(status: int, value: Any) -> Response:
                     body=json.dumps(value, indent=2, default=str).encode())
 
 
+def scan_line(instance: Instance) -> str | None:
+    """What the host prints when a scan orchestration ends: image, status, counts, seconds;
+    None for other orchestrations."""
+    if instance.name != SCAN_ORCHESTRATOR:
+        return None
+    request = instance.input if isinstance(instance.input, dict) else {}
+    image = (f"{request.get('registry', '')}/{request.get('repository', '')}"
+             f"@{request.get('digest', '')}")
+    output = instance.output if isinstance(instance.output, dict) else {}
+    completed = instance.status is df.OrchestrationRuntimeStatus.Completed
+    status = str(output.get("status", "")) if completed else instance.status.value.lower()
+    seconds = (instance.updated - instance.created).total_seconds()
+    return (f"scan {image} {status}: {int(output.get('findings', 0))} findings, "
+            f"{int(output.get('disabled', 0))} disabled, {seconds:.1f} s")
+
+
+def print_scan_line(instance: Instance) -> None:
+    """One line per scan on stdout, so ``acr-scan local up`` shows what each push did."""
+    line = scan_line(instance)
+    if line is not None:
+        print(line, flush=True)
+
+
 def _error_response(status: HTTPStatus, message: str,
                     headers: tuple[tuple[str, str], ...] = ()) -> Response:
     """Every answer the host itself gives to a bad request: JSON, as the app's own."""
@@ -266,6 +292,7 @@ class FunctionHost:
                         for item in self.index.by_trigger(ACTIVITY_TRIGGER)},
             max_workers=max_activity_workers,
             status_url=self.status_url,
+            on_done=print_scan_line,
         )
         self.client = LocalDurableClient(self.durable)
         self._routes = sorted(self.index.by_trigger(HTTP_TRIGGER),

@@ -88,6 +88,7 @@ class PlatformImage:
     media_type: str
     config_digest: str
     layers: tuple[LayerInfo, ...]
+    config_size: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -236,6 +237,7 @@ def _image(source: ImageSource, manifest: FetchedManifest,
         manifest_digest=manifest.digest,
         media_type=manifest.media_type,
         config_digest=config_digest,
+        config_size=config_descriptor.get("size", 0),
         layers=tuple(
             LayerInfo(digest=layer["digest"], size=layer.get("size", 0),
                       media_type=str(layer.get("mediaType", "")), instruction=instruction)

@@ -91,6 +91,7 @@ def resolved_to_json(resolved: ResolvedImage) -> dict[str, Any]:
         "platforms": [
             {"platform": str(image.platform), "manifest_digest": image.manifest_digest,
              "media_type": image.media_type, "config_digest": image.config_digest,
+             "config_size": image.config_size,
              "layers": [_layer_to_json(layer) for layer in image.layers]}
             for image in resolved.platforms
         ],
@@ -105,6 +106,7 @@ def resolved_from_json(data: Mapping[str, Any]) -> ResolvedImage:
             PlatformImage(platform=Platform.parse(item["platform"]),
                           manifest_digest=item["manifest_digest"],
                           media_type=item["media_type"], config_digest=item["config_digest"],
+                          config_size=int(item.get("config_size") or 0),
                           layers=tuple(_layer_from_json(layer) for layer in item["layers"]))
             for item in data["platforms"]
         ),

@@ -30,7 +30,7 @@ from scanning.findings_export import export_assessment, identity_uploader
 from scanning.inventory import ImageInventory
 from scanning.layer_types import LayerInfo, LayerResult
 from scanning.layercache import LayerCache
-from scanning.model import AssessmentStatus, ScanTrigger
+from scanning.model import AssessmentStatus, ScanState, ScanTrigger
 from scanning.pulls import pull_from_event
 from scanning.registry import (
     PlatformImage,
@@ -77,20 +77,37 @@ def parent_index(services: Services, registry: str, digest: str) -> str:
         return ""
 
 
-def record_push(services: Services, request: ScanRequest) -> None:
-    """Record a push (tag, push time) on the image; rescans are not pushes."""
+def record_push(services: Services, request: ScanRequest,
+                scan_state: ScanState | None = None) -> None:
+    """Record a push (tag, push time) on the image, and ``scan_state`` when the push starts
+    or runs a scan; rescans are not pushes: they record only the state."""
+    images = services.store.images
     if request.trigger is ScanTrigger.RESCAN:
+        if scan_state is not None:
+            images.set_scan_state(request.registry, request.repository, request.digest,
+                                  scan_state)
         return
-    services.store.images.record_push(
+    images.record_push(
         registry=request.registry, repository=request.repository, digest=request.digest,
-        at=parse_time(request.requested_at), tag=request.tag, media_type=request.media_type)
+        at=parse_time(request.requested_at), tag=request.tag, media_type=request.media_type,
+        scan_state=scan_state)
+
+
+def image_size(resolved: ResolvedImage) -> int:
+    """What the registry stores for the image: its manifests' configs and layers, each blob
+    once (platforms of an index may share layers)."""
+    sizes: dict[str, int] = {}
+    for image in resolved.platforms:
+        sizes[image.config_digest] = image.config_size
+        sizes.update((layer.digest, layer.size) for layer in image.layers)
+    return sum(sizes.values())
 
 
 def prepare_scan(services: Services, step: ScanStep) -> Prepared:
     """Record the push, resolve the image, and list the layers still to be read."""
     request, scan_id = step.request, step.scan_id
     store = services.store
-    record_push(services, request)
+    record_push(services, request, ScanState.SCANNING)
     store.scans.start(registry=request.registry, repository=request.repository,
                       digest=request.digest, trigger=request.trigger,
                       started=parse_time(request.requested_at), scan_id=scan_id)
@@ -110,6 +127,8 @@ def prepare_scan(services: Services, step: ScanStep) -> Prepared:
         status = (AssessmentStatus.UNSUPPORTED if resolved.status is ResolveStatus.UNSUPPORTED
                   else AssessmentStatus.NOT_APPLICABLE)
         return Prepared(outcome=record_outcome(services, step, outcome(status, resolved.reason)))
+    store.images.set_size(request.registry, request.repository, request.digest,
+                          image_size(resolved))
     for image in resolved.platforms:
         if image.manifest_digest != resolved.digest:
             store.blobs.put(BlobKind.CHILDREN, f"{request.registry}/{image.manifest_digest}",

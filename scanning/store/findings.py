@@ -141,9 +141,9 @@ class FindingHit:
 class FindingFilter:
     """Filters of ``query``; all given ones must hold.
 
-    ``vulnerability_id`` matches the finding id or one of its aliases (exact, case-sensitive:
-    ids are stored as the advisory writes them). ``package`` matches the package or the
-    source package. ``severity`` keeps findings at or above it.
+    ``vulnerability_id`` matches the finding id or one of its aliases and ``package`` the
+    package or the source package, both ignoring case (``cve-2024-1`` finds ``CVE-2024-1``,
+    ``PyYAML`` finds ``pyyaml``). ``severity`` keeps findings at or above it.
     """
 
     vulnerability_id: str = ""
@@ -382,8 +382,10 @@ def summary_from_keys(status: AssessmentStatus, keys: Iterable[_Key]) -> Assessm
 
 
 def _key_matches(key: _Key, filters: FindingFilter) -> bool:
-    return ((not filters.vulnerability_id or filters.vulnerability_id in key.ids)
-            and (not filters.package or filters.package in key.packages)
+    return ((not filters.vulnerability_id
+             or filters.vulnerability_id.casefold() in (name.casefold() for name in key.ids))
+            and (not filters.package
+                 or filters.package.casefold() in (name.casefold() for name in key.packages))
             and (filters.severity is None or key.severity_rank >= filters.severity.rank)
             and (filters.fix_statuses is None
                  or any(key.fix_status == status.value for status in filters.fix_statuses))
@@ -501,6 +503,7 @@ class FindingTable:
                 row.update(findings_columns(encoded, blob=blob))
             if assessment.trigger is not None and not row.get("first_scan_trigger"):
                 row["first_scan_trigger"] = assessment.trigger.value
+            row["scan_state"] = ""  # the scan that was queued or running has its answer
             outcome["applied"] = True
             outcome["blob"] = blob if not unchanged else previous.blob
             return row

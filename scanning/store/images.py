@@ -49,7 +49,14 @@ from azure.data.tables import (
 )
 
 from scanning.errors import BadRequest, NotFound, StoreError
-from scanning.model import AssessmentStatus, FindingCounts, OSInfo, ScanTrigger, Severity
+from scanning.model import (
+    AssessmentStatus,
+    FindingCounts,
+    OSInfo,
+    ScanState,
+    ScanTrigger,
+    Severity,
+)
 from scanning.store.entities import (
     MAX_BATCH,
     as_datetime,
@@ -140,6 +147,8 @@ class ImageRecord:
     last_pushed: datetime | None = None
     last_pulled: datetime | None = None
     status: AssessmentStatus | None = None  # None until the first assessment
+    # Set while a scan is queued or running; an assessment clears it (``FindingStore.save``).
+    scan_state: ScanState | None = None
     # What the scan itself concluded before disable rules (partial, failed…); see
     # scanning.rules.assessment_status.
     analysis_status: AssessmentStatus | None = None
@@ -198,6 +207,8 @@ class ImageFilter:
     registry: str = ""
     repository: str = ""
     status: AssessmentStatus | None = None
+    # Images not assessed yet whose scan is in this state.
+    scan_state: ScanState | None = None
     severity: Severity | None = None
     include_deleted: bool = False
 
@@ -240,6 +251,7 @@ def platform_details_from_json(value: object) -> tuple[PlatformDetail, ...]:
 
 def image_from_entity(entity: Mapping[str, Any]) -> ImageRecord:
     status = as_str(entity.get("status"))
+    scan_state = as_str(entity.get("scan_state"))
     analysis = as_str(entity.get("analysis_status"))
     trigger = as_str(entity.get("first_scan_trigger"))
     try:
@@ -255,6 +267,7 @@ def image_from_entity(entity: Mapping[str, Any]) -> ImageRecord:
             last_pushed=as_datetime(entity.get("last_pushed")),
             last_pulled=as_datetime(entity.get("last_pulled")),
             status=AssessmentStatus(status) if status else None,
+            scan_state=ScanState(scan_state) if scan_state else None,
             analysis_status=AssessmentStatus(analysis) if analysis else None,
             reason=as_str(entity.get("reason")),
             counts=counts_from_entity(entity),
@@ -293,6 +306,7 @@ MAX_INVENTORY_COPY_BYTES = 64 * 1024 * 1024
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "PartitionKey", "RowKey", "registry", "repository", "digest", "tags", "platforms",
     "media_type", "size_bytes", "first_pushed", "last_pushed", "last_pulled", "status",
+    "scan_state",
     "analysis_status", "reason", *(count_column(kind, severity) for kind in ("active", "disabled")
                                    for severity in Severity),
     "analyzer_version", "index_version", "assessed_at", "last_scan_id", "first_scan_trigger",
@@ -517,8 +531,10 @@ class ImageTable:
     def record_push(
         self, *, registry: str, repository: str, digest: str, at: datetime, tag: str = "",
         media_type: str = "", platforms: tuple[str, ...] = (), size_bytes: int = 0,
+        scan_state: ScanState | None = None,
     ) -> ImageRecord:
-        """Create or update the image for a push (or import) of ``digest``, and its tag.
+        """Create or update the image for a push (or import) of ``digest``, and its tag;
+        ``scan_state`` when the push starts a scan.
 
         A push of a deleted digest brings it back. Pushing the same event twice is harmless.
         """
@@ -538,6 +554,8 @@ class ImageTable:
                 row["platforms"] = json.dumps(list(platforms))
             if size_bytes:
                 row["size_bytes"] = int64(size_bytes)
+            if scan_state is not None:
+                row["scan_state"] = scan_state.value
             if tag:
                 tags = json_list(row.get("tags"))
                 if tag not in tags:
@@ -598,6 +616,30 @@ class ImageTable:
                      at=as_datetime(entity.get("at")) or datetime.min)
             for entity in entities
         )
+
+    def set_scan_state(self, registry: str, repository: str, digest: str,
+                       state: ScanState) -> None:
+        """Say the image's scan is ``state`` (no-op for an unknown image)."""
+
+        def change(row: dict[str, Any] | None) -> dict[str, Any] | None:
+            if row is None or row.get("scan_state") == state.value:
+                return None
+            row["scan_state"] = state.value
+            return row
+
+        self.modify(registry, repository, digest, change, f"marking {digest} {state.value}")
+
+    def set_size(self, registry: str, repository: str, digest: str, size_bytes: int) -> None:
+        """Record the image's size (its manifests' layers and configs); no-op for an unknown
+        image."""
+
+        def change(row: dict[str, Any] | None) -> dict[str, Any] | None:
+            if row is None or as_int(row.get("size_bytes")) == size_bytes:
+                return None
+            row["size_bytes"] = int64(size_bytes)
+            return row
+
+        self.modify(registry, repository, digest, change, f"recording size of {digest}")
 
     def mark_deleted(self, registry: str, repository: str, digest: str,
                      at: datetime) -> ImageRecord:
@@ -708,6 +750,9 @@ def image_query(filters: ImageFilter) -> tuple[str, dict[str, Any]]:
     if filters.status is not None:
         clauses.append("status eq @status")
         parameters["status"] = filters.status.value
+    if filters.scan_state is not None:
+        clauses.append("status eq '' and scan_state eq @scan_state")
+        parameters["scan_state"] = filters.scan_state.value
     if filters.severity is not None:
         at_or_above = [sev for sev in Severity if sev >= filters.severity]
         clauses.append("(" + " or ".join(

@@ -24,6 +24,7 @@ import yaml
 from scanning import api
 from scanning.errors import NotFound
 from scanning.functions import api as api_functions
+from scanning.functions import events
 from scanning.functions.events import scan_instance_id
 from scanning.local.durable import DurableRuntime, LocalDurableClient, Orchestrator
 from scanning.local.host import index_app, user_callable
@@ -207,8 +208,16 @@ def test_openvex_content_type_selects_the_vex_import(store: Store) -> None:
         201, [{"vulnerabilityIds": ["CVE-2024-1"], "digest": DIGEST}])
 
 
+@pytest.fixture()
+def queued(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The images ``POST scans`` marks queued (the store part is ``tests/test_api.py``'s)."""
+    marked: list[str] = []
+    monkeypatch.setattr(events, "mark_queued", lambda request: marked.append(request.reference))
+    return marked
+
+
 def test_post_scan_starts_scan_image_and_returns_status_urls(
-        monkeypatch: pytest.MonkeyPatch, runtime: DurableRuntime) -> None:
+        monkeypatch: pytest.MonkeyPatch, runtime: DurableRuntime, queued: list[str]) -> None:
     monkeypatch.setattr(api_functions, "fetch_manifest",
                         lambda _: (DIGEST, "application/vnd.oci.image.manifest.v1+json"))
     client = LocalDurableClient(runtime)
@@ -222,6 +231,37 @@ def test_post_scan_starts_scan_image_and_returns_status_urls(
             instance.input["tag"]) == (
         202, expected_id, f"http://127.0.0.1:7071/status/{expected_id}",
         "manual", DIGEST, "1.0")
+
+
+def test_post_scan_marks_the_image_queued(
+        monkeypatch: pytest.MonkeyPatch, runtime: DurableRuntime, queued: list[str]) -> None:
+    monkeypatch.setattr(api_functions, "fetch_manifest",
+                        lambda _: (DIGEST, "application/vnd.oci.image.manifest.v1+json"))
+    call("api_start_scan", request("POST", "scans", body=b'{"image": "r.example/team/app:1.0"}'),
+         client=LocalDurableClient(runtime))
+    assert queued == [f"r.example/team/app@{DIGEST}"]
+
+
+def test_forced_post_scan_starts_a_new_scan_of_a_scanned_image(
+        monkeypatch: pytest.MonkeyPatch, runtime: DurableRuntime, queued: list[str]) -> None:
+    monkeypatch.setattr(api_functions, "fetch_manifest",
+                        lambda _: (DIGEST, "application/vnd.oci.image.manifest.v1+json"))
+    monkeypatch.setattr(api_functions, "now", lambda: datetime(2026, 1, 2, tzinfo=UTC))
+    client = LocalDurableClient(runtime)
+    first = call("api_start_scan", request("POST", "scans",
+                                           body=b'{"image": "r.example/team/app:1.0"}'),
+                 client=client)
+    runtime.wait(body(first)["id"], timeout=10)
+    forced = call("api_start_scan", request(
+        "POST", "scans", body=b'{"image": "r.example/team/app:1.0", "force": true}'),
+        client=client)
+    event = api.ManualScanRequest(registry="r.example", repository="team/app", tag="",
+                                  digest=DIGEST).event(DIGEST, "", EPOCH)
+    expected = scan_instance_id(event, purpose="force/2026-01-02T00:00:00+00:00")
+    instance = runtime.wait(expected, timeout=10)
+    assert (forced.status_code, body(forced)["id"], instance.input["trigger"],
+            sorted(item.instance_id for item in runtime.instances())) == (
+        202, expected, "manual", sorted([body(first)["id"], expected]))
 
 
 def instance_id_of(registry: str, digest: str) -> str:

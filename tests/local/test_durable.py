@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections import Counter
 from collections.abc import Generator, Iterator
@@ -61,6 +62,15 @@ def parent(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
 def child(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
     doubled = yield context.call_activity("echo", context.get_input() * 2)
     return doubled
+
+
+@app.orchestration_trigger(context_name="context")
+def scan_image(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:
+    """Stands in for the app's scan orchestration: what it returns when a scan ends."""
+    outcome = yield context.call_activity("echo", {
+        "status": "unhealthy", "reason": "", "findings": 3, "disabled": 1, "billed": True,
+        "notified": True, "scan_id": "s-1"})
+    return outcome
 
 
 @app.activity_trigger(input_name="number")
@@ -142,6 +152,17 @@ def test_starting_a_completed_instance_again_does_not_rerun_it(host: FunctionHos
         False, ["once"])
 
 
+def test_a_finished_scan_prints_one_line(host: FunctionHost,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    _run(host, "scan_image", {"registry": "127.0.0.1:5000", "repository": "team/app",
+                              "digest": "sha256:ab"}, "scan-1")
+    _run(host, "catches", None, "not-a-scan")
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and re.fullmatch(
+        r"scan 127\.0\.0\.1:5000/team/app@sha256:ab unhealthy: 3 findings, 1 disabled, "
+        r"[0-9]+\.[0-9] s", lines[0]), lines
+
+
 def test_check_status_response_points_at_the_status_endpoint(host: FunctionHost) -> None:
     status, body = request(f"{host.base_url}/api/start/child", method="POST",
                            headers={"x-functions-key": FUNCTION_KEY}, body=b"4")
@@ -154,4 +175,7 @@ def test_check_status_response_points_at_the_status_endpoint(host: FunctionHost)
 
 
 def test_status_endpoint_needs_the_key(host: FunctionHost) -> None:
-    assert request(f"{host.base_url}/runtime/webhooks/durabletask/instances/x")[0] == 401
+    status, body = request(f"{host.base_url}/runtime/webhooks/durabletask/instances/x")
+    assert (status, json.loads(body)) == (401, {"error": {
+        "code": "Unauthorized",
+        "message": "a function key is required (x-functions-key header or code parameter)"}})

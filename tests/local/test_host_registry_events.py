@@ -137,7 +137,8 @@ def test_pull_notifications_go_to_the_pull_handler(
 def test_notification_without_the_bearer_token_is_401(
         stack: tuple[FunctionHost, Registry]) -> None:
     host, _ = stack
-    status, _ = request(host.registry_events_url, method="POST",
-                        headers={"Authorization": "Bearer wrong"}, body=b'{"events": []}')
-    assert status == 401
+    status, body = request(host.registry_events_url, method="POST",
+                           headers={"Authorization": "Bearer wrong"}, body=b'{"events": []}')
+    assert (status, json.loads(body)) == (401, {"error": {
+        "code": "Unauthorized", "message": "the registry token is missing or wrong"}})
 

@@ -26,7 +26,8 @@ RESOLVED = ResolvedImage(
     media_type="application/vnd.oci.image.index.v1+json", status=ResolveStatus.IMAGE,
     platforms=(PlatformImage(platform=Platform.parse("linux/arm64/v8"),
                              manifest_digest="sha256:" + "c" * 64, media_type="m",
-                             config_digest="sha256:" + "d" * 64, layers=(LAYER,)),))
+                             config_digest="sha256:" + "d" * 64, config_size=7,
+                             layers=(LAYER,)),))
 STEP = ScanStep(request=REQUEST, scan_id="20261201T000000000000Z-0123abcd")
 
 

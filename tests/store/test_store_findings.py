@@ -249,6 +249,20 @@ def test_query_findings_by_cve_matches_id_and_alias(pushed: Store) -> None:
         (DIGEST, "CVE-2024-0001", "linux/amd64"), (other, "DSA-1", "linux/arm64")])
 
 
+def test_query_findings_by_cve_ignores_case(pushed: Store) -> None:
+    pushed.save_assessment(REGISTRY, REPOSITORY, DIGEST, assessment(OLD))
+    other = _second_image(pushed)
+    page = pushed.query_findings(FindingFilter(vulnerability_id="cve-2024-0001"))
+    assert sorted((hit.digest, hit.finding.id) for hit in page.items) == sorted([
+        (DIGEST, "CVE-2024-0001"), (other, "DSA-1")])
+
+
+def test_query_findings_by_package_ignores_case(pushed: Store) -> None:
+    pushed.save_assessment(REGISTRY, REPOSITORY, DIGEST, assessment(OLD))
+    page = pushed.query_findings(FindingFilter(package="ZLib"))
+    assert [(hit.digest, hit.finding.id) for hit in page.items] == [(DIGEST, "CVE-2024-0002")]
+
+
 def test_query_findings_by_package_fix_status_and_repository(pushed: Store) -> None:
     pushed.save_assessment(REGISTRY, REPOSITORY, DIGEST, assessment(OLD))
     other = _second_image(pushed)

@@ -3,9 +3,9 @@ load gives: 429 and 503 answers, connections reset before the answer, bodies cut
 way, slow bodies, and bodies dripped a byte at a time.
 
 Which request gets which fault is decided by a ``Chooser`` from the request's method, path
-and how many times that method and path were asked before; the seeded chooser makes that a
-pure function of the seed, so concurrent scans see the same faults whatever order their
-requests come in. ``documents`` are served in place of the registry's content (by digest),
+and how many times that method and path were asked before; the seeded chooser makes whether
+a request fails a pure function of the seed, so concurrent scans meet the same failures
+whatever order their requests come in (which kind of fault is taken in turns). ``documents`` are served in place of the registry's content (by digest),
 for manifests no real registry would store. Everything is bounded: the upstream call has a
 timeout, a dripped body stops when the proxy stops, and the proxy serves only 127.0.0.1.
 """
@@ -13,6 +13,7 @@ timeout, a dripped body stops when the proxy stops, and the proxy serves only 12
 from __future__ import annotations
 
 import http.client
+import itertools
 import random
 import socket
 import struct
@@ -65,14 +66,20 @@ MAX_FAULTS_IN_A_ROW = 2
 
 
 def seeded_faults(seed: int, rate: float, kinds: Sequence[Fault] = TRANSIENT_FAULTS) -> Chooser:
-    """A fault on about ``rate`` of requests, the same ones for the same seed, and at most
-    ``MAX_FAULTS_IN_A_ROW`` on one method and path."""
+    """A fault on about ``rate`` of requests (the draw seeded per method, path and repeat),
+    at most ``MAX_FAULTS_IN_A_ROW`` on one method and path. The kinds take turns, so a run
+    with at least ``len(kinds)`` faults meets every kind whatever the paths (a test's images
+    have new digests each run)."""
+    turns = itertools.cycle(kinds)
+    lock = threading.Lock()
 
     def choose(method: str, path: str, count: int) -> Fault:
         if count >= MAX_FAULTS_IN_A_ROW:
             return Fault.NONE
-        draw = random.Random(f"{seed} {method} {path} {count}")
-        return draw.choice(kinds) if draw.random() < rate else Fault.NONE
+        if random.Random(f"{seed} {method} {path} {count}").random() >= rate:
+            return Fault.NONE
+        with lock:
+            return next(turns)
 
     return choose
 

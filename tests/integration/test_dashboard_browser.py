@@ -1,0 +1,124 @@
+"""The web dashboard in a real browser (headless Debian chromium through Playwright).
+
+Images are pushed to the local stack's registry and scanned; the tests read every page as a
+person would. Screenshots go to ``$DASHBOARD_SCREENSHOTS`` when set (``docs/`` holds the
+README's), else to the test's temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.helpers import FUNCTION_KEY, App, push_and_scan
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = Path("/usr/bin/chromium")
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium; make setup does)")
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="the playwright package is not installed")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def dashboard(app: App, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("DASHBOARD_KEY", FUNCTION_KEY)
+    return app.host.base_url
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport=DESKTOP)
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+def _shoot(page: Any, tmp_path: Path, name: str) -> None:
+    folder = Path(os.environ.get("DASHBOARD_SCREENSHOTS") or tmp_path)
+    page.screenshot(path=str(folder / f"dashboard-{name}.png"), full_page=True)
+
+
+def _sign_in(page: Any, base: str) -> None:
+    page.goto(f"{base}/?code={FUNCTION_KEY}")
+
+
+def _rows(page: Any, caption: str) -> list[list[str]]:
+    table = page.locator("table", has=page.locator(f"caption:text-is('{caption}')"))
+    return [[cell.strip() for cell in row.locator("td").all_inner_texts()]
+            for row in table.locator("tbody tr").all()]
+
+
+def test_sign_in_form_asks_for_the_key_and_refuses_a_wrong_one(dashboard: str, page: Any,
+                                                              tmp_path: Path) -> None:
+    page.goto(f"{dashboard}/")
+    first = (page.locator("h1").inner_text(), page.url)
+    page.fill("#key", "not-the-key")
+    page.click("button[type=submit]")
+    refused = page.locator("[role=alert]").inner_text()
+    _shoot(page, tmp_path, "sign-in")
+    page.fill("#key", FUNCTION_KEY)
+    page.click("button[type=submit]")
+    cookies = page.context.cookies()
+    assert (first, refused, page.locator("h1").inner_text(),
+            [(cookie["name"], cookie["httpOnly"], cookie["sameSite"]) for cookie in cookies]) == (
+        ("Sign in", f"{dashboard}/api/dashboard/"), "That key is wrong.", "Overview",
+        [("acrscan_session", True, "Strict")])
+
+
+def test_code_parameter_signs_in_and_leaves_the_address(dashboard: str, page: Any) -> None:
+    page.goto(f"{dashboard}/?code={FUNCTION_KEY}")
+    assert (page.url, page.locator("h1").inner_text()) == (
+        f"{dashboard}/api/dashboard/", "Overview")
+
+
+def test_pages_show_a_pushed_image(app: App, dashboard: str, page: Any,
+                                   tmp_path: Path) -> None:
+    digest = push_and_scan(app, tmp_path, "dash-pages")
+    _sign_in(page, dashboard)
+    overview_cards = page.locator(".card").all_inner_texts()
+    _shoot(page, tmp_path, "overview")
+    page.click("nav >> text=Images")
+    image_rows = [row[:12] + [row[13]] for row in _rows(page, "Images")]
+    _shoot(page, tmp_path, "images")
+    page.click("table >> text=dash-pages")
+    findings = [(row[0], row[1], row[5], row[7]) for row in _rows(page, "Active findings")]
+    _shoot(page, tmp_path, "image")
+    page.click("nav >> text=Vulnerabilities")
+    page.fill("#cve", "ITEST-0001")
+    page.click("form.filters button")
+    affected = _rows(page, "Affected images")
+    _shoot(page, tmp_path, "vulnerabilities")
+    page.click("nav >> text=Billing")
+    billed = _rows(page, "Billed images")
+    _shoot(page, tmp_path, "billing")
+    assert (overview_cards[:2], image_rows, findings, affected,
+            [row[2] for row in billed]) == (
+        ["0\nhealthy", "1\nunhealthy"],
+        [[app.registry, "dash-pages", "v1", digest[7:19], "linux/amd64", "unhealthy",
+          "1", "0", "2", "0", "0", "0", ""]],
+        [("ITEST-0001", "musl", "critical",
+          "Upgrade musl from 1.2.4-r1 to 1.2.4-r2 (fixed in Alpine 3.18)"),
+         ("ITEST-0002", "libcrypto3", "medium", "No fix is available yet in Alpine 3.18"),
+         ("ITEST-0002", "libssl3", "medium", "No fix is available yet in Alpine 3.18")],
+        [["ITEST-0001", f"dash-pages@{digest[7:19]}", app.registry, "musl", "1.2.4-r1",
+          "1.2.4-r2", "Critical", "Unhealthy"]],
+        ["dash-pages"])

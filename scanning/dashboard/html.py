@@ -16,7 +16,8 @@ NAV = (("", "Overview"), ("images", "Images"), ("vulnerabilities", "Vulnerabilit
 _STYLE = """
 *{box-sizing:border-box}body{margin:0;font:15px/1.45 system-ui,sans-serif;color:#1b1f24;
 background:#f6f8fa}header{background:#0b3d6e;color:#fff;padding:.6rem 1rem;display:flex;
-flex-wrap:wrap;gap:1rem;align-items:center}header a{color:#fff}nav a{margin-right:.9rem}
+flex-wrap:wrap;gap:.5rem 1rem;align-items:center}header a{color:#fff}
+nav{display:flex;flex-wrap:wrap;gap:.3rem .9rem}
 nav a[aria-current=page]{font-weight:700;text-decoration:underline}
 main{padding:1rem;max-width:1400px}h1{font-size:1.4rem;margin:.2rem 0 1rem}
 table{border-collapse:collapse;width:100%;background:#fff;margin-bottom:1rem}

@@ -8,12 +8,12 @@ README's), else to the test's temporary folder.
 from __future__ import annotations
 
 import os
-import shutil
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -61,6 +61,12 @@ def _sign_in(page: Any, base: str) -> None:
     page.goto(f"{base}/?code={FUNCTION_KEY}")
 
 
+def _follow(page: Any, selector: str) -> None:
+    """Click a link or a submit button and wait for the page it leads to."""
+    with page.expect_navigation():
+        page.click(selector)
+
+
 def _rows(page: Any, caption: str) -> list[list[str]]:
     table = page.locator("table", has=page.locator(f"caption:text-is('{caption}')"))
     return [[cell.strip() for cell in row.locator("td").all_inner_texts()]
@@ -72,11 +78,11 @@ def test_sign_in_form_asks_for_the_key_and_refuses_a_wrong_one(dashboard: str, p
     page.goto(f"{dashboard}/")
     first = (page.locator("h1").inner_text(), page.url)
     page.fill("#key", "not-the-key")
-    page.click("button[type=submit]")
+    _follow(page, "button[type=submit]")
     refused = page.locator("[role=alert]").inner_text()
     _shoot(page, tmp_path, "sign-in")
     page.fill("#key", FUNCTION_KEY)
-    page.click("button[type=submit]")
+    _follow(page, "button[type=submit]")
     cookies = page.context.cookies()
     assert (first, refused, page.locator("h1").inner_text(),
             [(cookie["name"], cookie["httpOnly"], cookie["sameSite"]) for cookie in cookies]) == (
@@ -96,18 +102,18 @@ def test_pages_show_a_pushed_image(app: App, dashboard: str, page: Any,
     _sign_in(page, dashboard)
     overview_cards = page.locator(".card").all_inner_texts()
     _shoot(page, tmp_path, "overview")
-    page.click("nav >> text=Images")
-    image_rows = [row[:12] + [row[13]] for row in _rows(page, "Images")]
+    _follow(page, "nav >> text=Images")
+    image_rows = [[*row[:12], row[13]] for row in _rows(page, "Images")]
     _shoot(page, tmp_path, "images")
-    page.click("table >> text=dash-pages")
+    _follow(page, "table >> text=dash-pages")
     findings = [(row[0], row[1], row[5], row[7]) for row in _rows(page, "Active findings")]
     _shoot(page, tmp_path, "image")
-    page.click("nav >> text=Vulnerabilities")
+    _follow(page, "nav >> text=Vulnerabilities")
     page.fill("#cve", "ITEST-0001")
-    page.click("form.filters button")
+    _follow(page, "form.filters button")
     affected = _rows(page, "Affected images")
     _shoot(page, tmp_path, "vulnerabilities")
-    page.click("nav >> text=Billing")
+    _follow(page, "nav >> text=Billing")
     billed = _rows(page, "Billed images")
     _shoot(page, tmp_path, "billing")
     assert (overview_cards[:2], image_rows, findings, affected,
@@ -122,3 +128,73 @@ def test_pages_show_a_pushed_image(app: App, dashboard: str, page: Any,
         [["ITEST-0001", f"dash-pages@{digest[7:19]}", app.registry, "musl", "1.2.4-r1",
           "1.2.4-r2", "Critical", "Unhealthy"]],
         ["dash-pages"])
+
+
+def test_disable_from_the_image_page_then_delete_the_rule(app: App, dashboard: str, page: Any,
+                                                          tmp_path: Path) -> None:
+    digest = push_and_scan(app, tmp_path, "dash-rules")
+    _sign_in(page, dashboard)
+    page.goto(f"{dashboard}/api/dashboard/image?{urlencode({'digest': digest})}")
+    page.click("text=Disable…")
+    page.fill("#d0-j", "musl is patched by the base image owner")
+    _follow(page, "#d0-j >> xpath=.. >> button")
+    disabled = [(row[0], row[1], row[9]) for row in _rows(page, "Disabled findings")]
+    active = [row[0] for row in _rows(page, "Active findings")]
+    _follow(page, "nav >> text=Rules")
+    rules = [row[:4] for row in _rows(page, "Rules")]
+    _shoot(page, tmp_path, "rules")
+    _follow(page, "button[aria-label^='Delete rule']")
+    notice = page.locator("[role=status]").inner_text()
+    left = _rows(page, "Rules")
+    _, image = app.api(f"images/{digest}")
+    assert (disabled, active, len(rules), rules[0][1:], notice, left,
+            image["counts"]["disabledTotal"]) == (
+        [("ITEST-0001", "musl", f"{rules[0][0]}\nmusl is patched by the base image owner")],
+        ["ITEST-0002", "ITEST-0002"], 1,
+        ["musl is patched by the base image owner",
+         f"vulnerabilityIds: ITEST-0001; packages: musl; digest: {digest}", "never"],
+        f"Rule {rules[0][0]} deleted.", [], 0)
+
+
+def test_rule_form_says_what_is_missing(dashboard: str, page: Any) -> None:
+    _sign_in(page, dashboard)
+    _follow(page, "nav >> text=Rules")
+    page.fill("#r-just", "no criteria given")
+    _follow(page, "text=Create rule")
+    assert page.locator("[role=alert]").inner_text() == (
+        "say what the rule disables: a vulnerability id, a package or a repository")
+
+
+def _post(url: str, form: dict[str, str], cookie: str) -> int:
+    request = urllib.request.Request(url, data=urlencode(form).encode(), method="POST",
+                                     headers={"Cookie": cookie, "Content-Type":
+                                              "application/x-www-form-urlencoded"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def test_a_form_without_its_csrf_token_is_refused(app: App, dashboard: str, page: Any) -> None:
+    _sign_in(page, dashboard)
+    (cookie,) = page.context.cookies()
+    status = _post(f"{dashboard}/api/dashboard/rules/create",
+                   {"justification": "forged", "vulnerabilityIds": "ITEST-0001"},
+                   f"{cookie['name']}={cookie['value']}")
+    assert (status, app.store.rules.list()) == (403, ())
+
+
+def test_phone_width_keeps_the_table_inside_its_scroller(app: App, dashboard: str,
+                                                          browser: Any, tmp_path: Path) -> None:
+    push_and_scan(app, tmp_path, "dash-phone")
+    context = browser.new_context(viewport=PHONE)
+    phone = context.new_page()
+    try:
+        _sign_in(phone, dashboard)
+        phone.goto(f"{dashboard}/api/dashboard/images")
+        _shoot(phone, tmp_path, "images-phone")
+        page_width = phone.evaluate("document.documentElement.scrollWidth")
+    finally:
+        context.close()
+    assert page_width == PHONE["width"]

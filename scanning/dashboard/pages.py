@@ -22,13 +22,15 @@ from scanning.model import AssessmentStatus, Finding, Severity
 from scanning.rules import DisableRule, rule_to_json
 from scanning.service.rules import current_verdict, load_rules
 from scanning.store import ImageFilter, ScanFilter, Store
+from scanning.store.images import count_column
 
 log = logging.getLogger(__name__)
 
 IMAGES_PAGE_SIZE = 50
-# The overview reads image rows in pages this size (one store round trip each).
-OVERVIEW_PAGE_SIZE = 1000
 SEVERITIES = tuple(sorted(Severity, reverse=True))
+# What the overview reads of every image row: its totals need nothing else.
+OVERVIEW_COLUMNS = ("PartitionKey", "RowKey", "registry", "repository", "digest", "status",
+                    *(count_column("active", severity) for severity in SEVERITIES))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,20 +93,14 @@ def overview(store: Store, request: DashboardRequest, viewer: Viewer) -> Dashboa
     statuses: Counter[str] = Counter()
     severities: Counter[Severity] = Counter()
     repositories: Counter[tuple[str, str]] = Counter()
-    token: str | None = None
-    while True:
-        images = store.images.list(ImageFilter(), OVERVIEW_PAGE_SIZE, token)
-        for image in images.items:
-            statuses[image.status.value if image.status else "not assessed"] += 1
-            for severity in SEVERITIES:
-                severities[severity] += image.counts.active.get(severity, 0)
-            serious = (image.counts.active.get(Severity.CRITICAL, 0)
-                       + image.counts.active.get(Severity.HIGH, 0))
-            if serious:
-                repositories[(image.registry, image.repository)] += serious
-        token = images.next_token
-        if token is None:
-            break
+    for image, _ in store.images.iter_with_etags(ImageFilter(), OVERVIEW_COLUMNS):
+        statuses[image.status.value if image.status else "not assessed"] += 1
+        for severity in SEVERITIES:
+            severities[severity] += image.counts.active.get(severity, 0)
+        serious = (image.counts.active.get(Severity.CRITICAL, 0)
+                   + image.counts.active.get(Severity.HIGH, 0))
+        if serious:
+            repositories[(image.registry, image.repository)] += serious
     status_cards = "".join(
         f'<a class="card" href="{e(url("images", {"status": status.value}))}">'
         f"<b>{statuses[status.value]}</b>{e(status.value.replace('_', ' '))}</a>"

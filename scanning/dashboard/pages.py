@@ -22,6 +22,7 @@ from scanning.model import AssessmentStatus, Finding, Severity
 from scanning.rules import DisableRule, rule_to_json
 from scanning.service.rules import current_verdict, load_rules
 from scanning.store import ImageFilter, ScanFilter, Store
+from scanning.store.advisory_index import index_published_at
 from scanning.store.images import count_column
 
 log = logging.getLogger(__name__)
@@ -101,11 +102,14 @@ def overview(store: Store, request: DashboardRequest, viewer: Viewer) -> Dashboa
                    + image.counts.active.get(Severity.HIGH, 0))
         if serious:
             repositories[(image.registry, image.repository)] += serious
+    refreshed = index_published_at(store.clients.blob_service())
     status_cards = "".join(
         f'<a class="card" href="{e(url("images", {"status": status.value}))}">'
         f"<b>{statuses[status.value]}</b>{e(status.value.replace('_', ' '))}</a>"
         for status in AssessmentStatus)
-    body = (f'<h2>Images by status</h2><div class="cards">{status_cards}</div>'
+    body = (f"<p>Advisory index last published: "
+            f"{e(api.time_text(refreshed) or 'never: no image can be assessed yet')}</p>"
+            f'<h2>Images by status</h2><div class="cards">{status_cards}</div>'
             "<h2>Active findings by severity</h2>"
             + bars(((severity.value, severities[severity]) for severity in SEVERITIES),
                    "Severity")

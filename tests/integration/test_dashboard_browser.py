@@ -17,6 +17,8 @@ from urllib.parse import urlencode
 
 import pytest
 
+from scanning.api import time_text
+from scanning.store.advisory_index import index_published_at
 from tests.integration.helpers import FUNCTION_KEY, App, push_and_scan
 
 pytestmark = pytest.mark.integration
@@ -101,6 +103,7 @@ def test_pages_show_a_pushed_image(app: App, dashboard: str, page: Any,
     digest = push_and_scan(app, tmp_path, "dash-pages")
     _sign_in(page, dashboard)
     overview_cards = page.locator(".card").all_inner_texts()
+    refreshed = page.locator("main p").first.inner_text()
     _shoot(page, tmp_path, "overview")
     _follow(page, "nav >> text=Images")
     image_rows = [[*row[:12], row[13]] for row in _rows(page, "Images")]
@@ -116,8 +119,10 @@ def test_pages_show_a_pushed_image(app: App, dashboard: str, page: Any,
     _follow(page, "nav >> text=Billing")
     billed = _rows(page, "Billed images")
     _shoot(page, tmp_path, "billing")
-    assert (overview_cards[:2], image_rows, findings, affected,
+    published = index_published_at(app.store.clients.blob_service())
+    assert (refreshed, overview_cards[:2], image_rows, findings, affected,
             [row[2] for row in billed]) == (
+        f"Advisory index last published: {time_text(published)}",
         ["0\nhealthy", "1\nunhealthy"],
         [[app.registry, "dash-pages", "v1", digest[7:19], "linux/amd64", "unhealthy",
           "1", "0", "2", "0", "0", "0", ""]],

@@ -8,24 +8,23 @@ never a half-drawn one.
 from __future__ import annotations
 
 import json
-import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from scanning import api
+from scanning.assessment import Verdict
 from scanning.dashboard import auth
 from scanning.dashboard.html import badge, bars, e, hidden, link, page, table, url
 from scanning.errors import BadRequest, NotFound
 from scanning.model import AssessmentStatus, Finding, Severity
+from scanning.report import PlatformReport, ScanReport, render_sarif
 from scanning.rules import DisableRule, rule_to_json
 from scanning.service.rules import current_verdict, load_rules
-from scanning.store import ImageFilter, ScanFilter, Store
+from scanning.store import ImageFilter, ImageRecord, ScanFilter, Store
 from scanning.store.advisory_index import index_published_at
 from scanning.store.images import count_column
-
-log = logging.getLogger(__name__)
 
 IMAGES_PAGE_SIZE = 50
 SEVERITIES = tuple(sorted(Severity, reverse=True))
@@ -50,6 +49,7 @@ class DashboardResponse:
     status: int
     body: str = ""
     headers: tuple[tuple[str, str], ...] = ()
+    content_type: str = "text/html"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -216,17 +216,41 @@ def _disable_form(viewer: Viewer, finding: Finding, image: Mapping[str, str],
             f'</select> <button type="submit">Create rule</button></form></details>')
 
 
+def _assessed_image(store: Store, query: Mapping[str, str], rules: tuple[DisableRule, ...],
+                    now: datetime) -> tuple[ImageRecord, Verdict | None]:
+    """The image the query names, and its verdict with the current rules."""
+    digest = api.digest_parameter(api.text_parameter(query, "digest"))
+    image = api.find_image(store, digest, api.text_parameter(query, "registry"),
+                           api.text_parameter(query, "repository"))
+    return image, current_verdict(
+        image, store.findings_of(image.registry, image.repository, image.digest), rules, now)
+
+
+def sarif_download(store: Store, request: DashboardRequest, viewer: Viewer,
+                   now: datetime) -> DashboardResponse:
+    """The image's active findings as SARIF 2.1.0 (what ``acr-scan scan --format sarif`` writes)."""
+    image, verdict = _assessed_image(store, request.query, load_rules(store), now)
+    if verdict is None:
+        raise NotFound(f"{image.repository}@{image.digest} has not been assessed yet")
+    status = verdict.status
+    platforms = tuple(
+        PlatformReport(platform=result.platform, os=result.os, status=status,
+                       findings=tuple(finding for finding in result.findings
+                                      if not finding.disabled_by))
+        for result in verdict.platforms)
+    report = ScanReport(reference=f"{image.registry}/{image.repository}@{image.digest}",
+                        digest=image.digest, platforms=platforms)
+    name = f"{image.repository.replace('/', '_')}-{image.digest[7:19]}.sarif"
+    return DashboardResponse(status=200, body=render_sarif(report),
+                             content_type="application/sarif+json",
+                             headers=(("Content-Disposition", f'attachment; filename="{name}"'),))
+
+
 def image_page(store: Store, request: DashboardRequest, viewer: Viewer,
                now: datetime) -> DashboardResponse:
-    ref = {name: api.text_parameter(request.query, name)
-           for name in ("registry", "repository", "digest")}
-    api.digest_parameter(ref["digest"])
-    image = api.find_image(store, ref["digest"], ref["registry"], ref["repository"])
-    ref = {"registry": image.registry, "repository": image.repository, "digest": image.digest}
     rules = {rule.id: rule for rule in load_rules(store)}
-    verdict = current_verdict(
-        image, store.findings_of(image.registry, image.repository, image.digest),
-        tuple(rules.values()), now)
+    image, verdict = _assessed_image(store, request.query, tuple(rules.values()), now)
+    ref = {"registry": image.registry, "repository": image.repository, "digest": image.digest}
     results = verdict.platforms if verdict is not None else ()
     status = verdict.status.value if verdict is not None else None
     oses = api.platform_os(image)
@@ -271,7 +295,8 @@ def image_page(store: Store, request: DashboardRequest, viewer: Viewer,
             f"@{e(image.digest)}</code></p>"
             f"<p>Tags: {e(', '.join(image.tags) or 'none')} · reason: {e(image.reason or '—')}"
             f" · {counts.active_total} active, {counts.disabled_total} disabled findings</p>"
-            f'<p><a href="{e(api_url)}">API JSON</a> (needs the function key)</p>'
+            f'<p><a href="{e(api_url)}">API JSON</a> (needs the function key) · '
+            f'{link("image.sarif", "SARIF download", ref)}</p>'
             f"<h2>Platforms</h2>{platforms}<h2>Findings</h2>{findings}"
             f"<h2>Layers</h2>{layer_rows}<h2>Disabled findings</h2>{hidden_rows}"
             f"<h2>Scan history</h2>{history}")
@@ -482,6 +507,7 @@ _GET: dict[str, Page] = {
     "": lambda store, request, viewer, now: overview(store, request, viewer),
     "images": lambda store, request, viewer, now: images_page(store, request, viewer),
     "image": image_page,
+    "image.sarif": sarif_download,
     "vulnerabilities": vulnerabilities_page,
     "rules": lambda store, request, viewer, now: rules_page(
         store, request, viewer, now, notice=_rules_notice(request.query)),

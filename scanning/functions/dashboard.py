@@ -58,4 +58,4 @@ def dashboard(req: func.HttpRequest) -> func.HttpResponse:
     response = handle(store, request, now())
     headers = {**_SECURITY_HEADERS, **dict(response.headers)}
     return func.HttpResponse(response.body, status_code=response.status, headers=headers,
-                             mimetype="text/html", charset="utf-8")
+                             mimetype=response.content_type, charset="utf-8")

@@ -7,6 +7,7 @@ README's), else to the test's temporary folder.
 
 from __future__ import annotations
 
+import json
 import os
 import urllib.error
 import urllib.request
@@ -203,3 +204,21 @@ def test_phone_width_keeps_the_table_inside_its_scroller(app: App, dashboard: st
     finally:
         context.close()
     assert page_width == PHONE["width"]
+
+
+def test_sarif_download_holds_the_active_findings(app: App, dashboard: str, page: Any,
+                                                  tmp_path: Path) -> None:
+    digest = push_and_scan(app, tmp_path, "dash-sarif")
+    _sign_in(page, dashboard)
+    page.goto(f"{dashboard}/api/dashboard/image?{urlencode({'digest': digest})}")
+    with page.expect_download() as download:
+        page.click("text=SARIF download")
+    saved = tmp_path / "image.sarif"
+    download.value.save_as(saved)
+    sarif = json.loads(saved.read_text())
+    assert (download.value.suggested_filename,
+            [(result["ruleId"], result["level"], result["properties"]["fixedVersion"])
+             for result in sarif["runs"][0]["results"]]) == (
+        f"dash-sarif-{digest[7:19]}.sarif",
+        [("ITEST-0001", "error", "1.2.4-r2"), ("ITEST-0002", "warning", ""),
+         ("ITEST-0002", "warning", "")])

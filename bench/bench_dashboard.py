@@ -4,7 +4,8 @@ Starts its own in-memory Azurite on free loopback ports, seeds ``--images`` imag
 repositories, statuses and finding counts varied) in 100-row transactions, signs in with a
 key and times ``scanning.dashboard.pages.handle`` for each page: the server's share of a page
 view, without the Functions host or the browser. Prints the median and the slowest of
-``--runs`` renders per page.
+``--runs`` renders per page; the overview twice: reading every row (its first view, and
+after a minute or a rule change) and with the totals it keeps.
 
     .venv/bin/python bench/bench_dashboard.py --images 10000
 """
@@ -25,7 +26,7 @@ from typing import Any
 from azure.data.tables import TransactionOperation
 
 from scanning.dashboard import auth
-from scanning.dashboard.pages import DashboardRequest, handle
+from scanning.dashboard.pages import DashboardRequest, forget_totals, handle
 from scanning.local.services import AzuritePorts, start_azurite
 from scanning.model import AssessmentStatus, Severity
 from scanning.store import Store
@@ -76,7 +77,8 @@ def main() -> int:
     args = parser.parse_args()
     os.environ["DASHBOARD_KEY"] = KEY
     now = datetime.now(UTC)
-    pages = (("overview", "", {}), ("images", "images", {}),
+    pages = (("overview, rows read", "", {}), ("overview, totals kept", "", {}),
+             ("images", "images", {}),
              ("images unhealthy", "images", {"status": "unhealthy"}),
              ("images repository", "images", {"repository": "team42/app"}),
              ("vulnerabilities", "vulnerabilities", {"cve": "CVE-2024-0001"}),
@@ -93,7 +95,11 @@ def main() -> int:
             print(f"seeded {args.images} images in {time.perf_counter() - started:.1f} s")
             slow = []
             for name, path, query in pages:
-                times = [render_ms(store, path, query, now) for _ in range(args.runs)]
+                times = []
+                for _ in range(args.runs):
+                    if name == "overview, rows read":
+                        forget_totals(store)
+                    times.append(render_ms(store, path, query, now))
                 median = statistics.median(times)
                 print(f"  {name:20} median {median:7.1f} ms  slowest {max(times):7.1f} ms")
                 if median > GOAL_MS:

@@ -8,10 +8,11 @@ never a half-drawn one.
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from scanning import api
 from scanning.assessment import Verdict
@@ -28,6 +29,8 @@ from scanning.store.images import count_column
 
 IMAGES_PAGE_SIZE = 50
 SEVERITIES = tuple(sorted(Severity, reverse=True))
+TOP_REPOSITORIES = 10
+TOTALS_MAX_AGE = timedelta(seconds=60)
 # What the overview reads of every image row: its totals need nothing else.
 OVERVIEW_COLUMNS = ("PartitionKey", "RowKey", "registry", "repository", "digest", "status",
                     *(count_column("active", severity) for severity in SEVERITIES))
@@ -90,7 +93,27 @@ def _signed_in_redirect(target: str, secure: bool) -> DashboardResponse:
 # ---------------------------------------------------------------- overview
 
 
-def overview(store: Store, request: DashboardRequest, viewer: Viewer) -> DashboardResponse:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Totals:
+    """What the overview sums over every image row, and when it was read."""
+
+    read_at: datetime
+    statuses: tuple[tuple[str, int], ...]
+    severities: tuple[tuple[Severity, int], ...]
+    top_repositories: tuple[tuple[str, str, int], ...]  # registry, repository, critical + high
+
+
+_totals_lock = threading.Lock()
+_totals: dict[str, Totals] = {}  # by _totals_key
+
+
+def _totals_key(store: Store) -> str:
+    """The storage account and the images table (its name holds the store's prefix)."""
+    table = store.images.table
+    return f"{table.url}/{table.table_name}"
+
+
+def read_totals(store: Store, now: datetime) -> Totals:
     statuses: Counter[str] = Counter()
     severities: Counter[Severity] = Counter()
     repositories: Counter[tuple[str, str]] = Counter()
@@ -102,23 +125,56 @@ def overview(store: Store, request: DashboardRequest, viewer: Viewer) -> Dashboa
                    + image.counts.active.get(Severity.HIGH, 0))
         if serious:
             repositories[(image.registry, image.repository)] += serious
+    return Totals(read_at=now, statuses=tuple(sorted(statuses.items())),
+                  severities=tuple((severity, severities[severity]) for severity in SEVERITIES),
+                  top_repositories=tuple((registry, repository, count) for
+                                         (registry, repository), count
+                                         in repositories.most_common(TOP_REPOSITORIES)))
+
+
+def totals(store: Store, now: datetime) -> Totals:
+    """The totals, read again when older than ``TOTALS_MAX_AGE``: reading every row takes
+    about a second per 10,000 images, too slow for each view of the front page."""
+    key = _totals_key(store)
+    with _totals_lock:
+        cached = _totals.get(key)
+    if cached is not None and timedelta(0) <= now - cached.read_at < TOTALS_MAX_AGE:
+        return cached
+    fresh = read_totals(store, now)
+    with _totals_lock:
+        _totals[key] = fresh
+    return fresh
+
+
+def forget_totals(store: Store) -> None:
+    """After a change the viewer made (a rule), the next overview reads the rows again."""
+    with _totals_lock:
+        _totals.pop(_totals_key(store), None)
+
+
+def overview(store: Store, request: DashboardRequest, viewer: Viewer,
+             now: datetime) -> DashboardResponse:
+    summed = totals(store, now)
+    statuses = dict(summed.statuses)
     refreshed = index_published_at(store.clients.blob_service())
     status_cards = "".join(
         f'<a class="card" href="{e(url("images", {"status": status.value}))}">'
-        f"<b>{statuses[status.value]}</b>{e(status.value.replace('_', ' '))}</a>"
+        f"<b>{statuses.get(status.value, 0)}</b>{e(status.value.replace('_', ' '))}</a>"
         for status in AssessmentStatus)
     body = (f"<p>Advisory index last published: "
             f"{e(api.time_text(refreshed) or 'never: no image can be assessed yet')}</p>"
+            f"<p>Counts as of {e(api.time_text(summed.read_at))} (read again after "
+            f"{TOTALS_MAX_AGE.seconds} seconds or a rule change)</p>"
             f'<h2>Images by status</h2><div class="cards">{status_cards}</div>'
             "<h2>Active findings by severity</h2>"
-            + bars(((severity.value, severities[severity]) for severity in SEVERITIES),
+            + bars(((severity.value, count) for severity, count in summed.severities),
                    "Severity")
             + "<h2>Top repositories by critical + high</h2>"
             + table(("Registry", "Repository", "Critical + high"), (
                 (e(registry), link("images", repository, {"registry": registry,
                                                           "repository": repository}),
                  str(count))
-                for (registry, repository), count in repositories.most_common(10)),
+                for registry, repository, count in summed.top_repositories),
                 "Top repositories", "No repository has a critical or high finding."))
     return _html(200, "Overview", body, "", viewer)
 
@@ -439,6 +495,7 @@ def create_rule_action(store: Store, request: DashboardRequest, viewer: Viewer,
         return rules_page(store, request, viewer, now, problem=answer.body["error"]["message"],
                           status=answer.status)
     back = form.get("back", "")
+    forget_totals(store)
     return _redirect(back if back.startswith(url("image")) else url("rules", {
         "created": answer.body["id"]}))
 
@@ -450,6 +507,7 @@ def import_rules_action(store: Store, request: DashboardRequest, viewer: Viewer,
     if answer.status >= 400:
         return rules_page(store, request, viewer, now, problem=answer.body["error"]["message"],
                           status=answer.status)
+    forget_totals(store)
     return _redirect(url("rules", {"imported": str(len(answer.body["value"]))}))
 
 
@@ -460,6 +518,7 @@ def delete_rule_action(store: Store, request: DashboardRequest, viewer: Viewer,
     if answer.status >= 400:
         return rules_page(store, request, viewer, now, problem=answer.body["error"]["message"],
                           status=answer.status)
+    forget_totals(store)
     return _redirect(url("rules", {"deleted": rule_id}))
 
 
@@ -504,7 +563,7 @@ def billing_page(store: Store, request: DashboardRequest, viewer: Viewer,
 Page = Callable[[Store, DashboardRequest, Viewer, datetime], DashboardResponse]
 
 _GET: dict[str, Page] = {
-    "": lambda store, request, viewer, now: overview(store, request, viewer),
+    "": overview,
     "images": lambda store, request, viewer, now: images_page(store, request, viewer),
     "image": image_page,
     "image.sarif": sarif_download,

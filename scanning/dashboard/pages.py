@@ -540,11 +540,22 @@ def billing_page(store: Store, request: DashboardRequest, viewer: Viewer,
                                  "continuationToken": request.query.get("continuationToken",
                                                                         "")}, now)
     body = answer.body
-    summary = (f'<div class="cards"><div class="card"><b>{body["count"]}</b>images billed in '
+    picker = (f'<form class="filters" method="get" action="{e(url("billing"))}">'
+              '<div><label for="month">Month</label><input id="month" name="month" '
+              f'type="month" value="{e(body["month"])}"></div>'
+              '<button type="submit">Show</button></form>')
+    summary = picker + (
+               f'<div class="cards"><div class="card"><b>{body["count"]}</b>images billed in '
                f'{e(body["month"])}</div><div class="card"><b>{e(body["total"])} '
                f'{e(body["currency"])}</b>total at {e(body["unitPrice"])} each</div></div>')
-    history = bars(((month, store.billing.summary(month).count)
-                    for month in reversed(_months_back(now, 12))), "Month")
+    months = [(month, store.billing.summary(month))
+              for month in reversed(_months_back(now, 12))]
+    history = bars(((month, summed.count) for month, summed in months), "Month") + table(
+        ("Month", "Images billed", "Total"), (
+            (link("billing", month, {"month": month}), str(summed.count),
+             e(", ".join(f"{amount} {currency}" for currency, amount
+                         in sorted(summed.totals.items())) or "0"))
+            for month, summed in months), "Billing per month")
     rows = [[e(record["billedAt"]), e(record["registry"]), e(record["repository"]),
              f'<code>{e(record["digest"][7:19])}</code>', e(record["trigger"]),
              e(f'{record["unitPrice"]} {record["currency"]}')] for record in body["value"]]

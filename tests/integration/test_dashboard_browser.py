@@ -12,6 +12,7 @@ import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -222,3 +223,17 @@ def test_sarif_download_holds_the_active_findings(app: App, dashboard: str, page
         f"dash-sarif-{digest[7:19]}.sarif",
         [("ITEST-0001", "error", "1.2.4-r2"), ("ITEST-0002", "warning", ""),
          ("ITEST-0002", "warning", "")])
+
+
+def test_billing_shows_a_chosen_month(app: App, dashboard: str, page: Any,
+                                      tmp_path: Path) -> None:
+    push_and_scan(app, tmp_path, "dash-billing")
+    _sign_in(page, dashboard)
+    page.goto(f"{dashboard}/api/dashboard/billing?month=2020-01")
+    empty = (page.locator(".card").all_inner_texts(), _rows(page, "Billed images"))
+    this_month = datetime.now(UTC).strftime("%Y-%m")
+    _follow(page, f"a:text-is('{this_month}')")
+    per_month = [row for row in _rows(page, "Billing per month") if row[0] == this_month]
+    assert (empty, page.locator(".card").first.inner_text(), per_month) == (
+        (["0\nimages billed in 2020-01", "0 USD\ntotal at 0.29 each"], []),
+        f"1\nimages billed in {this_month}", [[this_month, "1", "0.29 USD"]])

@@ -36,7 +36,8 @@ input,select,textarea,button{font:inherit;padding:.25rem .4rem}
 .filters{display:flex;flex-wrap:wrap;gap:.6rem;align-items:end;margin-bottom:1rem}
 .filters label{margin:0}.bar{background:#0b3d6e;height:1rem;display:inline-block}
 a:focus,button:focus,input:focus,select:focus,textarea:focus{outline:3px solid #f0b400}
-code{font-size:.9em}.visually-hidden{position:absolute;left:-9999px}
+code{font-size:.9em}.visually-hidden,.skip{position:absolute;left:-9999px}
+.skip:focus{left:.5rem;top:.5rem;background:#fff;color:#0b3d6e;padding:.3rem;z-index:1}
 @media (max-width:700px){main{padding:.5rem}th,td{padding:.2rem .3rem;font-size:.85rem}}
 """
 
@@ -44,7 +45,8 @@ _FRAME = Template("""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>$title · acr-scan</title><style>$style</style></head>
-<body><header><strong>acr-scan</strong><nav aria-label="Pages">$nav</nav>$signout</header>
+<body><a class="skip" href="#main">Skip to content</a>
+<header><strong>acr-scan</strong><nav aria-label="Pages">$nav</nav>$signout</header>
 <main id="main">$body</main></body></html>
 """)
 

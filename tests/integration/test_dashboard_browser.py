@@ -237,3 +237,18 @@ def test_billing_shows_a_chosen_month(app: App, dashboard: str, page: Any,
     assert (empty, page.locator(".card").first.inner_text(), per_month) == (
         (["0\nimages billed in 2020-01", "0 USD\ntotal at 0.29 each"], []),
         f"1\nimages billed in {this_month}", [[this_month, "1", "0.29 USD"]])
+
+
+def test_an_unknown_image_is_a_page_that_says_so(dashboard: str, page: Any) -> None:
+    _sign_in(page, dashboard)
+    missing = "sha256:" + "0" * 64
+    response = page.goto(f"{dashboard}/api/dashboard/image?{urlencode({'digest': missing})}")
+    assert (response.status, page.locator("h1").inner_text(),
+            page.locator("[role=alert]").inner_text()) == (
+        404, "Something went wrong", f"no image {missing}")
+
+
+def test_the_first_tab_stop_skips_to_the_content(dashboard: str, page: Any) -> None:
+    _sign_in(page, dashboard)
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"

@@ -19,9 +19,18 @@ from scanning.assessment import Verdict
 from scanning.dashboard import auth
 from scanning.dashboard.html import badge, bars, e, hidden, link, page, table, url
 from scanning.errors import BadRequest, NotFound
+from scanning.matching import package_ecosystems
 from scanning.model import AssessmentStatus, Finding, Severity
-from scanning.report import PlatformReport, ScanReport, render_sarif
+from scanning.report import (
+    PlatformReport,
+    ReportPackage,
+    ScanReport,
+    render_cyclonedx,
+    render_sarif,
+    report_packages,
+)
 from scanning.rules import DisableRule, rule_to_json
+from scanning.service.evaluation import parse_inventories
 from scanning.service.rules import current_verdict, load_rules
 from scanning.store import ImageFilter, ImageRecord, ScanFilter, Store
 from scanning.store.advisory_index import index_published_at
@@ -282,24 +291,53 @@ def _assessed_image(store: Store, query: Mapping[str, str], rules: tuple[Disable
         image, store.findings_of(image.registry, image.repository, image.digest), rules, now)
 
 
-def sarif_download(store: Store, request: DashboardRequest, viewer: Viewer,
-                   now: datetime) -> DashboardResponse:
-    """The image's active findings as SARIF 2.1.0 (what ``acr-scan scan --format sarif`` writes)."""
-    image, verdict = _assessed_image(store, request.query, load_rules(store), now)
+def _report(image: ImageRecord, verdict: Verdict | None,
+            packages: Mapping[str, tuple[ReportPackage, ...]]) -> ScanReport:
+    """The image's active findings (and ``packages`` by platform) as the CLI reports them."""
     if verdict is None:
         raise NotFound(f"{image.repository}@{image.digest} has not been assessed yet")
     status = verdict.status
     platforms = tuple(
         PlatformReport(platform=result.platform, os=result.os, status=status,
+                       packages=packages.get(result.platform, ()),
                        findings=tuple(finding for finding in result.findings
                                       if not finding.disabled_by))
         for result in verdict.platforms)
-    report = ScanReport(reference=f"{image.registry}/{image.repository}@{image.digest}",
-                        digest=image.digest, platforms=platforms)
-    name = f"{image.repository.replace('/', '_')}-{image.digest[7:19]}.sarif"
-    return DashboardResponse(status=200, body=render_sarif(report),
-                             content_type="application/sarif+json",
+    return ScanReport(reference=f"{image.registry}/{image.repository}@{image.digest}",
+                      digest=image.digest, platforms=platforms)
+
+
+def _download(image: ImageRecord, body: str, content_type: str,
+              extension: str) -> DashboardResponse:
+    name = f"{image.repository.replace('/', '_')}-{image.digest[7:19]}.{extension}"
+    return DashboardResponse(status=200, body=body, content_type=content_type,
                              headers=(("Content-Disposition", f'attachment; filename="{name}"'),))
+
+
+def sarif_download(store: Store, request: DashboardRequest, viewer: Viewer,
+                   now: datetime) -> DashboardResponse:
+    """The image's active findings as SARIF 2.1.0 (what ``acr-scan scan --format sarif`` writes)."""
+    image, verdict = _assessed_image(store, request.query, load_rules(store), now)
+    return _download(image, render_sarif(_report(image, verdict, {})),
+                     "application/sarif+json", "sarif")
+
+
+def cyclonedx_download(store: Store, request: DashboardRequest, viewer: Viewer,
+                       now: datetime) -> DashboardResponse:
+    """A CycloneDX BOM of the stored inventory with the active findings (``scan --format
+    cyclonedx``)."""
+    image, verdict = _assessed_image(store, request.query, load_rules(store), now)
+    inventories = parse_inventories(store.blobs.get_inventory(image.registry, image.digest),
+                                    image.registry, image.digest)
+    if inventories is None:
+        raise NotFound(f"the stored inventory of {image.repository}@{image.digest} was made by "
+                       "another analyzer version; the next rescan replaces it")
+    packages = {str(inventory.platform): report_packages(inventory.packages,
+                                                         package_ecosystems(inventory.os))
+                for inventory in inventories}
+    return _download(image, render_cyclonedx(_report(image, verdict, packages),
+                                             timestamp=api.time_text(now) or ""),
+                     "application/vnd.cyclonedx+json", "cdx.json")
 
 
 def image_page(store: Store, request: DashboardRequest, viewer: Viewer,
@@ -352,7 +390,8 @@ def image_page(store: Store, request: DashboardRequest, viewer: Viewer,
             f"<p>Tags: {e(', '.join(image.tags) or 'none')} · reason: {e(image.reason or '—')}"
             f" · {counts.active_total} active, {counts.disabled_total} disabled findings</p>"
             f'<p><a href="{e(api_url)}">API JSON</a> (needs the function key) · '
-            f'{link("image.sarif", "SARIF download", ref)}</p>'
+            f'{link("image.sarif", "SARIF download", ref)} · '
+            f'{link("image.cdx.json", "CycloneDX download", ref)}</p>'
             f"<h2>Platforms</h2>{platforms}<h2>Findings</h2>{findings}"
             f"<h2>Layers</h2>{layer_rows}<h2>Disabled findings</h2>{hidden_rows}"
             f"<h2>Scan history</h2>{history}")
@@ -578,6 +617,7 @@ _GET: dict[str, Page] = {
     "images": lambda store, request, viewer, now: images_page(store, request, viewer),
     "image": image_page,
     "image.sarif": sarif_download,
+    "image.cdx.json": cyclonedx_download,
     "vulnerabilities": vulnerabilities_page,
     "rules": lambda store, request, viewer, now: rules_page(
         store, request, viewer, now, notice=_rules_notice(request.query)),

@@ -252,3 +252,20 @@ def test_the_first_tab_stop_skips_to_the_content(dashboard: str, page: Any) -> N
     _sign_in(page, dashboard)
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+
+
+def test_cyclonedx_download_holds_the_inventory_and_findings(app: App, dashboard: str,
+                                                             page: Any, tmp_path: Path) -> None:
+    digest = push_and_scan(app, tmp_path, "dash-cdx")
+    _sign_in(page, dashboard)
+    page.goto(f"{dashboard}/api/dashboard/image?{urlencode({'digest': digest})}")
+    with page.expect_download() as download:
+        page.click("text=CycloneDX download")
+    saved = tmp_path / "image.cdx.json"
+    download.value.save_as(saved)
+    bom = json.loads(saved.read_text())
+    assert (download.value.suggested_filename, bom["bomFormat"],
+            sorted(component["name"] for component in bom["components"]),
+            sorted(vulnerability["id"] for vulnerability in bom["vulnerabilities"])) == (
+        f"dash-cdx-{digest[7:19]}.cdx.json", "CycloneDX",
+        ["busybox", "libcrypto3", "libssl3", "musl"], ["ITEST-0001", "ITEST-0002"])

@@ -207,17 +207,23 @@ def test_phone_width_keeps_the_table_inside_its_scroller(app: App, dashboard: st
     assert page_width == PHONE["width"]
 
 
+def _download(page: Any, base: str, digest: str, link_text: str,
+              tmp_path: Path) -> tuple[str, Any]:
+    """The file name and the JSON of a download linked from the image's page."""
+    _sign_in(page, base)
+    page.goto(f"{base}/api/dashboard/image?{urlencode({'digest': digest})}")
+    with page.expect_download() as download:
+        page.click(f"text={link_text}")
+    saved = tmp_path / "download.json"
+    download.value.save_as(saved)
+    return download.value.suggested_filename, json.loads(saved.read_text())
+
+
 def test_sarif_download_holds_the_active_findings(app: App, dashboard: str, page: Any,
                                                   tmp_path: Path) -> None:
     digest = push_and_scan(app, tmp_path, "dash-sarif")
-    _sign_in(page, dashboard)
-    page.goto(f"{dashboard}/api/dashboard/image?{urlencode({'digest': digest})}")
-    with page.expect_download() as download:
-        page.click("text=SARIF download")
-    saved = tmp_path / "image.sarif"
-    download.value.save_as(saved)
-    sarif = json.loads(saved.read_text())
-    assert (download.value.suggested_filename,
+    name, sarif = _download(page, dashboard, digest, "SARIF download", tmp_path)
+    assert (name,
             [(result["ruleId"], result["level"], result["properties"]["fixedVersion"])
              for result in sarif["runs"][0]["results"]]) == (
         f"dash-sarif-{digest[7:19]}.sarif",
@@ -257,14 +263,8 @@ def test_the_first_tab_stop_skips_to_the_content(dashboard: str, page: Any) -> N
 def test_cyclonedx_download_holds_the_inventory_and_findings(app: App, dashboard: str,
                                                              page: Any, tmp_path: Path) -> None:
     digest = push_and_scan(app, tmp_path, "dash-cdx")
-    _sign_in(page, dashboard)
-    page.goto(f"{dashboard}/api/dashboard/image?{urlencode({'digest': digest})}")
-    with page.expect_download() as download:
-        page.click("text=CycloneDX download")
-    saved = tmp_path / "image.cdx.json"
-    download.value.save_as(saved)
-    bom = json.loads(saved.read_text())
-    assert (download.value.suggested_filename, bom["bomFormat"],
+    name, bom = _download(page, dashboard, digest, "CycloneDX download", tmp_path)
+    assert (name, bom["bomFormat"],
             sorted(component["name"] for component in bom["components"]),
             sorted(vulnerability["id"] for vulnerability in bom["vulnerabilities"])) == (
         f"dash-cdx-{digest[7:19]}.cdx.json", "CycloneDX",

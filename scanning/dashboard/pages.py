@@ -541,8 +541,14 @@ def create_rule_action(store: Store, request: DashboardRequest, viewer: Viewer,
 
 def import_rules_action(store: Store, request: DashboardRequest, viewer: Viewer,
                         now: datetime) -> DashboardResponse:
+    text = request.form.get("openvex", "")
+    try:
+        json.loads(text)
+    except ValueError as error:  # the API's message would speak of a request body
+        return rules_page(store, request, viewer, now, status=400,
+                          problem=f"The OpenVEX document is not JSON: {error}")
     answer = api.respond(lambda: api.create_rules(
-        store, request.form.get("openvex", "").encode(), api.OPENVEX_MEDIA_TYPE, now))
+        store, text.encode(), api.OPENVEX_MEDIA_TYPE, now))
     if answer.status >= 400:
         return rules_page(store, request, viewer, now, problem=answer.body["error"]["message"],
                           status=answer.status)
@@ -632,7 +638,7 @@ _POST: dict[str, Page] = {
 
 def _rules_notice(query: Mapping[str, str]) -> str:
     for name, text in (("created", "Rule {} created."), ("deleted", "Rule {} deleted."),
-                       ("imported", "{} rules imported from OpenVEX.")):
+                       ("imported", "Rules imported from OpenVEX: {}.")):
         if query.get(name):
             return text.format(query[name])
     return ""

@@ -269,3 +269,31 @@ def test_cyclonedx_download_holds_the_inventory_and_findings(app: App, dashboard
             sorted(vulnerability["id"] for vulnerability in bom["vulnerabilities"])) == (
         f"dash-cdx-{digest[7:19]}.cdx.json", "CycloneDX",
         ["busybox", "libcrypto3", "libssl3", "musl"], ["ITEST-0001", "ITEST-0002"])
+
+
+def test_openvex_import_from_the_rules_page(app: App, dashboard: str, page: Any) -> None:
+    digest = "sha256:" + "1" * 64
+    document = {"@context": "https://openvex.dev/ns/v0.2.0", "@id": "https://example.invalid/vex",
+                "statements": [{"vulnerability": {"name": "ITEST-0002"},
+                                "products": [{"@id": f"pkg:oci/app@{digest}"}],
+                                "status": "not_affected",
+                                "justification": "vulnerable_code_not_present"}]}
+    _sign_in(page, dashboard)
+    _follow(page, "nav >> text=Rules")
+    page.fill("#r-vex", json.dumps(document))
+    _follow(page, "button:text-is('Import')")
+    rules = [(row[2], row[4]) for row in _rows(page, "Rules")]
+    assert (page.locator("[role=status]").inner_text(), rules) == (
+        "Rules imported from OpenVEX: 1.",
+        [(f"vulnerabilityIds: ITEST-0002; digest: {digest}",
+          "openvex:https://example.invalid/vex")])
+
+
+def test_a_broken_openvex_document_says_why(dashboard: str, page: Any) -> None:
+    _sign_in(page, dashboard)
+    _follow(page, "nav >> text=Rules")
+    page.fill("#r-vex", "{not json")
+    _follow(page, "button:text-is('Import')")
+    assert page.locator("[role=alert]").inner_text() == (
+        "The OpenVEX document is not JSON: Expecting property name enclosed in double quotes: "
+        "line 1 column 2 (char 1)")

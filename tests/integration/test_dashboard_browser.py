@@ -163,12 +163,18 @@ def test_disable_from_the_image_page_then_delete_the_rule(app: App, dashboard: s
         f"Rule {rules[0][0]} deleted.", [], 0)
 
 
-def test_rule_form_says_what_is_missing(dashboard: str, page: Any) -> None:
-    _sign_in(page, dashboard)
+def _rules_form(page: Any, base: str, field: str, value: str, button: str) -> str:
+    """Fill one field of a form on the rules page, submit it; the page's alert."""
+    _sign_in(page, base)
     _follow(page, "nav >> text=Rules")
-    page.fill("#r-just", "no criteria given")
-    _follow(page, "text=Create rule")
-    assert page.locator("[role=alert]").inner_text() == (
+    page.fill(field, value)
+    _follow(page, button)
+    return str(page.locator("[role=alert]").inner_text())
+
+
+def test_rule_form_says_what_is_missing(dashboard: str, page: Any) -> None:
+    assert _rules_form(page, dashboard, "#r-just", "no criteria given",
+                       "text=Create rule") == (
         "say what the rule disables: a vulnerability id, a package or a repository")
 
 
@@ -290,10 +296,7 @@ def test_openvex_import_from_the_rules_page(app: App, dashboard: str, page: Any)
 
 
 def test_a_broken_openvex_document_says_why(dashboard: str, page: Any) -> None:
-    _sign_in(page, dashboard)
-    _follow(page, "nav >> text=Rules")
-    page.fill("#r-vex", "{not json")
-    _follow(page, "button:text-is('Import')")
-    assert page.locator("[role=alert]").inner_text() == (
+    assert _rules_form(page, dashboard, "#r-vex", "{not json",
+                       "button:text-is('Import')") == (
         "The OpenVEX document is not JSON: Expecting property name enclosed in double quotes: "
         "line 1 column 2 (char 1)")

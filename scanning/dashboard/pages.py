@@ -21,6 +21,7 @@ from scanning.dashboard.html import badge, bars, e, hidden, link, page, table, u
 from scanning.errors import BadRequest, NotFound
 from scanning.matching import package_ecosystems
 from scanning.model import AssessmentStatus, Finding, Severity
+from scanning.principal import entra_auth_enabled
 from scanning.report import (
     PlatformReport,
     ReportPackage,
@@ -39,6 +40,8 @@ from scanning.store.images import count_column
 IMAGES_PAGE_SIZE = 50
 SEVERITIES = tuple(sorted(Severity, reverse=True))
 TOP_REPOSITORIES = 10
+# App Service Authentication's own sign-in, coming back to the dashboard afterwards.
+ENTRA_SIGN_IN = "/.auth/login/aad?post_login_redirect_uri=/api/dashboard/"
 TOTALS_MAX_AGE = timedelta(seconds=60)
 # What the overview reads of every image row: its totals need nothing else.
 OVERVIEW_COLUMNS = ("PartitionKey", "RowKey", "registry", "repository", "digest", "status",
@@ -91,7 +94,9 @@ def _sign_in_page(status: int, message: str) -> DashboardResponse:
             '<input id="key" name="key" type="password" required autocomplete="current-password">'
             ' <button type="submit">Sign in</button></form>'
             "<p>Locally, the key is the one <code>python -m scanning local up</code> printed; "
-            "opening the dashboard with <code>?code=KEY</code> signs in too.</p>")
+            "opening the dashboard with <code>?code=KEY</code> signs in too.</p>"
+            + (f'<p><a href="{e(ENTRA_SIGN_IN)}">Sign in with Microsoft Entra ID</a></p>'
+               if entra_auth_enabled() else ""))
     return _html(status, "Sign in", body, "", None)
 
 

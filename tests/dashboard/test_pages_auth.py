@@ -98,3 +98,14 @@ def test_an_entra_principal_is_signed_in_when_app_service_auth_is_on(
     principal = base64.b64encode(json.dumps({"auth_typ": "aad", "claims": [
         {"typ": "oid", "val": "0000-user"}]}).encode()).decode()
     assert auth.signed_in_as({}, {"x-ms-client-principal": principal}) == "0000-user"
+
+
+def test_with_app_service_auth_the_sign_in_form_links_to_entra(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_ENTRA_AUTH", "true")
+    assert ('<a href="/.auth/login/aad?post_login_redirect_uri=/api/dashboard/">'
+            "Sign in with Microsoft Entra ID</a>") in _request().body
+
+
+def test_without_app_service_auth_the_sign_in_form_has_no_entra_link() -> None:
+    assert "/.auth/login/aad" not in _request().body

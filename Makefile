@@ -39,12 +39,14 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-# Debian packages: installed only when a command is missing; the package lists are refreshed
+# Debian packages: installed only when a command is missing (chromium: the dashboard's
+# browser tests); the package lists are refreshed
 # only when the install fails without them (a fresh image has none).
 system-packages:
 	@missing=""; \
 	command -v docker-registry >/dev/null || missing="$$missing docker-registry"; \
 	command -v skopeo >/dev/null || missing="$$missing skopeo"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
 	  export DEBIAN_FRONTEND=noninteractive; \

@@ -3,7 +3,16 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from scanning.functions import api, defender, events, http, orchestration, rescans, timers
+from scanning.functions import (
+    api,
+    dashboard,
+    defender,
+    events,
+    http,
+    orchestration,
+    rescans,
+    timers,
+)
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(events.bp)
@@ -13,3 +22,4 @@ app.register_functions(timers.bp)
 app.register_functions(api.bp)
 app.register_functions(defender.bp)
 app.register_functions(http.bp)
+app.register_functions(dashboard.bp)

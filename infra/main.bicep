@@ -101,6 +101,10 @@ param apiEntraClientId string = ''
 @description('Tenant of that app registration.')
 param apiEntraTenantId string = tenant().tenantId
 
+@secure()
+@description('Key that signs in to the web dashboard at /api/dashboard/. Empty: only Entra ID sign-in (apiEntraClientId), and forms that change state are refused, since their CSRF tokens are signed with this key.')
+param dashboardKey string = ''
+
 @description('Also send every assessment\'s sub-assessments to the AcrScanSubAssessments_CL table of the workspace (Logs Ingestion API), for KQL across images.')
 param exportFindingsToLogAnalytics bool = false
 
@@ -147,6 +151,7 @@ module app 'modules/app.bicep' = {
     subscriptionIds: ''
     apiEntraClientId: apiEntraClientId
     apiEntraTenantId: apiEntraTenantId
+    dashboardKey: dashboardKey
     exportFindingsToLogAnalytics: exportFindingsToLogAnalytics
     // The Defender-shaped API names this registry (and any extra ones) by ARM id.
     registryResourceIds: union(json('{"${registry.properties.loginServer}": "${registry.id}"}'), additionalRegistryResourceIds)

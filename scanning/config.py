@@ -72,6 +72,8 @@ SETTINGS: dict[str, str] = {
     # registry is the local id. "true" when App Service Authentication (Entra ID) guards it.
     "REGISTRY_RESOURCE_IDS": "",
     "API_ENTRA_AUTH": "",
+    # The key that signs in to the web dashboard (scanning.dashboard.auth); none: only Entra.
+    "DASHBOARD_KEY": "",
     # Optional export of sub-assessments to Log Analytics (Logs Ingestion API): the data
     # collection endpoint's logs ingestion URL, the rule's immutable id, its stream.
     "FINDINGS_DCR_ENDPOINT": "",

@@ -83,6 +83,10 @@ param subscriptionIds string
 @description('Client id of an Entra ID app registration for the results API; empty: function keys only.')
 param apiEntraClientId string = ''
 
+@secure()
+@description('Key that signs in to the web dashboard (scanning/dashboard/auth.py); empty: Entra ID sign-in only.')
+param dashboardKey string = ''
+
 @description('Tenant of that app registration.')
 param apiEntraTenantId string = tenant().tenantId
 
@@ -242,6 +246,7 @@ module functionApp 'function-app.bicep' = {
       // The Defender-shaped API's ARM ids (scanning/defender.py) and its Entra ID check.
       REGISTRY_RESOURCE_IDS: string(registryResourceIds)
       API_ENTRA_AUTH: empty(apiEntraClientId) ? 'false' : 'true'
+      DASHBOARD_KEY: dashboardKey
       // The optional Log Analytics export (scanning/findings_export.py); empty: off.
       FINDINGS_DCR_ENDPOINT: exportFindingsToLogAnalytics ? findingsTable.outputs.ingestionEndpoint : ''
       FINDINGS_DCR_RULE_ID: exportFindingsToLogAnalytics ? findingsTable.outputs.ruleImmutableId : ''

@@ -215,6 +215,7 @@ def try_lines(client: ApiClient, registry_host: str, digest: str) -> list[str]:
     api = f"{client.base_url}/api"
     header = f"-H 'x-functions-key: {client.key}'"
     return [
+        f"  dashboard: {client.base_url}/?code={urllib.parse.quote(client.key, safe='')}",
         f"  curl {header} {api}/images/{digest}",
         f"  curl {header} '{api}/images?status=unhealthy'",
         f"  curl {header} '{api}/findings?package=musl&fixStatus=fixed'",

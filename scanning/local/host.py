@@ -7,6 +7,7 @@ Everything comes from ``app.get_functions()``: the trigger of each function says
 - Registry notifications POSTed to ``/registry-events`` (bearer token checked) become the
   Event Grid events ACR would send (``scanning.events.to_event_grid``) and invoke every Event
   Grid trigger; pull notifications go to the pull handler given to the host.
+- ``GET /`` redirects to the web dashboard, ``/api/dashboard/`` (``?code=KEY`` kept).
 - Timer triggers fire on their schedule and on ``POST /admin/functions/<name>``.
 - Orchestrator, activity and durable-client bindings run in-process (``durable.py``); the
   status endpoint is ``/runtime/webhooks/durabletask/instances/<id>``.
@@ -58,6 +59,7 @@ REGISTRY_EVENTS_PATH = "/registry-events"
 STATUS_PATH = "/runtime/webhooks/durabletask/instances/"
 ADMIN_FUNCTIONS_PATH = "/admin/functions/"
 ADMIN_STATUS_PATH = "/admin/host/status"
+DASHBOARD_PATH = "/api/dashboard/"
 # The topic of the Event Grid events the host makes; shaped like an ACR resource id.
 LOCAL_TOPIC = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/local"
                "/providers/Microsoft.ContainerRegistry/registries/local")
@@ -421,6 +423,10 @@ class FunctionHost:
         try:
             if path == REGISTRY_EVENTS_PATH:
                 return self._registry_notification(method, headers, body)
+            if path == "/" and method == "GET":
+                # The dashboard is the app's front page (scanning.functions.dashboard).
+                location = DASHBOARD_PATH + (f"?{parts.query}" if parts.query else "")
+                return Response(status=HTTPStatus.FOUND, headers=(("Location", location),))
             if path.startswith(f"/{self.route_prefix}/") or path == f"/{self.route_prefix}":
                 return self._http_function(method, path, parts.query, query, headers, body)
             if not self._key_ok(headers, query):

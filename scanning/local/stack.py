@@ -262,6 +262,8 @@ def up(config: StackConfig, *, on_ready: Callable[[RunningStack], None] | None =
             _write_pid(config.data_dir, "azurite", azurite.process.pid)
             # The functions read their storage from this setting, as in Azure.
             os.environ[STORAGE_SETTING] = azurite.connection_string
+            # The web dashboard signs in with the same key (scanning.dashboard.auth).
+            os.environ["DASHBOARD_KEY"] = key
             host = FunctionHost(load_app(config.app), function_key=key,
                                 registry_token=secrets.token_urlsafe(24),
                                 port=config.host_port, pull_handler=pull_handler_for_host())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from datetime import datetime
 from pathlib import Path
 
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
@@ -81,6 +82,21 @@ def index_etag(service: BlobServiceClient, *, container: str | None = None) -> s
     except AzureError as error:
         raise StoreError(f"cannot read the advisory index properties: {error}",
                          retryable=True) from error
+
+
+def index_published_at(service: BlobServiceClient, *,
+                       container: str | None = None) -> datetime | None:
+    """When the advisory index was last published (its blob's last write); None: never."""
+    container_name = container or setting("ADVISORY_CONTAINER")
+    blob = service.get_blob_client(container_name, INDEX_BLOB_NAME)
+    try:
+        modified = blob.get_blob_properties().last_modified
+    except ResourceNotFoundError:
+        return None
+    except AzureError as error:
+        raise StoreError(f"cannot read the advisory index properties: {error}",
+                         retryable=True) from error
+    return modified if isinstance(modified, datetime) else None
 
 
 def load_index_from_blob(

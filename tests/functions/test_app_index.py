@@ -26,6 +26,7 @@ def test_every_function_has_the_right_trigger() -> None:
         ("api_start_scan", "httpTrigger"),
         ("assess_image", "activityTrigger"),
         ("catch_up", "timerTrigger"),
+        ("dashboard", "httpTrigger"),
         ("defender_get_assessment", "httpTrigger"),
         ("defender_get_sub_assessment", "httpTrigger"),
         ("defender_list_sub_assessments", "httpTrigger"),
@@ -54,6 +55,7 @@ def test_http_routes_methods_and_auth_levels() -> None:
         for item in index_app(app).functions if item.route is not None)
     assert routes == [
         ("billing", ("GET",), "function"),
+        ("dashboard/{*path}", ("GET", "POST"), "anonymous"),
         ("findings", ("GET",), "function"),
         ("health", ("GET",), "anonymous"),
         ("images", ("GET",), "function"),

@@ -105,3 +105,9 @@ def test_function_exception_is_500(host: FunctionHost) -> None:
 def test_unknown_route_is_404(host: FunctionHost) -> None:
     assert request(f"{host.base_url}/api/nothing-here",
                    headers={"x-functions-key": FUNCTION_KEY})[0] == 404
+
+
+def test_root_redirects_to_the_dashboard_keeping_the_query(host: FunctionHost) -> None:
+    response = host.handle("GET", "/?code=abc", {}, b"")
+    assert (response.status, response.headers) == (302, (("Location",
+                                                           "/api/dashboard/?code=abc"),))

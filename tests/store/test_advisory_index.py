@@ -12,7 +12,12 @@ from scanning.advisories.index import compile_index, write_index
 from scanning.advisories.osv import iter_records
 from scanning.errors import AdvisoryError, NotFound
 from scanning.local.services import Azurite
-from scanning.store.advisory_index import load_index_from_blob, publish_index
+from scanning.store.advisory_index import (
+    INDEX_BLOB_NAME,
+    index_published_at,
+    load_index_from_blob,
+    publish_index,
+)
 
 FIXTURE_RECORDS = Path(__file__).resolve().parents[1] / "matching" / "fixtures" / "osv"
 
@@ -42,3 +47,18 @@ def test_a_broken_file_is_not_published(azurite: Azurite, tmp_path: Path) -> Non
     service = BlobServiceClient.from_connection_string(azurite.connection_string)
     with pytest.raises(AdvisoryError):
         publish_index(service, broken, container="advisories-broken")
+
+
+def test_publish_time_is_the_blob_write(azurite: Azurite, tmp_path: Path) -> None:
+    index = compile_index(iter_records(FIXTURE_RECORDS), built=datetime(2024, 10, 10, tzinfo=UTC))
+    write_index(index, tmp_path / "index.idx")
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    publish_index(service, tmp_path / "index.idx", container="advisories-published-at")
+    written = service.get_blob_client("advisories-published-at", INDEX_BLOB_NAME) \
+        .get_blob_properties().last_modified
+    assert index_published_at(service, container="advisories-published-at") == written
+
+
+def test_publish_time_of_no_index_is_none(azurite: Azurite) -> None:
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    assert index_published_at(service, container="nothing-published") is None

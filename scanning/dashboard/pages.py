@@ -1,0 +1,697 @@
+"""The dashboard's pages: one request in, one HTML page (or redirect) out.
+
+Pages read through the same store calls and handlers as the JSON API (``scanning.api``), so
+a page shows what the API answers; a failed read becomes a page that says what failed,
+never a half-drawn one.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from scanning import api
+from scanning.assessment import Verdict
+from scanning.dashboard import auth
+from scanning.dashboard.html import badge, bars, e, hidden, link, page, table, url
+from scanning.errors import BadRequest, NotFound
+from scanning.matching import package_ecosystems
+from scanning.model import AssessmentStatus, Finding, Severity
+from scanning.principal import entra_auth_enabled
+from scanning.report import (
+    PlatformReport,
+    ReportPackage,
+    ScanReport,
+    render_cyclonedx,
+    render_sarif,
+    report_packages,
+)
+from scanning.rules import DisableRule, rule_to_json
+from scanning.service.evaluation import parse_inventories
+from scanning.service.rules import current_verdict, load_rules
+from scanning.store import ImageFilter, ImageRecord, ScanFilter, Store
+from scanning.store.advisory_index import index_published_at
+from scanning.store.images import count_column
+
+IMAGES_PAGE_SIZE = 50
+SEVERITIES = tuple(sorted(Severity, reverse=True))
+TOP_REPOSITORIES = 10
+# App Service Authentication's own sign-in, coming back to the dashboard afterwards.
+ENTRA_SIGN_IN = "/.auth/login/aad?post_login_redirect_uri=/api/dashboard/"
+TOTALS_MAX_AGE = timedelta(seconds=60)
+# What the overview reads of every image row: its totals need nothing else.
+OVERVIEW_COLUMNS = ("PartitionKey", "RowKey", "registry", "repository", "digest", "status",
+                    *(count_column("active", severity) for severity in SEVERITIES))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DashboardRequest:
+    method: str
+    path: str  # after /api/dashboard/, no leading slash
+    query: Mapping[str, str]
+    form: Mapping[str, str]
+    cookies: Mapping[str, str]
+    headers: Mapping[str, str]  # lower-case names
+    secure: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DashboardResponse:
+    status: int
+    body: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    content_type: str = "text/html"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Viewer:
+    identity: str
+    csrf: str
+
+
+def _html(status: int, title: str, body: str, current: str, viewer: Viewer | None,
+          headers: tuple[tuple[str, str], ...] = ()) -> DashboardResponse:
+    return DashboardResponse(status=status, body=page(
+        title, body, current, signed_in=viewer is not None,
+        csrf=viewer.csrf if viewer else ""), headers=headers)
+
+
+def _redirect(location: str, *extra: tuple[str, str]) -> DashboardResponse:
+    return DashboardResponse(status=303, headers=(("Location", location), *extra))
+
+
+# ---------------------------------------------------------------- sign-in
+
+
+def _sign_in_page(status: int, message: str) -> DashboardResponse:
+    problem = f'<p class="error" role="alert">{e(message)}</p>' if message else ""
+    body = (f"{problem}<form method=\"post\" action=\"{e(url('signin'))}\">"
+            '<label for="key">Function key</label>'
+            '<input id="key" name="key" type="password" required autocomplete="current-password">'
+            ' <button type="submit">Sign in</button></form>'
+            "<p>Locally, the key is the one <code>python -m scanning local up</code> printed; "
+            "opening the dashboard with <code>?code=KEY</code> signs in too.</p>"
+            + (f'<p><a href="{e(ENTRA_SIGN_IN)}">Sign in with Microsoft Entra ID</a></p>'
+               if entra_auth_enabled() else ""))
+    return _html(status, "Sign in", body, "", None)
+
+
+def _signed_in_redirect(target: str, secure: bool) -> DashboardResponse:
+    return _redirect(target, ("Set-Cookie", auth.session_cookie(auth.dashboard_key(), secure)))
+
+
+# ---------------------------------------------------------------- overview
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Totals:
+    """What the overview sums over every image row, and when it was read."""
+
+    read_at: datetime
+    statuses: tuple[tuple[str, int], ...]
+    severities: tuple[tuple[Severity, int], ...]
+    top_repositories: tuple[tuple[str, str, int], ...]  # registry, repository, critical + high
+
+
+_totals_lock = threading.Lock()
+_totals: dict[str, Totals] = {}  # by _totals_key
+
+
+def _totals_key(store: Store) -> str:
+    """The storage account and the images table (its name holds the store's prefix)."""
+    table = store.images.table
+    return f"{table.url}/{table.table_name}"
+
+
+def read_totals(store: Store, now: datetime) -> Totals:
+    statuses: Counter[str] = Counter()
+    severities: Counter[Severity] = Counter()
+    repositories: Counter[tuple[str, str]] = Counter()
+    for image, _ in store.images.iter_with_etags(ImageFilter(), OVERVIEW_COLUMNS):
+        statuses[image.status.value if image.status else "not assessed"] += 1
+        for severity in SEVERITIES:
+            severities[severity] += image.counts.active.get(severity, 0)
+        serious = (image.counts.active.get(Severity.CRITICAL, 0)
+                   + image.counts.active.get(Severity.HIGH, 0))
+        if serious:
+            repositories[(image.registry, image.repository)] += serious
+    return Totals(read_at=now, statuses=tuple(sorted(statuses.items())),
+                  severities=tuple((severity, severities[severity]) for severity in SEVERITIES),
+                  top_repositories=tuple((registry, repository, count) for
+                                         (registry, repository), count
+                                         in repositories.most_common(TOP_REPOSITORIES)))
+
+
+def totals(store: Store, now: datetime) -> Totals:
+    """The totals, read again when older than ``TOTALS_MAX_AGE``: reading every row takes
+    about a second per 10,000 images, too slow for each view of the front page."""
+    key = _totals_key(store)
+    with _totals_lock:
+        cached = _totals.get(key)
+    if cached is not None and timedelta(0) <= now - cached.read_at < TOTALS_MAX_AGE:
+        return cached
+    fresh = read_totals(store, now)
+    with _totals_lock:
+        _totals[key] = fresh
+    return fresh
+
+
+def forget_totals(store: Store) -> None:
+    """After a change the viewer made (a rule), the next overview reads the rows again."""
+    with _totals_lock:
+        _totals.pop(_totals_key(store), None)
+
+
+def overview(store: Store, request: DashboardRequest, viewer: Viewer,
+             now: datetime) -> DashboardResponse:
+    summed = totals(store, now)
+    statuses = dict(summed.statuses)
+    refreshed = index_published_at(store.clients.blob_service())
+    status_cards = "".join(
+        f'<a class="card" href="{e(url("images", {"status": status.value}))}">'
+        f"<b>{statuses.get(status.value, 0)}</b>{e(status.value.replace('_', ' '))}</a>"
+        for status in AssessmentStatus)
+    body = (f"<p>Advisory index last published: "
+            f"{e(api.time_text(refreshed) or 'never: no image can be assessed yet')}</p>"
+            f"<p>Counts as of {e(api.time_text(summed.read_at))} (read again after "
+            f"{TOTALS_MAX_AGE.seconds} seconds or a rule change)</p>"
+            f'<h2>Images by status</h2><div class="cards">{status_cards}</div>'
+            "<h2>Active findings by severity</h2>"
+            + bars(((severity.value, count) for severity, count in summed.severities),
+                   "Severity")
+            + "<h2>Top repositories by critical + high</h2>"
+            + table(("Registry", "Repository", "Critical + high"), (
+                (e(registry), link("images", repository, {"registry": registry,
+                                                          "repository": repository}),
+                 str(count))
+                for registry, repository, count in summed.top_repositories),
+                "Top repositories", "No repository has a critical or high finding."))
+    return _html(200, "Overview", body, "", viewer)
+
+
+# ---------------------------------------------------------------- images
+
+
+def _counts_cells(counts: Mapping[str, int]) -> list[str]:
+    return [f'<span class="{severity.value}">{counts.get(severity.value, 0)}</span>'
+            for severity in SEVERITIES]
+
+
+def _image_query(image: Mapping[str, object]) -> dict[str, str]:
+    return {"registry": str(image["registry"]), "repository": str(image["repository"]),
+            "digest": str(image["digest"])}
+
+
+def images_page(store: Store, request: DashboardRequest, viewer: Viewer) -> DashboardResponse:
+    query = {name: request.query.get(name, "") for name in
+             ("registry", "repository", "status", "severity", "continuationToken")}
+    answer = api.list_images(store, {**query, "pageSize": str(IMAGES_PAGE_SIZE)})
+    listed = answer.body["value"]
+    token = answer.body["continuationToken"]
+    options = "".join(f'<option value="{e(status.value)}"'
+                      + (" selected" if query["status"] == status.value else "")
+                      + f">{e(status.value.replace('_', ' '))}</option>"
+                      for status in AssessmentStatus)
+    severity_options = "".join(f'<option value="{e(severity.value)}"'
+                               + (" selected" if query["severity"] == severity.value else "")
+                               + f">{e(severity.value)}</option>" for severity in SEVERITIES)
+    filters = (f'<form class="filters" method="get" action="{e(url("images"))}">'
+               f'<div><label for="registry">Registry</label><input id="registry" '
+               f'name="registry" value="{e(query["registry"])}"></div>'
+               f'<div><label for="repository">Repository</label><input id="repository" '
+               f'name="repository" value="{e(query["repository"])}"></div>'
+               f'<div><label for="status">Status</label><select id="status" name="status">'
+               f'<option value="">any</option>{options}</select></div>'
+               f'<div><label for="severity">Minimum severity</label><select id="severity" '
+               f'name="severity"><option value="">any</option>{severity_options}</select></div>'
+               '<button type="submit">Filter</button></form>')
+    rows = [[e(image["registry"]),
+             link("image", str(image["repository"]), _image_query(image)),
+             e(", ".join(image["tags"])), f'<code>{e(str(image["digest"])[7:19])}</code>',
+             e(", ".join(image["platforms"])), badge(image["status"]),
+             *_counts_cells(image["counts"]["active"]),
+             e(image["lastPushed"]), e(image["lastPulled"]), e(image["assessedAt"])]
+            for image in listed]
+    more = (link("images", "Next page →", {**query, "continuationToken": token})
+            if token else "")
+    body = filters + table(
+        ("Registry", "Repository", "Tags", "Digest", "Platforms", "Status",
+         *(severity.value.capitalize() for severity in SEVERITIES),
+         "Last pushed", "Last pulled", "Assessed"),
+        rows, "Images", "No image matches these filters.") + more
+    return _html(200, "Images", body, "images", viewer)
+
+
+# ---------------------------------------------------------------- one image
+
+
+def _cvss(finding: Finding) -> str:
+    return ", ".join(f"{score.base_score} (v{score.version})" for score in finding.cvss)
+
+
+def _finding_row(finding: Finding) -> list[str]:
+    aliases = f"<br><small>{e(', '.join(finding.aliases))}</small>" if finding.aliases else ""
+    return [f"<strong>{e(finding.id)}</strong>{aliases}", e(finding.package),
+            e(finding.installed_version), e(finding.fixed_version),
+            e(finding.fix_status.value.replace("_", " ")),
+            f'<span class="{finding.severity.value}">{e(finding.severity.value)}</span>',
+            e(_cvss(finding)), e(finding.remediation),
+            f"<code>{e(finding.layer_digest[7:19])}</code>"]
+
+
+_FINDING_HEADERS = ("Vulnerability", "Package", "Installed", "Fixed", "Fix status", "Severity",
+                    "CVSS", "Remediation", "Layer")
+
+
+def _disable_form(viewer: Viewer, finding: Finding, image: Mapping[str, str],
+                  index: int) -> str:
+    """Creates a rule hiding ``finding`` in this image (scope: the image or its repository)."""
+    field = f"d{index}"
+    return (f'<details><summary>Disable…</summary><form method="post" '
+            f'action="{e(url("rules/create"))}">{hidden("csrf", viewer.csrf)}'
+            f'{hidden("vulnerabilityIds", finding.id)}{hidden("packages", finding.package)}'
+            f'{hidden("digest", image["digest"])}{hidden("imageRepository", image["repository"])}'
+            f'{hidden("back", url("image", image))}'
+            f'<label for="{field}-j">Justification</label>'
+            f'<input id="{field}-j" name="justification" required minlength="3">'
+            f'<label for="{field}-x">Expires (optional)</label>'
+            f'<input id="{field}-x" name="expires" type="date">'
+            f'<label for="{field}-s">Scope</label><select id="{field}-s" name="scope">'
+            f'<option value="image">this image</option>'
+            f'<option value="repository">every image of {e(image["repository"])}</option>'
+            f'</select> <button type="submit">Create rule</button></form></details>')
+
+
+def _assessed_image(store: Store, query: Mapping[str, str], rules: tuple[DisableRule, ...],
+                    now: datetime) -> tuple[ImageRecord, Verdict | None]:
+    """The image the query names, and its verdict with the current rules."""
+    digest = api.digest_parameter(api.text_parameter(query, "digest"))
+    image = api.find_image(store, digest, api.text_parameter(query, "registry"),
+                           api.text_parameter(query, "repository"))
+    return image, current_verdict(
+        image, store.findings_of(image.registry, image.repository, image.digest), rules, now)
+
+
+def _report(image: ImageRecord, verdict: Verdict | None,
+            packages: Mapping[str, tuple[ReportPackage, ...]]) -> ScanReport:
+    """The image's active findings (and ``packages`` by platform) as the CLI reports them."""
+    if verdict is None:
+        raise NotFound(f"{image.repository}@{image.digest} has not been assessed yet")
+    status = verdict.status
+    platforms = tuple(
+        PlatformReport(platform=result.platform, os=result.os, status=status,
+                       packages=packages.get(result.platform, ()),
+                       findings=tuple(finding for finding in result.findings
+                                      if not finding.disabled_by))
+        for result in verdict.platforms)
+    return ScanReport(reference=f"{image.registry}/{image.repository}@{image.digest}",
+                      digest=image.digest, platforms=platforms)
+
+
+def _download(image: ImageRecord, body: str, content_type: str,
+              extension: str) -> DashboardResponse:
+    name = f"{image.repository.replace('/', '_')}-{image.digest[7:19]}.{extension}"
+    return DashboardResponse(status=200, body=body, content_type=content_type,
+                             headers=(("Content-Disposition", f'attachment; filename="{name}"'),))
+
+
+def sarif_download(store: Store, request: DashboardRequest, viewer: Viewer,
+                   now: datetime) -> DashboardResponse:
+    """The image's active findings as SARIF 2.1.0 (what ``acr-scan scan --format sarif`` writes)."""
+    image, verdict = _assessed_image(store, request.query, load_rules(store), now)
+    return _download(image, render_sarif(_report(image, verdict, {})),
+                     "application/sarif+json", "sarif")
+
+
+def cyclonedx_download(store: Store, request: DashboardRequest, viewer: Viewer,
+                       now: datetime) -> DashboardResponse:
+    """A CycloneDX BOM of the stored inventory with the active findings (``scan --format
+    cyclonedx``)."""
+    image, verdict = _assessed_image(store, request.query, load_rules(store), now)
+    inventories = parse_inventories(store.blobs.get_inventory(image.registry, image.digest),
+                                    image.registry, image.digest)
+    if inventories is None:
+        raise NotFound(f"the stored inventory of {image.repository}@{image.digest} was made by "
+                       "another analyzer version; the next rescan replaces it")
+    packages = {str(inventory.platform): report_packages(inventory.packages,
+                                                         package_ecosystems(inventory.os))
+                for inventory in inventories}
+    return _download(image, render_cyclonedx(_report(image, verdict, packages),
+                                             timestamp=api.time_text(now) or ""),
+                     "application/vnd.cyclonedx+json", "cdx.json")
+
+
+def image_page(store: Store, request: DashboardRequest, viewer: Viewer,
+               now: datetime) -> DashboardResponse:
+    rules = {rule.id: rule for rule in load_rules(store)}
+    image, verdict = _assessed_image(store, request.query, tuple(rules.values()), now)
+    ref = {"registry": image.registry, "repository": image.repository, "digest": image.digest}
+    results = verdict.platforms if verdict is not None else ()
+    status = verdict.status.value if verdict is not None else None
+    oses = api.platform_os(image)
+    platforms = table(("Platform", "OS"), (
+        (e(platform), e(oses[platform].pretty_name if platform in oses else "not detected"))
+        for platform in dict.fromkeys([*image.platforms, *(r.platform for r in results)])),
+        "Platforms", "No platform was read.")
+    active = [(result.platform, finding) for result in results for finding in result.findings
+              if not finding.disabled_by]
+    disabled = [(result.platform, finding) for result in results
+                for finding in result.findings if finding.disabled_by]
+    layers: dict[tuple[str, str], list[str]] = {}
+    for _, finding in active:
+        layers.setdefault((finding.layer_digest, finding.layer_instruction), []).append(
+            finding.id)
+    findings = table((*_FINDING_HEADERS, "Action"), (
+        [*_finding_row(finding), _disable_form(viewer, finding, ref, index)]
+        for index, (_, finding) in enumerate(
+            sorted(active, key=lambda item: (-item[1].severity.rank, item[1].id)))),
+        "Active findings", "No active finding.")
+    hidden_rows = table((*_FINDING_HEADERS, "Disabled by"), (
+        [*_finding_row(finding),
+         e(finding.disabled_by) + (f"<br><small>{e(rules[finding.disabled_by].justification)}"
+                                   "</small>" if finding.disabled_by in rules else "")]
+        for _, finding in disabled), "Disabled findings", "No disabled finding.")
+    layer_rows = table(("Layer", "Instruction", "Findings introduced"), (
+        (f"<code>{e(digest[7:19])}</code>", f"<code>{e(instruction)}</code>",
+         e(", ".join(sorted(set(ids)))))
+        for (digest, instruction), ids in layers.items()), "Layers",
+        "No layer introduced an active finding.")
+    scans = store.scans.list(ScanFilter(registry=image.registry, repository=image.repository,
+                                        digest=image.digest), 20, None).items
+    history = table(("Started", "Trigger", "Outcome", "Seconds", "Error"), (
+        (e(api.time_text(scan.started)), e(scan.trigger.value),
+         e(scan.outcome.value if scan.outcome else "running"),
+         e(scan.duration_seconds), e(scan.error))
+        for scan in scans), "Scan history", "No scan recorded.")
+    api_url = (f"/api/images/{image.digest}?registry={image.registry}"
+               f"&repository={image.repository}")
+    counts = verdict.counts if verdict is not None else image.counts
+    body = (f"<p>{badge(status)} <code>{e(image.registry)}/{e(image.repository)}"
+            f"@{e(image.digest)}</code></p>"
+            f"<p>Tags: {e(', '.join(image.tags) or 'none')} · reason: {e(image.reason or '—')}"
+            f" · {counts.active_total} active, {counts.disabled_total} disabled findings</p>"
+            f'<p><a href="{e(api_url)}">API JSON</a> (needs the function key) · '
+            f'{link("image.sarif", "SARIF download", ref)} · '
+            f'{link("image.cdx.json", "CycloneDX download", ref)}</p>'
+            f"<h2>Platforms</h2>{platforms}<h2>Findings</h2>{findings}"
+            f"<h2>Layers</h2>{layer_rows}<h2>Disabled findings</h2>{hidden_rows}"
+            f"<h2>Scan history</h2>{history}")
+    return _html(200, image.repository, body, "images", viewer)
+
+
+# ---------------------------------------------------------------- vulnerabilities
+
+
+def vulnerabilities_page(store: Store, request: DashboardRequest, viewer: Viewer,
+                         now: datetime) -> DashboardResponse:
+    cve = api.text_parameter(request.query, "cve")
+    package = api.text_parameter(request.query, "package")
+    form = (f'<form class="filters" method="get" action="{e(url("vulnerabilities"))}">'
+            f'<div><label for="cve">CVE or advisory id</label><input id="cve" name="cve" '
+            f'value="{e(cve)}"></div><div><label for="package">Package</label>'
+            f'<input id="package" name="package" value="{e(package)}"></div>'
+            '<button type="submit">Search</button></form>')
+    if not cve and not package:
+        return _html(200, "Vulnerabilities", form + "<p>Search by CVE or package.</p>",
+                     "vulnerabilities", viewer)
+    answer = api.query_findings(store, {"cve": cve, "package": package,
+                                        "continuationToken": request.query.get(
+                                            "continuationToken", "")}, now)
+    rows = []
+    for item in answer.body["value"]:
+        properties = item["properties"]
+        data = properties["additionalData"]
+        artifact, software = data["artifactDetails"], data["softwareDetails"]
+        rows.append([
+            e(properties["id"]),
+            link("image", f'{artifact["repositoryName"]}@{artifact["digest"][7:19]}',
+                 {"registry": artifact["registryHost"],
+                  "repository": artifact["repositoryName"], "digest": artifact["digest"]}),
+            e(artifact["registryHost"]), e(software["packageName"]), e(software["version"]),
+            e(software["fixedVersion"]), e(properties["status"]["severity"]),
+            e(properties["status"]["code"])])
+    token = answer.body["continuationToken"]
+    more = (link("vulnerabilities", "Next page →", {"cve": cve, "package": package,
+                                                     "continuationToken": token})
+            if token else "")
+    return _html(200, "Vulnerabilities", form + table(
+        ("Vulnerability", "Image", "Registry", "Package", "Installed", "Fixed", "Severity",
+         "Status"), rows, "Affected images", "No image has it.") + more,
+        "vulnerabilities", viewer)
+
+
+# ---------------------------------------------------------------- rules
+
+
+def _rule_scope(rule: DisableRule) -> str:
+    criteria = rule_to_json(rule)["criteria"]
+    return "; ".join(f"{name}: {', '.join(map(str, value)) if isinstance(value, list) else value}"
+                     for name, value in criteria.items())
+
+
+def rules_page(store: Store, request: DashboardRequest, viewer: Viewer, now: datetime,
+               notice: str = "", problem: str = "", status: int = 200) -> DashboardResponse:
+    rows = [[e(rule.id), e(rule.justification), e(_rule_scope(rule)),
+             e(api.time_text(rule.expires) or "never")
+             + (' <strong>(expired)</strong>' if rule.expired(now) else ""),
+             e(rule.source or "dashboard/API"),
+             f'<form class="inline" method="post" action="{e(url("rules/delete"))}">'
+             f'{hidden("csrf", viewer.csrf)}{hidden("id", rule.id)}'
+             f'<button type="submit" aria-label="Delete rule {e(rule.id)}">Delete</button>'
+             "</form>"] for rule in load_rules(store)]
+    messages = ((f'<p class="notice" role="status">{e(notice)}</p>' if notice else "")
+                + (f'<p class="error" role="alert">{e(problem)}</p>' if problem else ""))
+    form = request.form
+    create = (f'<h2>New rule</h2><form method="post" action="{e(url("rules/create"))}">'
+              f'{hidden("csrf", viewer.csrf)}'
+              '<label for="r-id">Id (optional)</label>'
+              f'<input id="r-id" name="id" value="{e(form.get("id", ""))}" '
+              'pattern="[A-Za-z0-9._:\\-]{1,128}">'
+              '<label for="r-just">Justification</label>'
+              f'<input id="r-just" name="justification" required minlength="3" size="60" '
+              f'value="{e(form.get("justification", ""))}">'
+              '<label for="r-vulns">Vulnerability ids (comma separated)</label>'
+              f'<input id="r-vulns" name="vulnerabilityIds" '
+              f'value="{e(form.get("vulnerabilityIds", ""))}">'
+              '<label for="r-pkgs">Packages (comma separated)</label>'
+              f'<input id="r-pkgs" name="packages" value="{e(form.get("packages", ""))}">'
+              '<label for="r-repo">Repository pattern</label>'
+              f'<input id="r-repo" name="repository" value="{e(form.get("repository", ""))}">'
+              '<label for="r-exp">Expires (optional)</label>'
+              f'<input id="r-exp" name="expires" type="date" '
+              f'value="{e(form.get("expires", ""))}">'
+              '<p><button type="submit">Create rule</button></p></form>'
+              f'<h2>Import OpenVEX</h2><form method="post" action="{e(url("rules/import"))}">'
+              f'{hidden("csrf", viewer.csrf)}<label for="r-vex">OpenVEX document (JSON)'
+              '</label><textarea id="r-vex" name="openvex" rows="6" cols="70" required>'
+              '</textarea><p><button type="submit">Import</button></p></form>')
+    body = messages + table(("Id", "Justification", "Criteria", "Expires", "Source", ""),
+                            rows, "Rules", "No rule.") + create
+    return _html(status, "Rules", body, "rules", viewer)
+
+
+def _rule_document(form: Mapping[str, str]) -> dict[str, object]:
+    """The API's rule JSON from the form's fields (empty ones left out)."""
+    def listed(name: str) -> list[str]:
+        return [part.strip() for part in form.get(name, "").split(",") if part.strip()]
+
+    criteria: dict[str, object] = {}
+    if listed("vulnerabilityIds"):
+        criteria["vulnerabilityIds"] = listed("vulnerabilityIds")
+    if listed("packages"):
+        criteria["packages"] = listed("packages")
+    if form.get("scope") == "repository":
+        criteria["repository"] = form.get("imageRepository", "")
+    elif form.get("repository", "").strip():
+        criteria["repository"] = form["repository"].strip()
+    if form.get("digest") and form.get("scope") != "repository":
+        criteria["digest"] = form["digest"]
+    if not criteria:
+        raise BadRequest("say what the rule disables: a vulnerability id, a package or a "
+                         "repository")
+    document: dict[str, object] = {"justification": form.get("justification", "").strip(),
+                                   "criteria": criteria}
+    if form.get("id", "").strip():
+        document["id"] = form["id"].strip()
+    expires = form.get("expires", "").strip()
+    if expires:
+        try:
+            day = datetime.strptime(expires, "%Y-%m-%d").replace(tzinfo=UTC)
+        except ValueError:
+            raise BadRequest(f"expires must be a date (YYYY-MM-DD), got {expires!r}") from None
+        document["expires"] = api.time_text(day)
+    return document
+
+
+def create_rule_action(store: Store, request: DashboardRequest, viewer: Viewer,
+                       now: datetime) -> DashboardResponse:
+    form = request.form
+    try:
+        answer = api.respond(lambda: api.create_rules(
+            store, json.dumps(_rule_document(form)).encode(), "application/json", now))
+    except BadRequest as error:
+        return rules_page(store, request, viewer, now, problem=str(error), status=400)
+    if answer.status >= 400:
+        return rules_page(store, request, viewer, now, problem=answer.body["error"]["message"],
+                          status=answer.status)
+    back = form.get("back", "")
+    forget_totals(store)
+    return _redirect(back if back.startswith(url("image")) else url("rules", {
+        "created": answer.body["id"]}))
+
+
+def import_rules_action(store: Store, request: DashboardRequest, viewer: Viewer,
+                        now: datetime) -> DashboardResponse:
+    text = request.form.get("openvex", "")
+    try:
+        json.loads(text)
+    except ValueError as error:  # the API's message would speak of a request body
+        return rules_page(store, request, viewer, now, status=400,
+                          problem=f"The OpenVEX document is not JSON: {error}")
+    answer = api.respond(lambda: api.create_rules(
+        store, text.encode(), api.OPENVEX_MEDIA_TYPE, now))
+    if answer.status >= 400:
+        return rules_page(store, request, viewer, now, problem=answer.body["error"]["message"],
+                          status=answer.status)
+    forget_totals(store)
+    return _redirect(url("rules", {"imported": str(len(answer.body["value"]))}))
+
+
+def delete_rule_action(store: Store, request: DashboardRequest, viewer: Viewer,
+                       now: datetime) -> DashboardResponse:
+    rule_id = request.form.get("id", "")
+    answer = api.respond(lambda: api.delete_rule(store, rule_id, now))
+    if answer.status >= 400:
+        return rules_page(store, request, viewer, now, problem=answer.body["error"]["message"],
+                          status=answer.status)
+    forget_totals(store)
+    return _redirect(url("rules", {"deleted": rule_id}))
+
+
+# ---------------------------------------------------------------- billing
+
+
+def _months_back(now: datetime, count: int) -> list[str]:
+    year, month = now.year, now.month
+    months = []
+    for _ in range(count):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return months
+
+
+def billing_page(store: Store, request: DashboardRequest, viewer: Viewer,
+                 now: datetime) -> DashboardResponse:
+    answer = api.billing(store, {"month": request.query.get("month", ""),
+                                 "continuationToken": request.query.get("continuationToken",
+                                                                        "")}, now)
+    body = answer.body
+    picker = (f'<form class="filters" method="get" action="{e(url("billing"))}">'
+              '<div><label for="month">Month</label><input id="month" name="month" '
+              f'type="month" value="{e(body["month"])}"></div>'
+              '<button type="submit">Show</button></form>')
+    summary = picker + (
+               f'<div class="cards"><div class="card"><b>{body["count"]}</b>images billed in '
+               f'{e(body["month"])}</div><div class="card"><b>{e(body["total"])} '
+               f'{e(body["currency"])}</b>total at {e(body["unitPrice"])} each</div></div>')
+    months = [(month, store.billing.summary(month))
+              for month in reversed(_months_back(now, 12))]
+    history = bars(((month, summed.count) for month, summed in months), "Month") + table(
+        ("Month", "Images billed", "Total"), (
+            (link("billing", month, {"month": month}), str(summed.count),
+             e(", ".join(f"{amount} {currency}" for currency, amount
+                         in sorted(summed.totals.items())) or "0"))
+            for month, summed in months), "Billing per month")
+    rows = [[e(record["billedAt"]), e(record["registry"]), e(record["repository"]),
+             f'<code>{e(record["digest"][7:19])}</code>', e(record["trigger"]),
+             e(f'{record["unitPrice"]} {record["currency"]}')] for record in body["value"]]
+    more = (link("billing", "Next page →", {"month": body["month"],
+                                             "continuationToken": body["continuationToken"]})
+            if body["continuationToken"] else "")
+    return _html(200, "Billing", summary + "<h2>Images billed per month</h2>" + history
+                 + f"<h2>Billed in {e(body['month'])}</h2>"
+                 + table(("Billed", "Registry", "Repository", "Digest", "Trigger", "Price"),
+                         rows, "Billed images", "No image billed this month.") + more,
+                 "billing", viewer)
+
+
+# ---------------------------------------------------------------- routing
+
+Page = Callable[[Store, DashboardRequest, Viewer, datetime], DashboardResponse]
+
+_GET: dict[str, Page] = {
+    "": overview,
+    "images": lambda store, request, viewer, now: images_page(store, request, viewer),
+    "image": image_page,
+    "image.sarif": sarif_download,
+    "image.cdx.json": cyclonedx_download,
+    "vulnerabilities": vulnerabilities_page,
+    "rules": lambda store, request, viewer, now: rules_page(
+        store, request, viewer, now, notice=_rules_notice(request.query)),
+    "billing": billing_page,
+}
+_POST: dict[str, Page] = {
+    "rules/create": create_rule_action,
+    "rules/import": import_rules_action,
+    "rules/delete": delete_rule_action,
+}
+
+
+def _rules_notice(query: Mapping[str, str]) -> str:
+    for name, text in (("created", "Rule {} created."), ("deleted", "Rule {} deleted."),
+                       ("imported", "Rules imported from OpenVEX: {}.")):
+        if query.get(name):
+            return text.format(query[name])
+    return ""
+
+
+def handle(store_of: Callable[[], Store], request: DashboardRequest,
+           now: datetime) -> DashboardResponse:
+    """The response to one dashboard request; every failure is a page that says what failed."""
+    path = request.path.strip("/")
+    key = auth.dashboard_key()
+    if request.method == "POST" and path == "signin":
+        if auth.key_ok(request.form.get("key", ""), key):
+            return _signed_in_redirect(url(""), request.secure)
+        return _sign_in_page(401, "That key is wrong." if key else
+                             "Sign-in by key is off: DASHBOARD_KEY is not set.")
+    code = request.query.get("code", "")
+    if code and request.method == "GET":
+        if auth.key_ok(code, key):
+            rest = {name: value for name, value in request.query.items() if name != "code"}
+            return _signed_in_redirect(url(path, rest), request.secure)
+        return _sign_in_page(401, "That key is wrong.")
+    identity = auth.signed_in_as(request.cookies, request.headers)
+    if identity is None:
+        expired = auth.SESSION_COOKIE in request.cookies or request.method == "POST"
+        return _sign_in_page(401, "Your sign-in has expired; sign in again." if expired
+                             else "")
+    viewer = Viewer(identity=identity, csrf=auth.csrf_token(identity))
+    if request.method == "POST":
+        if not auth.csrf_ok(identity, request.form.get("csrf", "")):
+            return _html(403, "Form expired", '<p class="error" role="alert">This form is '
+                         "out of date or did not come from this dashboard; reload the page "
+                         "and try again.</p>", "", viewer)
+        if path == "signout":
+            return _redirect(url(""), ("Set-Cookie", auth.cleared_cookie()))
+        handler = _POST.get(path)
+    elif request.method == "GET":
+        handler = _GET.get(path)
+    else:
+        return _html(405, "Not allowed", "<p>Only GET and POST.</p>", "", viewer)
+    if handler is None:
+        return _html(404, "Not found", f"<p>No page {e(path)}. {link('', 'Overview')}</p>",
+                     "", viewer)
+    try:
+        return handler(store_of(), request, viewer, now)
+    except Exception as error:  # a page must say what failed, never half-draw
+        answer = api.error_response(error)
+        message = answer.body["error"]["message"] if isinstance(answer.body, dict) else ""
+        if isinstance(error, NotFound | BadRequest):
+            message = str(error)
+        return _html(answer.status, "Something went wrong",
+                     f'<p class="error" role="alert">{e(message)}</p>', path, viewer)

@@ -1,0 +1,302 @@
+"""The web dashboard in a real browser (headless Debian chromium through Playwright).
+
+Images are pushed to the local stack's registry and scanned; the tests read every page as a
+person would. Screenshots go to ``$DASHBOARD_SCREENSHOTS`` when set (``docs/`` holds the
+README's), else to the test's temporary folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from scanning.api import time_text
+from scanning.store.advisory_index import index_published_at
+from tests.integration.helpers import FUNCTION_KEY, App, push_and_scan
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = Path("/usr/bin/chromium")
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium; make setup does)")
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="the playwright package is not installed")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def dashboard(app: App, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("DASHBOARD_KEY", FUNCTION_KEY)
+    return app.host.base_url
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport=DESKTOP)
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+def _shoot(page: Any, tmp_path: Path, name: str) -> None:
+    folder = Path(os.environ.get("DASHBOARD_SCREENSHOTS") or tmp_path)
+    page.screenshot(path=str(folder / f"dashboard-{name}.png"), full_page=True)
+
+
+def _sign_in(page: Any, base: str) -> None:
+    page.goto(f"{base}/?code={FUNCTION_KEY}")
+
+
+def _follow(page: Any, selector: str) -> None:
+    """Click a link or a submit button and wait for the page it leads to."""
+    with page.expect_navigation():
+        page.click(selector)
+
+
+def _rows(page: Any, caption: str) -> list[list[str]]:
+    table = page.locator("table", has=page.locator(f"caption:text-is('{caption}')"))
+    return [[cell.strip() for cell in row.locator("td").all_inner_texts()]
+            for row in table.locator("tbody tr").all()]
+
+
+def test_sign_in_form_asks_for_the_key_and_refuses_a_wrong_one(dashboard: str, page: Any,
+                                                              tmp_path: Path) -> None:
+    page.goto(f"{dashboard}/")
+    first = (page.locator("h1").inner_text(), page.url)
+    page.fill("#key", "not-the-key")
+    _follow(page, "button[type=submit]")
+    refused = page.locator("[role=alert]").inner_text()
+    _shoot(page, tmp_path, "sign-in")
+    page.fill("#key", FUNCTION_KEY)
+    _follow(page, "button[type=submit]")
+    cookies = page.context.cookies()
+    assert (first, refused, page.locator("h1").inner_text(),
+            [(cookie["name"], cookie["httpOnly"], cookie["sameSite"]) for cookie in cookies]) == (
+        ("Sign in", f"{dashboard}/api/dashboard/"), "That key is wrong.", "Overview",
+        [("acrscan_session", True, "Strict")])
+
+
+def test_code_parameter_signs_in_and_leaves_the_address(dashboard: str, page: Any) -> None:
+    page.goto(f"{dashboard}/?code={FUNCTION_KEY}")
+    assert (page.url, page.locator("h1").inner_text()) == (
+        f"{dashboard}/api/dashboard/", "Overview")
+
+
+def test_pages_show_a_pushed_image(app: App, dashboard: str, page: Any,
+                                   tmp_path: Path) -> None:
+    digest = push_and_scan(app, tmp_path, "dash-pages")
+    _sign_in(page, dashboard)
+    overview_cards = page.locator(".card").all_inner_texts()
+    refreshed = page.locator("main p").first.inner_text()
+    _shoot(page, tmp_path, "overview")
+    _follow(page, "nav >> text=Images")
+    image_rows = [[*row[:12], row[13]] for row in _rows(page, "Images")]
+    _shoot(page, tmp_path, "images")
+    _follow(page, "table >> text=dash-pages")
+    findings = [(row[0], row[1], row[5], row[7]) for row in _rows(page, "Active findings")]
+    _shoot(page, tmp_path, "image")
+    _follow(page, "nav >> text=Vulnerabilities")
+    page.fill("#cve", "ITEST-0001")
+    _follow(page, "form.filters button")
+    affected = _rows(page, "Affected images")
+    _shoot(page, tmp_path, "vulnerabilities")
+    _follow(page, "nav >> text=Billing")
+    billed = _rows(page, "Billed images")
+    _shoot(page, tmp_path, "billing")
+    published = index_published_at(app.store.clients.blob_service())
+    assert (refreshed, overview_cards[:2], image_rows, findings, affected,
+            [row[2] for row in billed]) == (
+        f"Advisory index last published: {time_text(published)}",
+        ["0\nhealthy", "1\nunhealthy"],
+        [[app.registry, "dash-pages", "v1", digest[7:19], "linux/amd64", "unhealthy",
+          "1", "0", "2", "0", "0", "0", ""]],
+        [("ITEST-0001", "musl", "critical",
+          "Upgrade musl from 1.2.4-r1 to 1.2.4-r2 (fixed in Alpine 3.18)"),
+         ("ITEST-0002", "libcrypto3", "medium", "No fix is available yet in Alpine 3.18"),
+         ("ITEST-0002", "libssl3", "medium", "No fix is available yet in Alpine 3.18")],
+        [["ITEST-0001", f"dash-pages@{digest[7:19]}", app.registry, "musl", "1.2.4-r1",
+          "1.2.4-r2", "Critical", "Unhealthy"]],
+        ["dash-pages"])
+
+
+def test_disable_from_the_image_page_then_delete_the_rule(app: App, dashboard: str, page: Any,
+                                                          tmp_path: Path) -> None:
+    digest = push_and_scan(app, tmp_path, "dash-rules")
+    _sign_in(page, dashboard)
+    page.goto(f"{dashboard}/api/dashboard/image?{urlencode({'digest': digest})}")
+    page.click("text=Disable…")
+    page.fill("#d0-j", "musl is patched by the base image owner")
+    _follow(page, "#d0-j >> xpath=.. >> button")
+    disabled = [(row[0], row[1], row[9]) for row in _rows(page, "Disabled findings")]
+    active = [row[0] for row in _rows(page, "Active findings")]
+    _follow(page, "nav >> text=Rules")
+    rules = [row[:4] for row in _rows(page, "Rules")]
+    _shoot(page, tmp_path, "rules")
+    _follow(page, "button[aria-label^='Delete rule']")
+    notice = page.locator("[role=status]").inner_text()
+    left = _rows(page, "Rules")
+    _, image = app.api(f"images/{digest}")
+    assert (disabled, active, len(rules), rules[0][1:], notice, left,
+            image["counts"]["disabledTotal"]) == (
+        [("ITEST-0001", "musl", f"{rules[0][0]}\nmusl is patched by the base image owner")],
+        ["ITEST-0002", "ITEST-0002"], 1,
+        ["musl is patched by the base image owner",
+         f"vulnerabilityIds: ITEST-0001; packages: musl; digest: {digest}", "never"],
+        f"Rule {rules[0][0]} deleted.", [], 0)
+
+
+def _rules_form(page: Any, base: str, field: str, value: str, button: str) -> str:
+    """Fill one field of a form on the rules page, submit it; the page's alert."""
+    _sign_in(page, base)
+    _follow(page, "nav >> text=Rules")
+    page.fill(field, value)
+    _follow(page, button)
+    return str(page.locator("[role=alert]").inner_text())
+
+
+def test_rule_form_says_what_is_missing(dashboard: str, page: Any) -> None:
+    assert _rules_form(page, dashboard, "#r-just", "no criteria given",
+                       "text=Create rule") == (
+        "say what the rule disables: a vulnerability id, a package or a repository")
+
+
+def _post(url: str, form: dict[str, str], cookie: str) -> int:
+    request = urllib.request.Request(url, data=urlencode(form).encode(), method="POST",
+                                     headers={"Cookie": cookie, "Content-Type":
+                                              "application/x-www-form-urlencoded"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def test_a_form_without_its_csrf_token_is_refused(app: App, dashboard: str, page: Any) -> None:
+    _sign_in(page, dashboard)
+    (cookie,) = page.context.cookies()
+    status = _post(f"{dashboard}/api/dashboard/rules/create",
+                   {"justification": "forged", "vulnerabilityIds": "ITEST-0001"},
+                   f"{cookie['name']}={cookie['value']}")
+    assert (status, app.store.rules.list()) == (403, ())
+
+
+def test_phone_width_keeps_the_table_inside_its_scroller(app: App, dashboard: str,
+                                                          browser: Any, tmp_path: Path) -> None:
+    push_and_scan(app, tmp_path, "dash-phone")
+    context = browser.new_context(viewport=PHONE)
+    phone = context.new_page()
+    try:
+        _sign_in(phone, dashboard)
+        phone.goto(f"{dashboard}/api/dashboard/images")
+        _shoot(phone, tmp_path, "images-phone")
+        page_width = phone.evaluate("document.documentElement.scrollWidth")
+    finally:
+        context.close()
+    assert page_width == PHONE["width"]
+
+
+def _download(page: Any, base: str, digest: str, link_text: str,
+              tmp_path: Path) -> tuple[str, Any]:
+    """The file name and the JSON of a download linked from the image's page."""
+    _sign_in(page, base)
+    page.goto(f"{base}/api/dashboard/image?{urlencode({'digest': digest})}")
+    with page.expect_download() as download:
+        page.click(f"text={link_text}")
+    saved = tmp_path / "download.json"
+    download.value.save_as(saved)
+    return download.value.suggested_filename, json.loads(saved.read_text())
+
+
+def test_sarif_download_holds_the_active_findings(app: App, dashboard: str, page: Any,
+                                                  tmp_path: Path) -> None:
+    digest = push_and_scan(app, tmp_path, "dash-sarif")
+    name, sarif = _download(page, dashboard, digest, "SARIF download", tmp_path)
+    assert (name,
+            [(result["ruleId"], result["level"], result["properties"]["fixedVersion"])
+             for result in sarif["runs"][0]["results"]]) == (
+        f"dash-sarif-{digest[7:19]}.sarif",
+        [("ITEST-0001", "error", "1.2.4-r2"), ("ITEST-0002", "warning", ""),
+         ("ITEST-0002", "warning", "")])
+
+
+def test_billing_shows_a_chosen_month(app: App, dashboard: str, page: Any,
+                                      tmp_path: Path) -> None:
+    push_and_scan(app, tmp_path, "dash-billing")
+    _sign_in(page, dashboard)
+    page.goto(f"{dashboard}/api/dashboard/billing?month=2020-01")
+    empty = (page.locator(".card").all_inner_texts(), _rows(page, "Billed images"))
+    this_month = datetime.now(UTC).strftime("%Y-%m")
+    _follow(page, f"a:text-is('{this_month}')")
+    per_month = [row for row in _rows(page, "Billing per month") if row[0] == this_month]
+    assert (empty, page.locator(".card").first.inner_text(), per_month) == (
+        (["0\nimages billed in 2020-01", "0 USD\ntotal at 0.29 each"], []),
+        f"1\nimages billed in {this_month}", [[this_month, "1", "0.29 USD"]])
+
+
+def test_an_unknown_image_is_a_page_that_says_so(dashboard: str, page: Any) -> None:
+    _sign_in(page, dashboard)
+    missing = "sha256:" + "0" * 64
+    response = page.goto(f"{dashboard}/api/dashboard/image?{urlencode({'digest': missing})}")
+    assert (response.status, page.locator("h1").inner_text(),
+            page.locator("[role=alert]").inner_text()) == (
+        404, "Something went wrong", f"no image {missing}")
+
+
+def test_the_first_tab_stop_skips_to_the_content(dashboard: str, page: Any) -> None:
+    _sign_in(page, dashboard)
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+
+
+def test_cyclonedx_download_holds_the_inventory_and_findings(app: App, dashboard: str,
+                                                             page: Any, tmp_path: Path) -> None:
+    digest = push_and_scan(app, tmp_path, "dash-cdx")
+    name, bom = _download(page, dashboard, digest, "CycloneDX download", tmp_path)
+    assert (name, bom["bomFormat"],
+            sorted(component["name"] for component in bom["components"]),
+            sorted(vulnerability["id"] for vulnerability in bom["vulnerabilities"])) == (
+        f"dash-cdx-{digest[7:19]}.cdx.json", "CycloneDX",
+        ["busybox", "libcrypto3", "libssl3", "musl"], ["ITEST-0001", "ITEST-0002"])
+
+
+def test_openvex_import_from_the_rules_page(app: App, dashboard: str, page: Any) -> None:
+    digest = "sha256:" + "1" * 64
+    document = {"@context": "https://openvex.dev/ns/v0.2.0", "@id": "https://example.invalid/vex",
+                "statements": [{"vulnerability": {"name": "ITEST-0002"},
+                                "products": [{"@id": f"pkg:oci/app@{digest}"}],
+                                "status": "not_affected",
+                                "justification": "vulnerable_code_not_present"}]}
+    _sign_in(page, dashboard)
+    _follow(page, "nav >> text=Rules")
+    page.fill("#r-vex", json.dumps(document))
+    _follow(page, "button:text-is('Import')")
+    rules = [(row[2], row[4]) for row in _rows(page, "Rules")]
+    assert (page.locator("[role=status]").inner_text(), rules) == (
+        "Rules imported from OpenVEX: 1.",
+        [(f"vulnerabilityIds: ITEST-0002; digest: {digest}",
+          "openvex:https://example.invalid/vex")])
+
+
+def test_a_broken_openvex_document_says_why(dashboard: str, page: Any) -> None:
+    assert _rules_form(page, dashboard, "#r-vex", "{not json",
+                       "button:text-is('Import')") == (
+        "The OpenVEX document is not JSON: Expecting property name enclosed in double quotes: "
+        "line 1 column 2 (char 1)")

@@ -5,8 +5,9 @@ way, slow bodies, and bodies dripped a byte at a time.
 Which request gets which fault is decided by a ``Chooser`` from the request's method, path
 and how many times that method and path were asked before; the seeded chooser makes whether
 a request fails a pure function of the seed, so concurrent scans meet the same failures
-whatever order their requests come in (which kind of fault is taken in turns). ``documents`` are served in place of the registry's content (by digest),
-for manifests no real registry would store. Everything is bounded: the upstream call has a
+whatever order their requests come in (which kind of fault is taken in turns). ``documents``
+are served in place of the registry's content (by digest), for manifests no real registry
+would store. Everything is bounded: the upstream call has a
 timeout, a dripped body stops when the proxy stops, and the proxy serves only 127.0.0.1.
 """
 

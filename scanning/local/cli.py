@@ -132,6 +132,7 @@ def _status(args: argparse.Namespace) -> int:
         url, key = _key_and_url(args)
         print(f"api        {url}/api/  (health {url}/api/health)")
         print(f"key        {key}  (header x-functions-key, or ?code=)")
+        print(f"dashboard  {url}/?code={key}")
         code, body = _host_request(f"{url}/admin/host/status", key)
         if code == 200:
             host = json.loads(body)

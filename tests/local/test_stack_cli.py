@@ -52,15 +52,16 @@ def test_a_fresh_stack_publishes_the_demo_index_and_says_so(
         "records); publish a real one with `acr-scan db publish FILE`"]
 
 
-def test_status_shows_the_api_and_the_function_key(
+def test_status_shows_the_api_the_dashboard_and_the_function_key(
         running: tuple[Path, Path, int], capsys: pytest.CaptureFixture[str]) -> None:
     data_dir, _, port = running
     capsys.readouterr()
     assert main(["local", "status", "--data-dir", str(data_dir)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line for line in lines if line.startswith(("api ", "key "))] == [
+    assert [line for line in lines if line.startswith(("api ", "key ", "dashboard "))] == [
         f"api        http://127.0.0.1:{port}/api/  (health http://127.0.0.1:{port}/api/health)",
-        f"key        {FUNCTION_KEY}  (header x-functions-key, or ?code=)"]
+        f"key        {FUNCTION_KEY}  (header x-functions-key, or ?code=)",
+        f"dashboard  http://127.0.0.1:{port}/?code={FUNCTION_KEY}"]
 
 
 def test_db_fetch_finds_the_running_stack_s_storage(

@@ -102,8 +102,11 @@ param apiEntraClientId string = ''
 param apiEntraTenantId string = tenant().tenantId
 
 @secure()
-@description('Key that signs in to the web dashboard at /api/dashboard/. Empty: only Entra ID sign-in (apiEntraClientId), and forms that change state are refused, since their CSRF tokens are signed with this key.')
+@description('Key that signs in to the web dashboard at the site root. Empty: only Entra ID sign-in (apiEntraClientId).')
 param dashboardKey string = ''
+
+@description('Object id of the Entra group whose members may use the dashboard (the app registration must emit group claims); empty: anyone App Service Authentication lets in.')
+param dashboardAllowedGroupId string = ''
 
 @description('Also send every assessment\'s sub-assessments to the AcrScanSubAssessments_CL table of the workspace (Logs Ingestion API), for KQL across images.')
 param exportFindingsToLogAnalytics bool = false
@@ -152,6 +155,7 @@ module app 'modules/app.bicep' = {
     apiEntraClientId: apiEntraClientId
     apiEntraTenantId: apiEntraTenantId
     dashboardKey: dashboardKey
+    dashboardAllowedGroupId: dashboardAllowedGroupId
     exportFindingsToLogAnalytics: exportFindingsToLogAnalytics
     // The Defender-shaped API names this registry (and any extra ones) by ARM id.
     registryResourceIds: union(json('{"${registry.properties.loginServer}": "${registry.id}"}'), additionalRegistryResourceIds)

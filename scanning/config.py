@@ -74,6 +74,12 @@ SETTINGS: dict[str, str] = {
     "API_ENTRA_AUTH": "",
     # The key that signs in to the web dashboard (scanning.dashboard.auth); none: only Entra.
     "DASHBOARD_KEY": "",
+    # Signs the dashboard's CSRF tokens when there is no key (Entra sign-in only); Bicep
+    # generates one per deployment.
+    "DASHBOARD_SECRET": "",
+    # Object id of the Entra group whose members may use the dashboard; empty: any principal
+    # App Service Authentication lets in.
+    "DASHBOARD_ALLOWED_GROUP": "",
     # Optional export of sub-assessments to Log Analytics (Logs Ingestion API): the data
     # collection endpoint's logs ingestion URL, the rule's immutable id, its stream.
     "FINDINGS_DCR_ENDPOINT": "",

@@ -21,6 +21,8 @@ PRINCIPAL_HEADER = "x-ms-client-principal"
 MAX_PRINCIPAL_LENGTH = 64 * 1024
 # Object id of the user or service principal; the short name when the token maps claims.
 _OBJECT_ID_CLAIMS = ("http://schemas.microsoft.com/identity/claims/objectidentifier", "oid")
+# Group membership, as App Service maps it (the long name) or as the token has it.
+_GROUP_CLAIMS = ("groups", "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups")
 
 
 def entra_auth_enabled() -> bool:
@@ -30,8 +32,8 @@ def entra_auth_enabled() -> bool:
     return value == "true"
 
 
-def principal_id(headers: Mapping[str, str]) -> str | None:
-    """The Entra object id of the authenticated caller; None when there is none."""
+def _claims(headers: Mapping[str, str]) -> list[dict[str, object]] | None:
+    """The claims of the Entra principal App Service vouches for; None when there is none."""
     raw = next((value for name, value in headers.items()
                 if name.lower() == PRINCIPAL_HEADER), "")
     if not raw or len(raw) > MAX_PRINCIPAL_LENGTH:
@@ -45,8 +47,28 @@ def principal_id(headers: Mapping[str, str]) -> str | None:
     claims = data.get("claims")
     if not isinstance(claims, list):
         return None
-    for claim in claims:
-        if isinstance(claim, dict) and claim.get("typ") in _OBJECT_ID_CLAIMS \
-                and isinstance(claim.get("val"), str) and claim["val"]:
+    return [claim for claim in claims if isinstance(claim, dict)]
+
+
+def principal_id(headers: Mapping[str, str]) -> str | None:
+    """The Entra object id of the authenticated caller; None when there is none."""
+    for claim in _claims(headers) or ():
+        if claim.get("typ") in _OBJECT_ID_CLAIMS and isinstance(claim.get("val"), str) \
+                and claim["val"]:
             return str(claim["val"])
     return None
+
+
+def principal_groups(headers: Mapping[str, str]) -> frozenset[str] | None:
+    """The group object ids in the caller's token (``groups`` claims); None when the token
+    does not list them all: Entra leaves them out past 200 groups (a ``_claim_names``
+    "groups" overage claim points to Microsoft Graph instead) or when the app registration
+    does not emit group claims. An empty set is a token that lists no group."""
+    claims = _claims(headers)
+    if claims is None:
+        return None
+    groups = frozenset(str(claim["val"]) for claim in claims
+                       if claim.get("typ") in _GROUP_CLAIMS and isinstance(claim.get("val"), str))
+    overage = any(claim.get("typ") == "_claim_names" and "groups" in str(claim.get("val", ""))
+                  for claim in claims)
+    return None if overage else groups

@@ -87,6 +87,9 @@ param apiEntraClientId string = ''
 @description('Key that signs in to the web dashboard (scanning/dashboard/auth.py); empty: Entra ID sign-in only.')
 param dashboardKey string = ''
 
+@description('Object id of the Entra group whose members may use the dashboard (its app registration must emit group claims); empty: anyone App Service Authentication lets in.')
+param dashboardAllowedGroupId string = ''
+
 @description('Tenant of that app registration.')
 param apiEntraTenantId string = tenant().tenantId
 
@@ -247,6 +250,12 @@ module functionApp 'function-app.bicep' = {
       REGISTRY_RESOURCE_IDS: string(registryResourceIds)
       API_ENTRA_AUTH: empty(apiEntraClientId) ? 'false' : 'true'
       DASHBOARD_KEY: dashboardKey
+      // Empty: the dashboard signs its CSRF tokens with the key, else with a random secret
+      // the app keeps in its private meta table (no secure parameter with a default).
+      DASHBOARD_SECRET: ''
+      DASHBOARD_ALLOWED_GROUP: dashboardAllowedGroupId
+      // The dashboard takes the site root (host.json routePrefix ""): no Functions home page.
+      AzureWebJobsDisableHomepage: 'true'
       // The optional Log Analytics export (scanning/findings_export.py); empty: off.
       FINDINGS_DCR_ENDPOINT: exportFindingsToLogAnalytics ? findingsTable.outputs.ingestionEndpoint : ''
       FINDINGS_DCR_RULE_ID: exportFindingsToLogAnalytics ? findingsTable.outputs.ruleImmutableId : ''

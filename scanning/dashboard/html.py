@@ -7,7 +7,8 @@ from html import escape
 from string import Template
 from urllib.parse import urlencode
 
-BASE = "/api/dashboard"
+# The dashboard is the site root; the JSON API is under /api/ (host.json routePrefix "").
+BASE = ""
 
 NAV = (("", "Overview"), ("images", "Images"), ("vulnerabilities", "Vulnerabilities"),
        ("rules", "Rules"), ("billing", "Billing"))

@@ -41,7 +41,7 @@ IMAGES_PAGE_SIZE = 50
 SEVERITIES = tuple(sorted(Severity, reverse=True))
 TOP_REPOSITORIES = 10
 # App Service Authentication's own sign-in, coming back to the dashboard afterwards.
-ENTRA_SIGN_IN = "/.auth/login/aad?post_login_redirect_uri=/api/dashboard/"
+ENTRA_SIGN_IN = "/.auth/login/aad?post_login_redirect_uri=/"
 TOTALS_MAX_AGE = timedelta(seconds=60)
 # What the overview reads of every image row: its totals need nothing else.
 OVERVIEW_COLUMNS = ("PartitionKey", "RowKey", "registry", "repository", "digest", "status",
@@ -51,7 +51,7 @@ OVERVIEW_COLUMNS = ("PartitionKey", "RowKey", "registry", "repository", "digest"
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DashboardRequest:
     method: str
-    path: str  # after /api/dashboard/, no leading slash
+    path: str  # after the site root, no leading slash
     query: Mapping[str, str]
     form: Mapping[str, str]
     cookies: Mapping[str, str]
@@ -345,6 +345,60 @@ def cyclonedx_download(store: Store, request: DashboardRequest, viewer: Viewer,
                      "application/vnd.cyclonedx+json", "cdx.json")
 
 
+def _size_text(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KiB"
+    return f"{size / (1024 * 1024):.1f} MiB"
+
+
+def _layers_section(store: Store, image: ImageRecord,
+                    active: list[tuple[str, Finding]]) -> str:
+    """Every layer of each platform, in order, with its Dockerfile instruction, the packages
+    and the active findings it introduced; from the stored inventory."""
+    try:
+        inventories = parse_inventories(store.blobs.get_inventory(image.registry, image.digest),
+                                        image.registry, image.digest)
+        problem = "" if inventories is not None else (
+            "the stored inventory was made by another analyzer version; the next rescan "
+            "replaces it")
+    except NotFound as error:
+        inventories, problem = None, str(error)
+    if inventories is None:
+        # Without the inventory, the findings still name the layers that introduced them.
+        introduced: dict[tuple[str, str], set[str]] = {}
+        for _, finding in active:
+            introduced.setdefault((finding.layer_digest, finding.layer_instruction),
+                                  set()).add(finding.id)
+        return (f'<h2>Layers</h2><p class="error" role="status">The layer list is not '
+                f"available: {e(problem)}. The layers that introduced an active finding:</p>"
+                + table(("Layer", "Instruction", "Findings introduced"), (
+                    (f"<code>{e(digest[7:19])}</code>", f"<code>{e(instruction)}</code>",
+                     e(", ".join(sorted(ids))))
+                    for (digest, instruction), ids in introduced.items()), "Layers",
+                    "No layer introduced an active finding."))
+    sections = []
+    for inventory in inventories:
+        platform = str(inventory.platform)
+        packages = Counter(package.layer_digest for package in inventory.packages)
+        findings: dict[str, set[str]] = {}
+        for finding_platform, finding in active:
+            if finding_platform == platform:
+                findings.setdefault(finding.layer_digest, set()).add(finding.id)
+        heading = f"<h2>Layers of {e(platform)}</h2>" if len(inventories) > 1 else \
+            "<h2>Layers</h2>"
+        sections.append(heading + table(
+            ("#", "Layer", "Size", "Instruction", "Packages introduced",
+             "Active findings introduced"), (
+                (str(index), f"<code>{e(layer.digest[7:19])}</code>", e(_size_text(layer.size)),
+                 f"<code>{e(layer.instruction or '—')}</code>", str(packages[layer.digest]),
+                 e(", ".join(sorted(findings.get(layer.digest, ()))) or "—"))
+                for index, layer in enumerate(inventory.layers, start=1)),
+            f"Layers of {platform}", "The inventory lists no layer."))
+    return "".join(sections)
+
+
 def image_page(store: Store, request: DashboardRequest, viewer: Viewer,
                now: datetime) -> DashboardResponse:
     rules = {rule.id: rule for rule in load_rules(store)}
@@ -361,10 +415,6 @@ def image_page(store: Store, request: DashboardRequest, viewer: Viewer,
               if not finding.disabled_by]
     disabled = [(result.platform, finding) for result in results
                 for finding in result.findings if finding.disabled_by]
-    layers: dict[tuple[str, str], list[str]] = {}
-    for _, finding in active:
-        layers.setdefault((finding.layer_digest, finding.layer_instruction), []).append(
-            finding.id)
     findings = table((*_FINDING_HEADERS, "Action"), (
         [*_finding_row(finding), _disable_form(viewer, finding, ref, index)]
         for index, (_, finding) in enumerate(
@@ -375,11 +425,7 @@ def image_page(store: Store, request: DashboardRequest, viewer: Viewer,
          e(finding.disabled_by) + (f"<br><small>{e(rules[finding.disabled_by].justification)}"
                                    "</small>" if finding.disabled_by in rules else "")]
         for _, finding in disabled), "Disabled findings", "No disabled finding.")
-    layer_rows = table(("Layer", "Instruction", "Findings introduced"), (
-        (f"<code>{e(digest[7:19])}</code>", f"<code>{e(instruction)}</code>",
-         e(", ".join(sorted(set(ids)))))
-        for (digest, instruction), ids in layers.items()), "Layers",
-        "No layer introduced an active finding.")
+    layer_rows = _layers_section(store, image, active)
     scans = store.scans.list(ScanFilter(registry=image.registry, repository=image.repository,
                                         digest=image.digest), 20, None).items
     history = table(("Started", "Trigger", "Outcome", "Seconds", "Error"), (
@@ -398,7 +444,7 @@ def image_page(store: Store, request: DashboardRequest, viewer: Viewer,
             f'{link("image.sarif", "SARIF download", ref)} · '
             f'{link("image.cdx.json", "CycloneDX download", ref)}</p>'
             f"<h2>Platforms</h2>{platforms}<h2>Findings</h2>{findings}"
-            f"<h2>Layers</h2>{layer_rows}<h2>Disabled findings</h2>{hidden_rows}"
+            f"{layer_rows}<h2>Disabled findings</h2>{hidden_rows}"
             f"<h2>Scan history</h2>{history}")
     return _html(200, image.repository, body, "images", viewer)
 
@@ -670,9 +716,18 @@ def handle(store_of: Callable[[], Store], request: DashboardRequest,
         expired = auth.SESSION_COOKIE in request.cookies or request.method == "POST"
         return _sign_in_page(401, "Your sign-in has expired; sign in again." if expired
                              else "")
-    viewer = Viewer(identity=identity, csrf=auth.csrf_token(identity))
+    refusal = auth.entra_refusal(identity, request.headers)
+    if refusal:
+        return _html(403, "Not allowed", f'<p class="error" role="alert">{e(refusal)}</p>',
+                     "", None)
+    try:
+        secret = auth.csrf_secret(store_of)
+    except Exception as error:  # the stored secret is a storage read: say so, as a page does
+        return _html(503, "Something went wrong", '<p class="error" role="alert">'
+                     f"{e(str(error))}</p>", "", None)
+    viewer = Viewer(identity=identity, csrf=auth.csrf_token(identity, secret))
     if request.method == "POST":
-        if not auth.csrf_ok(identity, request.form.get("csrf", "")):
+        if not auth.csrf_ok(identity, request.form.get("csrf", ""), secret):
             return _html(403, "Form expired", '<p class="error" role="alert">This form is '
                          "out of date or did not come from this dashboard; reload the page "
                          "and try again.</p>", "", viewer)

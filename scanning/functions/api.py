@@ -70,27 +70,27 @@ def _route(req: func.HttpRequest, name: str) -> str:
     return str(req.route_params.get(name, ""))
 
 
-@bp.route(route="images", methods=["GET"], auth_level=AUTH)
+@bp.route(route="api/images", methods=["GET"], auth_level=AUTH)
 def api_list_images(req: func.HttpRequest) -> func.HttpResponse:
     return answer(lambda: api.list_images(store(), _query(req), req.url))
 
 
-@bp.route(route="images/{digest}", methods=["GET"], auth_level=AUTH)
+@bp.route(route="api/images/{digest}", methods=["GET"], auth_level=AUTH)
 def api_get_image(req: func.HttpRequest) -> func.HttpResponse:
     return answer(lambda: api.get_image(store(), _route(req, "digest"), _query(req), now()))
 
 
-@bp.route(route="findings", methods=["GET"], auth_level=AUTH)
+@bp.route(route="api/findings", methods=["GET"], auth_level=AUTH)
 def api_query_findings(req: func.HttpRequest) -> func.HttpResponse:
     return answer(lambda: api.query_findings(store(), _query(req), now(), req.url))
 
 
-@bp.route(route="scans", methods=["GET"], auth_level=AUTH)
+@bp.route(route="api/scans", methods=["GET"], auth_level=AUTH)
 def api_list_scans(req: func.HttpRequest) -> func.HttpResponse:
     return answer(lambda: api.list_scans(store(), _query(req), req.url))
 
 
-@bp.route(route="scans", methods=["POST"], auth_level=AUTH)
+@bp.route(route="api/scans", methods=["POST"], auth_level=AUTH)
 @bp.durable_client_input(client_name="client")
 async def api_start_scan(req: func.HttpRequest,
                          client: df.DurableOrchestrationClient) -> func.HttpResponse:
@@ -112,7 +112,7 @@ async def api_start_scan(req: func.HttpRequest,
     return client.create_check_status_response(req, instance_id)
 
 
-@bp.route(route="scans/{id}", methods=["GET"], auth_level=AUTH)
+@bp.route(route="api/scans/{id}", methods=["GET"], auth_level=AUTH)
 @bp.durable_client_input(client_name="client")
 async def api_get_scan(req: func.HttpRequest,
                        client: df.DurableOrchestrationClient) -> func.HttpResponse:
@@ -131,27 +131,27 @@ async def api_get_scan(req: func.HttpRequest,
                                           body=api.orchestration_status_json(status)))
 
 
-@bp.route(route="rescans/{id}", methods=["GET"], auth_level=AUTH)
+@bp.route(route="api/rescans/{id}", methods=["GET"], auth_level=AUTH)
 def api_get_rescan(req: func.HttpRequest) -> func.HttpResponse:
     return answer(lambda: api.get_rescan(store(), _route(req, "id")))
 
 
-@bp.route(route="rules", methods=["GET"], auth_level=AUTH)
+@bp.route(route="api/rules", methods=["GET"], auth_level=AUTH)
 def api_list_rules(req: func.HttpRequest) -> func.HttpResponse:
     return answer(lambda: api.list_rules(store(), _query(req), now(), req.url))
 
 
-@bp.route(route="rules", methods=["POST"], auth_level=AUTH)
+@bp.route(route="api/rules", methods=["POST"], auth_level=AUTH)
 def api_create_rules(req: func.HttpRequest) -> func.HttpResponse:
     return answer(lambda: api.create_rules(store(), req.get_body(),
                                            req.headers.get("content-type", ""), now()))
 
 
-@bp.route(route="rules/{id}", methods=["DELETE"], auth_level=AUTH)
+@bp.route(route="api/rules/{id}", methods=["DELETE"], auth_level=AUTH)
 def api_delete_rule(req: func.HttpRequest) -> func.HttpResponse:
     return answer(lambda: api.delete_rule(store(), _route(req, "id"), now()))
 
 
-@bp.route(route="billing", methods=["GET"], auth_level=AUTH)
+@bp.route(route="api/billing", methods=["GET"], auth_level=AUTH)
 def api_billing(req: func.HttpRequest) -> func.HttpResponse:
     return answer(lambda: api.billing(store(), _query(req), now(), req.url))

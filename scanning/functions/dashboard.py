@@ -1,4 +1,10 @@
-"""The web dashboard's HTTP function: ``/api/dashboard/...`` (the local host sends ``/`` here).
+"""The web dashboard's HTTP function, at the site root: ``/``, ``/images``, ``/rules``...
+
+host.json's ``routePrefix`` is empty and every API route is ``api/...``, so the dashboard can
+take the root (Azure also needs ``AzureWebJobsDisableHomepage``, set by infra/). Literal
+routes rank before this catch-all in ASP.NET Core routing, as in the local host; a path under
+``api/`` that reaches this function is an API path no function serves, and gets a JSON 404,
+not a page.
 
 The route is anonymous for the Functions host because the dashboard signs in by itself
 (``scanning.dashboard.auth``): a browser keeps a cookie, not a ``code`` on every link.
@@ -7,6 +13,7 @@ The pages and their tests live in ``scanning.dashboard``.
 
 from __future__ import annotations
 
+import json
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qsl
 
@@ -15,6 +22,7 @@ import azure.functions as func
 
 from scanning.dashboard.pages import DashboardRequest, handle
 from scanning.functions.api import now, store
+from scanning.httpjson import error_body
 
 bp = df.Blueprint()
 
@@ -46,11 +54,16 @@ def _form(req: func.HttpRequest) -> dict[str, str]:
     return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
 
 
-@bp.route(route="dashboard/{*path}", methods=["GET", "POST"],
-          auth_level=func.AuthLevel.ANONYMOUS)
+@bp.route(route="{*path}", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def dashboard(req: func.HttpRequest) -> func.HttpResponse:
+    path = str(req.route_params.get("path", ""))
+    if path.lower() == "api" or path.lower().startswith("api/"):
+        return func.HttpResponse(
+            json.dumps(error_body("NotFound", f"no API function serves {req.method.upper()} "
+                                              f"/{path[:200]}")),
+            status_code=404, mimetype="application/json")
     request = DashboardRequest(
-        method=req.method.upper(), path=str(req.route_params.get("path", "")),
+        method=req.method.upper(), path=path,
         query=dict(req.params), form=_form(req) if req.method.upper() == "POST" else {},
         cookies=_cookies(req.headers.get("cookie", "")),
         headers={name.lower(): value for name, value in req.headers.items()},

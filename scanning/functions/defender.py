@@ -26,7 +26,7 @@ bp = df.Blueprint()
 
 ENTRA = entra_auth_enabled()
 AUTH = func.AuthLevel.ANONYMOUS if ENTRA else func.AuthLevel.FUNCTION
-_REGISTRY = ("subscriptions/{subscription}/resourceGroups/{group}/providers/"
+_REGISTRY = ("api/subscriptions/{subscription}/resourceGroups/{group}/providers/"
              "Microsoft.ContainerRegistry/registries/{registry}/providers/Microsoft.Security/"
              "assessments/{key}")
 
@@ -72,7 +72,7 @@ def defender_get_assessment(req: func.HttpRequest) -> func.HttpResponse:
         dict(req.params)))
 
 
-@bp.route(route="subscriptions/{subscription}/providers/Microsoft.Security/subAssessments",
+@bp.route(route="api/subscriptions/{subscription}/providers/Microsoft.Security/subAssessments",
           methods=["GET"], auth_level=AUTH)
 def defender_list_subscription_sub_assessments(req: func.HttpRequest) -> func.HttpResponse:
     return _authorized(req, lambda: defender_api.list_sub_assessments(

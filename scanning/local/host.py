@@ -1,13 +1,13 @@
 """The local functions host: runs the app's own function objects without Azure.
 
 Everything comes from ``app.get_functions()``: the trigger of each function says how it runs.
-- HTTP triggers are served at ``/<routePrefix>/<route>`` (``api`` unless host.json says
-  otherwise) with route templates, methods and the key check of FUNCTION/ADMIN routes
-  (``x-functions-key`` header or ``code`` query parameter), as the Functions host does.
+- HTTP triggers are served at ``/<routePrefix>/<route>`` with route templates, methods and
+  the key check of FUNCTION/ADMIN routes (``x-functions-key`` header or ``code`` query
+  parameter), as the Functions host does. The app's host.json sets an empty prefix: its API
+  routes are ``api/...`` and the web dashboard's catch-all route takes the rest.
 - Registry notifications POSTed to ``/registry-events`` (bearer token checked) become the
   Event Grid events ACR would send (``scanning.events.to_event_grid``) and invoke every Event
   Grid trigger; pull notifications go to the pull handler given to the host.
-- ``GET /`` redirects to the web dashboard, ``/api/dashboard/`` (``?code=KEY`` kept).
 - Timer triggers fire on their schedule and on ``POST /admin/functions/<name>``.
 - Orchestrator, activity and durable-client bindings run in-process (``durable.py``); the
   status endpoint is ``/runtime/webhooks/durabletask/instances/<id>``.
@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
@@ -59,7 +60,8 @@ REGISTRY_EVENTS_PATH = "/registry-events"
 STATUS_PATH = "/runtime/webhooks/durabletask/instances/"
 ADMIN_FUNCTIONS_PATH = "/admin/functions/"
 ADMIN_STATUS_PATH = "/admin/host/status"
-DASHBOARD_PATH = "/api/dashboard/"
+# The host's own endpoints, never a function's route.
+HOST_PATHS = ("/runtime/", "/admin/")
 # The topic of the Event Grid events the host makes; shaped like an ACR resource id.
 LOCAL_TOPIC = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/local"
                "/providers/Microsoft.ContainerRegistry/registries/local")
@@ -270,6 +272,23 @@ class HostCounters:
     timer_runs: dict[str, int] = field(default_factory=dict)
 
 
+def route_prefix_of(host_json: Path) -> str:
+    """``extensions.http.routePrefix`` of a host.json; ``api`` when it does not say."""
+    try:
+        document = json.loads(host_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"cannot read {host_json}: {error}") from error
+    prefix = document.get("extensions", {}).get("http", {}).get("routePrefix", "api") \
+        if isinstance(document, dict) else "api"
+    if not isinstance(prefix, str):
+        raise ConfigError(f"{host_json}: routePrefix must be a string")
+    return prefix
+
+
+# The app's own host.json, which Azure reads too.
+APP_HOST_JSON = Path(__file__).resolve().parents[2] / "host.json"
+
+
 class FunctionHost:
     def __init__(self, app: Any, *, function_key: str, registry_token: str,
                  host: str = LOOPBACK, port: int = 7071, route_prefix: str = "api",
@@ -311,6 +330,11 @@ class FunctionHost:
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    def function_url(self, route: str) -> str:
+        """Where an HTTP function with this route template is served."""
+        return "/".join((self.base_url, *([self.route_prefix] if self.route_prefix else []),
+                         route))
 
     @property
     def registry_events_url(self) -> str:
@@ -423,22 +447,12 @@ class FunctionHost:
         try:
             if path == REGISTRY_EVENTS_PATH:
                 return self._registry_notification(method, headers, body)
-            if path == "/" and method == "GET":
-                # The dashboard is the app's front page (scanning.functions.dashboard).
-                location = DASHBOARD_PATH + (f"?{parts.query}" if parts.query else "")
-                return Response(status=HTTPStatus.FOUND, headers=(("Location", location),))
-            if path.startswith(f"/{self.route_prefix}/") or path == f"/{self.route_prefix}":
+            if path.startswith(HOST_PATHS):
+                # The host's own endpoints come before the functions' routes, as in Azure,
+                # where an empty route prefix puts the functions at the root too.
+                return self._host_api(method, path, headers, query, body)
+            if self._under_prefix(path):
                 return self._http_function(method, path, parts.query, query, headers, body)
-            if not self._key_ok(headers, query):
-                return _error_response(HTTPStatus.UNAUTHORIZED, _NO_KEY)
-            if path.startswith(STATUS_PATH):
-                return self._durable_api(method, path[len(STATUS_PATH):], body)
-            if path.startswith(ADMIN_FUNCTIONS_PATH) and method == "POST":
-                name = unquote(path[len(ADMIN_FUNCTIONS_PATH):])
-                self.run_timer(name)
-                return Response(status=HTTPStatus.ACCEPTED)
-            if path == ADMIN_STATUS_PATH and method == "GET":
-                return _json_response(200, self.describe())
             return _error_response(HTTPStatus.NOT_FOUND, f"nothing at {path}")
         except BadRequest as error:
             return _error_response(HTTPStatus.BAD_REQUEST, str(error))
@@ -453,6 +467,24 @@ class FunctionHost:
             log.exception("%s %s failed", method, path)
             return _error_response(HTTPStatus.INTERNAL_SERVER_ERROR,
                                    "the request failed; see the host's log")
+
+    def _under_prefix(self, path: str) -> bool:
+        return (not self.route_prefix or path.startswith(f"/{self.route_prefix}/")
+                or path == f"/{self.route_prefix}")
+
+    def _host_api(self, method: str, path: str, headers: Mapping[str, str],
+                  query: Mapping[str, str], body: bytes) -> Response:
+        if not self._key_ok(headers, query):
+            return _error_response(HTTPStatus.UNAUTHORIZED, _NO_KEY)
+        if path.startswith(STATUS_PATH):
+            return self._durable_api(method, path[len(STATUS_PATH):], body)
+        if path.startswith(ADMIN_FUNCTIONS_PATH) and method == "POST":
+            name = unquote(path[len(ADMIN_FUNCTIONS_PATH):])
+            self.run_timer(name)
+            return Response(status=HTTPStatus.ACCEPTED)
+        if path == ADMIN_STATUS_PATH and method == "GET":
+            return _json_response(200, self.describe())
+        return _error_response(HTTPStatus.NOT_FOUND, f"nothing at {path}")
 
     def _registry_notification(self, method: str, headers: Mapping[str, str],
                                body: bytes) -> Response:
@@ -471,7 +503,7 @@ class FunctionHost:
 
     def _http_function(self, method: str, path: str, raw_query: str, query: Mapping[str, str],
                        headers: Mapping[str, str], body: bytes) -> Response:
-        relative = path[len(self.route_prefix) + 1:]
+        relative = path[len(self.route_prefix) + 1:] if self.route_prefix else path[1:]
         allowed: set[str] = set()
         for item in self._routes:
             assert item.route is not None
@@ -542,7 +574,7 @@ class FunctionHost:
         for item in self.index.functions:
             entry: dict[str, Any] = {"name": item.name, "trigger": item.trigger_type}
             if item.route is not None:
-                entry["url"] = f"{self.base_url}/{self.route_prefix}/{item.route.template}"
+                entry["url"] = self.function_url(item.route.template)
                 entry["methods"] = sorted(item.methods) if item.methods else ["*"]
                 entry["authLevel"] = item.auth_level
             if item.schedule is not None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from scanning.errors import ConfigError
-from scanning.local.host import FunctionHost, PullHandler
+from scanning.local.host import APP_HOST_JSON, FunctionHost, PullHandler, route_prefix_of
 from scanning.local.services import (
     LOOPBACK,
     PROJECT_ROOT,
@@ -266,6 +266,7 @@ def up(config: StackConfig, *, on_ready: Callable[[RunningStack], None] | None =
             os.environ["DASHBOARD_KEY"] = key
             host = FunctionHost(load_app(config.app), function_key=key,
                                 registry_token=secrets.token_urlsafe(24),
+                                route_prefix=route_prefix_of(APP_HOST_JSON),
                                 port=config.host_port, pull_handler=pull_handler_for_host())
             host.start()
             registry = start_registry(config.data_dir / "registry", port=config.registry_port,

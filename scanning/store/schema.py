@@ -8,6 +8,9 @@ Nothing deployed needs converting today; the next layout change adds its migrati
 
 from __future__ import annotations
 
+import contextlib
+import secrets
+
 from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableClient
 
@@ -48,3 +51,25 @@ def _refusal(version: int) -> str:
     return (f"the store was written by storage layout {version}; this acr-scan reads layout "
             f"{SCHEMA_VERSION} and does not convert it: use a new STORE_PREFIX (or delete the "
             "old tables and containers) and let the catch-up job scan the registries again")
+
+
+SECRET_PARTITION = "secrets"
+DASHBOARD_SECRET_ROW = "dashboard"
+
+
+def stored_secret(meta: TableClient, row: str) -> str:
+    """A random secret kept in the ``meta`` table, made by whichever worker asks first.
+
+    The table is private to the app (Entra-only storage), so a secret there is as safe as
+    an app setting, and needs no secure template parameter with a generated default."""
+    entity = read_entity(meta, SECRET_PARTITION, row, "reading a stored secret")
+    if entity is not None and isinstance(entity.get("value"), str) and entity["value"]:
+        return str(entity["value"])
+    # Another worker may make it first (ResourceExistsError): theirs is read below.
+    with storage_errors("writing a stored secret"), contextlib.suppress(ResourceExistsError):
+        meta.create_entity({"PartitionKey": SECRET_PARTITION, "RowKey": row,
+                            "value": secrets.token_hex(32)})
+    entity = read_entity(meta, SECRET_PARTITION, row, "reading a stored secret")
+    if entity is None or not isinstance(entity.get("value"), str) or not entity["value"]:
+        raise ConfigError(f"the stored secret {row!r} in the meta table is missing or empty")
+    return str(entity["value"])

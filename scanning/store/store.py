@@ -27,7 +27,7 @@ from scanning.store.paging import Page
 from scanning.store.pulls import PullLedgerEntry, PullTable
 from scanning.store.rule_table import RuleTable
 from scanning.store.scans import ScanTable
-from scanning.store.schema import check_schema
+from scanning.store.schema import DASHBOARD_SECRET_ROW, check_schema, stored_secret
 
 DEFAULT_PREFIX = "acrscan"
 TABLES = ("images", "tags", "scans", "pulls", "billing", "billingdigests", "rules", "meta")
@@ -81,6 +81,10 @@ class Store:
                 service.create_table(self.table_name(name))
         self.blobs.create_containers()
         check_schema(self._meta, self.images.table)
+
+    def dashboard_secret(self) -> str:
+        """Signs the dashboard's CSRF tokens when no setting gives a key or secret."""
+        return stored_secret(self._meta, DASHBOARD_SECRET_ROW)
 
     def drop(self) -> None:
         """Delete every table and container of this namespace (tests, teardown)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from function_app import app
 from scanning.local.host import index_app
 
-REGISTRY_ASSESSMENT = ("subscriptions/{subscription}/resourceGroups/{group}/providers/"
+REGISTRY_ASSESSMENT = ("api/subscriptions/{subscription}/resourceGroups/{group}/providers/"
                        "Microsoft.ContainerRegistry/registries/{registry}/providers/"
                        "Microsoft.Security/assessments/{key}")
 
@@ -54,22 +54,22 @@ def test_http_routes_methods_and_auth_levels() -> None:
         (item.route.template, tuple(sorted(item.methods or ())), item.auth_level)
         for item in index_app(app).functions if item.route is not None)
     assert routes == [
-        ("billing", ("GET",), "function"),
-        ("dashboard/{*path}", ("GET", "POST"), "anonymous"),
-        ("findings", ("GET",), "function"),
-        ("health", ("GET",), "anonymous"),
-        ("images", ("GET",), "function"),
-        ("images/{digest}", ("GET",), "function"),
-        ("rescans/{id}", ("GET",), "function"),
-        ("rules", ("GET",), "function"),
-        ("rules", ("POST",), "function"),
-        ("rules/{id}", ("DELETE",), "function"),
-        ("scans", ("GET",), "function"),
-        ("scans", ("POST",), "function"),
-        ("scans/{id}", ("GET",), "function"),
-        ("subscriptions/{subscription}/providers/Microsoft.Security/subAssessments", ("GET",),
-         "function"),
+        ("api/billing", ("GET",), "function"),
+        ("api/findings", ("GET",), "function"),
+        ("api/health", ("GET",), "anonymous"),
+        ("api/images", ("GET",), "function"),
+        ("api/images/{digest}", ("GET",), "function"),
+        ("api/rescans/{id}", ("GET",), "function"),
+        ("api/rules", ("GET",), "function"),
+        ("api/rules", ("POST",), "function"),
+        ("api/rules/{id}", ("DELETE",), "function"),
+        ("api/scans", ("GET",), "function"),
+        ("api/scans", ("POST",), "function"),
+        ("api/scans/{id}", ("GET",), "function"),
+        ("api/subscriptions/{subscription}/providers/Microsoft.Security/subAssessments",
+         ("GET",), "function"),
         (REGISTRY_ASSESSMENT, ("GET",), "function"),
         (f"{REGISTRY_ASSESSMENT}/subAssessments", ("GET",), "function"),
         (f"{REGISTRY_ASSESSMENT}/subAssessments/{{name}}", ("GET",), "function"),
+        ("{*path}", ("GET", "POST"), "anonymous"),
     ]

@@ -32,6 +32,7 @@ from wiring import (
 
 from scanning.config import SETTINGS
 from scanning.events import EVENT_TYPES
+from scanning.local.host import APP_HOST_JSON, route_prefix_of
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MAIN = PROJECT_ROOT / "infra" / "main.bicep"
@@ -56,6 +57,12 @@ def app_functions() -> dict[str, str]:
 
 def test_template_sets_every_setting_the_code_reads(deployment: Deployment) -> None:
     assert missing_settings(SETTINGS, deployment.app_settings()) == []
+
+
+def test_the_dashboard_takes_the_site_root_without_the_functions_home_page(
+        deployment: Deployment) -> None:
+    node, _ = deployment.resolve(*deployment.app_settings()["AzureWebJobsDisableHomepage"])
+    assert (text(node), route_prefix_of(APP_HOST_JSON)) == ("'true'", "")
 
 
 def test_host_storage_uses_identity_settings_not_a_connection_string(

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 import function_app
-from scanning.local.host import FunctionHost
+from scanning.local.host import APP_HOST_JSON, FunctionHost, route_prefix_of
 from scanning.local.services import Azurite, free_port, start_registry
 from scanning.store import Store
 from scanning.store.advisory_index import publish_index
@@ -54,6 +54,7 @@ def stack(azurite: Azurite, index_files: IndexFiles,
         pulls = PullRecorder()
         host = FunctionHost(function_app.app, function_key=FUNCTION_KEY,
                             registry_token=REGISTRY_TOKEN, port=0, pull_handler=pulls,
+                            route_prefix=route_prefix_of(APP_HOST_JSON),
                             run_timers=False)
         host.start()
         running.callback(host.stop)

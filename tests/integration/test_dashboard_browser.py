@@ -90,14 +90,14 @@ def test_sign_in_form_asks_for_the_key_and_refuses_a_wrong_one(dashboard: str, p
     cookies = page.context.cookies()
     assert (first, refused, page.locator("h1").inner_text(),
             [(cookie["name"], cookie["httpOnly"], cookie["sameSite"]) for cookie in cookies]) == (
-        ("Sign in", f"{dashboard}/api/dashboard/"), "That key is wrong.", "Overview",
+        ("Sign in", f"{dashboard}/"), "That key is wrong.", "Overview",
         [("acrscan_session", True, "Strict")])
 
 
 def test_code_parameter_signs_in_and_leaves_the_address(dashboard: str, page: Any) -> None:
     page.goto(f"{dashboard}/?code={FUNCTION_KEY}")
     assert (page.url, page.locator("h1").inner_text()) == (
-        f"{dashboard}/api/dashboard/", "Overview")
+        f"{dashboard}/", "Overview")
 
 
 def test_pages_show_a_pushed_image(app: App, dashboard: str, page: Any,
@@ -141,7 +141,7 @@ def test_disable_from_the_image_page_then_delete_the_rule(app: App, dashboard: s
                                                           tmp_path: Path) -> None:
     digest = push_and_scan(app, tmp_path, "dash-rules")
     _sign_in(page, dashboard)
-    page.goto(f"{dashboard}/api/dashboard/image?{urlencode({'digest': digest})}")
+    page.goto(f"{dashboard}/image?{urlencode({'digest': digest})}")
     page.click("text=Disable…")
     page.fill("#d0-j", "musl is patched by the base image owner")
     _follow(page, "#d0-j >> xpath=.. >> button")
@@ -192,7 +192,7 @@ def _post(url: str, form: dict[str, str], cookie: str) -> int:
 def test_a_form_without_its_csrf_token_is_refused(app: App, dashboard: str, page: Any) -> None:
     _sign_in(page, dashboard)
     (cookie,) = page.context.cookies()
-    status = _post(f"{dashboard}/api/dashboard/rules/create",
+    status = _post(f"{dashboard}/rules/create",
                    {"justification": "forged", "vulnerabilityIds": "ITEST-0001"},
                    f"{cookie['name']}={cookie['value']}")
     assert (status, app.store.rules.list()) == (403, ())
@@ -205,7 +205,7 @@ def test_phone_width_keeps_the_table_inside_its_scroller(app: App, dashboard: st
     phone = context.new_page()
     try:
         _sign_in(phone, dashboard)
-        phone.goto(f"{dashboard}/api/dashboard/images")
+        phone.goto(f"{dashboard}/images")
         _shoot(phone, tmp_path, "images-phone")
         page_width = phone.evaluate("document.documentElement.scrollWidth")
     finally:
@@ -217,7 +217,7 @@ def _download(page: Any, base: str, digest: str, link_text: str,
               tmp_path: Path) -> tuple[str, Any]:
     """The file name and the JSON of a download linked from the image's page."""
     _sign_in(page, base)
-    page.goto(f"{base}/api/dashboard/image?{urlencode({'digest': digest})}")
+    page.goto(f"{base}/image?{urlencode({'digest': digest})}")
     with page.expect_download() as download:
         page.click(f"text={link_text}")
     saved = tmp_path / "download.json"
@@ -241,7 +241,7 @@ def test_billing_shows_a_chosen_month(app: App, dashboard: str, page: Any,
                                       tmp_path: Path) -> None:
     push_and_scan(app, tmp_path, "dash-billing")
     _sign_in(page, dashboard)
-    page.goto(f"{dashboard}/api/dashboard/billing?month=2020-01")
+    page.goto(f"{dashboard}/billing?month=2020-01")
     empty = (page.locator(".card").all_inner_texts(), _rows(page, "Billed images"))
     this_month = datetime.now(UTC).strftime("%Y-%m")
     _follow(page, f"a:text-is('{this_month}')")
@@ -254,7 +254,7 @@ def test_billing_shows_a_chosen_month(app: App, dashboard: str, page: Any,
 def test_an_unknown_image_is_a_page_that_says_so(dashboard: str, page: Any) -> None:
     _sign_in(page, dashboard)
     missing = "sha256:" + "0" * 64
-    response = page.goto(f"{dashboard}/api/dashboard/image?{urlencode({'digest': missing})}")
+    response = page.goto(f"{dashboard}/image?{urlencode({'digest': missing})}")
     assert (response.status, page.locator("h1").inner_text(),
             page.locator("[role=alert]").inner_text()) == (
         404, "Something went wrong", f"no image {missing}")
@@ -300,3 +300,16 @@ def test_a_broken_openvex_document_says_why(dashboard: str, page: Any) -> None:
                        "button:text-is('Import')") == (
         "The OpenVEX document is not JSON: Expecting property name enclosed in double quotes: "
         "line 1 column 2 (char 1)")
+
+
+def test_the_image_page_lists_every_layer_with_what_it_introduced(
+        app: App, dashboard: str, page: Any, tmp_path: Path) -> None:
+    digest = push_and_scan(app, tmp_path, "dash-layers")
+    _sign_in(page, dashboard)
+    page.goto(f"{dashboard}/image?{urlencode({'digest': digest})}")
+    # The test image (helpers.alpine_layers): layer 1 the Alpine 3.18 base with the apk
+    # database of four packages (musl, libssl3, libcrypto3 have findings), layer 2 a marker
+    # file no analyzer reads.
+    assert _rows(page, "Layers of linux/amd64") == [
+        ["1", "1a079cd7ee95", "752 B", "COPY layer1 /", "4", "ITEST-0001, ITEST-0002"],
+        ["2", "fff59be8c876", "145 B", "COPY layer2 /", "0", "—"]]

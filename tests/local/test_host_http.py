@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import azure.durable_functions as df
 import azure.functions as func
 import pytest
 
-from scanning.local.host import FunctionHost
+import function_app
+from scanning.errors import ConfigError
+from scanning.local.host import APP_HOST_JSON, FunctionHost, route_prefix_of
 from tests.local.helpers import FUNCTION_KEY, REGISTRY_TOKEN, request
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -107,7 +110,58 @@ def test_unknown_route_is_404(host: FunctionHost) -> None:
                    headers={"x-functions-key": FUNCTION_KEY})[0] == 404
 
 
-def test_root_redirects_to_the_dashboard_keeping_the_query(host: FunctionHost) -> None:
-    response = host.handle("GET", "/?code=abc", {}, b"")
-    assert (response.status, response.headers) == (302, (("Location",
-                                                           "/api/dashboard/?code=abc"),))
+def test_host_json_route_prefix_is_read_and_defaults_to_api(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.json"
+    empty.write_text('{"version": "2.0", "extensions": {"http": {"routePrefix": ""}}}')
+    silent = tmp_path / "silent.json"
+    silent.write_text('{"version": "2.0"}')
+    assert (route_prefix_of(empty), route_prefix_of(silent), route_prefix_of(APP_HOST_JSON)) \
+        == ("", "api", "")
+
+
+def test_a_host_json_that_is_not_json_is_a_config_error(tmp_path: Path) -> None:
+    broken = tmp_path / "host.json"
+    broken.write_text("{")
+    with pytest.raises(ConfigError, match="cannot read"):
+        route_prefix_of(broken)
+
+
+@pytest.fixture(scope="module")
+def app_host() -> Iterator[FunctionHost]:
+    """The real app with its own host.json: API under /api/, the dashboard at the root."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DASHBOARD_KEY", "dashboard-key")
+        server = FunctionHost(function_app.app, function_key=FUNCTION_KEY,
+                              registry_token=REGISTRY_TOKEN, port=0, run_timers=False,
+                              route_prefix=route_prefix_of(APP_HOST_JSON))
+        server.start()
+        yield server
+        server.stop()
+
+
+def test_the_root_is_the_dashboard_sign_in(app_host: FunctionHost) -> None:
+    response = app_host.handle("GET", "/", {}, b"")
+    assert (response.status, dict(response.headers)["Content-Type"],
+            b"<h1>Sign in</h1>" in response.body) == (401, "text/html; charset=utf-8", True)
+
+
+def test_the_code_parameter_at_the_root_signs_in(app_host: FunctionHost) -> None:
+    response = app_host.handle("GET", "/?code=dashboard-key", {}, b"")
+    assert (response.status, dict(response.headers)["Location"]) == (303, "/")
+
+
+def test_an_api_path_no_function_serves_is_a_json_404(app_host: FunctionHost) -> None:
+    response = app_host.handle("GET", "/api/nothing-here", {}, b"")
+    assert (response.status, json.loads(response.body)) == (404, {"error": {
+        "code": "NotFound", "message": "no API function serves GET /api/nothing-here"}})
+
+
+def test_api_routes_and_host_endpoints_keep_their_paths(app_host: FunctionHost) -> None:
+    health = app_host.handle("GET", "/api/health", {}, b"")
+    status = app_host.handle("GET", "/admin/host/status", {}, b"")
+    assert (health.status, json.loads(health.body), status.status) == (
+        200, {"status": "ok"}, 401)
+    urls = {entry["name"]: entry["url"] for entry in app_host.describe()["functions"]
+            if "url" in entry}
+    assert (urls["health"], urls["dashboard"]) == (f"{app_host.base_url}/api/health",
+                                                   f"{app_host.base_url}/{{*path}}")

@@ -9,7 +9,13 @@ import pytest
 from scanning.errors import ConfigError
 from scanning.local.services import Azurite
 from scanning.store import Store
-from scanning.store.schema import PARTITION, ROW, SCHEMA_VERSION
+from scanning.store.schema import (
+    DASHBOARD_SECRET_ROW,
+    PARTITION,
+    ROW,
+    SCHEMA_VERSION,
+    SECRET_PARTITION,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -49,4 +55,26 @@ def test_image_rows_without_a_layout_row_are_layout_1(azurite: Azurite) -> None:
                                       "registry": "r", "digest": "sha256:0"})
     with pytest.raises(ConfigError, match="written by storage layout 1"):
         store.create()
+    store.drop()
+
+
+def test_the_dashboard_secret_is_made_once_and_shared(azurite: Azurite) -> None:
+    store = _store(azurite)
+    store.create()
+    first = store.dashboard_secret()
+    other = Store.from_connection_string(azurite.connection_string, prefix=store.prefix)
+    assert (len(first), int(first, 16) >= 0, other.dashboard_secret(),
+            store.dashboard_secret()) == (64, True, first, first)
+    store.drop()
+
+
+def test_an_emptied_dashboard_secret_is_an_error_not_an_empty_key(azurite: Azurite) -> None:
+    store = _store(azurite)
+    store.create()
+    meta = store.clients.table_service().get_table_client(store.table_name("meta"))
+    meta.upsert_entity({"PartitionKey": SECRET_PARTITION, "RowKey": DASHBOARD_SECRET_ROW,
+                        "value": ""})
+    with pytest.raises(ConfigError, match="the stored secret 'dashboard' in the meta table is "
+                                          "missing or empty"):
+        store.dashboard_secret()
     store.drop()

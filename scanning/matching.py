@@ -223,13 +223,17 @@ def match_inventory(
                 missing_ecosystems.add(ecosystem)
                 continue
             lookups = [(ecosystem, _language_name(package), _language_version(package))]
+        found = [(lookup, _lookup_hits(index, *lookup), index.rejected_for(*lookup[:2]))
+                 for lookup in lookups]
+        if not any(lookup_hits or lookup_rejected for _, lookup_hits, lookup_rejected in found):
+            continue  # most packages: no advisory names them
         from_base = bool(base_layer_digests) and package.layer_digest in base_layer_digests
         # advisory id -> matches in lookup order; one finding per advisory and package.
         hits: dict[str, list[tuple[Any, MatchDetail, str]]] = {}
         rejected: dict[str, None] = {}
-        for ecosystem, name, version in lookups:
-            rejected.update(dict.fromkeys(i for i, _ in index.rejected_for(ecosystem, name)))
-            for advisory_id, entry, hit in _lookup_hits(index, ecosystem, name, version):
+        for (ecosystem, name, version), lookup_hits, lookup_rejected in found:
+            rejected.update(dict.fromkeys(i for i, _ in lookup_rejected))
+            for advisory_id, entry, hit in lookup_hits:
                 if hit is None:
                     unparsable += 1
                     logger.debug("advisory %s: cannot compare %s %s in %s", advisory_id, name,
@@ -698,16 +702,37 @@ def lookups_affected(signed: Iterable[tuple[Lookup, str]], change: IndexChange,
     if change.empty:
         return False
     for lookup, signature in signed:
-        ecosystem, name, _ = lookup
-        if ecosystem.endswith(PREFIX_WILDCARD):
-            prefix = ecosystem.removesuffix(PREFIX_WILDCARD)
-            if any(e == prefix.rstrip(":") or e.startswith(prefix) for e in change.ecosystems):
-                return True
-            touched = any((e, name) in change.keys for e in _prefix_ecosystems(index, ecosystem))
-        else:
-            if ecosystem in change.ecosystems:
-                return True
-            touched = (ecosystem, name) in change.keys
-        if touched and lookup_signature(index, lookup) != signature:
+        if _ecosystem_changed(lookup, change):
+            return True
+        if _key_changed(lookup, change, index) and lookup_signature(index, lookup) != signature:
             return True
     return False
+
+
+def unchanged_signatures(signed: Iterable[tuple[Lookup, str]], change: IndexChange,
+                         index: AdvisoryIndex) -> dict[Lookup, str]:
+    """The signatures (taken with the index ``change`` starts from) that are still those of
+    ``index``: of the lookups whose ecosystems and keys the change leaves alone, since a
+    signature depends only on the advisories under its key (their ids, ``modified`` and
+    rejected records, which the key fingerprints cover). A re-match takes these instead of
+    computing every lookup's signature again."""
+    return {lookup: signature for lookup, signature in signed
+            if not _ecosystem_changed(lookup, change)
+            and not _key_changed(lookup, change, index)}
+
+
+def _ecosystem_changed(lookup: Lookup, change: IndexChange) -> bool:
+    """Whether an ecosystem the lookup searches appeared in or went from the index."""
+    ecosystem = lookup[0]
+    if ecosystem.endswith(PREFIX_WILDCARD):
+        prefix = ecosystem.removesuffix(PREFIX_WILDCARD)
+        return any(e == prefix.rstrip(":") or e.startswith(prefix) for e in change.ecosystems)
+    return ecosystem in change.ecosystems
+
+
+def _key_changed(lookup: Lookup, change: IndexChange, index: AdvisoryIndex) -> bool:
+    """Whether the advisories under a key the lookup searches changed."""
+    ecosystem, name, _ = lookup
+    if ecosystem.endswith(PREFIX_WILDCARD):
+        return any((e, name) in change.keys for e in _prefix_ecosystems(index, ecosystem))
+    return (ecosystem, name) in change.keys

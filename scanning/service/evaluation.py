@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -79,8 +79,10 @@ class Evaluation:
 
 def evaluate(inventories: Sequence[ImageInventory], *, request: ScanRequest,
              rules: Sequence[DisableRule], index: AdvisoryIndex,
-             moment: datetime) -> Evaluation:
-    """Match the inventories and decide the verdict; no I/O."""
+             moment: datetime, signatures: Mapping[Lookup, str] | None = None) -> Evaluation:
+    """Match the inventories and decide the verdict; no I/O. ``signatures``: lookup
+    signatures known to be today's (``matching.unchanged_signatures``), taken as they are."""
+    known = signatures or {}
     signed: dict[Lookup, str] = {}
     matches: list[MatchResult | None] = []
     for inventory in inventories:
@@ -90,7 +92,9 @@ def evaluate(inventories: Sequence[ImageInventory], *, request: ScanRequest,
         matches.append(match_inventory(inventory.os, inventory.packages, index))
         for lookup in package_lookups(inventory.os, inventory.packages):
             if lookup not in signed:
-                signed[lookup] = lookup_signature(index, lookup)
+                signature = known.get(lookup)
+                signed[lookup] = (lookup_signature(index, lookup) if signature is None
+                                  else signature)
     verdict = assess_inventories(
         inventories, matches, rules=rules, now=moment,
         image=ImageRef(registry=request.registry, repository=request.repository,

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,14 +25,13 @@ from scanning.service.payloads import ScanRequest
 from scanning.service.rematch import ChunkReport, merge_unaffected, open_run, rescan_chunk
 from scanning.service.rescan import RESCAN_CHUNK
 from scanning.store.blobs import BlobKind
-from scanning.store.entities import etag_of
-from scanning.store.images import ImageRecord, RowUpdate, image_from_entity, image_key
+from scanning.store.images import ImageRecord, RowUpdate, image_key
 from scanning.store.scans import ScanRecord
 from scanning.store.store import Store
 
 log = logging.getLogger(__name__)
 
-# Image rows a chunk reads at once (point reads overlap on threads).
+# Threads a chunk overlaps its inventory reads with.
 ROW_READERS = 8
 
 
@@ -211,14 +209,6 @@ def plan_rescan(services: Services, start: RescanStart) -> RescanPlan:
     return plan
 
 
-def _read_row(services: Services, key: list[str]) -> tuple[ImageRecord, str] | None:
-    entity = services.store.images.entity(key[0], key[1], key[2])
-    if entity is None:
-        return None
-    image = image_from_entity(entity)
-    return None if image.deleted else (image, etag_of(entity))
-
-
 def rescan_planned_chunk(services: Services, step: ChunkStep) -> RescanResult:
     """Re-assess one chunk of the plan: the images the index change cannot affect get their
     row moved in batched merges, the others are re-matched ``RESCAN_CHUNK`` at a time, as in
@@ -238,9 +228,9 @@ def rescan_planned_chunk(services: Services, step: ChunkStep) -> RescanResult:
     if run.index_version != plan.index_version:
         raise AdvisoryError(f"the advisory index changed during rescan {start.rescan_id} "
                             f"({run.index_version} is not {plan.index_version})")
-    with ThreadPoolExecutor(max_workers=ROW_READERS) as pool:
-        rows = [row for row in pool.map(lambda key: _read_row(services, key), keys)
-                if row is not None]
+    chunk_keys = [(key[0], key[1], key[2]) for key in keys]
+    found = services.store.images.rows_with_etags(chunk_keys)
+    rows = [found[key] for key in chunk_keys if key in found]
     updates: list[RowUpdate] = []
     history: list[ScanRecord] = []
     to_match: list[tuple[ImageRecord, str]] = []

@@ -22,7 +22,7 @@ from scanning.advisories.index import (
 )
 from scanning.analyzers import analyzer_set_version
 from scanning.errors import AdvisoryError, NotFound, ScanError
-from scanning.matching import lookups_affected
+from scanning.matching import Lookup, lookups_affected, unchanged_signatures
 from scanning.model import AssessmentStatus, ScanTrigger
 from scanning.rules import DisableRule
 from scanning.service.context import Services, index_keys_name, record_index_keys
@@ -100,6 +100,18 @@ class RescanRun:
         change = self.change_since(image.index_version)
         return change is not None and not lookups_affected(signed, change, self.index)
 
+    def still_signed(self, image: ImageRecord) -> dict[Lookup, str]:
+        """The image's stored lookup signatures that are still today's (none when the row's
+        signatures or the index it was assessed with are unknown, or another analyzer set
+        made them)."""
+        if image.analyzer_version != self.analyzer_version:
+            return {}
+        signed = decode_match_keys(image.match_keys)
+        change = self.change_since(image.index_version) if signed is not None else None
+        if signed is None or change is None:
+            return {}
+        return unchanged_signatures(signed, change, self.index)
+
     def reanalysis(self, image: ImageRecord) -> ScanRequest:
         """The full re-analysis of an image the run cannot re-match (no inventory)."""
         return ScanRequest(registry=image.registry, repository=image.repository,
@@ -156,7 +168,7 @@ class RescanRun:
             fill = inventory_columns(data, image.inventory_chunks)
         scan_id = rescan_id(self.moment, image.registry, image.digest)
         evaluation = evaluate(inventories, request=request, rules=self.rules, index=self.index,
-                              moment=self.moment)
+                              moment=self.moment, signatures=self.still_signed(image))
         verdict = evaluation.verdict
         encoded = encode_findings(image.digest, verdict.platforms)
         history = self.history(image, scan_id, verdict.status, verdict.reason)

@@ -50,8 +50,11 @@ def _start_worker(spec: _RescanSpec) -> None:
     if version != spec.index_version:
         raise AdvisoryError(f"the advisory index changed during the rescan ({version} is not "
                             f"{spec.index_version})")
+    # The keys let a re-match keep the signatures of lookups the index change left alone.
     _worker_run = RescanRun(services=services, moment=spec.moment, index=index,
-                            index_version=version, keys={}, rules=spec.rules,
+                            index_version=version,
+                            keys=services.index.key_fingerprints(index, version),
+                            rules=spec.rules,
                             analyzer_version=spec.analyzer_version,
                             last_expiry=spec.last_expiry)
 

@@ -11,10 +11,17 @@ The Functions host's own storage setting ``AzureWebJobsStorage`` is used either 
 
 A connection string wins when both are set. Clients are created lazily and cached, so a
 function that only needs blobs never builds a table client.
+
+Unless the environment names a proxy, the clients' HTTP sessions do not read the environment
+on every request (``requests`` otherwise looks for a ``.netrc`` file and scans the environment
+for proxies and CA bundles per call: ~0.4 ms of CPU a request, and a rescan makes one per
+notification); a CA bundle in ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` is read once instead.
+With a proxy set they keep reading it as ``requests`` always has.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +31,22 @@ from azure.storage.queue import QueueServiceClient
 
 from scanning.config import setting
 from scanning.errors import ConfigError
+
+# Proxy variables ``requests`` reads from the environment (any case).
+_PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+def transport_options() -> dict[str, Any]:
+    """The clients' transport keywords: no per-request environment reads unless a proxy is
+    set; a CA bundle named by ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` is still used
+    (given once, as ``requests`` would take it per request)."""
+    if {name.lower() for name in os.environ}.intersection(_PROXY_VARIABLES):
+        return {}
+    options: dict[str, Any] = {"use_env_settings": False}
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        options["connection_verify"] = bundle
+    return options
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,33 +114,35 @@ class StorageClients:
         if self._table is None:
             if self.settings.connection_string:
                 self._table = TableServiceClient.from_connection_string(
-                    self.settings.connection_string
+                    self.settings.connection_string, **transport_options()
                 )
             else:
                 endpoint = self._endpoint(self.settings.table_service_uri, "tableServiceUri")
-                self._table = TableServiceClient(endpoint=endpoint, credential=self.credential())
+                self._table = TableServiceClient(endpoint=endpoint, credential=self.credential(),
+                                                 **transport_options())
         return self._table
 
     def blob_service(self) -> BlobServiceClient:
         if self._blob is None:
             if self.settings.connection_string:
                 self._blob = BlobServiceClient.from_connection_string(
-                    self.settings.connection_string
+                    self.settings.connection_string, **transport_options()
                 )
             else:
                 endpoint = self._endpoint(self.settings.blob_service_uri, "blobServiceUri")
-                self._blob = BlobServiceClient(account_url=endpoint, credential=self.credential())
+                self._blob = BlobServiceClient(account_url=endpoint, credential=self.credential(),
+                                               **transport_options())
         return self._blob
 
     def queue_service(self) -> QueueServiceClient:
         if self._queue is None:
             if self.settings.connection_string:
                 self._queue = QueueServiceClient.from_connection_string(
-                    self.settings.connection_string
+                    self.settings.connection_string, **transport_options()
                 )
             else:
                 endpoint = self._endpoint(self.settings.queue_service_uri, "queueServiceUri")
                 self._queue = QueueServiceClient(
-                    account_url=endpoint, credential=self.credential()
+                    account_url=endpoint, credential=self.credential(), **transport_options()
                 )
         return self._queue

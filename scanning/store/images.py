@@ -318,6 +318,9 @@ KEYS_COLUMNS: tuple[str, ...] = tuple(KEYS_COLUMN.format(n) for n in range(MAX_K
 # What the weekly rescan reads of every image: the summary, the match keys, the query keys
 # (for the previous assessment's notification summary); still never the documents.
 RESCAN_COLUMNS: tuple[str, ...] = (*SUMMARY_COLUMNS, "match_keys", *KEYS_COLUMNS)
+# ``rows_with_etags`` reads a partition's key range while it holds at most this many rows
+# per image asked for; past that it reads the images left one by one.
+SPARSE_RANGE = 4
 
 
 def stored_findings_from_entity(entity: Mapping[str, Any]) -> StoredFindings:
@@ -482,6 +485,45 @@ class ImageTable:
             if page.next_token is None:
                 return
             token = page.next_token
+
+    def rows_with_etags(self, images: Iterable[ImageKey],
+                        columns: tuple[str, ...] = RESCAN_COLUMNS
+                        ) -> dict[ImageKey, tuple[ImageRecord, str]]:
+        """The rows (``columns``) of the ``(registry, repository, digest)`` images that exist
+        and are not deleted, with their ETags: one key-range query per partition the images
+        fall in, as long as the range holds at most ``SPARSE_RANGE`` rows per image asked
+        for; the images of a sparser range (most of its rows not asked for) are read one by
+        one instead, so a chunk never reads more than a few rows per image it wants."""
+        wanted: dict[str, dict[str, ImageKey]] = {}
+        for key in images:
+            partition_key, row_key = image_keys(*key)
+            wanted.setdefault(partition_key, {})[row_key] = key
+        found: dict[ImageKey, tuple[ImageRecord, str]] = {}
+        for partition_key, row_keys in wanted.items():
+            left = dict(row_keys)
+            budget = SPARSE_RANGE * len(row_keys)
+            with storage_errors("reading image rows"):
+                entities = self.table.query_entities(
+                    "PartitionKey eq @pk and RowKey ge @low and RowKey le @high",
+                    parameters={"pk": partition_key, "low": min(row_keys),
+                                "high": max(row_keys)},
+                    results_per_page=1000, select=list(columns))
+                for scanned, entity in enumerate(entities, start=1):
+                    row_key = as_str(entity.get("RowKey"))
+                    if row_key in left:
+                        key = left.pop(row_key)
+                        image = image_from_entity(entity)
+                        if not image.deleted:
+                            found[key] = (image, etag_of(entity))
+                    if not left or scanned >= budget:
+                        break
+            for row_key, key in left.items():
+                row = read_entity(self.table, partition_key, row_key, f"reading image {key[2]}")
+                if row is not None:
+                    image = image_from_entity(row)
+                    if not image.deleted:
+                        found[key] = (image, etag_of(row))
+        return found
 
     def inventory_copies(self, images: Iterable[ImageKey]) -> dict[ImageKey, bytes]:
         """The inventory copies of the ``(registry, repository, digest)`` images that have

@@ -46,9 +46,13 @@ def decode_match_keys(data: bytes) -> tuple[SignedLookup, ...] | None:
     if not isinstance(items, list):
         return None
     signed: list[SignedLookup] = []
+    # Read for every pulled image of every rescan: plain type checks, no generator per item.
     for item in items:
-        if not (isinstance(item, list) and len(item) == 4
-                and all(isinstance(part, str) for part in item)):
+        if type(item) is not list or len(item) != 4:
             return None
-        signed.append(((item[0], item[1], item[2]), item[3]))
+        ecosystem, name, version, signature = item
+        if not (type(ecosystem) is str and type(name) is str and type(version) is str
+                and type(signature) is str):
+            return None
+        signed.append(((ecosystem, name, version), signature))
     return tuple(signed)

@@ -4,12 +4,30 @@ an index change can change them (the weekly rescan's test without the inventory)
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from scanning.advisories.index import IndexChange, compile_index, diff_key_fingerprints
+from scanning.advisories.alpine_secdb import iter_secdb_osv
+from scanning.advisories.index import (
+    AdvisoryIndex,
+    IndexChange,
+    compile_index,
+    diff_key_fingerprints,
+)
 from scanning.advisories.index import key_fingerprints as fingerprints_of
-from scanning.matching import lookup_signature, lookups_affected, package_lookups
-from scanning.model import OSInfo, Package, PackageType
+from scanning.advisories.osv import iter_records
+from scanning.analyzers import analyzer_set_version
+from scanning.inventory import ImageInventory, InventoryStatus
+from scanning.matching import (
+    lookup_signature,
+    lookups_affected,
+    package_lookups,
+    unchanged_signatures,
+)
+from scanning.model import OSInfo, Package, PackageType, Platform, ScanTrigger
+from scanning.service.evaluation import evaluate
+from scanning.service.payloads import ScanRequest
+from scanning.store.match_keys import decode_match_keys
 
 BUILT = datetime(2024, 10, 10, 12, 0, tzinfo=UTC)
 ALPINE = OSInfo(id="alpine", version_id="3.19.1")
@@ -117,3 +135,104 @@ def test_ecosystem_leaving_the_index_affects_its_images() -> None:
     old = [_record("X-1", "some-package", "1.0")]
     assert lookups_affected(_signed(old, "5.0"), IndexChange(ecosystems=frozenset({"PyPI"})),
                             compile_index(old, built=BUILT)) is True
+
+
+# ------------------------------------------------------------------ signatures kept across a change
+
+SHARED_PYPA = ("jinja2", "aiohttp", "django", "requests", "pillow", "urllib3")
+
+
+def _real_records(shared_advisories: Path) -> list[dict[str, Any]]:
+    pypa = shared_advisories / "osv" / "pypi-pypa-advisory-database"
+    records = [record for name in SHARED_PYPA for record in iter_records(pypa / name)]
+    return [*iter_secdb_osv(shared_advisories / "alpine-secdb-yaml" / "v3.11"), *records]
+
+
+def _real_inventory(records: list[dict[str, Any]]) -> tuple[OSInfo, tuple[Package, ...]]:
+    """Every package the records name, at every version their ranges mention (so some are
+    affected and some fixed), plus packages no record names."""
+    packages: dict[tuple[str, str, str], Package] = {}
+    for record in records:
+        for affected in record.get("affected", []):
+            ecosystem = affected["package"]["ecosystem"]
+            kind = PackageType.APK if ecosystem.startswith("Alpine") else PackageType.PYPI
+            name = affected["package"]["name"]
+            for span in affected.get("ranges", []):
+                for event in span.get("events", []):
+                    for version in (event.get("introduced"), event.get("fixed")):
+                        if version and version != "0":
+                            packages[(kind.value, name, version)] = Package(
+                                type=kind, name=name, version=version, purl="", path="",
+                                source_name=name if kind is PackageType.APK else "")
+    unnamed = (Package(type=PackageType.PYPI, name=f"unnamed-{n}", version="1.0", purl="",
+                       path="") for n in range(20))
+    return (OSInfo(id="alpine", version_id="3.11.5"),
+            (*sorted(packages.values(), key=lambda p: (p.type.value, p.name, p.version)),
+             *unnamed))
+
+
+def _changed(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """An older index (every 10th record missing, every 7th with an older ``modified`` and
+    no aliases) and today's (all of them)."""
+    older = [{**record, "modified": "2000-01-01T00:00:00Z", "aliases": []}
+             if number % 7 == 3 else record
+             for number, record in enumerate(records) if number % 10 != 5]
+    return older, records
+
+
+def _every_signature(os_info: OSInfo, packages: tuple[Package, ...],
+            index: AdvisoryIndex) -> dict[tuple[str, str, str], str]:
+    return {lookup: lookup_signature(index, lookup)
+            for lookup in package_lookups(os_info, packages)}
+
+
+def test_kept_signatures_are_those_a_full_recompute_gives(shared_advisories: Path) -> None:
+    """Real PyPA and Alpine records: the signatures a rescan keeps from the older index, with
+    the touched ones recomputed, are exactly today's signatures of every lookup."""
+    older_records, records = _changed(_real_records(shared_advisories))
+    os_info, packages = _real_inventory(records)
+    older, today = compile_index(older_records), compile_index(records)
+    before = _every_signature(os_info, packages, older)
+    change = diff_key_fingerprints(fingerprints_of(older), fingerprints_of(today))
+    kept = unchanged_signatures(before.items(), change, today)
+    full = _every_signature(os_info, packages, compile_index(records))
+    assert 0 < len(kept) < len(before)
+    assert kept == {lookup: full[lookup] for lookup in kept}
+    assert {lookup for lookup in before if before[lookup] != full[lookup]} <= (
+        set(before) - set(kept))
+
+
+def test_rematch_with_kept_signatures_equals_a_full_rematch(shared_advisories: Path) -> None:
+    """The verdict and the stored match keys of a re-match that keeps the untouched
+    signatures are byte for byte those of a re-match that computes them all."""
+    older_records, records = _changed(_real_records(shared_advisories))
+    os_info, packages = _real_inventory(records)
+    older = compile_index(older_records)
+    inventory = ImageInventory(
+        reference="myacr.azurecr.io/app@sha256:" + "a" * 64, image_digest="sha256:" + "a" * 64,
+        manifest_digest="sha256:" + "a" * 64, config_digest="sha256:" + "b" * 64,
+        platform=Platform(os="linux", architecture="amd64"),
+        analyzer_set_version=analyzer_set_version(), status=InventoryStatus.COMPLETE,
+        os=os_info, packages=packages, layers=())
+    request = ScanRequest(registry="myacr.azurecr.io", repository="app",
+                          digest=inventory.image_digest, trigger=ScanTrigger.RESCAN,
+                          requested_at=BUILT.isoformat())
+    before = evaluate((inventory,), request=request, rules=(), index=older, moment=BUILT)
+    today = compile_index(records)
+    change = diff_key_fingerprints(fingerprints_of(older), fingerprints_of(today))
+    signed = decode_match_keys(before.match_keys)
+    assert signed is not None
+    kept = evaluate((inventory,), request=request, rules=(), index=today, moment=BUILT,
+                    signatures=unchanged_signatures(signed, change, today))
+    full = evaluate((inventory,), request=request, rules=(), index=compile_index(records),
+                    moment=BUILT)
+    assert full.verdict.findings  # the records do affect some of the packages
+    assert kept.verdict == full.verdict
+    assert kept.match_keys == full.match_keys != before.match_keys
+
+
+def test_no_signature_is_kept_for_an_ecosystem_that_appeared_or_went() -> None:
+    signed = [(("PyPI", "some-package", "1.5"), ""), (("Go", "example.com/mod", "1.2.3"), "")]
+    index = compile_index([_record("PYSEC-1", "other", "2.0")])
+    change = IndexChange(ecosystems=frozenset({"Go"}))
+    assert unchanged_signatures(signed, change, index) == {("PyPI", "some-package", "1.5"): ""}

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from scanning.errors import BadRequest, ConfigError
 from scanning.store import StorageClients, StorageSettings
+from scanning.store.clients import transport_options
 from scanning.store.paging import decode_token, encode_token
 
 
@@ -50,3 +53,41 @@ def test_paging_token_round_trips() -> None:
 def test_foreign_paging_token_is_a_bad_request(token: str) -> None:
     with pytest.raises(BadRequest, match="continuation token"):
         decode_token(token)
+
+
+def _clear_requests_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.lower() in ("http_proxy", "https_proxy", "all_proxy", "no_proxy",
+                            "requests_ca_bundle", "curl_ca_bundle"):
+            monkeypatch.delenv(name)
+
+
+def test_clients_do_not_read_the_environment_per_request(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _clear_requests_environment(monkeypatch)
+    assert transport_options() == {"use_env_settings": False}
+
+
+def test_ca_bundle_of_the_environment_is_given_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    _clear_requests_environment(monkeypatch)
+    monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/ssl/curl.pem")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/requests.pem")
+    assert transport_options() == {"use_env_settings": False,
+                                   "connection_verify": "/etc/ssl/requests.pem"}
+
+
+@pytest.mark.parametrize("name", ["HTTPS_PROXY", "http_proxy", "NO_PROXY"])
+def test_proxy_in_the_environment_keeps_the_per_request_reads(
+        monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    _clear_requests_environment(monkeypatch)
+    monkeypatch.setenv(name, "http://proxy.example:3128")
+    assert transport_options() == {}
+
+
+def test_clients_are_built_with_the_transport_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    _clear_requests_environment(monkeypatch)
+    clients = StorageClients(settings=StorageSettings(
+        connection_string="DefaultEndpointsProtocol=http;AccountName=acct;AccountKey=a2V5;"
+                          "QueueEndpoint=http://127.0.0.1:3/acct"))
+    transport = clients.queue_service()._pipeline._transport
+    assert transport._use_env_settings is False

@@ -9,6 +9,7 @@ import random
 import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest import mock
 
 import pytest
 import zstandard
@@ -16,6 +17,7 @@ import zstandard
 from scanning.model import AssessmentStatus, ScanTrigger
 from scanning.store import Assessment, Store
 from scanning.store.images import (
+    ImageRecord,
     MergeReport,
     RowUpdate,
     inventory_columns,
@@ -176,3 +178,36 @@ def test_inventory_copy_is_zstd_of_the_blob_bytes() -> None:
     columns = inventory_columns(b'{"schema": 1}')
     assert (columns["inventory_n"], zstandard.ZstdDecompressor().decompress(
         columns["inventory_0"])) == (1, b'{"schema": 1}')
+
+
+def _listed(store: Store, digests: list[str]) -> dict[str, tuple[ImageRecord, str]]:
+    """Assess ``digests``; the rows and ETags the rescan's listing then reads."""
+    for digest in digests:
+        _assessed(store, digest)
+    return {image.digest: (image, etag) for image, etag in store.images.iter_with_etags()}
+
+
+@pytest.mark.integration
+def test_rows_of_images_are_what_the_listing_reads(store: Store) -> None:
+    digests = [f"sha256:{shard}{number:063x}" for shard in "0f" for number in range(5)]
+    listed = _listed(store, digests)
+    store.images.mark_deleted(REGISTRY, "app", digests[2], T0 + timedelta(days=1))
+    asked = [*((REGISTRY, "app", digest) for digest in digests),
+             (REGISTRY, "app", "sha256:" + "e" * 64)]  # no such image
+    rows = store.images.rows_with_etags(asked)
+    assert rows == {(REGISTRY, "app", digest): listed[digest]
+                    for digest in digests if digest != digests[2]}
+
+
+@pytest.mark.integration
+def test_rows_spread_thinly_over_a_range_are_read_one_by_one(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    digests = [f"sha256:0{number:063x}" for number in range(12)]
+    listed = _listed(store, digests)
+    reads = mock.Mock(wraps=store.images.table.get_entity)
+    monkeypatch.setattr(store.images.table, "get_entity", reads)
+    # 2 images asked for at both ends of 12 rows: the range holds 6 rows per image asked
+    # for (more than SPARSE_RANGE), so after 8 rows the last image is read on its own.
+    asked = [(REGISTRY, "app", digests[0]), (REGISTRY, "app", digests[11])]
+    rows = store.images.rows_with_etags(asked)
+    assert (rows, reads.call_count) == ({key: listed[key[2]] for key in asked}, 1)

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_rescan.py [--images 10000] [--packages 300] [--workers 8]
         [--processes N] [--azurite-on-disk] [--mode in-process|orchestration]
-        [--chunk-images 500]
+        [--chunk-images 500] [--distinct N] [--weeks 5pct,1pct,unchanged]
 
 Starts its own Azurite on free loopback ports, in memory (``--azurite-on-disk``: persisted in a
 temporary folder), then:
@@ -24,6 +24,21 @@ temporary folder), then:
    stress case, far more than a real week of these feeds), C (1% changed: a busy week; PyPA
    publishes a few dozen records a week, the Alpine 3.11 secdb none) and C again (nothing
    changed).
+
+``--weeks`` times only some of them (``5pct``, ``1pct``, ``unchanged``; they run in that
+order): step 3 then assesses against the index the first of them follows (B before ``1pct``,
+C before ``unchanged``), so each week changes what it says.
+
+Past 10,000 images (or with ``--distinct N`` below ``--images``) steps 2 and 3 take a shortcut,
+since a first assessment of every image would take most of an hour on 2 cores: only
+``--distinct`` images (default 500) and 16 probes (images with the packages of distinct ones)
+are written and assessed for real; every other image ``n`` is then written as the copy of the
+assessed image ``n % distinct``: its row (assessment columns, findings document and inventory
+copy, with ``n``'s digest, repository, tags and times), inventory blob, pull and history record,
+in batched transactions over the registry's 16 image partitions. Each probe's really assessed
+row and blob are first compared with the copy made from its template: every column but the
+random generation id must be equal, else the bench stops. The timed weeks are the same code
+either way; the images share ``--distinct`` package sets.
 
 ``--mode orchestration`` runs each of these as Azure runs the timers' rescan: the
 ``rescan_images`` orchestration (``scanning.functions.rescans``) on the local host's Durable

@@ -117,10 +117,12 @@ from scanning.store.findings import _compress as compress_findings
 from scanning.store.images import (
     DOCUMENT_COLUMN,
     KEYS_COLUMN,
+    MAX_BATCH_BYTES,
     image_keys,
     inventory_columns,
     new_image_row,
 )
+from scanning.store.images import _payload_size as payload_size
 from scanning.store.keys import encode_key, join_key
 from scanning.store.scans import ScanRecord
 
@@ -412,18 +414,25 @@ def copy_images(services: Services, templates: list[Template], numbers: range, n
         while len(pending) > limit:
             pending.pop(0).result()
 
+    sizes: dict[str, int] = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for done, number in enumerate(numbers, start=1):
             row, inventory = copy_image(templates[number % len(templates)], number, now,
                                         moment)
             pending.append(pool.submit(store.blobs.put_inventory, REGISTRY,
                                        image_digest(number), inventory))
-            buffer = buffers.setdefault(row["PartitionKey"], [])
-            buffer.append((TransactionOperation.UPSERT, row))
-            if len(buffer) == MAX_BATCH:
+            partition = row["PartitionKey"]
+            buffer = buffers.setdefault(partition, [])
+            # The limits ImageTable.merge_rows keeps: 100 rows and 3 MiB of body.
+            size = payload_size(row)
+            if buffer and (len(buffer) == MAX_BATCH
+                           or sizes[partition] + size > MAX_BATCH_BYTES):
                 pending.append(pool.submit(store.images.table.submit_transaction,
                                            buffer.copy()))
                 buffer.clear()
+                sizes[partition] = 0
+            buffer.append((TransactionOperation.UPSERT, row))
+            sizes[partition] = sizes.get(partition, 0) + size
             wait(4 * workers)
             if done % 10_000 == 0:
                 print(f"  copied {done} images ({time.perf_counter() - started:.0f} s)",
@@ -518,14 +527,23 @@ def _start_worker(storage: StorageSettings, prefix: str) -> None:
     _worker_services = Services.open(Store(StorageClients(settings=storage), prefix))
 
 
+def peak_rss_kib() -> int:
+    """This process's own peak resident set (``VmHWM``). Not ``getrusage``'s ``ru_maxrss``:
+    Linux carries the parent's peak over an exec, so a worker spawned by a large parent would
+    report the parent's size."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def _worker_chunk(step: dict[str, Any]) -> tuple[dict[str, Any], float, int, int]:
     """One chunk activity in a worker: its result, wall seconds, the worker's peak RSS (KiB)
     and pid."""
     assert _worker_services is not None, "worker not started"
     started = time.perf_counter()
     result = fanout.rescan_planned_chunk(_worker_services, fanout.ChunkStep.from_json(step))
-    return (result.to_json(), time.perf_counter() - started,
-            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, os.getpid())
+    return result.to_json(), time.perf_counter() - started, peak_rss_kib(), os.getpid()
 
 
 @dataclass(slots=True)

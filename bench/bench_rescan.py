@@ -80,8 +80,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import azure.durable_functions as df
 import azure.functions as func
 import zstandard
+from azure.core.exceptions import ServiceResponseError
 from azure.core.pipeline.transport import RequestsTransport
-from azure.data.tables import EntityProperty, TransactionOperation
+from azure.data.tables import EntityProperty, TableClient, TransactionOperation
 
 from scanning.advisories.alpine_secdb import iter_secdb_osv
 from scanning.advisories.demo import DEMO_RECORDS
@@ -401,6 +402,20 @@ def check_copies(store: Store, templates: list[Template], probes: range, now: da
             f"inventory blob compared; not {', '.join(UNCOMPARED_COLUMNS)})")
 
 
+def upsert_rows(table: TableClient, operations: list[tuple[TransactionOperation, Any]],
+                resets: Counter[str]) -> None:
+    """One transaction of upserts, sent again when the connection drops (Azurite resets some
+    under this load; the SDK does not retry a POST, and upserts are safe to repeat)."""
+    for attempt in range(4):
+        try:
+            table.submit_transaction(operations)
+            return
+        except ServiceResponseError:
+            if attempt == 3:
+                raise
+            resets["transactions sent again"] += 1
+
+
 def copy_images(services: Services, templates: list[Template], numbers: range, now: datetime,
                 moment: datetime, workers: int) -> None:
     """Write images ``numbers`` as copies: rows in 100-row transactions per partition (the
@@ -415,6 +430,7 @@ def copy_images(services: Services, templates: list[Template], numbers: range, n
             pending.pop(0).result()
 
     sizes: dict[str, int] = {}
+    resets: Counter[str] = Counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for done, number in enumerate(numbers, start=1):
             row, inventory = copy_image(templates[number % len(templates)], number, now,
@@ -427,19 +443,20 @@ def copy_images(services: Services, templates: list[Template], numbers: range, n
             size = payload_size(row)
             if buffer and (len(buffer) == MAX_BATCH
                            or sizes[partition] + size > MAX_BATCH_BYTES):
-                pending.append(pool.submit(store.images.table.submit_transaction,
-                                           buffer.copy()))
+                pending.append(pool.submit(upsert_rows, store.images.table, buffer.copy(),
+                                           resets))
                 buffer.clear()
                 sizes[partition] = 0
             buffer.append((TransactionOperation.UPSERT, row))
             sizes[partition] = sizes.get(partition, 0) + size
             wait(4 * workers)
             if done % 10_000 == 0:
-                print(f"  copied {done} images ({time.perf_counter() - started:.0f} s)",
-                      flush=True)
+                print(f"  copied {done} images ({time.perf_counter() - started:.0f} s, "
+                      f"{resets['transactions sent again']} transactions sent again after a "
+                      "connection reset)", flush=True)
         for buffer in buffers.values():
             if buffer:
-                pending.append(pool.submit(store.images.table.submit_transaction, buffer))
+                pending.append(pool.submit(upsert_rows, store.images.table, buffer, resets))
         wait(0)
     submit_batches(store.pulls.table, ((TransactionOperation.UPSERT, pull_row(number, now))
                                        for number in numbers), "seeding pulls")

@@ -4,7 +4,8 @@
 //   az deployment sub create -l <region> -f infra/subscription.bicep -p onboardRegistries=false
 //   (publish the function code), then the same command with onboardRegistries=true.
 // See README.md (section "Deploy for a whole subscription"). infra/main.bicep is the same app
-// for one registry.
+// for one registry; infra/managementgroup.bicep deploys this template (without its policy) for a
+// management group.
 targetScope = 'subscription'
 
 @description('Short name used to derive every resource name (letters and digits, 3-12 chars).')
@@ -34,6 +35,23 @@ param onboardRegistries bool = true
 @maxValue(1000)
 param maximumInstanceCount int = 100
 
+@description('''Subscriptions whose registries the catch-up job lists from ARM, comma separated;
+empty: this subscription. managementgroup.bicep passes the management group's.''')
+param catchupSubscriptionIds string = ''
+
+@description('Client id of an Entra ID app registration for the results API and the dashboard: set, App Service Authentication signs users in with it and accepts its access tokens. Empty: function keys only.')
+param apiEntraClientId string = ''
+
+@description('Tenant of that app registration.')
+param apiEntraTenantId string = tenant().tenantId
+
+@secure()
+@description('Key that signs in to the web dashboard at the site root. Empty: only Entra ID sign-in (apiEntraClientId).')
+param dashboardKey string = ''
+
+@description('Object id of the Entra group whose members may use the dashboard (the app registration must emit group claims); empty: anyone App Service Authentication lets in.')
+param dashboardAllowedGroupId string = ''
+
 resource group 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: resourceGroupName
   location: location
@@ -49,9 +67,13 @@ module app 'modules/app.bicep' = {
     tags: tags
     existingLogAnalyticsWorkspaceId: existingLogAnalyticsWorkspaceId
     maximumInstanceCount: maximumInstanceCount
-    // The catch-up job lists every registry of this subscription from ARM.
+    // The catch-up job lists every registry of this subscription (or those given) from ARM.
     registries: ''
-    subscriptionIds: subscription().subscriptionId
+    subscriptionIds: empty(catchupSubscriptionIds) ? subscription().subscriptionId : catchupSubscriptionIds
+    apiEntraClientId: apiEntraClientId
+    apiEntraTenantId: apiEntraTenantId
+    dashboardKey: dashboardKey
+    dashboardAllowedGroupId: dashboardAllowedGroupId
   }
 }
 
@@ -81,3 +103,10 @@ output functionAppName string = app.outputs.functionAppName
 output resultsApiBaseUrl string = 'https://${app.outputs.defaultHostName}/api'
 output storageAccountName string = app.outputs.storageAccountName
 output resourceGroupName string = group.name
+// What managementgroup.bicep wires the registries to.
+output appPrincipalId string = app.outputs.appPrincipalId
+output workspaceId string = app.outputs.workspaceId
+output functionAppId string = app.outputs.functionAppId
+output eventsIdentityId string = app.outputs.eventsIdentityId
+output storageAccountId string = app.outputs.storageAccountId
+output deadLetterContainerName string = app.outputs.deadLetterContainerName

@@ -1,9 +1,7 @@
-// Every container registry of the subscription wired to the app by Azure Policy: a
-// DeployIfNotExists definition on Microsoft.ContainerRegistry/registries, its assignment (with
-// the identity that deploys), and a remediation task for the registries that exist already.
-// For each registry the deployment makes what modules/registry.bicep makes for one: AcrPull and
-// Reader for the app, the Event Grid system topic and its subscription to on_registry_event,
-// and the diagnostic setting to the workspace (created last, so it marks a complete wiring).
+// Every container registry of the subscription wired to the app by Azure Policy: the
+// DeployIfNotExists definition of modules/registry-wiring.bicep, its assignment (with the
+// identity that deploys) and the roles that identity needs, and a remediation task for the
+// registries that exist already. managementgroup.bicep declares the same at a management group.
 targetScope = 'subscription'
 
 param baseName string
@@ -24,28 +22,10 @@ param eventsIdentityId string
 param deadLetterStorageAccountId string
 param deadLetterContainerName string
 
-// The same wiring as modules/registry.bicep (tests/infra/test_policy.py checks they agree).
-// https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/containers
-var acrPull = '7f951dda-4ed3-4680-a7ca-43fe172d538d'
-// https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/general
-var reader = 'acdd72a7-3385-48ef-bd42-f606fba81ae7'
-var registryRoles = [
-  acrPull
-  reader
-]
-var eventFunctionName = 'on_registry_event'
-var eventTypes = [
-  'Microsoft.ContainerRegistry.ImagePushed'
-  'Microsoft.ContainerRegistry.ImageDeleted'
-]
-var logCategories = [
-  'ContainerRegistryRepositoryEvents'
-  'ContainerRegistryLoginEvents'
-]
-
-// What the policy's deployment needs: Contributor for the Event Grid topic, its subscription
+// What the policy's deployments need: Contributor for the Event Grid topic, its subscription
 // (with the events identity) and the diagnostic setting; User Access Administrator for the
 // app's role assignments on the registry.
+// https://learn.microsoft.com/azure/role-based-access-control/built-in-roles
 var contributor = 'b24988ac-6180-42a0-ab88-20f7382dd7c4'
 var userAccessAdministrator = '18d7d88d-d35e-4fb5-a5c3-7773c20a72d9'
 var deployerRoles = [
@@ -53,169 +33,27 @@ var deployerRoles = [
   userAccessAdministrator
 ]
 
-var wiringName = 'acr-scan-${baseName}'
-
-// The deployment template runs in the registry's resource group. Strings that start with '['
-// are ARM expressions of that deployment (Bicep escapes them for this one).
-var registryId = '[resourceId(\'Microsoft.ContainerRegistry/registries\', parameters(\'registryName\'))]'
-var registryScope = '[format(\'Microsoft.ContainerRegistry/registries/{0}\', parameters(\'registryName\'))]'
-var topicName = '[format(\'egst-{0}-{1}\', parameters(\'registryName\'), \'${baseName}\')]'
-
-// The app's roles on the registry.
-var roleResources = [
-  for roleId in registryRoles: {
-    type: 'Microsoft.Authorization/roleAssignments'
-    apiVersion: '2022-04-01'
-    scope: registryScope
-    name: '[guid(resourceId(\'Microsoft.ContainerRegistry/registries\', parameters(\'registryName\')), \'${appPrincipalId}\', \'${roleId}\')]'
-    properties: {
-      roleDefinitionId: '[subscriptionResourceId(\'Microsoft.Authorization/roleDefinitions\', \'${roleId}\')]'
-      principalId: appPrincipalId
-      principalType: 'ServicePrincipal'
-    }
+module wiring 'registry-wiring.bicep' = {
+  name: 'acrscan-wiring-${baseName}'
+  params: {
+    baseName: baseName
+    appPrincipalId: appPrincipalId
+    workspaceId: workspaceId
+    functionAppId: functionAppId
+    eventsIdentityId: eventsIdentityId
+    deadLetterStorageAccountId: deadLetterStorageAccountId
+    deadLetterContainerName: deadLetterContainerName
+    deployerRoles: deployerRoles
   }
-]
-
-// The Event Grid topic and subscription, then the diagnostic setting.
-var wiringResources = [
-  {
-    type: 'Microsoft.EventGrid/systemTopics'
-    apiVersion: '2022-06-15'
-    name: topicName
-    location: '[parameters(\'location\')]'
-    identity: {
-      type: 'UserAssigned'
-      userAssignedIdentities: {
-        '${eventsIdentityId}': {}
-      }
-    }
-    properties: {
-      source: registryId
-      topicType: 'Microsoft.ContainerRegistry.Registries'
-    }
-  }
-  {
-    type: 'Microsoft.EventGrid/systemTopics/eventSubscriptions'
-    apiVersion: '2022-06-15'
-    name: '[format(\'egst-{0}-{1}/{2}\', parameters(\'registryName\'), \'${baseName}\', \'${wiringName}\')]'
-    dependsOn: [
-      '[resourceId(\'Microsoft.EventGrid/systemTopics\', format(\'egst-{0}-{1}\', parameters(\'registryName\'), \'${baseName}\'))]'
-    ]
-    properties: {
-      eventDeliverySchema: 'EventGridSchema'
-      destination: {
-        endpointType: 'AzureFunction'
-        properties: {
-          resourceId: '${functionAppId}/functions/${eventFunctionName}'
-          maxEventsPerBatch: 1
-          preferredBatchSizeInKilobytes: 64
-        }
-      }
-      filter: {
-        includedEventTypes: eventTypes
-      }
-      retryPolicy: {
-        maxDeliveryAttempts: 30
-        eventTimeToLiveInMinutes: 1440
-      }
-      deadLetterWithResourceIdentity: {
-        identity: {
-          type: 'UserAssigned'
-          userAssignedIdentity: eventsIdentityId
-        }
-        deadLetterDestination: {
-          endpointType: 'StorageBlob'
-          properties: {
-            resourceId: deadLetterStorageAccountId
-            blobContainerName: deadLetterContainerName
-          }
-        }
-      }
-    }
-  }
-  {
-    type: 'Microsoft.Insights/diagnosticSettings'
-    apiVersion: '2021-05-01-preview'
-    scope: registryScope
-    name: wiringName
-    dependsOn: [
-      '[resourceId(\'Microsoft.EventGrid/systemTopics/eventSubscriptions\', format(\'egst-{0}-{1}\', parameters(\'registryName\'), \'${baseName}\'), \'${wiringName}\')]'
-    ]
-    properties: {
-      workspaceId: workspaceId
-      logs: [
-        for category in logCategories: {
-          category: category
-          enabled: true
-        }
-      ]
-    }
-  }
-]
-
-var wiringTemplate = {
-  '$schema': 'https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#'
-  contentVersion: '1.0.0.0'
-  parameters: {
-    registryName: {
-      type: 'string'
-    }
-    location: {
-      type: 'string'
-    }
-  }
-  resources: concat(roleResources, wiringResources)
 }
 
 resource definition 'Microsoft.Authorization/policyDefinitions@2023-04-01' = {
   name: 'acr-scan-${baseName}-registries'
-  properties: {
-    displayName: 'acr-scan (${baseName}): scan every container registry'
-    description: 'Wires each container registry to the acr-scan function app: push and delete events, resource logs, pull rights.'
-    policyType: 'Custom'
-    mode: 'Indexed'
-    metadata: {
-      category: 'Container Registry'
-    }
-    policyRule: {
-      if: {
-        field: 'type'
-        equals: 'Microsoft.ContainerRegistry/registries'
-      }
-      then: {
-        effect: 'deployIfNotExists'
-        details: {
-          type: 'Microsoft.Insights/diagnosticSettings'
-          name: wiringName
-          existenceCondition: {
-            field: 'Microsoft.Insights/diagnosticSettings/workspaceId'
-            equals: workspaceId
-          }
-          roleDefinitionIds: [
-            for roleId in deployerRoles: '/providers/Microsoft.Authorization/roleDefinitions/${roleId}'
-          ]
-          deployment: {
-            properties: {
-              mode: 'incremental'
-              template: wiringTemplate
-              parameters: {
-                registryName: {
-                  value: '[field(\'name\')]'
-                }
-                location: {
-                  value: '[field(\'location\')]'
-                }
-              }
-            }
-          }
-        }
-      }
-    }
-  }
+  properties: wiring.outputs.definitionProperties
 }
 
 resource assignment 'Microsoft.Authorization/policyAssignments@2024-04-01' = {
-  name: wiringName
+  name: 'acr-scan-${baseName}'
   location: location
   identity: {
     type: 'SystemAssigned'
@@ -240,7 +78,7 @@ resource deployerRoleAssignments 'Microsoft.Authorization/roleAssignments@2022-0
 
 // Registries that existed before the assignment are only wired by a remediation task.
 resource remediation 'Microsoft.PolicyInsights/remediations@2021-10-01' = {
-  name: '${wiringName}-existing'
+  name: 'acr-scan-${baseName}-existing'
   properties: {
     policyAssignmentId: assignment.id
     resourceDiscoveryMode: 'ReEvaluateCompliance'

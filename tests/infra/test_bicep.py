@@ -23,11 +23,13 @@ def messages(problems: list[Problem]) -> list[str]:
 def test_infra_has_the_main_templates_and_their_modules() -> None:
     assert [path.relative_to(INFRA).as_posix() for path in BICEP_FILES] == [
         "main.bicep",
+        "managementgroup.bicep",
         "modules/app.bicep",
         "modules/findings-table.bicep",
         "modules/function-app.bicep",
         "modules/monitoring.bicep",
         "modules/registry-policy.bicep",
+        "modules/registry-wiring.bicep",
         "modules/registry.bicep",
         "modules/storage.bicep",
         "modules/subscription-reader.bicep",

@@ -1,7 +1,9 @@
-"""Subscription-wide onboarding wires each registry as main.bicep wires one, and as the app
-expects: the policy's deployment template delivers the code's event types to the function
-function_app.py registers, grants the same roles and sends the log categories the pull sync
-reads; the app it deploys lists the subscription's registries."""
+"""Subscription-wide and management-group-wide onboarding wire each registry as main.bicep
+wires one, and as the app expects: the policy's deployment template (modules/registry-wiring.bicep,
+used at both scopes) delivers the code's event types to the function function_app.py registers,
+grants the same roles and sends the log categories the pull sync reads; the policy's identity
+gets the roles its deployments run with; the app lists the registries of the subscription, or of
+the subscriptions given for the management group."""
 
 from __future__ import annotations
 
@@ -9,7 +11,14 @@ import importlib
 from pathlib import Path
 
 import pytest
-from bicepcheck import named_children, string_value, text, walk
+from bicepcheck import (
+    declaration_body,
+    named_children,
+    property_value,
+    string_value,
+    text,
+    walk,
+)
 from test_wiring import BUILT_IN_ROLES
 from wiring import Deployment, Template, missing_settings
 
@@ -21,9 +30,24 @@ from scanning.pulls import PULL_QUERY
 INFRA = Path(__file__).resolve().parents[2] / "infra"
 
 
+# The templates that onboard every registry of a scope, with the module that assigns the policy.
+FLEET_TEMPLATES = {"subscription.bicep": "registry-policy.bicep",
+                   "managementgroup.bicep": "managementgroup.bicep"}
+
+
+@pytest.fixture(scope="module", params=sorted(FLEET_TEMPLATES))
+def fleet(request: pytest.FixtureRequest) -> Deployment:
+    return Deployment.load(INFRA / request.param)
+
+
 @pytest.fixture(scope="module")
 def subscription_wide() -> Deployment:
     return Deployment.load(INFRA / "subscription.bicep")
+
+
+@pytest.fixture(scope="module")
+def group_wide() -> Deployment:
+    return Deployment.load(INFRA / "managementgroup.bicep")
 
 
 @pytest.fixture(scope="module")
@@ -65,28 +89,28 @@ def app_functions() -> dict[str, str]:
 
 
 def test_policy_delivers_the_code_event_types_to_the_registered_event_function(
-        subscription_wide: Deployment) -> None:
-    policy = template(subscription_wide, "registry-policy.bicep")
-    function = values(subscription_wide, policy, "eventFunctionName")
+        fleet: Deployment) -> None:
+    policy = template(fleet, "registry-wiring.bicep")
+    function = values(fleet, policy, "eventFunctionName")
     assert (function, app_functions().get(function[0]),
-            sorted(values(subscription_wide, policy, "eventTypes"))) == (
+            sorted(values(fleet, policy, "eventTypes"))) == (
         ["on_registry_event"], "eventGridTrigger", sorted(EVENT_TYPES))
 
 
-def test_policy_and_one_registry_wiring_agree(subscription_wide: Deployment,
+def test_policy_and_one_registry_wiring_agree(fleet: Deployment,
                                               one_registry: Deployment) -> None:
-    policy = template(subscription_wide, "registry-policy.bicep")
+    policy = template(fleet, "registry-wiring.bicep")
     registry = template(one_registry, "registry.bicep")
-    assert {name: values(subscription_wide, policy, name)
+    assert {name: values(fleet, policy, name)
             for name in ("eventFunctionName", "eventTypes", "registryRoles")} == {
         name: values(one_registry, registry, name)
         for name in ("eventFunctionName", "eventTypes", "registryRoles")}
 
 
 def test_policy_sends_the_log_categories_of_one_registry_and_of_the_pull_sync(
-        subscription_wide: Deployment, one_registry: Deployment) -> None:
-    policy = template(subscription_wide, "registry-policy.bicep")
-    categories = values(subscription_wide, policy, "logCategories")
+        fleet: Deployment, one_registry: Deployment) -> None:
+    policy = template(fleet, "registry-wiring.bicep")
+    categories = values(fleet, policy, "logCategories")
     # The pull sync queries the table the category fills (the query's first line).
     assert (categories, PULL_QUERY.split("\n", 1)[0] in categories) == (
         log_categories(template(one_registry, "registry.bicep")), True)
@@ -97,7 +121,59 @@ def test_subscription_app_sets_every_setting_and_lists_its_subscription(
     settings = subscription_wide.app_settings()
     node, _ = subscription_wide.resolve(*settings["SUBSCRIPTION_IDS"])
     assert (missing_settings(SETTINGS, settings), text(node)) == (
-        [], "subscription().subscriptionId")
+        [], "empty(catchupSubscriptionIds) ? subscription().subscriptionId : "
+            "catchupSubscriptionIds")
+
+
+def test_group_app_sets_every_setting_and_lists_the_subscriptions_given(
+        group_wide: Deployment) -> None:
+    settings = group_wide.app_settings()
+    condition, where = group_wide.resolve(*settings["SUBSCRIPTION_IDS"])
+    # The subscription template's fallback is not taken: the group passes its list.
+    given, owner = group_wide.resolve(named_children(condition)[-1], where)
+    assert (missing_settings(SETTINGS, settings), owner.path.name, text(given)) == (
+        [], "managementgroup.bicep", "catchupSubscriptionIds")
+
+
+def test_group_deploys_the_app_without_the_subscription_policy(group_wide: Deployment) -> None:
+    call = next(call for call in group_wide.calls if call.target.path.name == "subscription.bicep")
+    body = declaration_body(call.declaration)
+    assert body is not None
+    params = property_value(body, "params")
+    assert params is not None
+    scope = property_value(body, "scope")
+    assert (text(property_value(params, "onboardRegistries")),
+            text(scope) if scope is not None else None) == (
+        "false", "subscription(appSubscriptionId)")
+
+
+def assigned_deployer_roles(deployment: Deployment, owner: Template) -> list[str]:
+    """The role ids the policy's identity is granted (the ``for roleId in <list>`` of the role
+    assignment that names ``assignment.identity.principalId``)."""
+    for _, node in owner.resources():
+        if "assignment.identity.principalId" not in text(node):
+            continue
+        loop = next(item for item in walk(node) if item.type == "for_statement")
+        iterable = next(item for item in named_children(loop) if item.type == "identifier"
+                        and item != loop.child_by_field_name("initializer"))
+        return values(deployment, owner, text(iterable))
+    raise AssertionError(f"{owner.path.name} grants the policy's identity no role")
+
+
+def test_policy_identity_gets_the_roles_its_definition_deploys_with(fleet: Deployment) -> None:
+    # The deployment's first template is the one it was loaded from.
+    owner = template(fleet, FLEET_TEMPLATES[fleet.templates[0].path.name])
+    call = next(call for call in fleet.calls if call.caller.path == owner.path
+                and call.target.path.name == "registry-wiring.bicep")
+    body = declaration_body(call.declaration)
+    assert body is not None
+    params = property_value(body, "params")
+    assert params is not None
+    passed = property_value(params, "deployerRoles")
+    assert passed is not None
+    assert (assigned_deployer_roles(fleet, owner), text(passed)) == (
+        [POLICY_DEPLOYER_ROLES["contributor"], POLICY_DEPLOYER_ROLES["userAccessAdministrator"]],
+        "deployerRoles")
 
 
 # Built-in role definition ids, from
@@ -109,9 +185,9 @@ POLICY_DEPLOYER_ROLES = {
 
 
 def test_role_variables_hold_the_built_in_role_ids_they_are_named_for(
-        subscription_wide: Deployment) -> None:
+        fleet: Deployment) -> None:
     found = {}
-    for owner in subscription_wide.templates:
+    for owner in fleet.templates:
         for node in owner.declarations():
             parts = named_children(node)
             value = string_value(parts[-1]) if node.type == "variable_declaration" else None

@@ -8,19 +8,19 @@ never a half-drawn one.
 from __future__ import annotations
 
 import json
-import threading
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from scanning import api
 from scanning.assessment import Verdict
 from scanning.dashboard import auth
+from scanning.dashboard.charts import trend_chart
 from scanning.dashboard.html import badge, bars, e, hidden, link, page, table, url
+from scanning.dashboard.listing import SORTS, ImageQuery, Selection, parse_query, select
 from scanning.errors import BadRequest, NotFound
 from scanning.matching import package_ecosystems
-from scanning.model import AssessmentStatus, Finding, Severity
+from scanning.model import AssessmentStatus, Finding
 from scanning.principal import entra_auth_enabled
 from scanning.report import (
     PlatformReport,
@@ -33,19 +33,20 @@ from scanning.report import (
 from scanning.rules import DisableRule, rule_to_json
 from scanning.service.evaluation import parse_inventories
 from scanning.service.rules import current_verdict, load_rules
-from scanning.store import ImageFilter, ImageRecord, ScanFilter, Store
+from scanning.service.summary import (
+    SEVERITIES,
+    ListedImage,
+    RescanSummary,
+    SeverityTotal,
+    listing_or_refresh,
+    overview_or_refresh,
+    refresh_summary,
+)
+from scanning.store import ImageRecord, ScanFilter, Store
 from scanning.store.advisory_index import index_published_at
-from scanning.store.images import count_column
 
-IMAGES_PAGE_SIZE = 50
-SEVERITIES = tuple(sorted(Severity, reverse=True))
-TOP_REPOSITORIES = 10
 # App Service Authentication's own sign-in, coming back to the dashboard afterwards.
 ENTRA_SIGN_IN = "/.auth/login/aad?post_login_redirect_uri=/api/dashboard/"
-TOTALS_MAX_AGE = timedelta(seconds=60)
-# What the overview reads of every image row: its totals need nothing else.
-OVERVIEW_COLUMNS = ("PartitionKey", "RowKey", "registry", "repository", "digest", "status",
-                    *(count_column("active", severity) for severity in SEVERITIES))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,69 +108,44 @@ def _signed_in_redirect(target: str, secure: bool) -> DashboardResponse:
 # ---------------------------------------------------------------- overview
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Totals:
-    """What the overview sums over every image row, and when it was read."""
-
-    read_at: datetime
-    statuses: tuple[tuple[str, int], ...]
-    severities: tuple[tuple[Severity, int], ...]
-    top_repositories: tuple[tuple[str, str, int], ...]  # registry, repository, critical + high
-
-
-_totals_lock = threading.Lock()
-_totals: dict[str, Totals] = {}  # by _totals_key
+def _as_of_form(made_at: datetime, viewer: Viewer, back: str = "") -> str:
+    """When the summary the page shows was made, and a button to make it again now."""
+    return (f'<form class="asof" method="post" action="{e(url("summary/refresh"))}">'
+            f"<span>Summary as of {e(api.time_text(made_at))} (made every 5 minutes, after a "
+            "rescan, an advisory refresh or a rule change)</span> "
+            f'{hidden("csrf", viewer.csrf)}{hidden("back", back) if back else ""}'
+            '<button type="submit">Refresh now</button></form>')
 
 
-def _totals_key(store: Store) -> str:
-    """The storage account and the images table (its name holds the store's prefix)."""
-    table = store.images.table
-    return f"{table.url}/{table.table_name}"
+def _rescan_text(rescan: RescanSummary | None) -> str:
+    if rescan is None:
+        return "Last weekly rescan: none yet."
+    state = "complete" if rescan.complete else "running"
+    failed = f", {rescan.failed} failed" if rescan.failed else ""
+    failed += f", {rescan.failed_chunks} chunks failed" if rescan.failed_chunks else ""
+    return (f"Last weekly rescan: <code>{e(rescan.id)}</code>, started "
+            f"{e(rescan.started_at)}, {state}: {rescan.chunks_done} of {rescan.chunks_total} "
+            f"chunks, {rescan.reassessed} of {rescan.images_total} images re-assessed "
+            f"({rescan.new_findings} with new findings{e(failed)}), {rescan.to_reanalyze} to "
+            f"re-analyse. Progress: <code>GET /api/rescans/{e(rescan.id)}</code>.")
 
 
-def read_totals(store: Store, now: datetime) -> Totals:
-    statuses: Counter[str] = Counter()
-    severities: Counter[Severity] = Counter()
-    repositories: Counter[tuple[str, str]] = Counter()
-    for image, _ in store.images.iter_with_etags(ImageFilter(), OVERVIEW_COLUMNS):
-        statuses[image.status.value if image.status else "not assessed"] += 1
-        for severity in SEVERITIES:
-            severities[severity] += image.counts.active.get(severity, 0)
-        serious = (image.counts.active.get(Severity.CRITICAL, 0)
-                   + image.counts.active.get(Severity.HIGH, 0))
-        if serious:
-            repositories[(image.registry, image.repository)] += serious
-    return Totals(read_at=now, statuses=tuple(sorted(statuses.items())),
-                  severities=tuple((severity, severities[severity]) for severity in SEVERITIES),
-                  top_repositories=tuple((registry, repository, count) for
-                                         (registry, repository), count
-                                         in repositories.most_common(TOP_REPOSITORIES)))
-
-
-def totals(store: Store, now: datetime) -> Totals:
-    """The totals, read again when older than ``TOTALS_MAX_AGE``: reading every row takes
-    about a second per 10,000 images, too slow for each view of the front page."""
-    key = _totals_key(store)
-    with _totals_lock:
-        cached = _totals.get(key)
-    if cached is not None and timedelta(0) <= now - cached.read_at < TOTALS_MAX_AGE:
-        return cached
-    fresh = read_totals(store, now)
-    with _totals_lock:
-        _totals[key] = fresh
-    return fresh
-
-
-def forget_totals(store: Store) -> None:
-    """After a change the viewer made (a rule), the next overview reads the rows again."""
-    with _totals_lock:
-        _totals.pop(_totals_key(store), None)
+def _severity_split(totals: tuple[SeverityTotal, ...]) -> str:
+    top = max((total.fixable + total.not_fixable for total in totals), default=0) or 1
+    rows = [[f'<span class="{total.severity.value}">{e(total.severity.value)}</span>',
+             str(total.fixable), str(total.not_fixable), str(total.fixable + total.not_fixable),
+             f'<span class="bar fixable" style="width:{total.fixable * 12 / top:.2f}rem">'
+             f'</span><span class="bar" style="width:{total.not_fixable * 12 / top:.2f}rem">'
+             "</span>"]
+            for total in totals]
+    return table(("Severity", "Fixable", "Not fixable", "Total", "Chart"), rows,
+                 "Active findings by severity")
 
 
 def overview(store: Store, request: DashboardRequest, viewer: Viewer,
              now: datetime) -> DashboardResponse:
-    summed = totals(store, now)
-    statuses = dict(summed.statuses)
+    summary = overview_or_refresh(store, now)
+    statuses = dict(summary.statuses)
     refreshed = index_published_at(store.clients.blob_service())
     status_cards = "".join(
         f'<a class="card" href="{e(url("images", {"status": status.value}))}">'
@@ -177,72 +153,137 @@ def overview(store: Store, request: DashboardRequest, viewer: Viewer,
         for status in AssessmentStatus)
     body = (f"<p>Advisory index last published: "
             f"{e(api.time_text(refreshed) or 'never: no image can be assessed yet')}</p>"
-            f"<p>Counts as of {e(api.time_text(summed.read_at))} (read again after "
-            f"{TOTALS_MAX_AGE.seconds} seconds or a rule change)</p>"
-            f'<h2>Images by status</h2><div class="cards">{status_cards}</div>'
+            f"<p>{_rescan_text(summary.last_rescan)}</p>"
+            + _as_of_form(summary.made_at, viewer)
+            + f'<h2>Images by status</h2><div class="cards">{status_cards}</div>'
             "<h2>Active findings by severity</h2>"
-            + bars(((severity.value, count) for severity, count in summed.severities),
-                   "Severity")
+            '<p class="legend-note"><span class="bar fixable key"></span> fixable (a fixed '
+            'version exists) <span class="bar key"></span> not fixable</p>'
+            + _severity_split(summary.severities)
+            + "<h2>Active findings per day</h2>" + trend_chart(summary.trend)
+            + "<h2>Top vulnerabilities by images affected</h2>"
+            + table(("Vulnerability", "Severity", "Images"), (
+                (link("vulnerabilities", item.id, {"cve": item.id}),
+                 f'<span class="{item.severity.value}">{e(item.severity.value)}</span>',
+                 str(item.images))
+                for item in summary.top_vulnerabilities),
+                "Top vulnerabilities", "No image has an active finding.")
             + "<h2>Top repositories by critical + high</h2>"
             + table(("Registry", "Repository", "Critical + high"), (
-                (e(registry), link("images", repository, {"registry": registry,
-                                                          "repository": repository}),
-                 str(count))
-                for registry, repository, count in summed.top_repositories),
+                (e(item.registry), link("images", item.repository, {
+                    "registry": item.registry, "repository": item.repository}),
+                 str(item.critical_high))
+                for item in summary.top_repositories),
                 "Top repositories", "No repository has a critical or high finding."))
     return _html(200, "Overview", body, "", viewer)
+
+
+def refresh_summary_action(store: Store, request: DashboardRequest, viewer: Viewer,
+                           now: datetime) -> DashboardResponse:
+    refresh_summary(store, now)
+    back = request.form.get("back", "")
+    return _redirect(back if back.startswith(url("images")) else url(""))
 
 
 # ---------------------------------------------------------------- images
 
 
-def _counts_cells(counts: Mapping[str, int]) -> list[str]:
-    return [f'<span class="{severity.value}">{counts.get(severity.value, 0)}</span>'
-            for severity in SEVERITIES]
+def _counts_cells(image: ListedImage) -> list[str]:
+    return [f'<span class="{severity.value}">{count}</span>'
+            for severity, count in zip(SEVERITIES, image.active, strict=True)]
 
 
-def _image_query(image: Mapping[str, object]) -> dict[str, str]:
-    return {"registry": str(image["registry"]), "repository": str(image["repository"]),
-            "digest": str(image["digest"])}
+def _sort_header(name: str, query: ImageQuery) -> str:
+    """A column header that sorts by ``name``: ascending first, then the other way."""
+    text = SORTS[name][0]
+    current = query.sort == name
+    descending = current and not query.descending
+    target = url("images", query.parameters(sort=name, order="desc" if descending else "",
+                                            page=""))
+    sort_state = (f' aria-sort="{"descending" if query.descending else "ascending"}"'
+                  if current else "")
+    arrow = ("▼" if query.descending else "▲") if current else ""
+    hint = f"sort {'descending' if descending else 'ascending'}"
+    return (f'<th scope="col"{sort_state}><a href="{e(target)}">{e(text)}'
+            f'<span class="visually-hidden"> ({hint})</span>'
+            f'<span aria-hidden="true">{arrow}</span></a></th>')
 
 
-def images_page(store: Store, request: DashboardRequest, viewer: Viewer) -> DashboardResponse:
-    query = {name: request.query.get(name, "") for name in
-             ("registry", "repository", "status", "severity", "continuationToken")}
-    answer = api.list_images(store, {**query, "pageSize": str(IMAGES_PAGE_SIZE)})
-    listed = answer.body["value"]
-    token = answer.body["continuationToken"]
+def _images_table(selection: Selection, query: ImageQuery) -> str:
+    if not selection.images:
+        return "<p>No image matches these filters.</p>"
+    sortable = {"Registry": "registry", "Repository": "repository", "Status": "status",
+                "Critical": "critical", "High": "high", "Last pushed": "pushed",
+                "Last pulled": "pulled", "Assessed": "assessed"}
+    headers = ("Registry", "Repository", "Tags", "Digest", "Platforms", "Status",
+               *(severity.value.capitalize() for severity in SEVERITIES), "Fixable",
+               "Last pushed", "Last pulled", "Assessed")
+    head = "".join(_sort_header(sortable[name], query) if name in sortable
+                   else f'<th scope="col">{e(name)}</th>' for name in headers)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{cell}</td>" for cell in (
+            e(image.registry),
+            link("image", image.repository, {"registry": image.registry,
+                                             "repository": image.repository,
+                                             "digest": image.digest}),
+            e(", ".join(image.tags)), f"<code>{e(image.digest[7:19])}</code>",
+            e(", ".join(image.platforms)), badge(image.status or None),
+            *_counts_cells(image), str(image.fixable), e(_shown_time(image.last_pushed)),
+            e(_shown_time(image.last_pulled)), e(_shown_time(image.assessed_at)))) + "</tr>"
+        for image in selection.images)
+    return (f'<div class="wrap"><table><caption class="visually-hidden">Images</caption>'
+            f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>")
+
+
+def _shown_time(text: str) -> str:
+    return api.time_text(datetime.fromisoformat(text)) or "" if text else ""
+
+
+def _pager(selection: Selection, query: ImageQuery) -> str:
+    last = selection.first + len(selection.images) - 1
+    counted = (f"Images {selection.first} to {last} of {selection.matched}, page {query.page} "
+               f"of {selection.pages}" if selection.matched else "No image")
+    steps = [(label, number) for label, number in (
+        ("First", 1), ("Previous", query.page - 1), ("Next", query.page + 1),
+        ("Last", selection.pages)) if 1 <= number <= selection.pages and number != query.page]
+    links = " ".join(link("images", f"{label} page", query.parameters(page=str(number)))
+                     for label, number in steps)
+    return f'<nav class="pager" aria-label="Pages of images"><span>{counted}</span> {links}</nav>'
+
+
+def _image_filters(query: ImageQuery) -> str:
     options = "".join(f'<option value="{e(status.value)}"'
-                      + (" selected" if query["status"] == status.value else "")
+                      + (" selected" if query.status == status.value else "")
                       + f">{e(status.value.replace('_', ' '))}</option>"
                       for status in AssessmentStatus)
     severity_options = "".join(f'<option value="{e(severity.value)}"'
-                               + (" selected" if query["severity"] == severity.value else "")
+                               + (" selected" if query.severity is severity else "")
                                + f">{e(severity.value)}</option>" for severity in SEVERITIES)
-    filters = (f'<form class="filters" method="get" action="{e(url("images"))}">'
-               f'<div><label for="registry">Registry</label><input id="registry" '
-               f'name="registry" value="{e(query["registry"])}"></div>'
-               f'<div><label for="repository">Repository</label><input id="repository" '
-               f'name="repository" value="{e(query["repository"])}"></div>'
-               f'<div><label for="status">Status</label><select id="status" name="status">'
-               f'<option value="">any</option>{options}</select></div>'
-               f'<div><label for="severity">Minimum severity</label><select id="severity" '
-               f'name="severity"><option value="">any</option>{severity_options}</select></div>'
-               '<button type="submit">Filter</button></form>')
-    rows = [[e(image["registry"]),
-             link("image", str(image["repository"]), _image_query(image)),
-             e(", ".join(image["tags"])), f'<code>{e(str(image["digest"])[7:19])}</code>',
-             e(", ".join(image["platforms"])), badge(image["status"]),
-             *_counts_cells(image["counts"]["active"]),
-             e(image["lastPushed"]), e(image["lastPulled"]), e(image["assessedAt"])]
-            for image in listed]
-    more = (link("images", "Next page →", {**query, "continuationToken": token})
-            if token else "")
-    body = filters + table(
-        ("Registry", "Repository", "Tags", "Digest", "Platforms", "Status",
-         *(severity.value.capitalize() for severity in SEVERITIES),
-         "Last pushed", "Last pulled", "Assessed"),
-        rows, "Images", "No image matches these filters.") + more
+    kept = "".join(hidden(name, value) for name, value in query.parameters().items()
+                   if name in ("sort", "order"))
+    return (f'<form class="filters" method="get" action="{e(url("images"))}">{kept}'
+            f'<div><label for="registry">Registry</label><input id="registry" '
+            f'name="registry" value="{e(query.registry)}"></div>'
+            f'<div><label for="repository">Repository contains</label><input id="repository" '
+            f'name="repository" value="{e(query.repository)}"></div>'
+            f'<div><label for="status">Status</label><select id="status" name="status">'
+            f'<option value="">any</option>{options}</select></div>'
+            f'<div><label for="severity">Minimum severity</label><select id="severity" '
+            f'name="severity"><option value="">any</option>{severity_options}</select></div>'
+            '<div><input id="fixable" name="fixable" type="checkbox" value="1"'
+            + (" checked" if query.fixable else "")
+            + '> <label for="fixable" class="inline">Fixable only</label></div>'
+            '<button type="submit">Filter</button></form>')
+
+
+def images_page(store: Store, request: DashboardRequest, viewer: Viewer,
+                now: datetime) -> DashboardResponse:
+    query = parse_query(request.query)
+    listing = listing_or_refresh(store, now)
+    selection = select(listing.images, query)
+    as_of = _as_of_form(listing.made_at, viewer, url("images", query.parameters()))
+    body = (_image_filters(query) + as_of + _images_table(selection, query)
+            + _pager(selection, query))
     return _html(200, "Images", body, "images", viewer)
 
 
@@ -539,7 +580,7 @@ def create_rule_action(store: Store, request: DashboardRequest, viewer: Viewer,
         return rules_page(store, request, viewer, now, problem=answer.body["error"]["message"],
                           status=answer.status)
     back = form.get("back", "")
-    forget_totals(store)
+    refresh_summary(store, now)
     return _redirect(back if back.startswith(url("image")) else url("rules", {
         "created": answer.body["id"]}))
 
@@ -557,7 +598,7 @@ def import_rules_action(store: Store, request: DashboardRequest, viewer: Viewer,
     if answer.status >= 400:
         return rules_page(store, request, viewer, now, problem=answer.body["error"]["message"],
                           status=answer.status)
-    forget_totals(store)
+    refresh_summary(store, now)
     return _redirect(url("rules", {"imported": str(len(answer.body["value"]))}))
 
 
@@ -568,7 +609,7 @@ def delete_rule_action(store: Store, request: DashboardRequest, viewer: Viewer,
     if answer.status >= 400:
         return rules_page(store, request, viewer, now, problem=answer.body["error"]["message"],
                           status=answer.status)
-    forget_totals(store)
+    refresh_summary(store, now)
     return _redirect(url("rules", {"deleted": rule_id}))
 
 
@@ -625,7 +666,7 @@ Page = Callable[[Store, DashboardRequest, Viewer, datetime], DashboardResponse]
 
 _GET: dict[str, Page] = {
     "": overview,
-    "images": lambda store, request, viewer, now: images_page(store, request, viewer),
+    "images": images_page,
     "image": image_page,
     "image.sarif": sarif_download,
     "image.cdx.json": cyclonedx_download,
@@ -635,6 +676,7 @@ _GET: dict[str, Page] = {
     "billing": billing_page,
 }
 _POST: dict[str, Page] = {
+    "summary/refresh": refresh_summary_action,
     "rules/create": create_rule_action,
     "rules/import": import_rules_action,
     "rules/delete": delete_rule_action,

@@ -596,6 +596,19 @@ class FindingTable:
         return summary_from_keys(image.status, decode_keys(
             stored.keys, f"findings keys of {image.digest}"))
 
+    def keys_of(self, image: ImageRecord) -> tuple[_Key, ...]:
+        """The query keys of ``image``'s findings (its row read with ``QUERY_COLUMNS``): from
+        the row, or from the document when they did not fit there."""
+        stored = image.stored_findings
+        if stored.total == 0:
+            return ()
+        if stored.keys_external or not stored.keys:
+            return tuple(_key_from_entry(_keys_entry(index, finding)) for index, result
+                         in enumerate(self.current(image.registry, image.repository,
+                                                   image.digest))
+                         for finding in result.findings)
+        return decode_keys(stored.keys, f"findings keys of {image.digest}")
+
     def query(self, filters: FindingFilter = FindingFilter(), page_size: int = 100,
               token: str | None = None) -> Page[FindingHit]:
         """Findings across images matching ``filters``, by registry, digest, platform, id.

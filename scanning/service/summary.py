@@ -1,0 +1,395 @@
+"""The dashboard's summary: what the overview and the images table show, made by one job.
+
+Reading every image row takes about a second per 10,000 images, too slow for a page view. So
+``refresh_summary`` reads them once (the summary columns and the findings' query keys, never
+the findings documents) and writes two marker blobs that the pages read instead:
+
+- ``dashboard/overview.json``: images by status, active findings by severity split into
+  fixable (a fixed version exists) and not, the top vulnerabilities by images affected, the
+  top repositories by critical + high, the last weekly rescan's progress, and the trend: one
+  point per day (that day's last summary), carried over from the previous summary and kept
+  for ``TREND_DAYS`` days;
+- ``dashboard/images.json.zst``: one compact row per image (zstd JSON), so the images table
+  sorts, filters and pages 10,000+ images from one blob read.
+
+It runs from a timer every five minutes, at the end of a rescan and of an advisory refresh,
+after a rule change from the dashboard, on the dashboard's *Refresh now*, and on the first
+view when there is none yet. Each blob says when it was made; the pages show it ("as of").
+
+The trend starts on the first day a summary ran: the scan history records each scan's
+outcome, not its counts, and only an image's latest assessment is stored, so earlier days'
+counts cannot be rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import orjson
+import zstandard
+
+from scanning.errors import NotFound, ScanError, StoreError
+from scanning.model import FixStatus, Severity
+from scanning.service.fanout import RescanProgress, rescan_progress
+from scanning.store import BlobKind, ImageFilter, ImageRecord, Store
+from scanning.store.images import KEYS_COLUMNS, count_column
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+OVERVIEW_BLOB = "dashboard/overview.json"
+LISTING_BLOB = "dashboard/images.json.zst"
+# Weekly rescans' marker folders (``scanning.functions.rescans.weekly_rescan_id``:
+# ``rescan-<prefix>-<year>-W<week>``, so the greatest name is the latest).
+WEEKLY_RESCAN_MARKERS = "rescans/rescan-"
+SEVERITIES = tuple(sorted(Severity, reverse=True))  # critical first
+TOP_VULNERABILITIES = 10
+TOP_REPOSITORIES = 10
+TREND_DAYS = 90
+_BY_RANK = {severity.rank: severity for severity in Severity}
+_MAX_LISTING_JSON = 1024 * 1024 * 1024
+# What the job reads of each image row: what the listing shows and the findings' query keys
+# (fewer columns than the API's summary: the SDK's per-column decoding is most of the cost).
+SUMMARY_JOB_COLUMNS = (
+    "PartitionKey", "RowKey", "registry", "repository", "digest", "tags", "platforms",
+    "status", "scan_state", *(count_column("active", severity) for severity in SEVERITIES),
+    "last_pushed", "last_pulled", "assessed_at", "findings_total", "findings_keys_n",
+    "findings_keys_external", *KEYS_COLUMNS)
+
+
+class FindingKeyLike(Protocol):
+    """What the summary reads of a finding's query key (``scanning.store.findings``)."""
+
+    @property
+    def ids(self) -> tuple[str, ...]: ...
+    @property
+    def severity_rank(self) -> int: ...
+    @property
+    def fix_status(self) -> str: ...
+    @property
+    def disabled(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SeverityTotal:
+    severity: Severity
+    fixable: int
+    not_fixable: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopVulnerability:
+    id: str
+    severity: Severity  # the highest it has in any affected image
+    images: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TopRepository:
+    registry: str
+    repository: str
+    critical_high: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrendPoint:
+    day: str  # YYYY-MM-DD, UTC
+    active: tuple[int, ...]  # per severity in ``SEVERITIES`` order
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RescanSummary:
+    """A weekly rescan's progress as ``GET /api/rescans/{id}`` shows it."""
+
+    id: str
+    started_at: str
+    chunks_done: int
+    chunks_total: int
+    images_total: int
+    reassessed: int
+    new_findings: int
+    failed: int
+    to_reanalyze: int
+    failed_chunks: int
+    complete: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Overview:
+    made_at: datetime
+    images: int
+    statuses: tuple[tuple[str, int], ...]  # by status name; "not assessed" for none yet
+    severities: tuple[SeverityTotal, ...]  # in ``SEVERITIES`` order
+    top_vulnerabilities: tuple[TopVulnerability, ...]
+    top_repositories: tuple[TopRepository, ...]
+    trend: tuple[TrendPoint, ...]  # oldest first
+    last_rescan: RescanSummary | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListedImage:
+    """One image as the images table shows it."""
+
+    registry: str
+    repository: str
+    digest: str
+    tags: tuple[str, ...]
+    platforms: tuple[str, ...]
+    status: str  # the assessment's, or the scan's before one; "" when never scanned
+    active: tuple[int, ...]  # per severity in ``SEVERITIES`` order
+    fixable: int  # active findings with a fixed version
+    fixable_rank: int  # the highest severity rank among them, -1 when none
+    last_pushed: str
+    last_pulled: str
+    assessed_at: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Listing:
+    made_at: datetime
+    images: tuple[ListedImage, ...]
+
+
+def _time(moment: datetime | None) -> str:
+    return "" if moment is None else moment.isoformat()
+
+
+def _listed(image: ImageRecord, keys: Sequence[FindingKeyLike]) -> ListedImage:
+    fixable = [key.severity_rank for key in keys
+               if not key.disabled and key.fix_status == FixStatus.FIXED.value]
+    status = image.status or image.scan_state
+    return ListedImage(
+        registry=image.registry, repository=image.repository, digest=image.digest,
+        tags=image.tags, platforms=image.platforms, status=status.value if status else "",
+        active=tuple(image.counts.active.get(severity, 0) for severity in SEVERITIES),
+        fixable=len(fixable), fixable_rank=max(fixable, default=-1),
+        last_pushed=_time(image.last_pushed), last_pulled=_time(image.last_pulled),
+        assessed_at=_time(image.assessed_at))
+
+
+def _trend(previous: Iterable[TrendPoint], today: TrendPoint) -> tuple[TrendPoint, ...]:
+    """``previous`` with today's point replaced or added, the last ``TREND_DAYS`` days."""
+    first_kept = (datetime.fromisoformat(today.day) - timedelta(days=TREND_DAYS - 1)).date()
+    kept = [point for point in previous if point.day != today.day
+            and datetime.fromisoformat(point.day).date() >= first_kept]
+    return tuple(sorted((*kept, today), key=lambda point: point.day))
+
+
+def summarize(images: Iterable[tuple[ImageRecord, Sequence[FindingKeyLike]]], now: datetime,
+              previous_trend: Iterable[TrendPoint] = (),
+              last_rescan: RescanSummary | None = None) -> tuple[Overview, Listing]:
+    """The overview and the listing of ``images`` (each with its findings' keys), one pass."""
+    statuses: Counter[str] = Counter()
+    fixable: Counter[Severity] = Counter()
+    not_fixable: Counter[Severity] = Counter()
+    affected: Counter[str] = Counter()
+    highest: dict[str, int] = {}
+    repositories: Counter[tuple[str, str]] = Counter()
+    listed: list[ListedImage] = []
+    for image, keys in images:
+        statuses[image.status.value if image.status else "not assessed"] += 1
+        active_ids = set()
+        for key in keys:
+            if key.disabled:
+                continue
+            severity = _BY_RANK.get(key.severity_rank, Severity.UNKNOWN)
+            (fixable if key.fix_status == FixStatus.FIXED.value else not_fixable)[severity] += 1
+            active_ids.add(key.ids[0])
+            highest[key.ids[0]] = max(highest.get(key.ids[0], -1), key.severity_rank)
+        affected.update(active_ids)
+        serious = (image.counts.active.get(Severity.CRITICAL, 0)
+                   + image.counts.active.get(Severity.HIGH, 0))
+        if serious:
+            repositories[(image.registry, image.repository)] += serious
+        listed.append(_listed(image, keys))
+    severities = tuple(SeverityTotal(severity=severity, fixable=fixable[severity],
+                                     not_fixable=not_fixable[severity])
+                       for severity in SEVERITIES)
+    top = sorted(affected.items(), key=lambda item: (-item[1], -highest[item[0]], item[0]))
+    repository_order = sorted(repositories.items(), key=lambda item: (-item[1], item[0]))
+    today = TrendPoint(day=now.date().isoformat(), active=tuple(
+        total.fixable + total.not_fixable for total in severities))
+    overview = Overview(
+        made_at=now, images=len(listed), statuses=tuple(sorted(statuses.items())),
+        severities=severities,
+        top_vulnerabilities=tuple(
+            TopVulnerability(id=vulnerability, severity=_BY_RANK[highest[vulnerability]],
+                             images=count)
+            for vulnerability, count in top[:TOP_VULNERABILITIES]),
+        top_repositories=tuple(
+            TopRepository(registry=registry, repository=repository, critical_high=count)
+            for (registry, repository), count in repository_order[:TOP_REPOSITORIES]),
+        trend=_trend(previous_trend, today), last_rescan=last_rescan)
+    return overview, Listing(made_at=now, images=tuple(listed))
+
+
+# ---------------------------------------------------------------- codecs
+
+
+def overview_to_json(overview: Overview) -> dict[str, Any]:
+    rescan = overview.last_rescan
+    return {
+        "format": FORMAT, "madeAt": overview.made_at.isoformat(), "images": overview.images,
+        "statuses": [list(item) for item in overview.statuses],
+        "severities": [[total.severity.value, total.fixable, total.not_fixable]
+                       for total in overview.severities],
+        "topVulnerabilities": [[item.id, item.severity.value, item.images]
+                               for item in overview.top_vulnerabilities],
+        "topRepositories": [[item.registry, item.repository, item.critical_high]
+                            for item in overview.top_repositories],
+        "trend": [[point.day, *point.active] for point in overview.trend],
+        "lastRescan": None if rescan is None else {
+            "id": rescan.id, "startedAt": rescan.started_at, "chunksDone": rescan.chunks_done,
+            "chunksTotal": rescan.chunks_total, "imagesTotal": rescan.images_total,
+            "reassessed": rescan.reassessed, "newFindings": rescan.new_findings,
+            "failed": rescan.failed, "toReanalyze": rescan.to_reanalyze,
+            "failedChunks": rescan.failed_chunks, "complete": rescan.complete},
+    }
+
+
+def overview_from_json(data: Mapping[str, Any]) -> Overview:
+    try:
+        rescan = data["lastRescan"]
+        return Overview(
+            made_at=datetime.fromisoformat(data["madeAt"]), images=int(data["images"]),
+            statuses=tuple((str(name), int(count)) for name, count in data["statuses"]),
+            severities=tuple(SeverityTotal(severity=Severity(name), fixable=int(fixed),
+                                           not_fixable=int(unfixed))
+                             for name, fixed, unfixed in data["severities"]),
+            top_vulnerabilities=tuple(
+                TopVulnerability(id=str(name), severity=Severity(severity), images=int(count))
+                for name, severity, count in data["topVulnerabilities"]),
+            top_repositories=tuple(
+                TopRepository(registry=str(registry), repository=str(repository),
+                              critical_high=int(count))
+                for registry, repository, count in data["topRepositories"]),
+            trend=tuple(TrendPoint(day=str(day), active=tuple(int(n) for n in counts))
+                        for day, *counts in data["trend"]),
+            last_rescan=None if rescan is None else RescanSummary(
+                id=str(rescan["id"]), started_at=str(rescan["startedAt"]),
+                chunks_done=int(rescan["chunksDone"]), chunks_total=int(rescan["chunksTotal"]),
+                images_total=int(rescan["imagesTotal"]), reassessed=int(rescan["reassessed"]),
+                new_findings=int(rescan["newFindings"]), failed=int(rescan["failed"]),
+                to_reanalyze=int(rescan["toReanalyze"]),
+                failed_chunks=int(rescan["failedChunks"]), complete=bool(rescan["complete"])))
+    except (KeyError, TypeError, ValueError) as error:
+        raise StoreError(f"the dashboard summary {OVERVIEW_BLOB} is malformed: {error}") \
+            from error
+
+
+def listing_to_bytes(listing: Listing) -> bytes:
+    rows = [[image.registry, image.repository, image.digest, list(image.tags),
+             list(image.platforms), image.status, list(image.active), image.fixable,
+             image.fixable_rank, image.last_pushed, image.last_pulled, image.assessed_at]
+            for image in listing.images]
+    return zstandard.ZstdCompressor(level=3).compress(orjson.dumps(
+        {"format": FORMAT, "madeAt": listing.made_at.isoformat(), "rows": rows}))
+
+
+def listing_from_bytes(data: bytes) -> Listing:
+    try:
+        document = orjson.loads(zstandard.ZstdDecompressor().decompress(
+            data, max_output_size=_MAX_LISTING_JSON))
+        return Listing(made_at=datetime.fromisoformat(document["madeAt"]), images=tuple(
+            ListedImage(registry=registry, repository=repository, digest=digest,
+                        tags=tuple(tags), platforms=tuple(platforms), status=status,
+                        active=tuple(active), fixable=fixable, fixable_rank=fixable_rank,
+                        last_pushed=pushed, last_pulled=pulled, assessed_at=assessed)
+            for (registry, repository, digest, tags, platforms, status, active, fixable,
+                 fixable_rank, pushed, pulled, assessed) in document["rows"]))
+    except (zstandard.ZstdError, orjson.JSONDecodeError, KeyError, TypeError,
+            ValueError) as error:
+        raise StoreError(f"the dashboard listing {LISTING_BLOB} is malformed: {error}") \
+            from error
+
+
+# ---------------------------------------------------------------- the job and its readers
+
+
+def _rescan_summary(progress: RescanProgress) -> RescanSummary:
+    shown = progress.to_json()
+    images = shown["images"]
+    return RescanSummary(
+        id=shown["id"], started_at=shown["startedAt"], chunks_done=shown["chunks"]["done"],
+        chunks_total=shown["chunks"]["total"], images_total=images["total"],
+        reassessed=images["reassessed"], new_findings=images["newFindings"],
+        failed=images["failed"], to_reanalyze=images["toReanalyze"],
+        failed_chunks=len(shown["failedChunks"]), complete=shown["complete"])
+
+
+def last_weekly_rescan(store: Store) -> RescanSummary | None:
+    """The progress of the latest weekly rescan that wrote its plan (None before any)."""
+    plans = sorted(name for name in store.blobs.names(BlobKind.MARKERS, WEEKLY_RESCAN_MARKERS)
+                   if name.endswith("/plan.json"))
+    if not plans:
+        return None
+    rescan_id = plans[-1].split("/")[1]
+    try:
+        return _rescan_summary(rescan_progress(store, rescan_id))
+    except NotFound:
+        return None
+
+
+def _with_keys(store: Store) -> Iterator[tuple[ImageRecord, Sequence[FindingKeyLike]]]:
+    for image, _ in store.images.iter_with_etags(ImageFilter(), SUMMARY_JOB_COLUMNS):
+        yield image, store.findings.keys_of(image)
+
+
+def read_overview(store: Store) -> Overview | None:
+    try:
+        data = store.blobs.get(BlobKind.MARKERS, OVERVIEW_BLOB)
+    except NotFound:
+        return None
+    try:
+        document = json.loads(data)
+    except ValueError as error:
+        raise StoreError(f"the dashboard summary {OVERVIEW_BLOB} is not JSON: {error}") \
+            from error
+    return overview_from_json(document)
+
+
+def read_listing(store: Store) -> Listing | None:
+    try:
+        return listing_from_bytes(store.blobs.get(BlobKind.MARKERS, LISTING_BLOB))
+    except NotFound:
+        return None
+
+
+def refresh_summary(store: Store, now: datetime) -> tuple[Overview, Listing]:
+    """Read every image row once and write the overview and the listing."""
+    previous = read_overview(store)
+    overview, listing = summarize(_with_keys(store), now,
+                                  previous.trend if previous is not None else (),
+                                  last_weekly_rescan(store))
+    store.blobs.put(BlobKind.MARKERS, LISTING_BLOB, listing_to_bytes(listing),
+                    content_type="application/zstd")
+    store.blobs.put(BlobKind.MARKERS, OVERVIEW_BLOB,
+                    json.dumps(overview_to_json(overview), separators=(",", ":")).encode(),
+                    content_type="application/json")
+    log.info("dashboard summary: %d images, made at %s", overview.images, now.isoformat())
+    return overview, listing
+
+
+def refresh_after(store: Store, now: datetime, reason: str) -> None:
+    """Refresh after a job changed what the dashboard shows; a failure is logged and left to
+    the next timer run (within five minutes), never failing the job itself."""
+    try:
+        refresh_summary(store, now)
+    except ScanError:
+        log.exception("dashboard summary after %s failed; the timer makes it again", reason)
+
+
+def overview_or_refresh(store: Store, now: datetime) -> Overview:
+    """The stored overview; made now when there is none yet (a new installation)."""
+    return read_overview(store) or refresh_summary(store, now)[0]
+
+
+def listing_or_refresh(store: Store, now: datetime) -> Listing:
+    """The stored listing; made now when there is none yet."""
+    return read_listing(store) or refresh_summary(store, now)[1]

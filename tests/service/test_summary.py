@@ -1,0 +1,183 @@
+"""The dashboard's summary (``scanning.service.summary``): totals, fixable split, top
+vulnerabilities and repositories, the trend, the listing; stored and read back (Azurite)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+
+from scanning.model import AssessmentStatus, FindingCounts, FixStatus, PlatformFindings, Severity
+from scanning.service.fanout import RescanPlan, RescanStart
+from scanning.service.summary import (
+    LISTING_BLOB,
+    OVERVIEW_BLOB,
+    ListedImage,
+    Listing,
+    Overview,
+    RescanSummary,
+    SeverityTotal,
+    TopRepository,
+    TopVulnerability,
+    TrendPoint,
+    last_weekly_rescan,
+    listing_from_bytes,
+    listing_to_bytes,
+    overview_from_json,
+    overview_or_refresh,
+    overview_to_json,
+    read_listing,
+    refresh_summary,
+    summarize,
+)
+from scanning.store import Assessment, BlobKind, ImageRecord, Store
+from tests.store.factories import make_finding
+
+NOW = datetime(2026, 12, 3, 2, 0, tzinfo=UTC)
+PUSHED = datetime(2026, 11, 1, tzinfo=UTC)
+CRITICAL, HIGH, MEDIUM, LOW = (severity.rank for severity in (
+    Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW))
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    ids: tuple[str, ...]
+    severity_rank: int
+    fix_status: str
+    disabled: bool = False
+
+
+def _image(repository: str, digest: str, status: AssessmentStatus | None,
+           **active: int) -> ImageRecord:
+    return ImageRecord(registry="r.io", repository=repository, digest="sha256:" + digest * 64,
+                       tags=("v1",), platforms=("linux/amd64",), status=status,
+                       last_pushed=PUSHED, counts=FindingCounts(active={
+                           Severity(name): count for name, count in active.items()}))
+
+
+WEB = _image("web", "a", AssessmentStatus.UNHEALTHY, critical=2, high=1)
+API = _image("api", "b", AssessmentStatus.UNHEALTHY, high=1, medium=1)
+IMAGES = (
+    (WEB, (Key(("CVE-1",), CRITICAL, "fixed"), Key(("CVE-1",), CRITICAL, "not_fixed"),
+           Key(("CVE-2", "GHSA-2"), HIGH, "fixed"), Key(("CVE-9",), MEDIUM, "fixed", True))),
+    (API, (Key(("CVE-2",), HIGH, "not_fixed"), Key(("CVE-4",), MEDIUM, "wont_fix"))),
+    (_image("web", "c", AssessmentStatus.HEALTHY), ()),
+    (_image("new", "d", None), ()),
+)
+PREVIOUS_TREND = (TrendPoint(day="2026-09-04", active=(9, 9, 9, 9, 9, 9)),  # 91 days back
+                  TrendPoint(day="2026-09-05", active=(1, 2, 3, 4, 5, 6)),
+                  TrendPoint(day="2026-12-03", active=(7, 7, 7, 7, 7, 7)))
+RESCAN = RescanSummary(id="rescan-p-2026-W48", started_at="2026-11-29T03:00:00+00:00",
+                       chunks_done=2, chunks_total=2, images_total=900, reassessed=899,
+                       new_findings=3, failed=1, to_reanalyze=4, failed_chunks=0, complete=True)
+
+
+def test_summarize_counts_statuses_fixable_split_and_tops() -> None:
+    overview, _ = summarize(IMAGES, NOW, PREVIOUS_TREND, RESCAN)
+    assert overview == Overview(
+        made_at=NOW, images=4,
+        statuses=(("healthy", 1), ("not assessed", 1), ("unhealthy", 2)),
+        severities=(SeverityTotal(severity=Severity.CRITICAL, fixable=1, not_fixable=1),
+                    SeverityTotal(severity=Severity.HIGH, fixable=1, not_fixable=1),
+                    SeverityTotal(severity=Severity.MEDIUM, fixable=0, not_fixable=1),
+                    SeverityTotal(severity=Severity.LOW, fixable=0, not_fixable=0),
+                    SeverityTotal(severity=Severity.NEGLIGIBLE, fixable=0, not_fixable=0),
+                    SeverityTotal(severity=Severity.UNKNOWN, fixable=0, not_fixable=0)),
+        top_vulnerabilities=(
+            TopVulnerability(id="CVE-2", severity=Severity.HIGH, images=2),
+            TopVulnerability(id="CVE-1", severity=Severity.CRITICAL, images=1),
+            TopVulnerability(id="CVE-4", severity=Severity.MEDIUM, images=1)),
+        top_repositories=(TopRepository(registry="r.io", repository="web", critical_high=3),
+                          TopRepository(registry="r.io", repository="api", critical_high=1)),
+        trend=(TrendPoint(day="2026-09-05", active=(1, 2, 3, 4, 5, 6)),
+               TrendPoint(day="2026-12-03", active=(2, 2, 1, 0, 0, 0))),
+        last_rescan=RESCAN)
+
+
+def test_summarize_lists_each_image_with_its_fixable_findings() -> None:
+    _, listing = summarize(IMAGES, NOW)
+    assert listing.images[:2] == (
+        ListedImage(registry="r.io", repository="web", digest="sha256:" + "a" * 64,
+                    tags=("v1",), platforms=("linux/amd64",), status="unhealthy",
+                    active=(2, 1, 0, 0, 0, 0), fixable=2, fixable_rank=CRITICAL,
+                    last_pushed="2026-11-01T00:00:00+00:00", last_pulled="", assessed_at=""),
+        ListedImage(registry="r.io", repository="api", digest="sha256:" + "b" * 64,
+                    tags=("v1",), platforms=("linux/amd64",), status="unhealthy",
+                    active=(0, 1, 1, 0, 0, 0), fixable=0, fixable_rank=-1,
+                    last_pushed="2026-11-01T00:00:00+00:00", last_pulled="", assessed_at=""))
+    assert [image.status for image in listing.images] == ["unhealthy", "unhealthy", "healthy", ""]
+
+
+def test_top_vulnerabilities_stop_at_ten() -> None:
+    images = [(_image("app", "e", AssessmentStatus.UNHEALTHY, low=12),
+               tuple(Key((f"CVE-{number:02d}",), LOW, "fixed") for number in range(12)))]
+    overview, _ = summarize(images, NOW)
+    assert [item.id for item in overview.top_vulnerabilities] == [
+        f"CVE-{number:02d}" for number in range(10)]
+
+
+def test_overview_and_listing_read_back_as_written() -> None:
+    overview, listing = summarize(IMAGES, NOW, PREVIOUS_TREND, RESCAN)
+    assert (overview_from_json(json.loads(json.dumps(overview_to_json(overview)))),
+            listing_from_bytes(listing_to_bytes(listing))) == (overview, listing)
+
+
+@pytest.mark.integration
+def test_refresh_writes_the_summary_pages_read(store: Store) -> None:
+    store.images.record_push(registry="r.io", repository="web", digest=WEB.digest, at=PUSHED)
+    store.save_assessment("r.io", "web", WEB.digest, Assessment(
+        status=AssessmentStatus.UNHEALTHY, assessed_at=NOW, results=(PlatformFindings(
+            platform="linux/amd64", findings=(
+                make_finding("CVE-1", "openssl", severity=Severity.CRITICAL),
+                make_finding("CVE-2", "zlib", severity=Severity.HIGH,
+                             fix_status=FixStatus.NOT_FIXED))),)))
+    made, listing = refresh_summary(store, NOW)
+    assert (overview_or_refresh(store, NOW), read_listing(store), made.severities[:2],
+            listing.images[0].fixable, made.top_vulnerabilities) == (
+        made, listing,
+        (SeverityTotal(severity=Severity.CRITICAL, fixable=1, not_fixable=0),
+         SeverityTotal(severity=Severity.HIGH, fixable=0, not_fixable=1)), 1,
+        (TopVulnerability(id="CVE-1", severity=Severity.CRITICAL, images=1),
+         TopVulnerability(id="CVE-2", severity=Severity.HIGH, images=1)))
+
+
+@pytest.mark.integration
+def test_the_first_view_makes_a_missing_summary(store: Store) -> None:
+    made = overview_or_refresh(store, NOW)
+    assert (made.images, store.blobs.exists(BlobKind.MARKERS, OVERVIEW_BLOB),
+            store.blobs.exists(BlobKind.MARKERS, LISTING_BLOB)) == (0, True, True)
+
+
+@pytest.mark.integration
+def test_the_next_summary_keeps_the_earlier_days(store: Store) -> None:
+    refresh_summary(store, datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
+    later, _ = refresh_summary(store, NOW)
+    assert later.trend == (TrendPoint(day="2026-12-01", active=(0,) * 6),
+                           TrendPoint(day="2026-12-03", active=(0,) * 6))
+
+
+def _plan(store: Store, rescan_id: str, images: int) -> None:
+    plan = RescanPlan(start=RescanStart(rescan_id=rescan_id, moment=NOW, window_days=30,
+                                        chunk_images=500, purpose="rescan/2026-12-03"),
+                      index_version="v1", chunks=1, images=images, reanalyze=0)
+    store.blobs.put(BlobKind.MARKERS, f"rescans/{rescan_id}/plan.json",
+                    json.dumps(plan.to_json()).encode())
+
+
+@pytest.mark.integration
+def test_the_last_weekly_rescan_is_the_latest_plan(store: Store) -> None:
+    before = last_weekly_rescan(store)
+    _plan(store, "rescan-p-2026-W48", 10)
+    _plan(store, "rescan-p-2026-W49", 20)
+    _plan(store, "reassess-p-20261203T0200", 30)
+    assert (before, last_weekly_rescan(store)) == (None, RescanSummary(
+        id="rescan-p-2026-W49", started_at=NOW.isoformat(), chunks_done=0, chunks_total=1,
+        images_total=20, reassessed=0, new_findings=0, failed=0, to_reanalyze=0,
+        failed_chunks=0, complete=False))
+
+
+def test_listing_keeps_an_empty_registry() -> None:
+    assert listing_from_bytes(listing_to_bytes(Listing(made_at=NOW, images=()))) == Listing(
+        made_at=NOW, images=())

@@ -9,6 +9,7 @@ from scanning.dashboard.html import e, table
 from scanning.service.summary import SEVERITIES, TrendPoint
 
 WIDTH, HEIGHT = 720, 240
+MAX_DOTS = 31  # a dot per day up to a month; beyond, the lines alone stay readable
 LEFT, RIGHT, TOP, BOTTOM = 48, 12, 12, 28
 # One colour and dash per severity, critical first; colours keep 4.5:1 on white (WCAG AA).
 LINE_STYLES = (("#a40e26", ""), ("#c2410c", "8 4"), ("#7d4e00", "2 3"), ("#0b5cad", "10 3 2 3"),
@@ -37,8 +38,9 @@ def trend_chart(points: Sequence[TrendPoint]) -> str:
         f'<text x="{LEFT - 6}" y="{_y(value, top) + 4:.1f}" text-anchor="end">{value}</text>'
         for value in sorted({0, top // 2, top}))
     labels = "".join(
-        f'<text x="{_x(index, count):.1f}" y="{HEIGHT - 8}" text-anchor="middle">'
-        f"{e(points[index].day[5:])}</text>"
+        f'<text x="{_x(index, count):.1f}" y="{HEIGHT - 8}" text-anchor="'
+        + ("middle" if count == 1 or 0 < index < count - 1 else "start" if index == 0
+           else "end") + f'">{e(points[index].day[5:])}</text>'
         for index in sorted({0, count // 2, count - 1}))
     lines = []
     for position, severity in enumerate(SEVERITIES):
@@ -47,7 +49,7 @@ def trend_chart(points: Sequence[TrendPoint]) -> str:
                        for index, point in enumerate(points)]
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coordinates)
         dots = "".join(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}"/>'
-                       for x, y in coordinates)
+                       for x, y in coordinates) if count <= MAX_DOTS else ""
         dashing = f' stroke-dasharray="{dash}"' if dash else ""
         lines.append(f'<g data-severity="{severity.value}"><polyline points="{path}" '
                      f'fill="none" stroke="{colour}" stroke-width="2"{dashing}/>{dots}</g>')

@@ -111,8 +111,8 @@ def _signed_in_redirect(target: str, secure: bool) -> DashboardResponse:
 def _as_of_form(made_at: datetime, viewer: Viewer, back: str = "") -> str:
     """When the summary the page shows was made, and a button to make it again now."""
     return (f'<form class="asof" method="post" action="{e(url("summary/refresh"))}">'
-            f"<span>Summary as of {e(api.time_text(made_at))} (made every 5 minutes, after a "
-            "rescan, an advisory refresh or a rule change)</span> "
+            f"<span>Summary as of {e(api.time_text(made_at.replace(microsecond=0)))} (made "
+            "every 5 minutes, after a rescan, an advisory refresh or a rule change)</span> "
             f'{hidden("csrf", viewer.csrf)}{hidden("back", back) if back else ""}'
             '<button type="submit">Refresh now</button></form>')
 
@@ -228,15 +228,20 @@ def _images_table(selection: Selection, query: ImageQuery) -> str:
                                              "digest": image.digest}),
             e(", ".join(image.tags)), f"<code>{e(image.digest[7:19])}</code>",
             e(", ".join(image.platforms)), badge(image.status or None),
-            *_counts_cells(image), str(image.fixable), e(_shown_time(image.last_pushed)),
-            e(_shown_time(image.last_pulled)), e(_shown_time(image.assessed_at)))) + "</tr>"
+            *_counts_cells(image), str(image.fixable), _shown_time(image.last_pushed),
+            _shown_time(image.last_pulled), _shown_time(image.assessed_at))) + "</tr>"
         for image in selection.images)
     return (f'<div class="wrap"><table><caption class="visually-hidden">Images</caption>'
             f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>")
 
 
 def _shown_time(text: str) -> str:
-    return api.time_text(datetime.fromisoformat(text)) or "" if text else ""
+    """A listed time to the minute, in UTC (the exact one in ``datetime``): narrow enough
+    for the table to fit 1280 pixels."""
+    if not text:
+        return ""
+    moment = datetime.fromisoformat(text).astimezone(UTC)
+    return (f'<time datetime="{e(api.time_text(moment))}">{moment:%Y-%m-%d %H:%M}</time>')
 
 
 def _pager(selection: Selection, query: ImageQuery) -> str:

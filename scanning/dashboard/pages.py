@@ -35,15 +35,21 @@ from scanning.service.evaluation import parse_inventories
 from scanning.service.rules import current_verdict, load_rules
 from scanning.service.summary import (
     SEVERITIES,
+    BillingMonth,
     ListedImage,
     RescanSummary,
     SeverityTotal,
+    billing_months,
     listing_or_refresh,
+    month_billing,
     overview_or_refresh,
     refresh_summary,
 )
 from scanning.store import ImageRecord, ScanFilter, Store
 from scanning.store.advisory_index import index_published_at
+from scanning.store.billing import check_month, price_from_settings
+
+IMAGES_PER_BILLING_PAGE = 100
 
 # App Service Authentication's own sign-in, coming back to the dashboard afterwards.
 ENTRA_SIGN_IN = "/.auth/login/aad?post_login_redirect_uri=/api/dashboard/"
@@ -182,7 +188,7 @@ def refresh_summary_action(store: Store, request: DashboardRequest, viewer: View
                            now: datetime) -> DashboardResponse:
     refresh_summary(store, now)
     back = request.form.get("back", "")
-    return _redirect(back if back.startswith(url("images")) else url(""))
+    return _redirect(back if back.startswith((url("images"), url("billing"))) else url(""))
 
 
 # ---------------------------------------------------------------- images
@@ -621,45 +627,56 @@ def delete_rule_action(store: Store, request: DashboardRequest, viewer: Viewer,
 # ---------------------------------------------------------------- billing
 
 
-def _months_back(now: datetime, count: int) -> list[str]:
-    year, month = now.year, now.month
-    months = []
-    for _ in range(count):
-        months.append(f"{year:04d}-{month:02d}")
-        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
-    return months
+def _billing_month(query: Mapping[str, str], now: datetime) -> str:
+    """The month asked for (``YYYY-MM``), this UTC month unless one is."""
+    month = api.text_parameter(query, "month") or f"{now.astimezone(UTC):%Y-%m}"
+    # check_month's \d would take any Unicode digit (full-width ones too): ASCII first.
+    if not month.isascii():
+        raise BadRequest(f"month must be YYYY-MM, got {month!r}")
+    return check_month(month)
+
+
+def _amounts(month: BillingMonth) -> str:
+    return ", ".join(f"{amount} {currency}" for currency, amount in month.totals) or "0"
 
 
 def billing_page(store: Store, request: DashboardRequest, viewer: Viewer,
                  now: datetime) -> DashboardResponse:
-    answer = api.billing(store, {"month": request.query.get("month", ""),
-                                 "continuationToken": request.query.get("continuationToken",
-                                                                        "")}, now)
-    body = answer.body
+    """The month's sums and the 12 months' chart come from the dashboard summary (a month
+    outside it is summed from its records); the month's billed images are read live, a page
+    at a time."""
+    month = _billing_month(request.query, now)
+    summary = overview_or_refresh(store, now)
+    kept = {item.month: item for item in summary.billing}
+    chosen = kept.get(month) or month_billing(store, month, now)
+    unit_price, currency = price_from_settings()
+    total = dict(chosen.totals).get(currency, "0")
     picker = (f'<form class="filters" method="get" action="{e(url("billing"))}">'
               '<div><label for="month">Month</label><input id="month" name="month" '
-              f'type="month" value="{e(body["month"])}"></div>'
+              f'type="month" value="{e(month)}"></div>'
               '<button type="submit">Show</button></form>')
-    summary = picker + (
-               f'<div class="cards"><div class="card"><b>{body["count"]}</b>images billed in '
-               f'{e(body["month"])}</div><div class="card"><b>{e(body["total"])} '
-               f'{e(body["currency"])}</b>total at {e(body["unitPrice"])} each</div></div>')
-    months = [(month, store.billing.summary(month))
-              for month in reversed(_months_back(now, 12))]
-    history = bars(((month, summed.count) for month, summed in months), "Month") + table(
+    cards = (f'<div class="cards"><div class="card"><b>{chosen.count}</b>images billed in '
+             f'{e(month)}</div><div class="card"><b>{e(total)} {e(currency)}</b>total at '
+             f'{e(unit_price)} each</div></div>')
+    as_of = (_as_of_form(summary.made_at, viewer, url("billing", {"month": month}))
+             if month in kept else "")
+    months = summary.billing or billing_months(store, now)
+    history = bars(((item.month, item.count) for item in months), "Month") + table(
         ("Month", "Images billed", "Total"), (
-            (link("billing", month, {"month": month}), str(summed.count),
-             e(", ".join(f"{amount} {currency}" for currency, amount
-                         in sorted(summed.totals.items())) or "0"))
-            for month, summed in months), "Billing per month")
-    rows = [[e(record["billedAt"]), e(record["registry"]), e(record["repository"]),
-             f'<code>{e(record["digest"][7:19])}</code>', e(record["trigger"]),
-             e(f'{record["unitPrice"]} {record["currency"]}')] for record in body["value"]]
-    more = (link("billing", "Next page →", {"month": body["month"],
-                                             "continuationToken": body["continuationToken"]})
-            if body["continuationToken"] else "")
-    return _html(200, "Billing", summary + "<h2>Images billed per month</h2>" + history
-                 + f"<h2>Billed in {e(body['month'])}</h2>"
+            (link("billing", item.month, {"month": item.month}), str(item.count),
+             e(_amounts(item)))
+            for item in months), "Billing per month")
+    page_of = store.billing.billed_images(month, IMAGES_PER_BILLING_PAGE,
+                                          api.text_parameter(request.query,
+                                                             "continuationToken") or None)
+    rows = [[e(api.time_text(record.billed_at)), e(record.registry), e(record.repository),
+             f"<code>{e(record.digest[7:19])}</code>", e(record.trigger.value),
+             e(f"{record.unit_price} {record.currency}")] for record in page_of.items]
+    more = (link("billing", "Next page →", {"month": month,
+                                             "continuationToken": page_of.next_token})
+            if page_of.next_token else "")
+    return _html(200, "Billing", picker + cards + as_of + "<h2>Images billed per month</h2>"
+                 + history + f"<h2>Billed in {e(month)}</h2>"
                  + table(("Billed", "Registry", "Repository", "Digest", "Trigger", "Price"),
                          rows, "Billed images", "No image billed this month.") + more,
                  "billing", viewer)

@@ -12,6 +12,10 @@ the findings documents) and writes two marker blobs that the pages read instead:
 - ``dashboard/images.json.zst``: one compact row per image (zstd JSON), so the images table
   sorts, filters and pages 10,000+ images from one blob read.
 
+The overview blob also holds the last 12 months' billing (images billed, total) for the
+billing page: a closed month is summed once and kept (``dashboard/billing/<month>.json``),
+this month is summed from its records by each run.
+
 It runs from a timer every five minutes, at the end of a rescan and of an advisory refresh,
 after a rule change from the dashboard, on the dashboard's *Refresh now*, and on the first
 view when there is none yet. Each blob says when it was made; the pages show it ("as of").
@@ -52,6 +56,10 @@ SEVERITIES = tuple(sorted(Severity, reverse=True))  # critical first
 TOP_VULNERABILITIES = 10
 TOP_REPOSITORIES = 10
 TREND_DAYS = 90
+BILLING_MONTHS = 12
+# A closed month's billing never changes: summed once (a day after it ended, so a record
+# written late for its last seconds is in) and kept here.
+CLOSED_MONTH_BLOB = "dashboard/billing/{}.json"
 _BY_RANK = {severity.rank: severity for severity in Severity}
 _MAX_LISTING_JSON = 1024 * 1024 * 1024
 # What the job reads of each image row: what the listing shows and the findings' query keys
@@ -121,6 +129,15 @@ class RescanSummary:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BillingMonth:
+    """A month's billing: images billed and the total per currency (decimal text)."""
+
+    month: str  # YYYY-MM
+    count: int
+    totals: tuple[tuple[str, str], ...]  # (currency, amount), by currency
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Overview:
     made_at: datetime
     images: int
@@ -130,6 +147,7 @@ class Overview:
     top_repositories: tuple[TopRepository, ...]
     trend: tuple[TrendPoint, ...]  # oldest first
     last_rescan: RescanSummary | None
+    billing: tuple[BillingMonth, ...] = ()  # the last ``BILLING_MONTHS`` months, oldest first
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -183,7 +201,8 @@ def _trend(previous: Iterable[TrendPoint], today: TrendPoint) -> tuple[TrendPoin
 
 def summarize(images: Iterable[tuple[ImageRecord, Sequence[FindingKeyLike]]], now: datetime,
               previous_trend: Iterable[TrendPoint] = (),
-              last_rescan: RescanSummary | None = None) -> tuple[Overview, Listing]:
+              last_rescan: RescanSummary | None = None,
+              billing: tuple[BillingMonth, ...] = ()) -> tuple[Overview, Listing]:
     """The overview and the listing of ``images`` (each with its findings' keys), one pass."""
     statuses: Counter[str] = Counter()
     fixable: Counter[Severity] = Counter()
@@ -225,7 +244,7 @@ def summarize(images: Iterable[tuple[ImageRecord, Sequence[FindingKeyLike]]], no
         top_repositories=tuple(
             TopRepository(registry=registry, repository=repository, critical_high=count)
             for (registry, repository), count in repository_order[:TOP_REPOSITORIES]),
-        trend=_trend(previous_trend, today), last_rescan=last_rescan)
+        trend=_trend(previous_trend, today), last_rescan=last_rescan, billing=billing)
     return overview, Listing(made_at=now, images=tuple(listed))
 
 
@@ -250,7 +269,18 @@ def overview_to_json(overview: Overview) -> dict[str, Any]:
             "reassessed": rescan.reassessed, "newFindings": rescan.new_findings,
             "failed": rescan.failed, "toReanalyze": rescan.to_reanalyze,
             "failedChunks": rescan.failed_chunks, "complete": rescan.complete},
+        "billing": [_billing_to_json(month) for month in overview.billing],
     }
+
+
+def _billing_to_json(month: BillingMonth) -> list[Any]:
+    return [month.month, month.count, [list(total) for total in month.totals]]
+
+
+def _billing_from_json(item: Sequence[Any]) -> BillingMonth:
+    month, count, totals = item
+    return BillingMonth(month=str(month), count=int(count),
+                        totals=tuple((str(currency), str(amount)) for currency, amount in totals))
 
 
 def overview_from_json(data: Mapping[str, Any]) -> Overview:
@@ -277,7 +307,8 @@ def overview_from_json(data: Mapping[str, Any]) -> Overview:
                 images_total=int(rescan["imagesTotal"]), reassessed=int(rescan["reassessed"]),
                 new_findings=int(rescan["newFindings"]), failed=int(rescan["failed"]),
                 to_reanalyze=int(rescan["toReanalyze"]),
-                failed_chunks=int(rescan["failedChunks"]), complete=bool(rescan["complete"])))
+                failed_chunks=int(rescan["failedChunks"]), complete=bool(rescan["complete"])),
+            billing=tuple(_billing_from_json(item) for item in data.get("billing", ())))
     except (KeyError, TypeError, ValueError) as error:
         raise StoreError(f"the dashboard summary {OVERVIEW_BLOB} is malformed: {error}") \
             from error
@@ -336,6 +367,52 @@ def last_weekly_rescan(store: Store) -> RescanSummary | None:
         return None
 
 
+def months_back(now: datetime, count: int) -> tuple[str, ...]:
+    """The ``count`` months up to ``now``'s (UTC), oldest first."""
+    year, month = now.year, now.month
+    months = []
+    for _ in range(count):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return tuple(reversed(months))
+
+
+def _closed(month: str, now: datetime) -> bool:
+    year, number = int(month[:4]), int(month[5:])
+    following = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=now.tzinfo)
+    return now - following >= timedelta(days=1)
+
+
+def billing_month(store: Store, month: str) -> BillingMonth:
+    """``month``'s billing read from its records (every record of the month)."""
+    summed = store.billing.summary(month)
+    return BillingMonth(month=month, count=summed.count, totals=tuple(
+        (currency, str(amount)) for currency, amount in sorted(summed.totals.items())))
+
+
+def month_billing(store: Store, month: str, now: datetime) -> BillingMonth:
+    """``month``'s billing: a closed month's from its kept sum (summed once), another's read
+    from its records."""
+    kept = CLOSED_MONTH_BLOB.format(month)
+    closed = _closed(month, now)
+    if closed:
+        try:
+            return _billing_from_json(json.loads(store.blobs.get(BlobKind.MARKERS, kept)))
+        except NotFound:
+            pass
+    summed = billing_month(store, month)
+    if closed:
+        store.blobs.put(BlobKind.MARKERS, kept, json.dumps(_billing_to_json(summed)).encode(),
+                        content_type="application/json")
+    return summed
+
+
+def billing_months(store: Store, now: datetime) -> tuple[BillingMonth, ...]:
+    """The last ``BILLING_MONTHS`` months, oldest first."""
+    return tuple(month_billing(store, month, now)
+                 for month in months_back(now, BILLING_MONTHS))
+
+
 def _with_keys(store: Store) -> Iterator[tuple[ImageRecord, Sequence[FindingKeyLike]]]:
     for image, _ in store.images.iter_with_etags(ImageFilter(), SUMMARY_JOB_COLUMNS):
         yield image, store.findings.keys_of(image)
@@ -366,7 +443,7 @@ def refresh_summary(store: Store, now: datetime) -> tuple[Overview, Listing]:
     previous = read_overview(store)
     overview, listing = summarize(_with_keys(store), now,
                                   previous.trend if previous is not None else (),
-                                  last_weekly_rescan(store))
+                                  last_weekly_rescan(store), billing_months(store, now))
     store.blobs.put(BlobKind.MARKERS, LISTING_BLOB, listing_to_bytes(listing),
                     content_type="application/zstd")
     store.blobs.put(BlobKind.MARKERS, OVERVIEW_BLOB,

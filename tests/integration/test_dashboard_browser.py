@@ -307,6 +307,7 @@ def test_billing_shows_a_chosen_month(app: App, dashboard: str, page: Any,
     empty = (page.locator(".card").all_inner_texts(), _rows(page, "Billed images"))
     this_month = datetime.now(UTC).strftime("%Y-%m")
     _follow(page, f"a:text-is('{this_month}')")
+    _refresh_summary(page)
     per_month = [row for row in _rows(page, "Billing per month") if row[0] == this_month]
     assert (empty, page.locator(".card").first.inner_text(), per_month) == (
         (["0\nimages billed in 2020-01", "0 USD\ntotal at 0.29 each"], []),

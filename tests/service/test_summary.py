@@ -6,14 +6,23 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
-from scanning.model import AssessmentStatus, FindingCounts, FixStatus, PlatformFindings, Severity
+from scanning.model import (
+    AssessmentStatus,
+    FindingCounts,
+    FixStatus,
+    PlatformFindings,
+    ScanTrigger,
+    Severity,
+)
 from scanning.service.fanout import RescanPlan, RescanStart
 from scanning.service.summary import (
     LISTING_BLOB,
     OVERVIEW_BLOB,
+    BillingMonth,
     ListedImage,
     Listing,
     Overview,
@@ -22,9 +31,11 @@ from scanning.service.summary import (
     TopRepository,
     TopVulnerability,
     TrendPoint,
+    billing_months,
     last_weekly_rescan,
     listing_from_bytes,
     listing_to_bytes,
+    month_billing,
     overview_from_json,
     overview_or_refresh,
     overview_to_json,
@@ -119,7 +130,8 @@ def test_top_vulnerabilities_stop_at_ten() -> None:
 
 
 def test_overview_and_listing_read_back_as_written() -> None:
-    overview, listing = summarize(IMAGES, NOW, PREVIOUS_TREND, RESCAN)
+    overview, listing = summarize(IMAGES, NOW, PREVIOUS_TREND, RESCAN, (
+        BillingMonth(month="2026-12", count=2, totals=(("EUR", "0.25"), ("USD", "0.29"))),))
     assert (overview_from_json(json.loads(json.dumps(overview_to_json(overview)))),
             listing_from_bytes(listing_to_bytes(listing))) == (overview, listing)
 
@@ -181,3 +193,35 @@ def test_the_last_weekly_rescan_is_the_latest_plan(store: Store) -> None:
 def test_listing_keeps_an_empty_registry() -> None:
     assert listing_from_bytes(listing_to_bytes(Listing(made_at=NOW, images=()))) == Listing(
         made_at=NOW, images=())
+
+
+def _bill(store: Store, digest: str, at: datetime) -> None:
+    store.billing.bill_first_scan(registry="r.io", repository="web", digest="sha256:" + digest * 64,
+                                  trigger=ScanTrigger.PUSH, at=at, unit_price=Decimal("0.29"),
+                                  currency="USD")
+
+
+@pytest.mark.integration
+def test_billing_sums_this_month_and_keeps_a_closed_month_once(store: Store) -> None:
+    _bill(store, "a", datetime(2026, 11, 30, 23, 0, tzinfo=UTC))
+    _bill(store, "b", datetime(2026, 12, 1, 1, 0, tzinfo=UTC))
+    _bill(store, "c", datetime(2026, 12, 2, 1, 0, tzinfo=UTC))
+    first = billing_months(store, NOW)
+    _bill(store, "d", datetime(2026, 11, 30, 23, 30, tzinfo=UTC))  # after November was kept
+    _bill(store, "e", datetime(2026, 12, 3, 1, 0, tzinfo=UTC))
+    again = billing_months(store, NOW)
+    assert (len(first), first[0].month, first[-2:], again[-2:]) == (
+        12, "2026-01",
+        (BillingMonth(month="2026-11", count=1, totals=(("USD", "0.29"),)),
+         BillingMonth(month="2026-12", count=2, totals=(("USD", "0.58"),))),
+        (BillingMonth(month="2026-11", count=1, totals=(("USD", "0.29"),)),
+         BillingMonth(month="2026-12", count=3, totals=(("USD", "0.87"),))))
+
+
+@pytest.mark.integration
+def test_a_month_ended_less_than_a_day_ago_is_summed_again(store: Store) -> None:
+    just_after = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    _bill(store, "a", datetime(2026, 11, 30, 23, 0, tzinfo=UTC))
+    month_billing(store, "2026-11", just_after)
+    _bill(store, "b", datetime(2026, 11, 30, 23, 59, tzinfo=UTC))
+    assert month_billing(store, "2026-11", just_after).count == 2

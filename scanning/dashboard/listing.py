@@ -112,10 +112,10 @@ class Selection:
 
 def select(listed: Sequence[ListedImage], query: ImageQuery) -> Selection:
     """The page ``query`` asks for of the images matching its filters, in its order (names
-    in any case; ties by registry, repository, digest). BadRequest for a page past the last."""
-    matched = sorted((image for image in listed if _matches(image, query)),
-                     key=lambda image: (image.registry.casefold(), image.repository.casefold(),
-                                        image.digest))
+    in any case). ``listed`` comes in ``listing_order`` (registry, repository, digest), which
+    orders ties. BadRequest for a page past the last."""
+    matched = [image for image in listed if _matches(image, query)]
+    # The listing comes in the tie order already; the sort is stable (reversed too).
     matched.sort(key=SORTS[query.sort][1], reverse=query.descending)
     pages = max(1, -(-len(matched) // PAGE_SIZE))
     if query.page > pages:

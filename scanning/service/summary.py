@@ -27,13 +27,16 @@ counts cannot be rebuilt.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
+import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 import zstandard
@@ -150,9 +153,9 @@ class Overview:
     billing: tuple[BillingMonth, ...] = ()  # the last ``BILLING_MONTHS`` months, oldest first
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ListedImage:
-    """One image as the images table shows it."""
+class ListedImage(NamedTuple):
+    """One image as the images table shows it. A named tuple, not a dataclass: a view builds
+    one per image from the listing blob, and a tuple is several times cheaper to build."""
 
     registry: str
     repository: str
@@ -168,10 +171,15 @@ class ListedImage:
     assessed_at: str
 
 
+def listing_order(image: ListedImage) -> tuple[str, str, str]:
+    """The listing's order: registry, repository (any case), digest."""
+    return image.registry.casefold(), image.repository.casefold(), image.digest
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Listing:
     made_at: datetime
-    images: tuple[ListedImage, ...]
+    images: tuple[ListedImage, ...]  # in ``listing_order``
 
 
 def _time(moment: datetime | None) -> str:
@@ -245,7 +253,7 @@ def summarize(images: Iterable[tuple[ImageRecord, Sequence[FindingKeyLike]]], no
             TopRepository(registry=registry, repository=repository, critical_high=count)
             for (registry, repository), count in repository_order[:TOP_REPOSITORIES]),
         trend=_trend(previous_trend, today), last_rescan=last_rescan, billing=billing)
-    return overview, Listing(made_at=now, images=tuple(listed))
+    return overview, Listing(made_at=now, images=tuple(sorted(listed, key=listing_order)))
 
 
 # ---------------------------------------------------------------- codecs
@@ -323,15 +331,33 @@ def listing_to_bytes(listing: Listing) -> bytes:
         {"format": FORMAT, "madeAt": listing.made_at.isoformat(), "rows": rows}))
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Building tens of thousands of small tuples triggers the cyclic garbage collector
+    again and again, each time walking every object the process holds: several times the
+    parse itself (225 ms instead of 25 ms for 10,000 rows). Tuples of strings and numbers
+    form no cycles, so nothing is lost by pausing it meanwhile."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def listing_from_bytes(data: bytes) -> Listing:
+    with _collector_paused():
+        return _listing_from_bytes(data)
+
+
+def _listing_from_bytes(data: bytes) -> Listing:
     try:
         document = orjson.loads(zstandard.ZstdDecompressor().decompress(
             data, max_output_size=_MAX_LISTING_JSON))
         return Listing(made_at=datetime.fromisoformat(document["madeAt"]), images=tuple(
-            ListedImage(registry=registry, repository=repository, digest=digest,
-                        tags=tuple(tags), platforms=tuple(platforms), status=status,
-                        active=tuple(active), fixable=fixable, fixable_rank=fixable_rank,
-                        last_pushed=pushed, last_pulled=pulled, assessed_at=assessed)
+            ListedImage(registry, repository, digest, tuple(tags), tuple(platforms), status,
+                        tuple(active), fixable, fixable_rank, pushed, pulled, assessed)
             for (registry, repository, digest, tags, platforms, status, active, fixable,
                  fixable_rank, pushed, pulled, assessed) in document["rows"]))
     except (zstandard.ZstdError, orjson.JSONDecodeError, KeyError, TypeError,
@@ -431,11 +457,30 @@ def read_overview(store: Store) -> Overview | None:
     return overview_from_json(document)
 
 
+_listings_lock = threading.Lock()
+_listings: dict[str, tuple[str, Listing]] = {}  # by markers container: (ETag, listing)
+
+
 def read_listing(store: Store) -> Listing | None:
+    """The stored listing. Each app instance keeps the one it read last and downloads it
+    again only when its ETag changed (a conditional read, nothing else on an unchanged one):
+    parsing 10,000 rows is most of an images view."""
+    container = store.blobs.container_name(BlobKind.MARKERS)
+    with _listings_lock:
+        etag, kept = _listings.get(container, ("", None))
     try:
-        return listing_from_bytes(store.blobs.get(BlobKind.MARKERS, LISTING_BLOB))
+        fresh = store.blobs.get_if_changed(BlobKind.MARKERS, LISTING_BLOB, etag)
     except NotFound:
         return None
+    if fresh is None:  # only when an ETag was sent, that is when one is kept
+        if kept is None:
+            raise StoreError(f"the dashboard listing {LISTING_BLOB} was not read")
+        return kept
+    data, new_etag = fresh
+    listing = listing_from_bytes(data)
+    with _listings_lock:
+        _listings[container] = (new_etag, listing)
+    return listing
 
 
 def refresh_summary(store: Store, now: datetime) -> tuple[Overview, Listing]:

@@ -7,7 +7,7 @@ import pytest
 from scanning.dashboard.listing import PAGE_SIZE, ImageQuery, Selection, parse_query, select
 from scanning.errors import BadRequest
 from scanning.model import Severity
-from scanning.service.summary import ListedImage
+from scanning.service.summary import ListedImage, listing_order
 
 
 def _image(registry: str, repository: str, digest: str, status: str, active: tuple[int, ...],
@@ -26,7 +26,7 @@ API = _image("a.io", "team/api", "2", "unhealthy", (0, 3, 1, 0, 0, 0), 2,
 BASE = _image("b.io", "base", "3", "healthy", (0, 0, 0, 0, 0, 0),
               pushed="2026-11-01T00:00:00+00:00", pulled="2026-12-02T00:00:00+00:00")
 NEW = _image("b.io", "Team/Cli", "4", "", (0, 0, 0, 0, 0, 0))
-LISTED = (WEB, API, BASE, NEW)
+LISTED = tuple(sorted((WEB, API, BASE, NEW), key=listing_order))
 
 
 def _repositories(**query: str) -> list[str]:

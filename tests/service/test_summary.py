@@ -107,9 +107,12 @@ def test_summarize_counts_statuses_fixable_split_and_tops() -> None:
         last_rescan=RESCAN)
 
 
-def test_summarize_lists_each_image_with_its_fixable_findings() -> None:
+def test_summarize_lists_each_image_with_its_fixable_findings_in_listing_order() -> None:
     _, listing = summarize(IMAGES, NOW)
-    assert listing.images[:2] == (
+    assert [(image.repository, image.digest[7], image.status) for image in listing.images] == [
+        ("api", "b", "unhealthy"), ("new", "d", ""), ("web", "a", "unhealthy"),
+        ("web", "c", "healthy")]
+    assert (listing.images[2], listing.images[0]) == (
         ListedImage(registry="r.io", repository="web", digest="sha256:" + "a" * 64,
                     tags=("v1",), platforms=("linux/amd64",), status="unhealthy",
                     active=(2, 1, 0, 0, 0, 0), fixable=2, fixable_rank=CRITICAL,
@@ -118,7 +121,6 @@ def test_summarize_lists_each_image_with_its_fixable_findings() -> None:
                     tags=("v1",), platforms=("linux/amd64",), status="unhealthy",
                     active=(0, 1, 1, 0, 0, 0), fixable=0, fixable_rank=-1,
                     last_pushed="2026-11-01T00:00:00+00:00", last_pulled="", assessed_at=""))
-    assert [image.status for image in listing.images] == ["unhealthy", "unhealthy", "healthy", ""]
 
 
 def test_top_vulnerabilities_stop_at_ten() -> None:
@@ -225,3 +227,12 @@ def test_a_month_ended_less_than_a_day_ago_is_summed_again(store: Store) -> None
     month_billing(store, "2026-11", just_after)
     _bill(store, "b", datetime(2026, 11, 30, 23, 59, tzinfo=UTC))
     assert month_billing(store, "2026-11", just_after).count == 2
+
+
+@pytest.mark.integration
+def test_an_unchanged_listing_is_not_read_again(store: Store) -> None:
+    refresh_summary(store, NOW)
+    first, again = read_listing(store), read_listing(store)
+    refresh_summary(store, NOW)
+    after_refresh = read_listing(store)
+    assert (again is first, after_refresh is first, after_refresh) == (True, False, first)

@@ -6,7 +6,9 @@ images with findings (a findings document and its query keys on the row; ids fro
 300, half of them fixable), one scan history row each and a billing record each this month.
 Then it signs in with a key and times ``scanning.dashboard.pages.handle`` for each page (the
 server's share of a view, without the Functions host or the browser): ``--runs`` views each,
-the first view apart from the repeated ones (p50 / p95). It also times the summary job
+the first view apart from the repeated ones (p50 / p95). Each page's first view comes after
+the listing blob was written again, as after a summary run: the instance reads and parses it
+then, and keeps it for the repeated views. It also times the summary job
 (``scanning.service.summary.refresh_summary``, the timer's work) and the overview when no
 summary exists yet (a new installation's first view, which makes it).
 
@@ -193,7 +195,11 @@ def main() -> int:
                   f"overview {overview} bytes, listing {listing} bytes (zstd)")
             print(f"  {'page':28} {'first':>8} {'p50':>8} {'p95':>8}  (ms, {args.runs - 1} "
                   "repeated views)")
+            listing_bytes = store.blobs.get(BlobKind.MARKERS, LISTING_BLOB)
             for name, path, query in pages(args.images):
+                # A first view: the listing as a summary run leaves it (a new ETag), so the
+                # instance downloads and parses it again rather than reuse what it kept.
+                store.blobs.put(BlobKind.MARKERS, LISTING_BLOB, listing_bytes)
                 times = [render_ms(store, path, query, now) for _ in range(args.runs)]
                 repeated = times[1:]
                 p50, p95 = percentile(repeated, 0.5), percentile(repeated, 0.95)

@@ -597,8 +597,9 @@ class FindingTable:
             stored.keys, f"findings keys of {image.digest}"))
 
     def keys_of(self, image: ImageRecord) -> tuple[_Key, ...]:
-        """The query keys of ``image``'s findings (its row read with ``QUERY_COLUMNS``): from
-        the row, or from the document when they did not fit there."""
+        """The query keys of ``image``'s findings: from its row when read with the key columns
+        (``KEYS_COLUMNS``), else (keys that did not fit the row, or a read without them) from
+        the findings document."""
         stored = image.stored_findings
         if stored.total == 0:
             return ()

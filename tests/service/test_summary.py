@@ -22,6 +22,7 @@ from scanning.service.fanout import RescanPlan, RescanStart
 from scanning.service.summary import (
     LISTING_BLOB,
     OVERVIEW_BLOB,
+    SUMMARY_JOB_COLUMNS,
     BillingMonth,
     ListedImage,
     Listing,
@@ -236,3 +237,22 @@ def test_an_unchanged_listing_is_not_read_again(store: Store) -> None:
     refresh_summary(store, NOW)
     after_refresh = read_listing(store)
     assert (again is first, after_refresh is first, after_refresh) == (True, False, first)
+
+
+@pytest.mark.integration
+def test_keys_come_from_the_document_when_the_row_was_read_without_them(store: Store) -> None:
+    store.images.record_push(registry="r.io", repository="web", digest=WEB.digest, at=PUSHED)
+    store.save_assessment("r.io", "web", WEB.digest, Assessment(
+        status=AssessmentStatus.UNHEALTHY, assessed_at=NOW, results=(PlatformFindings(
+            platform="linux/amd64", findings=(
+                make_finding("CVE-1", "openssl", severity=Severity.CRITICAL),
+                make_finding("CVE-2", "zlib", aliases=("GHSA-2",),
+                             fix_status=FixStatus.NOT_FIXED))),)))
+    (with_keys, _), = store.images.iter_with_etags(columns=SUMMARY_JOB_COLUMNS)
+    without_keys = store.images.get("r.io", "web", WEB.digest)
+    from_row, from_document = (store.findings.keys_of(with_keys),
+                               store.findings.keys_of(without_keys))
+    assert (from_document, [(key.ids, key.severity_rank, key.fix_status, key.disabled)
+                            for key in from_row]) == (
+        from_row, [(("CVE-1",), CRITICAL, "fixed", False),
+                   (("CVE-2", "GHSA-2"), HIGH, "not_fixed", False)])

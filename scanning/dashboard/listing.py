@@ -65,6 +65,23 @@ class ImageQuery:
         return {name: value for name, value in shown.items() if value}
 
 
+def page_parameter(query: Mapping[str, str]) -> int:
+    """The ``page`` asked for, from 1 (the first when none is)."""
+    page_text = api.text_parameter(query, "page") or "1"
+    if not page_text.isdigit() or len(page_text) > MAX_PAGE_DIGITS or int(page_text) < 1:
+        raise BadRequest(f"page must be a whole number from 1, got {page_text!r}")
+    return int(page_text)
+
+
+def pages_of(count: int, page: int, size: int = PAGE_SIZE) -> tuple[int, int]:
+    """How many pages ``count`` items make (at least 1) and where ``page`` starts;
+    BadRequest for a page past the last."""
+    pages = max(1, -(-count // size))
+    if page > pages:
+        raise BadRequest(f"page {page} is past the last page ({pages}) of these images")
+    return pages, (page - 1) * size
+
+
 def parse_query(query: Mapping[str, str]) -> ImageQuery:
     status = api.status_parameter(query)
     sort = api.text_parameter(query, "sort").lower() or DEFAULT_SORT
@@ -76,15 +93,12 @@ def parse_query(query: Mapping[str, str]) -> ImageQuery:
     fixable = api.text_parameter(query, "fixable").lower()
     if fixable not in ("", "0", "1", "on", "true", "false"):
         raise BadRequest(f"fixable must be 1 or left out, got {fixable!r}")
-    page_text = api.text_parameter(query, "page") or "1"
-    if not page_text.isdigit() or len(page_text) > MAX_PAGE_DIGITS or int(page_text) < 1:
-        raise BadRequest(f"page must be a whole number from 1, got {page_text!r}")
     return ImageQuery(
         registry=api.text_parameter(query, "registry"),
         repository=api.text_parameter(query, "repository"),
         status=status.value if isinstance(status, AssessmentStatus | ScanState) else "",
         severity=api.severity_parameter(query), fixable=fixable in ("1", "on", "true"),
-        sort=sort, descending=order == "desc", page=int(page_text))
+        sort=sort, descending=order == "desc", page=page_parameter(query))
 
 
 def _matches(image: ListedImage, query: ImageQuery) -> bool:
@@ -117,9 +131,6 @@ def select(listed: Sequence[ListedImage], query: ImageQuery) -> Selection:
     matched = [image for image in listed if _matches(image, query)]
     # The listing comes in the tie order already; the sort is stable (reversed too).
     matched.sort(key=SORTS[query.sort][1], reverse=query.descending)
-    pages = max(1, -(-len(matched) // PAGE_SIZE))
-    if query.page > pages:
-        raise BadRequest(f"page {query.page} is past the last page ({pages}) of these images")
-    start = (query.page - 1) * PAGE_SIZE
+    pages, start = pages_of(len(matched), query.page)
     return Selection(images=tuple(matched[start:start + PAGE_SIZE]), matched=len(matched),
                      pages=pages, first=start + 1 if matched else 0)

@@ -17,7 +17,15 @@ from scanning.assessment import Verdict
 from scanning.dashboard import auth
 from scanning.dashboard.charts import trend_chart
 from scanning.dashboard.html import badge, bars, e, hidden, link, page, table, url
-from scanning.dashboard.listing import SORTS, ImageQuery, Selection, parse_query, select
+from scanning.dashboard.listing import (
+    SORTS,
+    ImageQuery,
+    Selection,
+    page_parameter,
+    pages_of,
+    parse_query,
+    select,
+)
 from scanning.errors import BadRequest, NotFound
 from scanning.matching import package_ecosystems
 from scanning.model import AssessmentStatus, Finding
@@ -40,16 +48,21 @@ from scanning.service.summary import (
     RescanSummary,
     SeverityTotal,
     billing_months,
+    image_findings,
+    images_with,
     listing_or_refresh,
     month_billing,
     overview_or_refresh,
+    package_term,
     refresh_summary,
+    vulnerability_term,
 )
 from scanning.store import ImageRecord, ScanFilter, Store
 from scanning.store.advisory_index import index_published_at
 from scanning.store.billing import check_month, price_from_settings
 
 IMAGES_PER_BILLING_PAGE = 100
+SEARCH_IMAGES_PAGE = 20  # images whose findings a Vulnerabilities page reads
 
 # App Service Authentication's own sign-in, coming back to the dashboard afterwards.
 ENTRA_SIGN_IN = "/.auth/login/aad?post_login_redirect_uri=/api/dashboard/"
@@ -188,7 +201,8 @@ def refresh_summary_action(store: Store, request: DashboardRequest, viewer: View
                            now: datetime) -> DashboardResponse:
     refresh_summary(store, now)
     back = request.form.get("back", "")
-    return _redirect(back if back.startswith((url("images"), url("billing"))) else url(""))
+    return _redirect(back if back.startswith((url("images"), url("billing"),
+                                              url("vulnerabilities"))) else url(""))
 
 
 # ---------------------------------------------------------------- images
@@ -250,14 +264,16 @@ def _shown_time(text: str) -> str:
     return (f'<time datetime="{e(api.time_text(moment))}">{moment:%Y-%m-%d %H:%M}</time>')
 
 
-def _pager(selection: Selection, query: ImageQuery) -> str:
-    last = selection.first + len(selection.images) - 1
-    counted = (f"Images {selection.first} to {last} of {selection.matched}, page {query.page} "
-               f"of {selection.pages}" if selection.matched else "No image")
+def _pager(target: str, page_number: int, pages: int, first: int, shown: int, matched: int,
+           parameters: Callable[[str], Mapping[str, str]]) -> str:
+    """Where this page is among ``matched`` images, and links to the others (``parameters``
+    gives the address parameters of a page number)."""
+    counted = (f"Images {first} to {first + shown - 1} of {matched}, page {page_number} of "
+               f"{pages}" if matched else "No image")
     steps = [(label, number) for label, number in (
-        ("First", 1), ("Previous", query.page - 1), ("Next", query.page + 1),
-        ("Last", selection.pages)) if 1 <= number <= selection.pages and number != query.page]
-    links = " ".join(link("images", f"{label} page", query.parameters(page=str(number)))
+        ("First", 1), ("Previous", page_number - 1), ("Next", page_number + 1),
+        ("Last", pages)) if 1 <= number <= pages and number != page_number]
+    links = " ".join(link(target, f"{label} page", parameters(str(number)))
                      for label, number in steps)
     return f'<nav class="pager" aria-label="Pages of images"><span>{counted}</span> {links}</nav>'
 
@@ -294,7 +310,9 @@ def images_page(store: Store, request: DashboardRequest, viewer: Viewer,
     selection = select(listing.images, query)
     as_of = _as_of_form(listing.made_at, viewer, url("images", query.parameters()))
     body = (_image_filters(query) + as_of + _images_table(selection, query)
-            + _pager(selection, query))
+            + _pager("images", query.page, selection.pages, selection.first,
+                     len(selection.images), selection.matched,
+                     lambda number: query.parameters(page=number)))
     return _html(200, "Images", body, "images", viewer)
 
 
@@ -458,8 +476,20 @@ def image_page(store: Store, request: DashboardRequest, viewer: Viewer,
 # ---------------------------------------------------------------- vulnerabilities
 
 
+def _searched(finding: Finding, cve: str, package: str) -> bool:
+    """The search's match, as the API's: an id or alias, a package or source package, in any
+    case."""
+    return ((not cve or cve.casefold() in (name.casefold()
+                                           for name in (finding.id, *finding.aliases)))
+            and (not package or package.casefold() in (finding.package.casefold(),
+                                                       finding.source_package.casefold())))
+
+
 def vulnerabilities_page(store: Store, request: DashboardRequest, viewer: Viewer,
                          now: datetime) -> DashboardResponse:
+    """The images that have the finding come from the summary's term index (so a search
+    reads no other row); their findings are read live, a page of images at a time, with
+    the current rules."""
     cve = api.text_parameter(request.query, "cve")
     package = api.text_parameter(request.query, "package")
     form = (f'<form class="filters" method="get" action="{e(url("vulnerabilities"))}">'
@@ -470,29 +500,35 @@ def vulnerabilities_page(store: Store, request: DashboardRequest, viewer: Viewer
     if not cve and not package:
         return _html(200, "Vulnerabilities", form + "<p>Search by CVE or package.</p>",
                      "vulnerabilities", viewer)
-    answer = api.query_findings(store, {"cve": cve, "package": package,
-                                        "continuationToken": request.query.get(
-                                            "continuationToken", "")}, now)
+    page_number = page_parameter(request.query)
+    listing, affected = images_with(store, now, (
+        *((vulnerability_term(cve),) if cve else ()), *((package_term(package),) if package
+                                                         else ())))
+    pages, start = pages_of(len(affected), page_number, SEARCH_IMAGES_PAGE)
+    shown = affected[start:start + SEARCH_IMAGES_PAGE]
+    rules = load_rules(store)
     rows = []
-    for item in answer.body["value"]:
-        properties = item["properties"]
-        data = properties["additionalData"]
-        artifact, software = data["artifactDetails"], data["softwareDetails"]
-        rows.append([
-            e(properties["id"]),
-            link("image", f'{artifact["repositoryName"]}@{artifact["digest"][7:19]}',
-                 {"registry": artifact["registryHost"],
-                  "repository": artifact["repositoryName"], "digest": artifact["digest"]}),
-            e(artifact["registryHost"]), e(software["packageName"]), e(software["version"]),
-            e(software["fixedVersion"]), e(properties["status"]["severity"]),
-            e(properties["status"]["code"])])
-    token = answer.body["continuationToken"]
-    more = (link("vulnerabilities", "Next page →", {"cve": cve, "package": package,
-                                                     "continuationToken": token})
-            if token else "")
-    return _html(200, "Vulnerabilities", form + table(
+    for image, results in image_findings(store, shown):
+        verdict = current_verdict(image, results, rules, now)
+        for result in verdict.platforms if verdict is not None else ():
+            for finding in result.findings:
+                if finding.disabled_by or not _searched(finding, cve, package):
+                    continue
+                rows.append([
+                    e(finding.id), link("image", f"{image.repository}@{image.digest[7:19]}", {
+                        "registry": image.registry, "repository": image.repository,
+                        "digest": image.digest}),
+                    e(image.registry), e(finding.package), e(finding.installed_version),
+                    e(finding.fixed_version),
+                    f'<span class="{finding.severity.value}">{e(finding.severity.value)}</span>',
+                    e(finding.fix_status.value.replace("_", " "))])
+    searched = {"cve": cve, "package": package}
+    as_of = _as_of_form(listing.made_at, viewer, url("vulnerabilities", searched))
+    return _html(200, "Vulnerabilities", form + as_of + table(
         ("Vulnerability", "Image", "Registry", "Package", "Installed", "Fixed", "Severity",
-         "Status"), rows, "Affected images", "No image has it.") + more,
+         "Fix status"), rows, "Affected images", "No image has it.")
+        + _pager("vulnerabilities", page_number, pages, start + 1 if shown else 0, len(shown),
+                 len(affected), lambda number: {**searched, "page": number}),
         "vulnerabilities", viewer)
 
 

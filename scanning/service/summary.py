@@ -28,21 +28,23 @@ counts cannot be rebuilt.
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import logging
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
 import orjson
 import zstandard
 
-from scanning.errors import NotFound, ScanError, StoreError
-from scanning.model import FixStatus, Severity
+from scanning.errors import NotFound, ScanError, StoreError, TransientStoreError
+from scanning.model import FixStatus, PlatformFindings, Severity
 from scanning.service.fanout import RescanProgress, rescan_progress
 from scanning.store import BlobKind, ImageFilter, ImageRecord, Store
 from scanning.store.images import KEYS_COLUMNS, count_column
@@ -59,12 +61,18 @@ SEVERITIES = tuple(sorted(Severity, reverse=True))  # critical first
 TOP_VULNERABILITIES = 10
 TOP_REPOSITORIES = 10
 TREND_DAYS = 90
+# The term index (what the Vulnerabilities search looks up) in this many blobs, so a search
+# reads a small one: ``dashboard/terms/<shard>.json.zst``.
+TERM_SHARDS = 32
+TERMS_BLOB = "dashboard/terms/{:02d}.json.zst"
 BILLING_MONTHS = 12
 # A closed month's billing never changes: summed once (a day after it ended, so a record
 # written late for its last seconds is in) and kept here.
 CLOSED_MONTH_BLOB = "dashboard/billing/{}.json"
 _BY_RANK = {severity.rank: severity for severity in Severity}
 _MAX_LISTING_JSON = 1024 * 1024 * 1024
+MAX_INDEX_READS = 3
+ROW_READERS = 8
 # What the job reads of each image row: what the listing shows and the findings' query keys
 # (fewer columns than the API's summary: the SDK's per-column decoding is most of the cost).
 SUMMARY_JOB_COLUMNS = (
@@ -79,6 +87,8 @@ class FindingKeyLike(Protocol):
 
     @property
     def ids(self) -> tuple[str, ...]: ...
+    @property
+    def packages(self) -> tuple[str, str]: ...
     @property
     def severity_rank(self) -> int: ...
     @property
@@ -171,6 +181,31 @@ class ListedImage(NamedTuple):
     assessed_at: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TermIndex:
+    """Which images (positions in the listing of the same summary) have a finding with a
+    vulnerability id or alias (``id:<name>``) or a package or source package
+    (``package:<name>``); names in lower case (``casefold``), as the API's search matches."""
+
+    made_at: datetime
+    postings: Mapping[str, tuple[int, ...]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Summary:
+    overview: Overview
+    listing: Listing
+    terms: TermIndex
+
+
+def vulnerability_term(name: str) -> str:
+    return f"id:{name.casefold()}"
+
+
+def package_term(name: str) -> str:
+    return f"package:{name.casefold()}"
+
+
 def listing_order(image: ListedImage) -> tuple[str, str, str]:
     """The listing's order: registry, repository (any case), digest."""
     return image.registry.casefold(), image.repository.casefold(), image.digest
@@ -210,8 +245,9 @@ def _trend(previous: Iterable[TrendPoint], today: TrendPoint) -> tuple[TrendPoin
 def summarize(images: Iterable[tuple[ImageRecord, Sequence[FindingKeyLike]]], now: datetime,
               previous_trend: Iterable[TrendPoint] = (),
               last_rescan: RescanSummary | None = None,
-              billing: tuple[BillingMonth, ...] = ()) -> tuple[Overview, Listing]:
-    """The overview and the listing of ``images`` (each with its findings' keys), one pass."""
+              billing: tuple[BillingMonth, ...] = ()) -> Summary:
+    """The overview, the listing and the term index of ``images`` (each with its findings'
+    keys), one pass."""
     statuses: Counter[str] = Counter()
     fixable: Counter[Severity] = Counter()
     not_fixable: Counter[Severity] = Counter()
@@ -219,6 +255,7 @@ def summarize(images: Iterable[tuple[ImageRecord, Sequence[FindingKeyLike]]], no
     highest: dict[str, int] = {}
     repositories: Counter[tuple[str, str]] = Counter()
     listed: list[ListedImage] = []
+    terms_of: list[frozenset[str]] = []
     for image, keys in images:
         statuses[image.status.value if image.status else "not assessed"] += 1
         active_ids = set()
@@ -235,6 +272,14 @@ def summarize(images: Iterable[tuple[ImageRecord, Sequence[FindingKeyLike]]], no
         if serious:
             repositories[(image.registry, image.repository)] += serious
         listed.append(_listed(image, keys))
+        terms_of.append(frozenset((
+            *(vulnerability_term(name) for key in keys for name in key.ids),
+            *(package_term(name) for key in keys for name in key.packages if name))))
+    order = sorted(range(len(listed)), key=lambda index: listing_order(listed[index]))
+    postings: dict[str, list[int]] = {}
+    for position, index in enumerate(order):
+        for term in terms_of[index]:
+            postings.setdefault(term, []).append(position)
     severities = tuple(SeverityTotal(severity=severity, fixable=fixable[severity],
                                      not_fixable=not_fixable[severity])
                        for severity in SEVERITIES)
@@ -253,7 +298,10 @@ def summarize(images: Iterable[tuple[ImageRecord, Sequence[FindingKeyLike]]], no
             TopRepository(registry=registry, repository=repository, critical_high=count)
             for (registry, repository), count in repository_order[:TOP_REPOSITORIES]),
         trend=_trend(previous_trend, today), last_rescan=last_rescan, billing=billing)
-    return overview, Listing(made_at=now, images=tuple(sorted(listed, key=listing_order)))
+    return Summary(overview=overview,
+                   listing=Listing(made_at=now, images=tuple(listed[index] for index in order)),
+                   terms=TermIndex(made_at=now, postings={
+                       term: tuple(positions) for term, positions in postings.items()}))
 
 
 # ---------------------------------------------------------------- codecs
@@ -364,6 +412,35 @@ def _listing_from_bytes(data: bytes) -> Listing:
             ValueError) as error:
         raise StoreError(f"the dashboard listing {LISTING_BLOB} is malformed: {error}") \
             from error
+
+
+def term_shard(term: str) -> int:
+    """The shard blob that holds ``term`` (a stable hash: every process must agree)."""
+    return hashlib.sha256(term.encode()).digest()[0] % TERM_SHARDS
+
+
+def term_shards_to_bytes(terms: TermIndex) -> list[bytes]:
+    """One zstd JSON document per shard: the summary's time and its terms' postings."""
+    shards: list[dict[str, list[int]]] = [{} for _ in range(TERM_SHARDS)]
+    for term, positions in terms.postings.items():
+        shards[term_shard(term)][term] = list(positions)
+    compressor = zstandard.ZstdCompressor(level=3)
+    return [compressor.compress(orjson.dumps({"format": FORMAT,
+                                              "madeAt": terms.made_at.isoformat(),
+                                              "postings": shard}))
+            for shard in shards]
+
+
+def term_shard_from_bytes(data: bytes) -> TermIndex:
+    try:
+        document = orjson.loads(zstandard.ZstdDecompressor().decompress(
+            data, max_output_size=_MAX_LISTING_JSON))
+        return TermIndex(made_at=datetime.fromisoformat(document["madeAt"]), postings={
+            str(term): tuple(int(position) for position in positions)
+            for term, positions in document["postings"].items()})
+    except (zstandard.ZstdError, orjson.JSONDecodeError, KeyError, TypeError, AttributeError,
+            ValueError) as error:
+        raise StoreError(f"a dashboard term index shard is malformed: {error}") from error
 
 
 # ---------------------------------------------------------------- the job and its readers
@@ -483,19 +560,25 @@ def read_listing(store: Store) -> Listing | None:
     return listing
 
 
-def refresh_summary(store: Store, now: datetime) -> tuple[Overview, Listing]:
-    """Read every image row once and write the overview and the listing."""
+def refresh_summary(store: Store, now: datetime) -> Summary:
+    """Read every image row once and write the term index, the listing and the overview (in
+    that order: a reader that finds the index newer than its listing reads the listing
+    again)."""
     previous = read_overview(store)
-    overview, listing = summarize(_with_keys(store), now,
-                                  previous.trend if previous is not None else (),
-                                  last_weekly_rescan(store), billing_months(store, now))
-    store.blobs.put(BlobKind.MARKERS, LISTING_BLOB, listing_to_bytes(listing),
+    summary = summarize(_with_keys(store), now, previous.trend if previous is not None else (),
+                        last_weekly_rescan(store), billing_months(store, now))
+    for shard, data in enumerate(term_shards_to_bytes(summary.terms)):
+        store.blobs.put(BlobKind.MARKERS, TERMS_BLOB.format(shard), data,
+                        content_type="application/zstd")
+    store.blobs.put(BlobKind.MARKERS, LISTING_BLOB, listing_to_bytes(summary.listing),
                     content_type="application/zstd")
     store.blobs.put(BlobKind.MARKERS, OVERVIEW_BLOB,
-                    json.dumps(overview_to_json(overview), separators=(",", ":")).encode(),
+                    json.dumps(overview_to_json(summary.overview),
+                               separators=(",", ":")).encode(),
                     content_type="application/json")
-    log.info("dashboard summary: %d images, made at %s", overview.images, now.isoformat())
-    return overview, listing
+    log.info("dashboard summary: %d images, made at %s", summary.overview.images,
+             now.isoformat())
+    return summary
 
 
 def refresh_after(store: Store, now: datetime, reason: str) -> None:
@@ -509,9 +592,61 @@ def refresh_after(store: Store, now: datetime, reason: str) -> None:
 
 def overview_or_refresh(store: Store, now: datetime) -> Overview:
     """The stored overview; made now when there is none yet (a new installation)."""
-    return read_overview(store) or refresh_summary(store, now)[0]
+    return read_overview(store) or refresh_summary(store, now).overview
 
 
 def listing_or_refresh(store: Store, now: datetime) -> Listing:
     """The stored listing; made now when there is none yet."""
-    return read_listing(store) or refresh_summary(store, now)[1]
+    return read_listing(store) or refresh_summary(store, now).listing
+
+
+def _postings(store: Store, terms: Sequence[str]) -> tuple[datetime, frozenset[int]] | None:
+    """The images having every one of ``terms``, and the summary's time; None before any
+    term index was written."""
+    found: frozenset[int] | None = None
+    made_at: set[datetime] = set()
+    for term in terms:
+        try:
+            shard = term_shard_from_bytes(store.blobs.get(
+                BlobKind.MARKERS, TERMS_BLOB.format(term_shard(term))))
+        except NotFound:
+            return None
+        made_at.add(shard.made_at)
+        having = frozenset(shard.postings.get(term, ()))
+        found = having if found is None else found & having
+    if len(made_at) != 1 or found is None:  # shards of two summaries: one is being written
+        return (datetime.min.replace(tzinfo=UTC), frozenset())
+    return made_at.pop(), found
+
+
+def images_with(store: Store, now: datetime, terms: Sequence[str]) -> tuple[Listing,
+                                                                             tuple[ListedImage,
+                                                                                   ...]]:
+    """The listing and its images that have every one of ``terms`` (``vulnerability_term``,
+    ``package_term``), in listing order. TransientStoreError while a summary is being
+    written and the index and listing of one summary cannot be read together."""
+    for _attempt in range(MAX_INDEX_READS):
+        listing = listing_or_refresh(store, now)
+        found = _postings(store, terms)
+        if found is None:
+            refresh_summary(store, now)
+            continue
+        made_at, positions = found
+        if made_at == listing.made_at:
+            return listing, tuple(listing.images[position] for position in sorted(positions)
+                                  if position < len(listing.images))
+    raise TransientStoreError("the dashboard summary is being written: reload in a few seconds")
+
+
+def image_findings(store: Store, images: Sequence[ListedImage]
+                   ) -> list[tuple[ImageRecord, tuple[PlatformFindings, ...]]]:
+    """Each image's row and findings, read on ``ROW_READERS`` threads; images deleted since
+    the summary left out."""
+    def read(image: ListedImage) -> tuple[ImageRecord, tuple[PlatformFindings, ...]] | None:
+        try:
+            return store.findings.with_image(image.registry, image.repository, image.digest)
+        except NotFound:
+            return None
+
+    with ThreadPoolExecutor(max_workers=ROW_READERS) as pool:
+        return [found for found in pool.map(read, images) if found is not None]

@@ -596,6 +596,12 @@ class FindingTable:
         return summary_from_keys(image.status, decode_keys(
             stored.keys, f"findings keys of {image.digest}"))
 
+    def with_image(self, registry: str, repository: str, digest: str
+                   ) -> tuple[ImageRecord, tuple[PlatformFindings, ...]]:
+        """The image's row and its findings by platform, from one read of the row (as
+        ``current``)."""
+        return self._read(registry, repository, digest)
+
     def keys_of(self, image: ImageRecord) -> tuple[_Key, ...]:
         """The query keys of ``image``'s findings: from its row when read with the key columns
         (``KEYS_COLUMNS``), else (keys that did not fit the row, or a read without them) from

@@ -161,7 +161,7 @@ def test_pages_show_a_pushed_image(app: App, dashboard: str, page: Any,
          ("ITEST-0002", "libcrypto3", "medium", "No fix is available yet in Alpine 3.18"),
          ("ITEST-0002", "libssl3", "medium", "No fix is available yet in Alpine 3.18")],
         [["ITEST-0001", f"dash-pages@{digest[7:19]}", app.registry, "musl", "1.2.4-r1",
-          "1.2.4-r2", "Critical", "Unhealthy"]],
+          "1.2.4-r2", "critical", "fixed"]],
         ["dash-pages"])
 
 

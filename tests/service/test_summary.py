@@ -33,6 +33,8 @@ from scanning.service.summary import (
     TopVulnerability,
     TrendPoint,
     billing_months,
+    image_findings,
+    images_with,
     last_weekly_rescan,
     listing_from_bytes,
     listing_to_bytes,
@@ -40,9 +42,13 @@ from scanning.service.summary import (
     overview_from_json,
     overview_or_refresh,
     overview_to_json,
+    package_term,
     read_listing,
     refresh_summary,
     summarize,
+    term_shard_from_bytes,
+    term_shards_to_bytes,
+    vulnerability_term,
 )
 from scanning.store import Assessment, BlobKind, ImageRecord, Store
 from tests.store.factories import make_finding
@@ -59,6 +65,7 @@ class Key:
     severity_rank: int
     fix_status: str
     disabled: bool = False
+    packages: tuple[str, str] = ("openssl", "openssl3")
 
 
 def _image(repository: str, digest: str, status: AssessmentStatus | None,
@@ -87,7 +94,7 @@ RESCAN = RescanSummary(id="rescan-p-2026-W48", started_at="2026-11-29T03:00:00+0
 
 
 def test_summarize_counts_statuses_fixable_split_and_tops() -> None:
-    overview, _ = summarize(IMAGES, NOW, PREVIOUS_TREND, RESCAN)
+    overview = summarize(IMAGES, NOW, PREVIOUS_TREND, RESCAN).overview
     assert overview == Overview(
         made_at=NOW, images=4,
         statuses=(("healthy", 1), ("not assessed", 1), ("unhealthy", 2)),
@@ -109,7 +116,7 @@ def test_summarize_counts_statuses_fixable_split_and_tops() -> None:
 
 
 def test_summarize_lists_each_image_with_its_fixable_findings_in_listing_order() -> None:
-    _, listing = summarize(IMAGES, NOW)
+    listing = summarize(IMAGES, NOW).listing
     assert [(image.repository, image.digest[7], image.status) for image in listing.images] == [
         ("api", "b", "unhealthy"), ("new", "d", ""), ("web", "a", "unhealthy"),
         ("web", "c", "healthy")]
@@ -127,14 +134,15 @@ def test_summarize_lists_each_image_with_its_fixable_findings_in_listing_order()
 def test_top_vulnerabilities_stop_at_ten() -> None:
     images = [(_image("app", "e", AssessmentStatus.UNHEALTHY, low=12),
                tuple(Key((f"CVE-{number:02d}",), LOW, "fixed") for number in range(12)))]
-    overview, _ = summarize(images, NOW)
+    overview = summarize(images, NOW).overview
     assert [item.id for item in overview.top_vulnerabilities] == [
         f"CVE-{number:02d}" for number in range(10)]
 
 
 def test_overview_and_listing_read_back_as_written() -> None:
-    overview, listing = summarize(IMAGES, NOW, PREVIOUS_TREND, RESCAN, (
+    summary = summarize(IMAGES, NOW, PREVIOUS_TREND, RESCAN, (
         BillingMonth(month="2026-12", count=2, totals=(("EUR", "0.25"), ("USD", "0.29"))),))
+    overview, listing = summary.overview, summary.listing
     assert (overview_from_json(json.loads(json.dumps(overview_to_json(overview)))),
             listing_from_bytes(listing_to_bytes(listing))) == (overview, listing)
 
@@ -148,7 +156,8 @@ def test_refresh_writes_the_summary_pages_read(store: Store) -> None:
                 make_finding("CVE-1", "openssl", severity=Severity.CRITICAL),
                 make_finding("CVE-2", "zlib", severity=Severity.HIGH,
                              fix_status=FixStatus.NOT_FIXED))),)))
-    made, listing = refresh_summary(store, NOW)
+    summary = refresh_summary(store, NOW)
+    made, listing = summary.overview, summary.listing
     assert (overview_or_refresh(store, NOW), read_listing(store), made.severities[:2],
             listing.images[0].fixable, made.top_vulnerabilities) == (
         made, listing,
@@ -168,7 +177,7 @@ def test_the_first_view_makes_a_missing_summary(store: Store) -> None:
 @pytest.mark.integration
 def test_the_next_summary_keeps_the_earlier_days(store: Store) -> None:
     refresh_summary(store, datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
-    later, _ = refresh_summary(store, NOW)
+    later = refresh_summary(store, NOW).overview
     assert later.trend == (TrendPoint(day="2026-12-01", active=(0,) * 6),
                            TrendPoint(day="2026-12-03", active=(0,) * 6))
 
@@ -256,3 +265,39 @@ def test_keys_come_from_the_document_when_the_row_was_read_without_them(store: S
                             for key in from_row]) == (
         from_row, [(("CVE-1",), CRITICAL, "fixed", False),
                    (("CVE-2", "GHSA-2"), HIGH, "not_fixed", False)])
+
+
+def test_the_term_index_lists_images_by_id_alias_and_package_in_listing_order() -> None:
+    terms = summarize(IMAGES, NOW).terms
+    assert (terms.made_at, dict(terms.postings)) == (NOW, {
+        "id:cve-1": (2,), "id:cve-2": (0, 2), "id:ghsa-2": (2,), "id:cve-4": (0,),
+        "id:cve-9": (2,), "package:openssl": (0, 2), "package:openssl3": (0, 2)})
+
+
+def test_term_shards_read_back_their_terms() -> None:
+    terms = summarize(IMAGES, NOW).terms
+    shards = [term_shard_from_bytes(data) for data in term_shards_to_bytes(terms)]
+    assert (len(shards), {term: positions for shard in shards
+                          for term, positions in shard.postings.items()},
+            {shard.made_at for shard in shards}) == (32, dict(terms.postings), {NOW})
+
+
+@pytest.mark.integration
+def test_images_with_every_term_come_from_one_summary(store: Store) -> None:
+    for repository, digest, finding in (
+            ("web", "a", make_finding("CVE-1", "openssl")),
+            ("api", "b", make_finding("CVE-1", "zlib")),
+            ("cli", "c", make_finding("CVE-2", "openssl"))):
+        store.images.record_push(registry="r.io", repository=repository,
+                                 digest="sha256:" + digest * 64, at=PUSHED)
+        store.save_assessment("r.io", repository, "sha256:" + digest * 64, Assessment(
+            status=AssessmentStatus.UNHEALTHY, assessed_at=NOW, results=(PlatformFindings(
+                platform="linux/amd64", findings=(finding,)),)))
+    refresh_summary(store, NOW)
+    _, with_cve = images_with(store, NOW, (vulnerability_term("cve-1"),))
+    _, with_both = images_with(store, NOW, (vulnerability_term("CVE-1"),
+                                            package_term("OpenSSL")))
+    found = image_findings(store, with_both)
+    assert ([image.repository for image in with_cve], [image.repository for image in with_both],
+            [(image.repository, results[0].findings[0].id) for image, results in found]) == (
+        ["api", "web"], ["web"], [("web", "CVE-1")])

@@ -156,7 +156,8 @@ def pages(images: int) -> Iterator[tuple[str, str, dict[str, str]]]:
     yield "images last page", "images", {"page": last_page}
     yield "image", "image", {"registry": REGISTRY, "repository": "team1/app",
                              "digest": digest_of(1)}
-    yield "vulnerabilities", "vulnerabilities", {"cve": "CVE-2024-0007"}
+    yield "vulnerabilities by CVE", "vulnerabilities", {"cve": "CVE-2024-0007"}
+    yield "vulnerabilities by package", "vulnerabilities", {"package": "lib3", "page": "3"}
     yield "rules", "rules", {}
     yield "billing", "billing", {}
 

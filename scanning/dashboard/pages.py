@@ -62,7 +62,7 @@ from scanning.store.advisory_index import index_published_at
 from scanning.store.billing import check_month, price_from_settings
 
 IMAGES_PER_BILLING_PAGE = 100
-SEARCH_IMAGES_PAGE = 20  # images whose findings a Vulnerabilities page reads
+SEARCH_IMAGES_PAGE = 10  # images whose findings (whole rows) a Vulnerabilities page reads
 
 # App Service Authentication's own sign-in, coming back to the dashboard afterwards.
 ENTRA_SIGN_IN = "/.auth/login/aad?post_login_redirect_uri=/api/dashboard/"

@@ -1,8 +1,9 @@
-"""The dashboard's summary: what the overview and the images table show, made by one job.
+"""The dashboard's summary: what the overview, the images table, the billing page and the
+vulnerability search read instead of every image row, made by one job.
 
-Reading every image row takes about a second per 10,000 images, too slow for a page view. So
+Reading every image row takes seconds at 10,000 images, too slow for a page view. So
 ``refresh_summary`` reads them once (the summary columns and the findings' query keys, never
-the findings documents) and writes two marker blobs that the pages read instead:
+the findings documents) and writes marker blobs that the pages read instead:
 
 - ``dashboard/overview.json``: images by status, active findings by severity split into
   fixable (a fixed version exists) and not, the top vulnerabilities by images affected, the
@@ -10,15 +11,19 @@ the findings documents) and writes two marker blobs that the pages read instead:
   point per day (that day's last summary), carried over from the previous summary and kept
   for ``TREND_DAYS`` days;
 - ``dashboard/images.json.zst``: one compact row per image (zstd JSON), so the images table
-  sorts, filters and pages 10,000+ images from one blob read.
+  sorts, filters and pages 10,000+ images from one blob read;
+- ``dashboard/terms/NN.json.zst``: the term index, which images (by position in that listing)
+  have each vulnerability id, alias, package and source package, in ``TERM_SHARDS`` blobs by
+  a hash of the term, so a search reads one small blob.
 
 The overview blob also holds the last 12 months' billing (images billed, total) for the
 billing page: a closed month is summed once and kept (``dashboard/billing/<month>.json``),
 this month is summed from its records by each run.
 
-It runs from a timer every five minutes, at the end of a rescan and of an advisory refresh,
-after a rule change from the dashboard, on the dashboard's *Refresh now*, and on the first
-view when there is none yet. Each blob says when it was made; the pages show it ("as of").
+It runs from a timer every five minutes, at the end of a rescan (the weekly one and the
+re-assessment after an advisory refresh), after a rule change from the dashboard, on the
+dashboard's *Refresh now*, and on the first view when there is none yet. Each blob says when
+it was made; the pages show it ("as of").
 
 The trend starts on the first day a summary ran: the scan history records each scan's
 outcome, not its counts, and only an image's latest assessment is stored, so earlier days'
@@ -73,6 +78,8 @@ _BY_RANK = {severity.rank: severity for severity in Severity}
 _MAX_LISTING_JSON = 1024 * 1024 * 1024
 MAX_INDEX_READS = 3
 ROW_READERS = 8
+# Kept for the process: starting 8 threads for each search took a tenth of its time.
+_row_readers = ThreadPoolExecutor(max_workers=ROW_READERS, thread_name_prefix="dashboard-rows")
 # What the job reads of each image row: what the listing shows and the findings' query keys
 # (fewer columns than the API's summary: the SDK's per-column decoding is most of the cost).
 SUMMARY_JOB_COLUMNS = (
@@ -486,7 +493,7 @@ def _closed(month: str, now: datetime) -> bool:
     return now - following >= timedelta(days=1)
 
 
-def billing_month(store: Store, month: str) -> BillingMonth:
+def _summed_month(store: Store, month: str) -> BillingMonth:
     """``month``'s billing read from its records (every record of the month)."""
     summed = store.billing.summary(month)
     return BillingMonth(month=month, count=summed.count, totals=tuple(
@@ -503,7 +510,7 @@ def month_billing(store: Store, month: str, now: datetime) -> BillingMonth:
             return _billing_from_json(json.loads(store.blobs.get(BlobKind.MARKERS, kept)))
         except NotFound:
             pass
-    summed = billing_month(store, month)
+    summed = _summed_month(store, month)
     if closed:
         store.blobs.put(BlobKind.MARKERS, kept, json.dumps(_billing_to_json(summed)).encode(),
                         content_type="application/json")
@@ -535,14 +542,14 @@ def read_overview(store: Store) -> Overview | None:
 
 
 _listings_lock = threading.Lock()
-_listings: dict[str, tuple[str, Listing]] = {}  # by markers container: (ETag, listing)
+_listings: dict[str, tuple[str, Listing]] = {}  # by account and container: (ETag, listing)
 
 
 def read_listing(store: Store) -> Listing | None:
     """The stored listing. Each app instance keeps the one it read last and downloads it
     again only when its ETag changed (a conditional read, nothing else on an unchanged one):
     parsing 10,000 rows is most of an images view."""
-    container = store.blobs.container_name(BlobKind.MARKERS)
+    container = f"{store.blobs.service.url}/{store.blobs.container_name(BlobKind.MARKERS)}"
     with _listings_lock:
         etag, kept = _listings.get(container, ("", None))
     try:
@@ -648,5 +655,4 @@ def image_findings(store: Store, images: Sequence[ListedImage]
         except NotFound:
             return None
 
-    with ThreadPoolExecutor(max_workers=ROW_READERS) as pool:
-        return [found for found in pool.map(read, images) if found is not None]
+    return [found for found in _row_readers.map(read, images) if found is not None]

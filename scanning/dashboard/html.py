@@ -39,6 +39,12 @@ input,select,textarea,button{font:inherit;padding:.25rem .4rem}
 a:focus,button:focus,input:focus,select:focus,textarea:focus{outline:3px solid #f0b400}
 code{font-size:.9em}.visually-hidden,.skip{position:absolute;left:-9999px}
 .skip:focus{left:.5rem;top:.5rem;background:#fff;color:#0b3d6e;padding:.3rem;z-index:1}
+.bar.fixable{background:#1a7f37}.bar.key{width:1rem}.asof{display:flex;flex-wrap:wrap;
+gap:.4rem;align-items:center;margin-bottom:1rem}.chart{margin:0 0 .5rem}.chart>svg{width:100%;
+max-width:720px;height:auto;background:#fff;border:1px solid #d0d7de}
+.legend{display:flex;flex-wrap:wrap;gap:.2rem 1rem;list-style:none;padding:0;margin:.3rem 0}
+.pager{display:flex;flex-wrap:wrap;gap:.3rem .9rem;margin-bottom:1rem}label.inline{display:inline}
+th a{color:inherit}
 @media (max-width:700px){main{padding:.5rem}th,td{padding:.2rem .3rem;font-size:.85rem}}
 """
 

@@ -8,19 +8,28 @@ never a half-drawn one.
 from __future__ import annotations
 
 import json
-import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from scanning import api
 from scanning.assessment import Verdict
 from scanning.dashboard import auth
+from scanning.dashboard.charts import trend_chart
 from scanning.dashboard.html import badge, bars, e, hidden, link, page, table, url
+from scanning.dashboard.listing import (
+    SORTS,
+    ImageQuery,
+    Selection,
+    page_parameter,
+    pages_of,
+    parse_query,
+    select,
+)
 from scanning.errors import BadRequest, NotFound
 from scanning.matching import package_ecosystems
-from scanning.model import AssessmentStatus, Finding, Severity
+from scanning.model import AssessmentStatus, Finding
 from scanning.principal import entra_auth_enabled
 from scanning.report import (
     PlatformReport,
@@ -33,19 +42,31 @@ from scanning.report import (
 from scanning.rules import DisableRule, rule_to_json
 from scanning.service.evaluation import parse_inventories
 from scanning.service.rules import current_verdict, load_rules
-from scanning.store import ImageFilter, ImageRecord, ScanFilter, Store
+from scanning.service.summary import (
+    SEVERITIES,
+    BillingMonth,
+    ListedImage,
+    RescanSummary,
+    SeverityTotal,
+    billing_months,
+    image_findings,
+    images_with,
+    listing_or_refresh,
+    month_billing,
+    overview_or_refresh,
+    package_term,
+    refresh_summary,
+    vulnerability_term,
+)
+from scanning.store import ImageRecord, ScanFilter, Store
 from scanning.store.advisory_index import index_published_at
-from scanning.store.images import count_column
+from scanning.store.billing import check_month, price_from_settings
 
-IMAGES_PAGE_SIZE = 50
-SEVERITIES = tuple(sorted(Severity, reverse=True))
-TOP_REPOSITORIES = 10
+IMAGES_PER_BILLING_PAGE = 100
+SEARCH_IMAGES_PAGE = 10  # images whose findings (whole rows) a Vulnerabilities page reads
+
 # App Service Authentication's own sign-in, coming back to the dashboard afterwards.
 ENTRA_SIGN_IN = "/.auth/login/aad?post_login_redirect_uri=/"
-TOTALS_MAX_AGE = timedelta(seconds=60)
-# What the overview reads of every image row: its totals need nothing else.
-OVERVIEW_COLUMNS = ("PartitionKey", "RowKey", "registry", "repository", "digest", "status",
-                    *(count_column("active", severity) for severity in SEVERITIES))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,69 +128,44 @@ def _signed_in_redirect(target: str, secure: bool) -> DashboardResponse:
 # ---------------------------------------------------------------- overview
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Totals:
-    """What the overview sums over every image row, and when it was read."""
-
-    read_at: datetime
-    statuses: tuple[tuple[str, int], ...]
-    severities: tuple[tuple[Severity, int], ...]
-    top_repositories: tuple[tuple[str, str, int], ...]  # registry, repository, critical + high
-
-
-_totals_lock = threading.Lock()
-_totals: dict[str, Totals] = {}  # by _totals_key
+def _as_of_form(made_at: datetime, viewer: Viewer, back: str = "") -> str:
+    """When the summary the page shows was made, and a button to make it again now."""
+    return (f'<form class="asof" method="post" action="{e(url("summary/refresh"))}">'
+            f"<span>Summary as of {e(api.time_text(made_at.replace(microsecond=0)))} (made "
+            "every 5 minutes, after a rescan, an advisory refresh or a rule change)</span> "
+            f'{hidden("csrf", viewer.csrf)}{hidden("back", back) if back else ""}'
+            '<button type="submit">Refresh now</button></form>')
 
 
-def _totals_key(store: Store) -> str:
-    """The storage account and the images table (its name holds the store's prefix)."""
-    table = store.images.table
-    return f"{table.url}/{table.table_name}"
+def _rescan_text(rescan: RescanSummary | None) -> str:
+    if rescan is None:
+        return "Last weekly rescan: none yet."
+    state = "complete" if rescan.complete else "running"
+    failed = f", {rescan.failed} failed" if rescan.failed else ""
+    failed += f", {rescan.failed_chunks} chunks failed" if rescan.failed_chunks else ""
+    return (f"Last weekly rescan: <code>{e(rescan.id)}</code>, started "
+            f"{e(rescan.started_at)}, {state}: {rescan.chunks_done} of {rescan.chunks_total} "
+            f"chunks, {rescan.reassessed} of {rescan.images_total} images re-assessed "
+            f"({rescan.new_findings} with new findings{e(failed)}), {rescan.to_reanalyze} to "
+            f"re-analyse. Progress: <code>GET /api/rescans/{e(rescan.id)}</code>.")
 
 
-def read_totals(store: Store, now: datetime) -> Totals:
-    statuses: Counter[str] = Counter()
-    severities: Counter[Severity] = Counter()
-    repositories: Counter[tuple[str, str]] = Counter()
-    for image, _ in store.images.iter_with_etags(ImageFilter(), OVERVIEW_COLUMNS):
-        statuses[image.status.value if image.status else "not assessed"] += 1
-        for severity in SEVERITIES:
-            severities[severity] += image.counts.active.get(severity, 0)
-        serious = (image.counts.active.get(Severity.CRITICAL, 0)
-                   + image.counts.active.get(Severity.HIGH, 0))
-        if serious:
-            repositories[(image.registry, image.repository)] += serious
-    return Totals(read_at=now, statuses=tuple(sorted(statuses.items())),
-                  severities=tuple((severity, severities[severity]) for severity in SEVERITIES),
-                  top_repositories=tuple((registry, repository, count) for
-                                         (registry, repository), count
-                                         in repositories.most_common(TOP_REPOSITORIES)))
-
-
-def totals(store: Store, now: datetime) -> Totals:
-    """The totals, read again when older than ``TOTALS_MAX_AGE``: reading every row takes
-    about a second per 10,000 images, too slow for each view of the front page."""
-    key = _totals_key(store)
-    with _totals_lock:
-        cached = _totals.get(key)
-    if cached is not None and timedelta(0) <= now - cached.read_at < TOTALS_MAX_AGE:
-        return cached
-    fresh = read_totals(store, now)
-    with _totals_lock:
-        _totals[key] = fresh
-    return fresh
-
-
-def forget_totals(store: Store) -> None:
-    """After a change the viewer made (a rule), the next overview reads the rows again."""
-    with _totals_lock:
-        _totals.pop(_totals_key(store), None)
+def _severity_split(totals: tuple[SeverityTotal, ...]) -> str:
+    top = max((total.fixable + total.not_fixable for total in totals), default=0) or 1
+    rows = [[f'<span class="{total.severity.value}">{e(total.severity.value)}</span>',
+             str(total.fixable), str(total.not_fixable), str(total.fixable + total.not_fixable),
+             f'<span class="bar fixable" style="width:{total.fixable * 12 / top:.2f}rem">'
+             f'</span><span class="bar" style="width:{total.not_fixable * 12 / top:.2f}rem">'
+             "</span>"]
+            for total in totals]
+    return table(("Severity", "Fixable", "Not fixable", "Total", "Chart"), rows,
+                 "Active findings by severity")
 
 
 def overview(store: Store, request: DashboardRequest, viewer: Viewer,
              now: datetime) -> DashboardResponse:
-    summed = totals(store, now)
-    statuses = dict(summed.statuses)
+    summary = overview_or_refresh(store, now)
+    statuses = dict(summary.statuses)
     refreshed = index_published_at(store.clients.blob_service())
     status_cards = "".join(
         f'<a class="card" href="{e(url("images", {"status": status.value}))}">'
@@ -177,72 +173,147 @@ def overview(store: Store, request: DashboardRequest, viewer: Viewer,
         for status in AssessmentStatus)
     body = (f"<p>Advisory index last published: "
             f"{e(api.time_text(refreshed) or 'never: no image can be assessed yet')}</p>"
-            f"<p>Counts as of {e(api.time_text(summed.read_at))} (read again after "
-            f"{TOTALS_MAX_AGE.seconds} seconds or a rule change)</p>"
-            f'<h2>Images by status</h2><div class="cards">{status_cards}</div>'
+            f"<p>{_rescan_text(summary.last_rescan)}</p>"
+            + _as_of_form(summary.made_at, viewer)
+            + f'<h2>Images by status</h2><div class="cards">{status_cards}</div>'
             "<h2>Active findings by severity</h2>"
-            + bars(((severity.value, count) for severity, count in summed.severities),
-                   "Severity")
+            '<p class="legend-note"><span class="bar fixable key"></span> fixable (a fixed '
+            'version exists) <span class="bar key"></span> not fixable</p>'
+            + _severity_split(summary.severities)
+            + "<h2>Active findings per day</h2>" + trend_chart(summary.trend)
+            + "<h2>Top vulnerabilities by images affected</h2>"
+            + table(("Vulnerability", "Severity", "Images"), (
+                (link("vulnerabilities", item.id, {"cve": item.id}),
+                 f'<span class="{item.severity.value}">{e(item.severity.value)}</span>',
+                 str(item.images))
+                for item in summary.top_vulnerabilities),
+                "Top vulnerabilities", "No image has an active finding.")
             + "<h2>Top repositories by critical + high</h2>"
             + table(("Registry", "Repository", "Critical + high"), (
-                (e(registry), link("images", repository, {"registry": registry,
-                                                          "repository": repository}),
-                 str(count))
-                for registry, repository, count in summed.top_repositories),
+                (e(item.registry), link("images", item.repository, {
+                    "registry": item.registry, "repository": item.repository}),
+                 str(item.critical_high))
+                for item in summary.top_repositories),
                 "Top repositories", "No repository has a critical or high finding."))
     return _html(200, "Overview", body, "", viewer)
+
+
+def refresh_summary_action(store: Store, request: DashboardRequest, viewer: Viewer,
+                           now: datetime) -> DashboardResponse:
+    refresh_summary(store, now)
+    back = request.form.get("back", "")
+    return _redirect(back if back.startswith((url("images"), url("billing"),
+                                              url("vulnerabilities"))) else url(""))
 
 
 # ---------------------------------------------------------------- images
 
 
-def _counts_cells(counts: Mapping[str, int]) -> list[str]:
-    return [f'<span class="{severity.value}">{counts.get(severity.value, 0)}</span>'
-            for severity in SEVERITIES]
+def _counts_cells(image: ListedImage) -> list[str]:
+    return [f'<span class="{severity.value}">{count}</span>'
+            for severity, count in zip(SEVERITIES, image.active, strict=True)]
 
 
-def _image_query(image: Mapping[str, object]) -> dict[str, str]:
-    return {"registry": str(image["registry"]), "repository": str(image["repository"]),
-            "digest": str(image["digest"])}
+def _sort_header(name: str, query: ImageQuery) -> str:
+    """A column header that sorts by ``name``: ascending first, then the other way."""
+    text = SORTS[name][0]
+    current = query.sort == name
+    descending = current and not query.descending
+    target = url("images", query.parameters(sort=name, order="desc" if descending else "",
+                                            page=""))
+    sort_state = (f' aria-sort="{"descending" if query.descending else "ascending"}"'
+                  if current else "")
+    arrow = ("▼" if query.descending else "▲") if current else ""
+    hint = f"sort {'descending' if descending else 'ascending'}"
+    return (f'<th scope="col"{sort_state}><a href="{e(target)}">{e(text)}'
+            f'<span class="visually-hidden"> ({hint})</span>'
+            f'<span aria-hidden="true">{arrow}</span></a></th>')
 
 
-def images_page(store: Store, request: DashboardRequest, viewer: Viewer) -> DashboardResponse:
-    query = {name: request.query.get(name, "") for name in
-             ("registry", "repository", "status", "severity", "continuationToken")}
-    answer = api.list_images(store, {**query, "pageSize": str(IMAGES_PAGE_SIZE)})
-    listed = answer.body["value"]
-    token = answer.body["continuationToken"]
+def _images_table(selection: Selection, query: ImageQuery) -> str:
+    if not selection.images:
+        return "<p>No image matches these filters.</p>"
+    sortable = {"Registry": "registry", "Repository": "repository", "Status": "status",
+                "Critical": "critical", "High": "high", "Last pushed": "pushed",
+                "Last pulled": "pulled", "Assessed": "assessed"}
+    headers = ("Registry", "Repository", "Tags", "Digest", "Platforms", "Status",
+               *(severity.value.capitalize() for severity in SEVERITIES), "Fixable",
+               "Last pushed", "Last pulled", "Assessed")
+    head = "".join(_sort_header(sortable[name], query) if name in sortable
+                   else f'<th scope="col">{e(name)}</th>' for name in headers)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{cell}</td>" for cell in (
+            e(image.registry),
+            link("image", image.repository, {"registry": image.registry,
+                                             "repository": image.repository,
+                                             "digest": image.digest}),
+            e(", ".join(image.tags)), f"<code>{e(image.digest[7:19])}</code>",
+            e(", ".join(image.platforms)), badge(image.status or None),
+            *_counts_cells(image), str(image.fixable), _shown_time(image.last_pushed),
+            _shown_time(image.last_pulled), _shown_time(image.assessed_at))) + "</tr>"
+        for image in selection.images)
+    return (f'<div class="wrap"><table><caption class="visually-hidden">Images</caption>'
+            f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div>")
+
+
+def _shown_time(text: str) -> str:
+    """A listed time to the minute, in UTC (the exact one in ``datetime``): narrow enough
+    for the table to fit 1280 pixels."""
+    if not text:
+        return ""
+    moment = datetime.fromisoformat(text).astimezone(UTC)
+    return (f'<time datetime="{e(api.time_text(moment))}">{moment:%Y-%m-%d %H:%M}</time>')
+
+
+def _pager(target: str, page_number: int, pages: int, first: int, shown: int, matched: int,
+           parameters: Callable[[str], Mapping[str, str]]) -> str:
+    """Where this page is among ``matched`` images, and links to the others (``parameters``
+    gives the address parameters of a page number)."""
+    counted = (f"Images {first} to {first + shown - 1} of {matched}, page {page_number} of "
+               f"{pages}" if matched else "No image")
+    steps = [(label, number) for label, number in (
+        ("First", 1), ("Previous", page_number - 1), ("Next", page_number + 1),
+        ("Last", pages)) if 1 <= number <= pages and number != page_number]
+    links = " ".join(link(target, f"{label} page", parameters(str(number)))
+                     for label, number in steps)
+    return f'<nav class="pager" aria-label="Pages of images"><span>{counted}</span> {links}</nav>'
+
+
+def _image_filters(query: ImageQuery) -> str:
     options = "".join(f'<option value="{e(status.value)}"'
-                      + (" selected" if query["status"] == status.value else "")
+                      + (" selected" if query.status == status.value else "")
                       + f">{e(status.value.replace('_', ' '))}</option>"
                       for status in AssessmentStatus)
     severity_options = "".join(f'<option value="{e(severity.value)}"'
-                               + (" selected" if query["severity"] == severity.value else "")
+                               + (" selected" if query.severity is severity else "")
                                + f">{e(severity.value)}</option>" for severity in SEVERITIES)
-    filters = (f'<form class="filters" method="get" action="{e(url("images"))}">'
-               f'<div><label for="registry">Registry</label><input id="registry" '
-               f'name="registry" value="{e(query["registry"])}"></div>'
-               f'<div><label for="repository">Repository</label><input id="repository" '
-               f'name="repository" value="{e(query["repository"])}"></div>'
-               f'<div><label for="status">Status</label><select id="status" name="status">'
-               f'<option value="">any</option>{options}</select></div>'
-               f'<div><label for="severity">Minimum severity</label><select id="severity" '
-               f'name="severity"><option value="">any</option>{severity_options}</select></div>'
-               '<button type="submit">Filter</button></form>')
-    rows = [[e(image["registry"]),
-             link("image", str(image["repository"]), _image_query(image)),
-             e(", ".join(image["tags"])), f'<code>{e(str(image["digest"])[7:19])}</code>',
-             e(", ".join(image["platforms"])), badge(image["status"]),
-             *_counts_cells(image["counts"]["active"]),
-             e(image["lastPushed"]), e(image["lastPulled"]), e(image["assessedAt"])]
-            for image in listed]
-    more = (link("images", "Next page →", {**query, "continuationToken": token})
-            if token else "")
-    body = filters + table(
-        ("Registry", "Repository", "Tags", "Digest", "Platforms", "Status",
-         *(severity.value.capitalize() for severity in SEVERITIES),
-         "Last pushed", "Last pulled", "Assessed"),
-        rows, "Images", "No image matches these filters.") + more
+    kept = "".join(hidden(name, value) for name, value in query.parameters().items()
+                   if name in ("sort", "order"))
+    return (f'<form class="filters" method="get" action="{e(url("images"))}">{kept}'
+            f'<div><label for="registry">Registry</label><input id="registry" '
+            f'name="registry" value="{e(query.registry)}"></div>'
+            f'<div><label for="repository">Repository contains</label><input id="repository" '
+            f'name="repository" value="{e(query.repository)}"></div>'
+            f'<div><label for="status">Status</label><select id="status" name="status">'
+            f'<option value="">any</option>{options}</select></div>'
+            f'<div><label for="severity">Minimum severity</label><select id="severity" '
+            f'name="severity"><option value="">any</option>{severity_options}</select></div>'
+            '<div><input id="fixable" name="fixable" type="checkbox" value="1"'
+            + (" checked" if query.fixable else "")
+            + '> <label for="fixable" class="inline">Fixable only</label></div>'
+            '<button type="submit">Filter</button></form>')
+
+
+def images_page(store: Store, request: DashboardRequest, viewer: Viewer,
+                now: datetime) -> DashboardResponse:
+    query = parse_query(request.query)
+    listing = listing_or_refresh(store, now)
+    selection = select(listing.images, query)
+    as_of = _as_of_form(listing.made_at, viewer, url("images", query.parameters()))
+    body = (_image_filters(query) + as_of + _images_table(selection, query)
+            + _pager("images", query.page, selection.pages, selection.first,
+                     len(selection.images), selection.matched,
+                     lambda number: query.parameters(page=number)))
     return _html(200, "Images", body, "images", viewer)
 
 
@@ -452,8 +523,20 @@ def image_page(store: Store, request: DashboardRequest, viewer: Viewer,
 # ---------------------------------------------------------------- vulnerabilities
 
 
+def _searched(finding: Finding, cve: str, package: str) -> bool:
+    """The search's match, as the API's: an id or alias, a package or source package, in any
+    case."""
+    return ((not cve or cve.casefold() in (name.casefold()
+                                           for name in (finding.id, *finding.aliases)))
+            and (not package or package.casefold() in (finding.package.casefold(),
+                                                       finding.source_package.casefold())))
+
+
 def vulnerabilities_page(store: Store, request: DashboardRequest, viewer: Viewer,
                          now: datetime) -> DashboardResponse:
+    """The images that have the finding come from the summary's term index (so a search
+    reads no other row); their findings are read live, a page of images at a time, with
+    the current rules."""
     cve = api.text_parameter(request.query, "cve")
     package = api.text_parameter(request.query, "package")
     form = (f'<form class="filters" method="get" action="{e(url("vulnerabilities"))}">'
@@ -464,29 +547,35 @@ def vulnerabilities_page(store: Store, request: DashboardRequest, viewer: Viewer
     if not cve and not package:
         return _html(200, "Vulnerabilities", form + "<p>Search by CVE or package.</p>",
                      "vulnerabilities", viewer)
-    answer = api.query_findings(store, {"cve": cve, "package": package,
-                                        "continuationToken": request.query.get(
-                                            "continuationToken", "")}, now)
+    page_number = page_parameter(request.query)
+    listing, affected = images_with(store, now, (
+        *((vulnerability_term(cve),) if cve else ()), *((package_term(package),) if package
+                                                         else ())))
+    pages, start = pages_of(len(affected), page_number, SEARCH_IMAGES_PAGE)
+    shown = affected[start:start + SEARCH_IMAGES_PAGE]
+    rules = load_rules(store)
     rows = []
-    for item in answer.body["value"]:
-        properties = item["properties"]
-        data = properties["additionalData"]
-        artifact, software = data["artifactDetails"], data["softwareDetails"]
-        rows.append([
-            e(properties["id"]),
-            link("image", f'{artifact["repositoryName"]}@{artifact["digest"][7:19]}',
-                 {"registry": artifact["registryHost"],
-                  "repository": artifact["repositoryName"], "digest": artifact["digest"]}),
-            e(artifact["registryHost"]), e(software["packageName"]), e(software["version"]),
-            e(software["fixedVersion"]), e(properties["status"]["severity"]),
-            e(properties["status"]["code"])])
-    token = answer.body["continuationToken"]
-    more = (link("vulnerabilities", "Next page →", {"cve": cve, "package": package,
-                                                     "continuationToken": token})
-            if token else "")
-    return _html(200, "Vulnerabilities", form + table(
+    for image, results in image_findings(store, shown):
+        verdict = current_verdict(image, results, rules, now)
+        for result in verdict.platforms if verdict is not None else ():
+            for finding in result.findings:
+                if finding.disabled_by or not _searched(finding, cve, package):
+                    continue
+                rows.append([
+                    e(finding.id), link("image", f"{image.repository}@{image.digest[7:19]}", {
+                        "registry": image.registry, "repository": image.repository,
+                        "digest": image.digest}),
+                    e(image.registry), e(finding.package), e(finding.installed_version),
+                    e(finding.fixed_version),
+                    f'<span class="{finding.severity.value}">{e(finding.severity.value)}</span>',
+                    e(finding.fix_status.value.replace("_", " "))])
+    searched = {"cve": cve, "package": package}
+    as_of = _as_of_form(listing.made_at, viewer, url("vulnerabilities", searched))
+    return _html(200, "Vulnerabilities", form + as_of + table(
         ("Vulnerability", "Image", "Registry", "Package", "Installed", "Fixed", "Severity",
-         "Status"), rows, "Affected images", "No image has it.") + more,
+         "Fix status"), rows, "Affected images", "No image has it.")
+        + _pager("vulnerabilities", page_number, pages, start + 1 if shown else 0, len(shown),
+                 len(affected), lambda number: {**searched, "page": number}),
         "vulnerabilities", viewer)
 
 
@@ -585,7 +674,7 @@ def create_rule_action(store: Store, request: DashboardRequest, viewer: Viewer,
         return rules_page(store, request, viewer, now, problem=answer.body["error"]["message"],
                           status=answer.status)
     back = form.get("back", "")
-    forget_totals(store)
+    refresh_summary(store, now)
     return _redirect(back if back.startswith(url("image")) else url("rules", {
         "created": answer.body["id"]}))
 
@@ -603,7 +692,7 @@ def import_rules_action(store: Store, request: DashboardRequest, viewer: Viewer,
     if answer.status >= 400:
         return rules_page(store, request, viewer, now, problem=answer.body["error"]["message"],
                           status=answer.status)
-    forget_totals(store)
+    refresh_summary(store, now)
     return _redirect(url("rules", {"imported": str(len(answer.body["value"]))}))
 
 
@@ -614,52 +703,63 @@ def delete_rule_action(store: Store, request: DashboardRequest, viewer: Viewer,
     if answer.status >= 400:
         return rules_page(store, request, viewer, now, problem=answer.body["error"]["message"],
                           status=answer.status)
-    forget_totals(store)
+    refresh_summary(store, now)
     return _redirect(url("rules", {"deleted": rule_id}))
 
 
 # ---------------------------------------------------------------- billing
 
 
-def _months_back(now: datetime, count: int) -> list[str]:
-    year, month = now.year, now.month
-    months = []
-    for _ in range(count):
-        months.append(f"{year:04d}-{month:02d}")
-        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
-    return months
+def _billing_month(query: Mapping[str, str], now: datetime) -> str:
+    """The month asked for (``YYYY-MM``), this UTC month unless one is."""
+    month = api.text_parameter(query, "month") or f"{now.astimezone(UTC):%Y-%m}"
+    # check_month's \d would take any Unicode digit (full-width ones too): ASCII first.
+    if not month.isascii():
+        raise BadRequest(f"month must be YYYY-MM, got {month!r}")
+    return check_month(month)
+
+
+def _amounts(month: BillingMonth) -> str:
+    return ", ".join(f"{amount} {currency}" for currency, amount in month.totals) or "0"
 
 
 def billing_page(store: Store, request: DashboardRequest, viewer: Viewer,
                  now: datetime) -> DashboardResponse:
-    answer = api.billing(store, {"month": request.query.get("month", ""),
-                                 "continuationToken": request.query.get("continuationToken",
-                                                                        "")}, now)
-    body = answer.body
+    """The month's sums and the 12 months' chart come from the dashboard summary (a month
+    outside it is summed from its records); the month's billed images are read live, a page
+    at a time."""
+    month = _billing_month(request.query, now)
+    summary = overview_or_refresh(store, now)
+    kept = {item.month: item for item in summary.billing}
+    chosen = kept.get(month) or month_billing(store, month, now)
+    unit_price, currency = price_from_settings()
+    total = dict(chosen.totals).get(currency, "0")
     picker = (f'<form class="filters" method="get" action="{e(url("billing"))}">'
               '<div><label for="month">Month</label><input id="month" name="month" '
-              f'type="month" value="{e(body["month"])}"></div>'
+              f'type="month" value="{e(month)}"></div>'
               '<button type="submit">Show</button></form>')
-    summary = picker + (
-               f'<div class="cards"><div class="card"><b>{body["count"]}</b>images billed in '
-               f'{e(body["month"])}</div><div class="card"><b>{e(body["total"])} '
-               f'{e(body["currency"])}</b>total at {e(body["unitPrice"])} each</div></div>')
-    months = [(month, store.billing.summary(month))
-              for month in reversed(_months_back(now, 12))]
-    history = bars(((month, summed.count) for month, summed in months), "Month") + table(
+    cards = (f'<div class="cards"><div class="card"><b>{chosen.count}</b>images billed in '
+             f'{e(month)}</div><div class="card"><b>{e(total)} {e(currency)}</b>total at '
+             f'{e(unit_price)} each</div></div>')
+    as_of = (_as_of_form(summary.made_at, viewer, url("billing", {"month": month}))
+             if month in kept else "")
+    months = summary.billing or billing_months(store, now)
+    history = bars(((item.month, item.count) for item in months), "Month") + table(
         ("Month", "Images billed", "Total"), (
-            (link("billing", month, {"month": month}), str(summed.count),
-             e(", ".join(f"{amount} {currency}" for currency, amount
-                         in sorted(summed.totals.items())) or "0"))
-            for month, summed in months), "Billing per month")
-    rows = [[e(record["billedAt"]), e(record["registry"]), e(record["repository"]),
-             f'<code>{e(record["digest"][7:19])}</code>', e(record["trigger"]),
-             e(f'{record["unitPrice"]} {record["currency"]}')] for record in body["value"]]
-    more = (link("billing", "Next page →", {"month": body["month"],
-                                             "continuationToken": body["continuationToken"]})
-            if body["continuationToken"] else "")
-    return _html(200, "Billing", summary + "<h2>Images billed per month</h2>" + history
-                 + f"<h2>Billed in {e(body['month'])}</h2>"
+            (link("billing", item.month, {"month": item.month}), str(item.count),
+             e(_amounts(item)))
+            for item in months), "Billing per month")
+    page_of = store.billing.billed_images(month, IMAGES_PER_BILLING_PAGE,
+                                          api.text_parameter(request.query,
+                                                             "continuationToken") or None)
+    rows = [[e(api.time_text(record.billed_at)), e(record.registry), e(record.repository),
+             f"<code>{e(record.digest[7:19])}</code>", e(record.trigger.value),
+             e(f"{record.unit_price} {record.currency}")] for record in page_of.items]
+    more = (link("billing", "Next page →", {"month": month,
+                                             "continuationToken": page_of.next_token})
+            if page_of.next_token else "")
+    return _html(200, "Billing", picker + cards + as_of + "<h2>Images billed per month</h2>"
+                 + history + f"<h2>Billed in {e(month)}</h2>"
                  + table(("Billed", "Registry", "Repository", "Digest", "Trigger", "Price"),
                          rows, "Billed images", "No image billed this month.") + more,
                  "billing", viewer)
@@ -671,7 +771,7 @@ Page = Callable[[Store, DashboardRequest, Viewer, datetime], DashboardResponse]
 
 _GET: dict[str, Page] = {
     "": overview,
-    "images": lambda store, request, viewer, now: images_page(store, request, viewer),
+    "images": images_page,
     "image": image_page,
     "image.sarif": sarif_download,
     "image.cdx.json": cyclonedx_download,
@@ -681,6 +781,7 @@ _GET: dict[str, Page] = {
     "billing": billing_page,
 }
 _POST: dict[str, Page] = {
+    "summary/refresh": refresh_summary_action,
     "rules/create": create_rule_action,
     "rules/import": import_rules_action,
     "rules/delete": delete_rule_action,

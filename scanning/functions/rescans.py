@@ -6,7 +6,7 @@ activity parses its payload and calls one function of ``scanning.service.fanout`
 from __future__ import annotations
 
 from collections.abc import Generator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import azure.durable_functions as df
@@ -14,7 +14,7 @@ import azure.durable_functions as df
 from scanning.config import int_setting
 from scanning.functions.events import SCAN_ORCHESTRATOR, scan_instance_id
 from scanning.functions.orchestration import RETRY
-from scanning.service import fanout
+from scanning.service import fanout, summary
 from scanning.service.context import services
 from scanning.service.fanout import ChunkFailure, ChunkStep, RescanPlan, RescanResult, RescanStart
 
@@ -102,4 +102,6 @@ def fail_rescan_chunk(failure: dict[str, Any]) -> dict[str, Any]:
 
 @bp.activity_trigger(input_name="plan")
 def finish_rescan(plan: dict[str, Any]) -> dict[str, Any]:
-    return fanout.finish_rescan(services(), RescanPlan.from_json(plan)).to_json()
+    result = fanout.finish_rescan(services(), RescanPlan.from_json(plan)).to_json()
+    summary.refresh_after(services().store, datetime.now(UTC), "rescan")
+    return result

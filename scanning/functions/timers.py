@@ -1,5 +1,5 @@
 """Timers: the weekly rescan (they start its orchestration), the daily advisory refresh,
-catch-up, and (in Azure) pull sync.
+catch-up, the dashboard's summary, and (in Azure) pull sync.
 
 Schedules are six-field NCRONTAB read from app settings (``%NAME%``), so they can be changed
 without a redeploy.
@@ -22,7 +22,7 @@ from scanning.functions.rescans import (
     rescan_start,
     weekly_rescan_id,
 )
-from scanning.service import maintenance
+from scanning.service import maintenance, summary
 from scanning.service.context import services
 from scanning.service.payloads import ScanRequest
 
@@ -80,3 +80,9 @@ async def catch_up(timer: func.TimerRequest, client: df.DurableOrchestrationClie
 def sync_pulls(timer: func.TimerRequest) -> None:
     count = maintenance.sync_pulls_from_log_analytics(services())
     log.info("pull sync: %d image digests pulled", count)
+
+
+@bp.timer_trigger(arg_name="timer", schedule="0 */5 * * * *")
+def dashboard_summary(timer: func.TimerRequest) -> None:
+    """The dashboard's overview and images listing (``scanning.service.summary``)."""
+    summary.refresh_summary(services().store, now())

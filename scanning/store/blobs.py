@@ -11,9 +11,11 @@ import contextlib
 import json
 from collections.abc import Mapping
 from enum import StrEnum
+from http import HTTPStatus
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
 from scanning.errors import NotFound
@@ -70,6 +72,22 @@ class BlobStore:
         blob = self.service.get_blob_client(self.container_name(kind), name)
         with storage_errors(f"reading blob {name}"):
             return blob.download_blob().readall()
+
+    def get_if_changed(self, kind: BlobKind, name: str, etag: str) -> tuple[bytes, str] | None:
+        """The blob and its ETag; None, with nothing downloaded, while its ETag is ``etag``
+        (a reader that keeps what it parsed asks this on each use)."""
+        blob = self.service.get_blob_client(self.container_name(kind), name)
+        with storage_errors(f"reading blob {name}"):
+            try:
+                downloader = (blob.download_blob(etag=etag,
+                                                 match_condition=MatchConditions.IfModified)
+                              if etag else blob.download_blob())
+            except HttpResponseError as error:
+                # 304 Not Modified (the SDK raises ResourceModifiedError for it): still as kept.
+                if error.status_code == HTTPStatus.NOT_MODIFIED:
+                    return None
+                raise
+            return downloader.readall(), str(downloader.properties.etag)
 
     def exists(self, kind: BlobKind, name: str) -> bool:
         blob = self.service.get_blob_client(self.container_name(kind), name)

@@ -596,6 +596,26 @@ class FindingTable:
         return summary_from_keys(image.status, decode_keys(
             stored.keys, f"findings keys of {image.digest}"))
 
+    def with_image(self, registry: str, repository: str, digest: str
+                   ) -> tuple[ImageRecord, tuple[PlatformFindings, ...]]:
+        """The image's row and its findings by platform, from one read of the row (as
+        ``current``)."""
+        return self._read(registry, repository, digest)
+
+    def keys_of(self, image: ImageRecord) -> tuple[_Key, ...]:
+        """The query keys of ``image``'s findings: from its row when read with the key columns
+        (``KEYS_COLUMNS``), else (keys that did not fit the row, or a read without them) from
+        the findings document."""
+        stored = image.stored_findings
+        if stored.total == 0:
+            return ()
+        if stored.keys_external or not stored.keys:
+            return tuple(_key_from_entry(_keys_entry(index, finding)) for index, result
+                         in enumerate(self.current(image.registry, image.repository,
+                                                   image.digest))
+                         for finding in result.findings)
+        return decode_keys(stored.keys, f"findings keys of {image.digest}")
+
     def query(self, filters: FindingFilter = FindingFilter(), page_size: int = 100,
               token: str | None = None) -> Page[FindingHit]:
         """Findings across images matching ``filters``, by registry, digest, platform, id.

@@ -27,6 +27,7 @@ def test_every_function_has_the_right_trigger() -> None:
         ("assess_image", "activityTrigger"),
         ("catch_up", "timerTrigger"),
         ("dashboard", "httpTrigger"),
+        ("dashboard_summary", "timerTrigger"),
         ("defender_get_assessment", "httpTrigger"),
         ("defender_get_sub_assessment", "httpTrigger"),
         ("defender_list_sub_assessments", "httpTrigger"),

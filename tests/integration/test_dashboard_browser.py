@@ -100,15 +100,32 @@ def test_code_parameter_signs_in_and_leaves_the_address(dashboard: str, page: An
         f"{dashboard}/", "Overview")
 
 
+def _refresh_summary(page: Any) -> None:
+    """Make the dashboard's summary now (the page's *Refresh now*), so it holds what the test
+    just pushed whatever the summary timer did meanwhile."""
+    _follow(page, "form.asof button")
+
+
 def test_pages_show_a_pushed_image(app: App, dashboard: str, page: Any,
                                    tmp_path: Path) -> None:
     digest = push_and_scan(app, tmp_path, "dash-pages")
     _sign_in(page, dashboard)
+    _refresh_summary(page)
     overview_cards = page.locator(".card").all_inner_texts()
     refreshed = page.locator("main p").first.inner_text()
+    rescan = page.locator("main p").nth(1).inner_text()
+    split = [row[:4] for row in _rows(page, "Active findings by severity")]
+    top_vulnerabilities = _rows(page, "Top vulnerabilities")
+    top_repositories = _rows(page, "Top repositories")
+    chart = (page.locator("figure.chart svg[role=img] title").text_content(),
+             page.locator("figure.chart polyline").count())
+    page.click("text=The numbers, per day")
+    trend = _rows(page, "Active findings per day")
     _shoot(page, tmp_path, "overview")
+    _follow(page, "table >> text=ITEST-0002")
+    searched = (page.locator("#cve").input_value(), len(_rows(page, "Affected images")))
     _follow(page, "nav >> text=Images")
-    image_rows = [[*row[:12], row[13]] for row in _rows(page, "Images")]
+    image_rows = [[*row[:13], row[14]] for row in _rows(page, "Images")]
     _shoot(page, tmp_path, "images")
     _follow(page, "table >> text=dash-pages")
     findings = [(row[0], row[1], row[5], row[7]) for row in _rows(page, "Active findings")]
@@ -122,19 +139,64 @@ def test_pages_show_a_pushed_image(app: App, dashboard: str, page: Any,
     billed = _rows(page, "Billed images")
     _shoot(page, tmp_path, "billing")
     published = index_published_at(app.store.clients.blob_service())
-    assert (refreshed, overview_cards[:2], image_rows, findings, affected,
+    today = datetime.now(UTC).date().isoformat()
+    assert (refreshed, rescan, overview_cards[:2], split, top_vulnerabilities, top_repositories,
+            chart, trend, searched, image_rows, findings, affected,
             [row[2] for row in billed]) == (
         f"Advisory index last published: {time_text(published)}",
+        "Last weekly rescan: none yet.",
         ["0\nhealthy", "1\nunhealthy"],
+        [["critical", "1", "0", "1"], ["high", "0", "0", "0"], ["medium", "0", "2", "2"],
+         ["low", "0", "0", "0"], ["negligible", "0", "0", "0"], ["unknown", "0", "0", "0"]],
+        [["ITEST-0001", "critical", "1"], ["ITEST-0002", "medium", "1"]],
+        [[app.registry, "dash-pages", "1"]],
+        (f"Active findings per day from {today} to {today}; latest: critical 1, high 0, "
+         "medium 2, low 0, negligible 0, unknown 0", 6),
+        [[today, "1", "0", "2", "0", "0", "0"]],
+        ("ITEST-0002", 2),
         [[app.registry, "dash-pages", "v1", digest[7:19], "linux/amd64", "unhealthy",
-          "1", "0", "2", "0", "0", "0", ""]],
+          "1", "0", "2", "0", "0", "0", "1", ""]],
         [("ITEST-0001", "musl", "critical",
           "Upgrade musl from 1.2.4-r1 to 1.2.4-r2 (fixed in Alpine 3.18)"),
          ("ITEST-0002", "libcrypto3", "medium", "No fix is available yet in Alpine 3.18"),
          ("ITEST-0002", "libssl3", "medium", "No fix is available yet in Alpine 3.18")],
         [["ITEST-0001", f"dash-pages@{digest[7:19]}", app.registry, "musl", "1.2.4-r1",
-          "1.2.4-r2", "Critical", "Unhealthy"]],
+          "1.2.4-r2", "critical", "fixed"]],
         ["dash-pages"])
+
+
+def _repositories(page: Any) -> list[str]:
+    return [row[1] for row in _rows(page, "Images")]
+
+
+def test_images_sort_by_a_column_and_filter_fixable_ones(app: App, dashboard: str, page: Any,
+                                                         tmp_path: Path) -> None:
+    push_and_scan(app, tmp_path, "dash-sort-a")
+    push_and_scan(app, tmp_path, "dash-sort-b")
+    status, _ = app.api("rules", method="POST", body={
+        "justification": "musl is patched", "criteria": {
+            "vulnerabilityIds": ["ITEST-0001"], "repository": "dash-sort-b"}})
+    _sign_in(page, dashboard)
+    _follow(page, "nav >> text=Images")
+    _refresh_summary(page)
+    first = _repositories(page)
+    _follow(page, "th a:has-text('Critical')")
+    ascending = (_repositories(page), page.locator("th[aria-sort]").text_content())
+    _follow(page, "th a:has-text('Critical')")
+    descending = (_repositories(page), page.locator("th[aria-sort]").get_attribute("aria-sort"))
+    page.check("#fixable")
+    _follow(page, "form.filters button")
+    fixable = (_repositories(page), page.url.split("?", 1)[1])
+    response = page.goto(f"{page.url.split('?', 1)[0]}?sort=size")
+    wrong = (response.status, page.locator("[role=alert]").inner_text())
+    assert (status, first, ascending, descending, fixable, wrong) == (
+        201, ["dash-sort-a", "dash-sort-b"],
+        (["dash-sort-b", "dash-sort-a"], "Critical (sort descending)▲"),
+        (["dash-sort-a", "dash-sort-b"], "descending"),
+        (["dash-sort-a"], "sort=critical&order=desc&registry=&repository=&status=&severity="
+                          "&fixable=1"),
+        (400, "sort must be one of registry, repository, status, critical, high, pushed, "
+              "pulled, assessed, got 'size'"))
 
 
 def test_disable_from_the_image_page_then_delete_the_rule(app: App, dashboard: str, page: Any,
@@ -245,6 +307,7 @@ def test_billing_shows_a_chosen_month(app: App, dashboard: str, page: Any,
     empty = (page.locator(".card").all_inner_texts(), _rows(page, "Billed images"))
     this_month = datetime.now(UTC).strftime("%Y-%m")
     _follow(page, f"a:text-is('{this_month}')")
+    _refresh_summary(page)
     per_month = [row for row in _rows(page, "Billing per month") if row[0] == this_month]
     assert (empty, page.locator(".card").first.inner_text(), per_month) == (
         (["0\nimages billed in 2020-01", "0 USD\ntotal at 0.29 each"], []),

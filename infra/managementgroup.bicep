@@ -54,6 +54,10 @@ param apiEntraTenantId string = tenant().tenantId
 @description('Key that signs in to the web dashboard at the site root. Empty: only Entra ID sign-in (apiEntraClientId).')
 param dashboardKey string = ''
 
+@secure()
+@description('Keys (comma separated) the app accepts on the results API besides an Entra access token while apiEntraClientId is set (the routes are then anonymous to the Functions host, which checks only its own keys, so the app checks these); unused without Entra ID.')
+param apiKeys string = ''
+
 @description('Object id of the Entra group whose members may use the dashboard (the app registration must emit group claims); empty: anyone App Service Authentication lets in.')
 param dashboardAllowedGroupId string = ''
 
@@ -73,6 +77,7 @@ module app 'subscription.bicep' = {
     apiEntraClientId: apiEntraClientId
     apiEntraTenantId: apiEntraTenantId
     dashboardKey: dashboardKey
+    apiKeys: apiKeys
     dashboardAllowedGroupId: dashboardAllowedGroupId
   }
 }

@@ -72,6 +72,7 @@ SETTINGS: dict[str, str] = {
     # registry is the local id. "true" when App Service Authentication (Entra ID) guards it.
     "REGISTRY_RESOURCE_IDS": "",
     "API_ENTRA_AUTH": "",
+    "API_KEYS": "",
     # The key that signs in to the web dashboard (scanning.dashboard.auth); none: only Entra.
     "DASHBOARD_KEY": "",
     # Signs the dashboard's CSRF tokens when there is no key (Entra sign-in only); Bicep

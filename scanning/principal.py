@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import json
 from collections.abc import Mapping
 
@@ -72,3 +73,31 @@ def principal_groups(headers: Mapping[str, str]) -> frozenset[str] | None:
     overage = any(claim.get("typ") == "_claim_names" and "groups" in str(claim.get("val", ""))
                   for claim in claims)
     return None if overage else groups
+
+
+KEY_HEADER = "x-functions-key"
+
+
+def api_keys() -> tuple[str, ...]:
+    """The keys ``API_KEYS`` lists (comma separated): what the app itself checks when the
+    Functions host does not (the routes are anonymous to it while Entra ID is on)."""
+    return tuple(key.strip() for key in setting("API_KEYS").split(",") if key.strip())
+
+
+def supplied_key(headers: Mapping[str, str], params: Mapping[str, str]) -> str:
+    """The key a request carries, as the Functions host reads it: the ``x-functions-key``
+    header, else the ``code`` query parameter."""
+    header = next((value for name, value in headers.items() if name.lower() == KEY_HEADER), "")
+    return header or params.get("code", "")
+
+
+def api_caller(headers: Mapping[str, str], params: Mapping[str, str]) -> str | None:
+    """Who is calling the API while Entra ID is on: the Entra object id App Service vouches
+    for, ``"key"`` for a key ``API_KEYS`` lists, or None (refused)."""
+    caller = principal_id(headers)
+    if caller is not None:
+        return caller
+    supplied = supplied_key(headers, params).encode()
+    if supplied and any(hmac.compare_digest(supplied, key.encode()) for key in api_keys()):
+        return "key"
+    return None

@@ -87,6 +87,10 @@ param apiEntraClientId string = ''
 @description('Key that signs in to the web dashboard (scanning/dashboard/auth.py); empty: Entra ID sign-in only.')
 param dashboardKey string = ''
 
+@secure()
+@description('Keys (comma separated) the app accepts on the results API besides an Entra access token while apiEntraClientId is set (the routes are then anonymous to the Functions host, which checks only its own keys, so the app checks these); unused without Entra ID.')
+param apiKeys string = ''
+
 @description('Object id of the Entra group whose members may use the dashboard (its app registration must emit group claims); empty: anyone App Service Authentication lets in.')
 param dashboardAllowedGroupId string = ''
 
@@ -249,6 +253,7 @@ module functionApp 'function-app.bicep' = {
       // The Defender-shaped API's ARM ids (scanning/defender.py) and its Entra ID check.
       REGISTRY_RESOURCE_IDS: string(registryResourceIds)
       API_ENTRA_AUTH: empty(apiEntraClientId) ? 'false' : 'true'
+      API_KEYS: apiKeys
       DASHBOARD_KEY: dashboardKey
       // Empty: the dashboard signs its CSRF tokens with the key, else with a random secret
       // the app keeps in its private meta table (no secure parameter with a default).

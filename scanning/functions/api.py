@@ -1,8 +1,13 @@
 """The results API's HTTP functions (``/api/images``, ``findings``, ``scans``, ``rescans``,
 ``rules``, ``billing``): parse the request, call one handler of ``scanning.api``, return its JSON.
 
-Every route needs a function key (``AuthLevel.FUNCTION``). The routes are documented in
-``openapi.yaml`` and the README; the behaviour and its tests live in ``scanning.api``.
+Every route needs a function key (``AuthLevel.FUNCTION``), except with Entra ID on
+(``API_ENTRA_AUTH=true``): App Service Authentication then validates Entra access tokens in front
+of the app, and since the Functions host knows only its own keys, the routes are anonymous to it
+and the app lets a request in when it carries the principal App Service sets or a key listed in
+``API_KEYS`` (``refusal``). The setting is read when the app is indexed: the routes' auth level
+depends on it. The routes are documented in ``openapi.yaml`` and the README; the behaviour and
+its tests live in ``scanning.api``.
 """
 
 from __future__ import annotations
@@ -19,13 +24,15 @@ import azure.functions as func
 
 from scanning import api
 from scanning.functions.events import start_forced_scan, start_scan_once
+from scanning.principal import api_caller, entra_auth_enabled
 from scanning.store import Store
 
 log = logging.getLogger(__name__)
 
 bp = df.Blueprint()
 
-AUTH = func.AuthLevel.FUNCTION
+ENTRA = entra_auth_enabled()
+AUTH = func.AuthLevel.ANONYMOUS if ENTRA else func.AuthLevel.FUNCTION
 
 _store_lock = threading.Lock()
 _stores: list[Store] = []
@@ -58,8 +65,24 @@ def http_response(response: api.ApiResponse) -> func.HttpResponse:
                              headers=headers, mimetype="application/json")
 
 
-def answer(handler: Callable[[], api.ApiResponse]) -> func.HttpResponse:
-    return http_response(api.respond(handler))
+def refusal(req: func.HttpRequest, *, entra: bool) -> func.HttpResponse | None:
+    """The 401 for a caller the app must check itself (``entra``: the route is anonymous to
+    the host) and cannot name; None when the request may go on."""
+    if not entra:
+        return None
+    caller = api_caller(dict(req.headers), dict(req.params))
+    if caller is None:
+        return http_response(api.ApiResponse(status=401, body=api.error_body(
+            "Unauthorized", "an Entra ID access token for this app, or a key API_KEYS lists, "
+            "is required")))
+    log.info("API call %s %s by %s", req.method, req.url.split("?", 1)[0], caller)
+    return None
+
+
+def answer(req: func.HttpRequest,
+           handler: Callable[[], api.ApiResponse]) -> func.HttpResponse:
+    refused = refusal(req, entra=ENTRA)
+    return refused if refused is not None else http_response(api.respond(handler))
 
 
 def _query(req: func.HttpRequest) -> dict[str, str]:
@@ -72,22 +95,22 @@ def _route(req: func.HttpRequest, name: str) -> str:
 
 @bp.route(route="api/images", methods=["GET"], auth_level=AUTH)
 def api_list_images(req: func.HttpRequest) -> func.HttpResponse:
-    return answer(lambda: api.list_images(store(), _query(req), req.url))
+    return answer(req, lambda: api.list_images(store(), _query(req), req.url))
 
 
 @bp.route(route="api/images/{digest}", methods=["GET"], auth_level=AUTH)
 def api_get_image(req: func.HttpRequest) -> func.HttpResponse:
-    return answer(lambda: api.get_image(store(), _route(req, "digest"), _query(req), now()))
+    return answer(req, lambda: api.get_image(store(), _route(req, "digest"), _query(req), now()))
 
 
 @bp.route(route="api/findings", methods=["GET"], auth_level=AUTH)
 def api_query_findings(req: func.HttpRequest) -> func.HttpResponse:
-    return answer(lambda: api.query_findings(store(), _query(req), now(), req.url))
+    return answer(req, lambda: api.query_findings(store(), _query(req), now(), req.url))
 
 
 @bp.route(route="api/scans", methods=["GET"], auth_level=AUTH)
 def api_list_scans(req: func.HttpRequest) -> func.HttpResponse:
-    return answer(lambda: api.list_scans(store(), _query(req), req.url))
+    return answer(req, lambda: api.list_scans(store(), _query(req), req.url))
 
 
 @bp.route(route="api/scans", methods=["POST"], auth_level=AUTH)
@@ -96,6 +119,9 @@ async def api_start_scan(req: func.HttpRequest,
                          client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Scan ``{"image": "<registry>/<repository>[:tag][@digest]"}``: 202 and status URLs.
     With ``"force": true`` an image scanned already is scanned again, as a new scan."""
+    refused = refusal(req, entra=ENTRA)
+    if refused is not None:
+        return refused
     try:
         request = api.scan_request(req.get_body())
         moment = now()
@@ -117,9 +143,12 @@ async def api_start_scan(req: func.HttpRequest,
 async def api_get_scan(req: func.HttpRequest,
                        client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """A scan history record (its id has the history format) or an orchestration's status."""
+    refused = refusal(req, entra=ENTRA)
+    if refused is not None:
+        return refused
     scan_id = _route(req, "id")
     if api.is_scan_record_id(scan_id):
-        return answer(lambda: api.get_scan_record(store(), scan_id))
+        return answer(req, lambda: api.get_scan_record(store(), scan_id))
     try:
         status = await client.get_status(api.check_instance_id(scan_id))
     except Exception as error:
@@ -127,31 +156,31 @@ async def api_get_scan(req: func.HttpRequest,
     if status is None or status.runtime_status is None:
         return http_response(api.ApiResponse(status=404, body=api.error_body(
             "NotFound", f"no scan {scan_id}")))
-    return answer(lambda: api.ApiResponse(status=200,
+    return answer(req, lambda: api.ApiResponse(status=200,
                                           body=api.orchestration_status_json(status)))
 
 
 @bp.route(route="api/rescans/{id}", methods=["GET"], auth_level=AUTH)
 def api_get_rescan(req: func.HttpRequest) -> func.HttpResponse:
-    return answer(lambda: api.get_rescan(store(), _route(req, "id")))
+    return answer(req, lambda: api.get_rescan(store(), _route(req, "id")))
 
 
 @bp.route(route="api/rules", methods=["GET"], auth_level=AUTH)
 def api_list_rules(req: func.HttpRequest) -> func.HttpResponse:
-    return answer(lambda: api.list_rules(store(), _query(req), now(), req.url))
+    return answer(req, lambda: api.list_rules(store(), _query(req), now(), req.url))
 
 
 @bp.route(route="api/rules", methods=["POST"], auth_level=AUTH)
 def api_create_rules(req: func.HttpRequest) -> func.HttpResponse:
-    return answer(lambda: api.create_rules(store(), req.get_body(),
+    return answer(req, lambda: api.create_rules(store(), req.get_body(),
                                            req.headers.get("content-type", ""), now()))
 
 
 @bp.route(route="api/rules/{id}", methods=["DELETE"], auth_level=AUTH)
 def api_delete_rule(req: func.HttpRequest) -> func.HttpResponse:
-    return answer(lambda: api.delete_rule(store(), _route(req, "id"), now()))
+    return answer(req, lambda: api.delete_rule(store(), _route(req, "id"), now()))
 
 
 @bp.route(route="api/billing", methods=["GET"], auth_level=AUTH)
 def api_billing(req: func.HttpRequest) -> func.HttpResponse:
-    return answer(lambda: api.billing(store(), _query(req), now(), req.url))
+    return answer(req, lambda: api.billing(store(), _query(req), now(), req.url))

@@ -1,10 +1,7 @@
 """Defender's results API routes (``scanning.defender_api``), shaped as ARM serves them.
 
-Authentication: locally, and in Azure unless ``API_ENTRA_AUTH`` is on, the routes need a
-function key like the rest of the API. With it on, App Service Authentication validates an
-Entra access token in front of the app and the routes are anonymous to the Functions host
-(which knows only keys); each request must then carry the principal App Service sets, or it
-is a 401. The setting is read when the app is indexed: the route's auth level depends on it.
+Authentication: as the rest of the API (``scanning.functions.api``): a function key, or with
+``API_ENTRA_AUTH`` on, the principal App Service sets or a key ``API_KEYS`` lists (else a 401).
 """
 
 from __future__ import annotations
@@ -17,8 +14,8 @@ import azure.functions as func
 
 from scanning import api, defender_api
 from scanning.defender import RegistryIds, registry_resource_id
-from scanning.functions.api import answer, http_response, now, store
-from scanning.principal import entra_auth_enabled, principal_id
+from scanning.functions.api import http_response, now, refusal, store
+from scanning.principal import entra_auth_enabled
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +30,8 @@ _REGISTRY = ("api/subscriptions/{subscription}/resourceGroups/{group}/providers/
 
 def _authorized(req: func.HttpRequest,
                 handler: Callable[[], api.ApiResponse]) -> func.HttpResponse:
-    if ENTRA:
-        caller = principal_id(dict(req.headers))
-        if caller is None:
-            return http_response(api.ApiResponse(status=401, body=api.error_body(
-                "Unauthorized", "an Entra ID access token for this app is required")))
-        log.info("Defender API call by %s", caller)
-    return answer(handler)
+    refused = refusal(req, entra=ENTRA)
+    return refused if refused is not None else http_response(api.respond(handler))
 
 
 def _registry_scope(req: func.HttpRequest) -> defender_api.Scope:

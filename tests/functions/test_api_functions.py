@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -28,7 +27,6 @@ from scanning.functions import events
 from scanning.functions.events import scan_instance_id
 from scanning.local.durable import DurableRuntime, LocalDurableClient, Orchestrator
 from scanning.local.host import index_app, user_callable
-from scanning.local.services import Azurite
 from scanning.store import Store
 
 DIGEST = "sha256:" + "a" * 64
@@ -75,16 +73,6 @@ class NoStore:
 
     def __getattr__(self, name: str) -> Any:
         raise AssertionError(f"the store was used ({name}) for a request that is invalid")
-
-
-@pytest.fixture()
-def store(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
-    namespace = Store.from_connection_string(azurite.connection_string,
-                                             prefix="f" + uuid.uuid4().hex[:12])
-    namespace.create()
-    monkeypatch.setattr(api_functions, "store", lambda: namespace)
-    yield namespace
-    namespace.drop()
 
 
 def _record_input(context: df.DurableOrchestrationContext) -> Generator[Any, Any, Any]:

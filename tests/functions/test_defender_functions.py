@@ -53,7 +53,8 @@ def test_with_entra_on_a_request_without_principal_is_401(
     monkeypatch.setattr(defender, "ENTRA", True)
     assert call({}) == (401, {"error": {
         "code": "Unauthorized",
-        "message": "an Entra ID access token for this app is required"}})
+        "message": "an Entra ID access token for this app, or a key API_KEYS lists, "
+                   "is required"}})
 
 
 def test_with_entra_on_a_principal_reaches_the_handler(monkeypatch: pytest.MonkeyPatch) -> None:

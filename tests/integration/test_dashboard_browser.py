@@ -376,3 +376,68 @@ def test_the_image_page_lists_every_layer_with_what_it_introduced(
     assert _rows(page, "Layers of linux/amd64") == [
         ["1", "1a079cd7ee95", "752 B", "COPY layer1 /", "4", "ITEST-0001, ITEST-0002"],
         ["2", "fff59be8c876", "145 B", "COPY layer2 /", "0", "—"]]
+
+
+# Every form control without a label (its <label>, aria-label or aria-labelledby), and every
+# piece of text whose colour against the background behind it is under WCAG 2.1 AA's ratio
+# (4.5:1; 3:1 for large text: 24 px, or 18.66 px bold).
+_ACCESSIBILITY_PROBLEMS = """() => {
+  const unlabelled = [...document.querySelectorAll(
+      'input:not([type=hidden]), select, textarea')]
+    .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                  && !el.getAttribute('aria-labelledby'))
+    .map(el => 'unlabelled ' + el.tagName.toLowerCase() + ' ' + (el.name || el.id));
+  const rgb = text => text.match(/[\\d.]+/g).map(Number);
+  const luminance = ([r, g, b]) => {
+    const channel = c => { c /= 255; return c <= 0.03928 ? c / 12.92
+                                                     : Math.pow((c + 0.055) / 1.055, 2.4); };
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+  };
+  const background = el => {
+    for (let node = el; node; node = node.parentElement) {
+      const colour = rgb(getComputedStyle(node).backgroundColor);
+      if (colour.length < 4 || colour[3] > 0) return colour.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const low = [];
+  for (const el of document.querySelectorAll('body *')) {
+    const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+    const style = getComputedStyle(el);
+    if (!own || style.visibility === 'hidden' || style.display === 'none') continue;
+    const [fg, bg] = [luminance(rgb(style.color).slice(0, 3)), luminance(background(el))];
+    const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+    const size = parseFloat(style.fontSize);
+    const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+    if (ratio < (large ? 3 : 4.5))
+      low.push('contrast ' + ratio.toFixed(2) + ' ' + el.tagName.toLowerCase() + ' '
+               + el.textContent.trim().slice(0, 30));
+  }
+  return unlabelled.concat(low);
+}"""
+
+
+def test_every_page_labels_its_controls_and_meets_contrast(app: App, dashboard: str,
+                                                           page: Any, tmp_path: Path) -> None:
+    digest = push_and_scan(app, tmp_path, "dash-a11y")
+    _sign_in(page, dashboard)
+    _refresh_summary(page)
+    problems = {}
+    for path in ("/", "/images", f"/image?{urlencode({'digest': digest})}",
+                 "/vulnerabilities?cve=ITEST-0001", "/rules", "/billing"):
+        page.goto(dashboard + path)
+        problems[path] = page.evaluate(_ACCESSIBILITY_PROBLEMS)
+    page.goto(f"{dashboard}/?code=wrong-key")  # the sign-in form
+    problems["sign-in"] = page.evaluate(_ACCESSIBILITY_PROBLEMS)
+    assert problems == {path: [] for path in problems}
+
+
+def test_the_accessibility_probe_finds_what_it_looks_for(page: Any) -> None:
+    page.set_content(
+        '<body style="background:#fff"><p style="color:#999">pale text</p>'
+        '<p style="color:#767676">just dark enough</p>'
+        '<h1 style="color:#949494;font-size:24px">large pale</h1>'
+        '<label>named <input name="named"></label><input name="bare">'
+        '<input type="hidden" name="token"><select aria-label="pick"></select></body>')
+    assert page.evaluate(_ACCESSIBILITY_PROBLEMS) == [
+        "unlabelled input bare", "contrast 2.85 p pale text"]

@@ -268,7 +268,7 @@ def test_post_scan_with_bad_body_is_400_and_starts_nothing(runtime: DurableRunti
 
 def test_post_scan_of_missing_tag_is_404(monkeypatch: pytest.MonkeyPatch,
                                          runtime: DurableRuntime) -> None:
-    def missing(_: api.ScanRequest) -> tuple[str, str]:
+    def missing(_: api.ManualScanRequest) -> tuple[str, str]:
         raise NotFound("r.example/team/app: manifest 9.9 not found")
 
     monkeypatch.setattr(api_functions, "fetch_manifest", missing)

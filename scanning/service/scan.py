@@ -80,7 +80,8 @@ def parent_index(services: Services, registry: str, digest: str) -> str:
 def record_push(services: Services, request: ScanRequest,
                 scan_state: ScanState | None = None) -> None:
     """Record a push (tag, push time) on the image, and ``scan_state`` when the push starts
-    or runs a scan; rescans are not pushes: they record only the state."""
+    or runs a scan; rescans are not pushes: they record only the state, and a scan asked for
+    through the API (``manual``) records the tag and state but not a push time."""
     images = services.store.images
     if request.trigger is ScanTrigger.RESCAN:
         if scan_state is not None:
@@ -90,7 +91,7 @@ def record_push(services: Services, request: ScanRequest,
     images.record_push(
         registry=request.registry, repository=request.repository, digest=request.digest,
         at=parse_time(request.requested_at), tag=request.tag, media_type=request.media_type,
-        scan_state=scan_state)
+        scan_state=scan_state, pushed=request.trigger is not ScanTrigger.MANUAL)
 
 
 def image_size(resolved: ResolvedImage) -> int:

@@ -573,10 +573,12 @@ class ImageTable:
     def record_push(
         self, *, registry: str, repository: str, digest: str, at: datetime, tag: str = "",
         media_type: str = "", platforms: tuple[str, ...] = (), size_bytes: int = 0,
-        scan_state: ScanState | None = None,
+        scan_state: ScanState | None = None, pushed: bool = True,
     ) -> ImageRecord:
         """Create or update the image for a push (or import) of ``digest``, and its tag;
-        ``scan_state`` when the push starts a scan.
+        ``scan_state`` when the push starts a scan. ``pushed`` False: not a push (a scan asked
+        for through the API), so the push times stay as they are (none for an image first
+        seen that way: when it was pushed is not known).
 
         A push of a deleted digest brings it back. Pushing the same event twice is harmless.
         """
@@ -586,10 +588,11 @@ class ImageTable:
 
         def change(row: dict[str, Any] | None) -> dict[str, Any]:
             row = row or new_image_row(registry, repository, digest)
-            first = as_datetime(row.get("first_pushed"))
-            last = as_datetime(row.get("last_pushed"))
-            row["first_pushed"] = min(first, moment) if first else moment
-            row["last_pushed"] = max(last, moment) if last else moment
+            if pushed:
+                first = as_datetime(row.get("first_pushed"))
+                last = as_datetime(row.get("last_pushed"))
+                row["first_pushed"] = min(first, moment) if first else moment
+                row["last_pushed"] = max(last, moment) if last else moment
             if media_type:
                 row["media_type"] = media_type
             if platforms:

@@ -25,14 +25,16 @@ def test_a_forced_scan_reassesses_a_scanned_image_without_billing_it_again(
     repository = f"forced/{app.prefix}"
     digest = push_and_scan(app, tmp_path, repository)
     first = app.wait_for_scan(digest, repository=repository)
+    pushed = app.api(f"images/{digest}")[1]["lastPushed"]
     status, body = app.api("scans", method="POST", body={
         "image": f"{app.registry}/{repository}@{digest}", "force": True})
     forced = app.host.durable.wait(body["id"], timeout=60)
     image = app.api(f"images/{digest}")[1]
+    # A scan asked for is not a push: the push time stays the registry's.
     assert (status, body["id"] != first.instance_id, forced.output["status"],
             forced.output["billed"], [scan.trigger.value for scan in app.scans_of(digest)],
-            image["lastScanId"], app.api("billing")[1]["count"]) == (
-        202, True, "unhealthy", False, ["push", "manual"], forced.output["scan_id"], 1)
+            image["lastScanId"], app.api("billing")[1]["count"], image["lastPushed"]) == (
+        202, True, "unhealthy", False, ["push", "manual"], forced.output["scan_id"], 1, pushed)
 
 
 def test_a_scan_request_without_force_returns_the_first_scan(app: App, tmp_path: Path) -> None:

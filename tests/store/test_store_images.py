@@ -40,6 +40,21 @@ def test_second_push_keeps_first_pushed_and_adds_tag(store: Store) -> None:
     assert (record.first_pushed, record.last_pushed, record.tags) == (T0, later, ("latest", "v1"))
 
 
+def test_a_scan_asked_for_is_not_a_push(store: Store) -> None:
+    """``POST scans`` records the tag and the scan state, never a push time: an image pushed
+    before keeps its times, and one first seen that way has none (when it was pushed is not
+    known)."""
+    store.images.record_push(registry=REGISTRY, repository=REPOSITORY, digest=DIGEST_A, at=T0,
+                             tag="1.0")
+    asked = store.images.record_push(registry=REGISTRY, repository=REPOSITORY,
+                                     digest=DIGEST_A, at=T0 + timedelta(days=3), tag="stable",
+                                     pushed=False)
+    unseen = store.images.record_push(registry=REGISTRY, repository=REPOSITORY,
+                                      digest=DIGEST_B, at=T0, tag="2.0", pushed=False)
+    assert [(image.first_pushed, image.last_pushed, image.tags) for image in (asked, unseen)] == [
+        (T0, T0, ("1.0", "stable")), (None, None, ("2.0",))]
+
+
 def test_moved_tag_leaves_old_image_with_history(store: Store) -> None:
     store.images.record_push(registry=REGISTRY, repository=REPOSITORY, digest=DIGEST_A, at=T0,
                              tag="latest")

@@ -59,6 +59,14 @@ def _from_data(data: Any, *, default_action: str = "", time: str = "") -> Regist
     repository = _str(target, "repository")
     if not repository:
         raise BadRequest("event target has no repository")
+    # An event that carries no time is recorded at its receipt: said here, once, so a
+    # missing time never passes silently through the rest of the pipeline. A malformed one is
+    # refused here, not in the scan it would start.
+    moment = _str(data, "timestamp") or time or datetime.now(UTC).isoformat()
+    try:
+        parse_time(moment)
+    except ValueError as error:
+        raise BadRequest(f"event time {moment[:64]!r} is not an ISO 8601 time") from error
     return RegistryEvent(
         action=_str(data, "action") or default_action,
         registry=_str(request, "host"),
@@ -67,9 +75,7 @@ def _from_data(data: Any, *, default_action: str = "", time: str = "") -> Regist
         tag=_str(target, "tag"),
         media_type=_str(target, "mediaType"),
         user_agent=_str(request, "useragent"),
-        # An event that carries no time is recorded at its receipt: said here, once, so a
-        # missing time never passes silently through the rest of the pipeline.
-        time=_str(data, "timestamp") or time or datetime.now(UTC).isoformat(),
+        time=moment,
         event_id=_str(data, "id"),
     )
 
@@ -134,16 +140,21 @@ def to_event_grid(distribution_event: dict[str, Any], *, topic: str) -> dict[str
 
 def parse_time(text: str) -> datetime:
     """ISO 8601 with up to nanoseconds (Distribution) or 7 digits (ACR); naive means UTC.
-    ValueError for an empty or malformed time."""
+    ValueError for an empty or malformed time (a fraction of anything but ASCII digits
+    included: it is not cleaned into a different time)."""
     if not text:
         raise ValueError("no time given")
+    if not text.isascii():
+        raise ValueError(f"malformed time {text[:64]!r}")
     head, dot, tail = text.rstrip("Z").partition(".")
     offset = ""
     for sign in ("+", "-"):
         if sign in tail:
             tail, _, rest = tail.partition(sign)
             offset = sign + rest
-    fraction = "".join(ch for ch in tail if ch.isdigit())[:6]
-    cleaned = (f"{head}.{fraction}" if dot and fraction else head) + offset
+    if dot and not tail.isdigit():
+        raise ValueError(f"malformed fraction of a second in {text[:64]!r}")
+    fraction = tail[:6]
+    cleaned = (f"{head}.{fraction}" if dot else head) + offset
     parsed = datetime.fromisoformat(cleaned)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

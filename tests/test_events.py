@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,12 @@ def test_distribution_pull_sends_no_event_grid_event(samples: Path) -> None:
     ({"eventType": "Microsoft.ContainerRegistry.ImagePushed", "data": {"target": {}}},
      "event target has no repository"),
     ({"hello": 1}, "not a registry event: no eventType, type, events or target"),
+    ({"eventType": "Microsoft.ContainerRegistry.ImagePushed", "eventTime": "yesterday",
+      "data": {"target": {"repository": "team/app"}}},
+     "event time 'yesterday' is not an ISO 8601 time"),
+    ({"events": [{"action": "push", "timestamp": "2025-03-01T12:00:00.12ab34Z",
+                  "target": {"repository": "team/app"}}]},
+     "event time '2025-03-01T12:00:00.12ab34Z' is not an ISO 8601 time"),
 ])
 def test_malformed_payload_is_a_bad_request(payload: object, reason: str) -> None:
     with pytest.raises(BadRequest) as error:
@@ -90,3 +97,27 @@ def test_malformed_payload_is_a_bad_request(payload: object, reason: str) -> Non
 def test_an_empty_time_is_an_error_not_now() -> None:
     with pytest.raises(ValueError, match="no time given"):
         parse_time("")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # Distribution: nanoseconds, UTC.
+    ("2025-03-01T12:00:00.123456789Z", datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)),
+    # ACR / Event Grid: 7 digits.
+    ("2025-03-01T12:00:00.1234567Z", datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)),
+    ("2025-03-01T12:00:00.5+02:00",
+     datetime(2025, 3, 1, 12, 0, 0, 500000, tzinfo=timezone(timedelta(hours=2)))),
+    ("2025-03-01T12:00:00", datetime(2025, 3, 1, 12, 0, tzinfo=UTC)),  # naive: UTC
+])
+def test_times_parse_to_the_microsecond(text: str, expected: datetime) -> None:
+    assert parse_time(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "2025-03-01T12:00:00.12ab34Z",  # letters in the fraction
+    "2025-03-01T12:00:00.Z",  # a dot without digits
+    "2025-03-01T12:00:00.\u0661\u0662Z",  # Arabic-Indic digits
+    "\uff12025-03-01T12:00:00Z",  # a fullwidth digit
+])
+def test_a_malformed_time_is_an_error_not_another_time(text: str) -> None:
+    with pytest.raises(ValueError, match="malformed"):
+        parse_time(text)

@@ -75,8 +75,8 @@ SETTINGS: dict[str, str] = {
     "API_KEYS": "",
     # The key that signs in to the web dashboard (scanning.dashboard.auth); none: only Entra.
     "DASHBOARD_KEY": "",
-    # Signs the dashboard's CSRF tokens when there is no key (Entra sign-in only); Bicep
-    # generates one per deployment.
+    # Signs the dashboard's CSRF tokens; empty: the key, else a random secret the store keeps
+    # in its meta table (Entra sign-in only).
     "DASHBOARD_SECRET": "",
     # Object id of the Entra group whose members may use the dashboard; empty: any principal
     # App Service Authentication lets in.

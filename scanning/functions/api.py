@@ -79,9 +79,11 @@ def refusal(req: func.HttpRequest, *, entra: bool) -> func.HttpResponse | None:
     return None
 
 
-def answer(req: func.HttpRequest,
-           handler: Callable[[], api.ApiResponse]) -> func.HttpResponse:
-    refused = refusal(req, entra=ENTRA)
+def answer(req: func.HttpRequest, handler: Callable[[], api.ApiResponse], *,
+           entra: bool | None = None) -> func.HttpResponse:
+    """The handler's response once the caller is let in (``entra``: whether the app checks
+    callers itself; by default this module's ``ENTRA``)."""
+    refused = refusal(req, entra=ENTRA if entra is None else entra)
     return refused if refused is not None else http_response(api.respond(handler))
 
 
@@ -148,7 +150,7 @@ async def api_get_scan(req: func.HttpRequest,
         return refused
     scan_id = _route(req, "id")
     if api.is_scan_record_id(scan_id):
-        return answer(req, lambda: api.get_scan_record(store(), scan_id))
+        return http_response(api.respond(lambda: api.get_scan_record(store(), scan_id)))
     try:
         status = await client.get_status(api.check_instance_id(scan_id))
     except Exception as error:
@@ -156,8 +158,8 @@ async def api_get_scan(req: func.HttpRequest,
     if status is None or status.runtime_status is None:
         return http_response(api.ApiResponse(status=404, body=api.error_body(
             "NotFound", f"no scan {scan_id}")))
-    return answer(req, lambda: api.ApiResponse(status=200,
-                                          body=api.orchestration_status_json(status)))
+    return http_response(api.respond(lambda: api.ApiResponse(
+        status=200, body=api.orchestration_status_json(status))))
 
 
 @bp.route(route="api/rescans/{id}", methods=["GET"], auth_level=AUTH)

@@ -6,7 +6,6 @@ Authentication: as the rest of the API (``scanning.functions.api``): a function 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 import azure.durable_functions as df
@@ -14,10 +13,8 @@ import azure.functions as func
 
 from scanning import api, defender_api
 from scanning.defender import RegistryIds, registry_resource_id
-from scanning.functions.api import http_response, now, refusal, store
+from scanning.functions.api import answer, now, store
 from scanning.principal import entra_auth_enabled
-
-log = logging.getLogger(__name__)
 
 bp = df.Blueprint()
 
@@ -30,8 +27,7 @@ _REGISTRY = ("api/subscriptions/{subscription}/resourceGroups/{group}/providers/
 
 def _authorized(req: func.HttpRequest,
                 handler: Callable[[], api.ApiResponse]) -> func.HttpResponse:
-    refused = refusal(req, entra=ENTRA)
-    return refused if refused is not None else http_response(api.respond(handler))
+    return answer(req, handler, entra=ENTRA)
 
 
 def _registry_scope(req: func.HttpRequest) -> defender_api.Scope:

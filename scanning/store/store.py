@@ -56,6 +56,7 @@ class Store:
         self.blobs = BlobStore(clients.blob_service(), self.prefix)
         self.findings = FindingTable(self.images, self.blobs)
         self._meta = table("meta")
+        self._dashboard_secret = ""  # read once: it never changes once made
 
     @classmethod
     def from_settings(cls, prefix: str | None = None) -> Store:
@@ -83,8 +84,11 @@ class Store:
         check_schema(self._meta, self.images.table)
 
     def dashboard_secret(self) -> str:
-        """Signs the dashboard's CSRF tokens when no setting gives a key or secret."""
-        return stored_secret(self._meta, DASHBOARD_SECRET_ROW)
+        """Signs the dashboard's CSRF tokens when no setting gives a key or secret; read from
+        the meta table once per store (every dashboard view needs it)."""
+        if not self._dashboard_secret:
+            self._dashboard_secret = stored_secret(self._meta, DASHBOARD_SECRET_ROW)
+        return self._dashboard_secret
 
     def drop(self) -> None:
         """Delete every table and container of this namespace (tests, teardown)."""

@@ -37,13 +37,17 @@ def test_down_stops_every_process_and_frees_every_port(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ports = {name: free_port() for name in ("host", "registry", "blob", "queue", "table")}
     data_dir = tmp_path / "local"
+    # Its own session: no signal meant for the test's process group reaches it. Its stderr is
+    # kept, so a failure shows what `up` said (a traceback, a warning).
+    stderr = (tmp_path / "up.stderr").open("wb")
     up = subprocess.Popen(
         [sys.executable, "-m", "scanning", "local", "up", "--data-dir", str(data_dir),
          "--host-port", str(ports["host"]), "--registry-port", str(ports["registry"]),
          "--blob-port", str(ports["blob"]), "--queue-port", str(ports["queue"]),
          "--table-port", str(ports["table"])],
         cwd=PROJECT_ROOT, env={**os.environ, "LOCAL_FUNCTION_KEY": FUNCTION_KEY},
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+        start_new_session=True)
     try:
         wait_until(lambda: read_state(data_dir), timeout=60)
         pids = running_pids(data_dir)
@@ -51,7 +55,8 @@ def test_down_stops_every_process_and_frees_every_port(
         assert (sorted(pids), pids["up"], health) == (
             ["azurite", "registry", "up"], up.pid, (200, b'{"status": "ok"}'))
         assert main(["local", "down", "--data-dir", str(data_dir)]) == 0
-        assert up.wait(timeout=30) == 0
+        exit_code = up.wait(timeout=30)
+        assert exit_code == 0, (tmp_path / "up.stderr").read_text(errors="replace")
         assert (
             [name for name, pid in pids.items() if _group_alive(pid) or process_alive(pid)],
             [name for name, port in ports.items() if port_open(port)],
@@ -63,6 +68,7 @@ def test_down_stops_every_process_and_frees_every_port(
             up.kill()
             up.wait()
             main(["local", "down", "--data-dir", str(data_dir)])
+        stderr.close()
 
 
 def test_status_says_nothing_runs_when_nothing_was_started(

@@ -25,12 +25,20 @@ class PackageType(StrEnum):
     MAVEN = "maven"
     NUGET = "nuget"
 
+    # Enum's own __hash__ is Python code (``hash(self._name_)``); the matcher hashes a package
+    # type several times per package of every re-match. A str enum member equals its value,
+    # so hashing as that str is both C-speed and consistent with that equality.
+    __hash__ = str.__hash__
+
     @property
     def is_os(self) -> bool:
         return self in _OS_PACKAGE_TYPES
 
 
 _OS_PACKAGE_TYPES = frozenset({PackageType.DPKG, PackageType.APK, PackageType.RPM})
+# Value -> member as a plain dict lookup: ``PackageType(value)`` runs Enum's Python __new__
+# (a rescan decodes hundreds of packages per image).
+_PACKAGE_TYPES = {member.value: member for member in PackageType}
 
 
 class Severity(Enum):
@@ -42,6 +50,9 @@ class Severity(Enum):
     MEDIUM = "medium"
     HIGH = "high"
     CRITICAL = "critical"
+
+    # Members are singletons compared by identity: the C identity hash, not Enum's Python one.
+    __hash__ = object.__hash__
 
     @property
     def rank(self) -> int:
@@ -87,6 +98,8 @@ _SEVERITY_RANK = {severity: rank for rank, severity in enumerate(_SEVERITY_ORDER
 
 
 class FixStatus(StrEnum):
+    __hash__ = str.__hash__  # as PackageType's
+
     FIXED = "fixed"
     NOT_FIXED = "not_fixed"
     WONT_FIX = "wont_fix"
@@ -96,6 +109,8 @@ class FixStatus(StrEnum):
 
 
 class AssessmentStatus(StrEnum):
+    __hash__ = str.__hash__  # as PackageType's
+
     HEALTHY = "healthy"
     UNHEALTHY = "unhealthy"
     UNSUPPORTED = "unsupported"
@@ -312,8 +327,10 @@ def package_to_json(package: Package) -> dict[str, Any]:
 
 
 def package_from_json(data: Mapping[str, Any]) -> Package:
+    kind = data["type"]
+    member = _PACKAGE_TYPES.get(kind) if type(kind) is str else None
     return Package(
-        type=PackageType(data["type"]),
+        type=member or PackageType(kind),
         name=data["name"],
         version=data["version"],
         purl=data["purl"],

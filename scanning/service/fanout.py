@@ -237,7 +237,7 @@ def rescan_planned_chunk(services: Services, step: ChunkStep) -> RescanResult:
     totals = ChunkReport()
     unaffected = 0
     for image, etag in rows:
-        if run.unaffected(image):
+        if run.unaffected(image, etag):
             unaffected += 1
             update, record = run.settle_unaffected(image, etag)
             if update is not None:
@@ -245,9 +245,14 @@ def rescan_planned_chunk(services: Services, step: ChunkStep) -> RescanResult:
             history.append(record)
         else:
             to_match.append((image, etag))
+        # Re-matched RESCAN_CHUNK at a time as they are found, while the signatures
+        # ``unaffected`` decoded for them are still remembered.
+        if len(to_match) == RESCAN_CHUNK:
+            totals.add(rescan_chunk(run, to_match, ROW_READERS))
+            to_match = []
+    if to_match:
+        totals.add(rescan_chunk(run, to_match, ROW_READERS))
     totals.add(merge_unaffected(services.store, updates))
-    for first in range(0, len(to_match), RESCAN_CHUNK):
-        totals.add(rescan_chunk(run, to_match[first:first + RESCAN_CHUNK], ROW_READERS))
     history.extend(totals.history)
     services.store.scans.record_finished(history)
     result = RescanResult(unaffected=unaffected, matched=totals.matched,

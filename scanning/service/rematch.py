@@ -33,11 +33,16 @@ from scanning.store.blobs import BlobKind
 from scanning.store.entities import bounded_text
 from scanning.store.findings import Assessment, encode_findings
 from scanning.store.images import ImageKey, ImageRecord, RowUpdate, image_key, inventory_columns
-from scanning.store.match_keys import decode_match_keys
+from scanning.store.match_keys import SignedLookup, decode_match_keys
 from scanning.store.scans import ScanRecord, new_scan_id
 from scanning.store.store import Store
 
 log = logging.getLogger(__name__)
+
+
+# Decoded signatures kept between ``RescanRun.unaffected`` and ``still_signed``: one chunk of
+# re-matches (``scanning.service.rescan.RESCAN_CHUNK``).
+REMEMBERED_SIGNATURES = 100
 
 
 def guarded(function: Any) -> Any:
@@ -71,6 +76,12 @@ class RescanRun:
     # has findings disabled by a rule that no longer holds.
     last_expiry: datetime | None
     changes: dict[str, IndexChange | None] = dataclasses.field(default_factory=dict)
+    # Signed lookups ``unaffected`` decoded, by row ETag, for ``still_signed`` to take
+    # instead of decoding them again when the image is re-matched in this process (~100 KB
+    # each: at most ``REMEMBERED_SIGNATURES``, the oldest dropped). Off (``remember``) when
+    # the re-matches run in worker processes.
+    remember: bool = True
+    decoded: dict[str, tuple[SignedLookup, ...]] = dataclasses.field(default_factory=dict)
 
     def change_since(self, index_version: str) -> IndexChange | None:
         """Keys changed from ``index_version`` to today's; None when unknown."""
@@ -88,8 +99,9 @@ class RescanRun:
                 self.changes[index_version] = diff_key_fingerprints(old, self.keys)
         return self.changes[index_version]
 
-    def unaffected(self, image: ImageRecord) -> bool:
-        """Whether today's index cannot change the image's stored assessment."""
+    def unaffected(self, image: ImageRecord, etag: str = "") -> bool:
+        """Whether today's index cannot change the image's stored assessment (``etag``: the
+        row's, to remember its decoded signatures by for ``still_signed``)."""
         if (image.status is None or image.assessed_at is None
                 or image.analyzer_version != self.analyzer_version
                 or (self.last_expiry is not None and image.assessed_at < self.last_expiry)):
@@ -98,15 +110,23 @@ class RescanRun:
         if signed is None:
             return False
         change = self.change_since(image.index_version)
-        return change is not None and not lookups_affected(signed, change, self.index)
+        if change is not None and not lookups_affected(signed, change, self.index):
+            return True
+        if self.remember and etag:
+            if len(self.decoded) >= REMEMBERED_SIGNATURES:
+                del self.decoded[next(iter(self.decoded))]
+            self.decoded[etag] = signed
+        return False
 
-    def still_signed(self, image: ImageRecord) -> dict[Lookup, str]:
+    def still_signed(self, image: ImageRecord, etag: str = "") -> dict[Lookup, str]:
         """The image's stored lookup signatures that are still today's (none when the row's
         signatures or the index it was assessed with are unknown, or another analyzer set
         made them)."""
         if image.analyzer_version != self.analyzer_version:
             return {}
-        signed = decode_match_keys(image.match_keys)
+        signed = self.decoded.pop(etag, None) if etag else None
+        if signed is None:
+            signed = decode_match_keys(image.match_keys)
         change = self.change_since(image.index_version) if signed is not None else None
         if signed is None or change is None:
             return {}
@@ -169,7 +189,7 @@ class RescanRun:
             fill = inventory_columns(data, image.inventory_chunks)
         scan_id = rescan_id(self.moment, image.registry, image.digest)
         evaluation = evaluate(inventories, request=request, rules=self.rules, index=self.index,
-                              moment=self.moment, signatures=self.still_signed(image))
+                              moment=self.moment, signatures=self.still_signed(image, etag))
         verdict = evaluation.verdict
         encoded = encode_findings(image.digest, verdict.platforms)
         history = self.history(image, scan_id, verdict.status, verdict.reason)

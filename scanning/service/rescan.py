@@ -94,7 +94,7 @@ def rescan_pulled(services: Services, *, now: datetime | None = None,
                 continue
             if store.blobs.inventory_name(image.registry, image.digest) not in inventories:
                 reanalyze.append(run.reanalysis(image))
-            elif run.unaffected(image):
+            elif run.unaffected(image, etag):
                 unaffected += 1
                 update, record = run.settle_unaffected(image, etag)
                 if update is not None:

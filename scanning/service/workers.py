@@ -87,6 +87,8 @@ class ChunkRunner:
                 mp_context=multiprocessing.get_context("spawn"))
             # Each process overlaps its storage reads with a few threads of its own.
             self.workers = max(2, workers // processes)
+            # Re-matches run in the workers: signatures decoded here are never taken.
+            run.remember = False
 
     def submit(self, chunk: list[tuple[ImageRecord, str]]) -> None:
         if self.pool is None:

@@ -1,0 +1,77 @@
+"""``RescanRun`` keeps the signatures ``unaffected`` decoded for ``still_signed`` (no second
+decode when the image is re-matched in the same process), bounded, and only when asked to."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from scanning.advisories.index import AdvisoryIndex, IndexChange
+from scanning.model import AssessmentStatus
+from scanning.service import rematch
+from scanning.service.rematch import REMEMBERED_SIGNATURES, RescanRun
+from scanning.store.images import ImageRecord
+from scanning.store.match_keys import encode_match_keys
+
+MOMENT = datetime(2026, 12, 1, tzinfo=UTC)
+# Two lookups: the first under a key the index change names, the second under one it leaves.
+SIGNED = ((("PyPI", "changed", "1.0"), "0123456789abcdef"), (("PyPI", "same", "2.0"), ""))
+
+
+def run_with_change(*, remember: bool = True) -> RescanRun:
+    index = AdvisoryIndex(built=MOMENT, sources=("test",))
+    run = RescanRun(services=cast(Any, None), moment=MOMENT, index=index, index_version="new",
+                    keys={}, rules=(), analyzer_version="a1", last_expiry=None,
+                    remember=remember)
+    # Known without storage: from index "old" to today's, the key of "changed" changed.
+    run.changes["old"] = IndexChange(keys=frozenset({("PyPI", "changed")}))
+    return run
+
+
+def image(digest: str) -> ImageRecord:
+    return ImageRecord(registry="r.io", repository="app", digest=digest,
+                       status=AssessmentStatus.UNHEALTHY, assessed_at=MOMENT,
+                       analyzer_version="a1", index_version="old",
+                       match_keys=encode_match_keys(SIGNED))
+
+
+def count_decodes(monkeypatch: Any) -> list[bytes]:
+    calls: list[bytes] = []
+    decode = rematch.decode_match_keys
+
+    def counted(data: bytes) -> Any:
+        calls.append(data)
+        return decode(data)
+
+    monkeypatch.setattr(rematch, "decode_match_keys", counted)
+    return calls
+
+
+def test_an_affected_image_is_decoded_once_and_its_unchanged_signatures_kept(
+        monkeypatch: Any) -> None:
+    run = run_with_change()
+    decodes = count_decodes(monkeypatch)
+    affected = run.unaffected(image("sha256:a"), "etag-a")
+    signed = run.still_signed(image("sha256:a"), "etag-a")
+    assert (affected, signed, len(decodes), run.decoded) == (
+        False, {("PyPI", "same", "2.0"): ""}, 1, {})
+
+
+def test_without_the_etag_or_with_remembering_off_the_signatures_are_decoded_again(
+        monkeypatch: Any) -> None:
+    off = run_with_change(remember=False)
+    on = run_with_change()
+    decodes = count_decodes(monkeypatch)
+    off.unaffected(image("sha256:a"), "etag-a")
+    first = off.still_signed(image("sha256:a"), "etag-a")
+    on.unaffected(image("sha256:b"), "etag-b")
+    second = on.still_signed(image("sha256:b"))
+    assert (first, second, len(decodes), off.decoded, sorted(on.decoded)) == (
+        {("PyPI", "same", "2.0"): ""}, {("PyPI", "same", "2.0"): ""}, 4, {}, ["etag-b"])
+
+
+def test_the_remembered_signatures_are_bounded_oldest_first() -> None:
+    run = run_with_change()
+    for number in range(REMEMBERED_SIGNATURES + 3):
+        run.unaffected(image(f"sha256:{number}"), f"etag-{number}")
+    assert (len(run.decoded), next(iter(run.decoded))) == (REMEMBERED_SIGNATURES, "etag-3")

@@ -36,6 +36,7 @@ from azure.data.tables import (
 )
 
 from scanning.errors import NotFound, StoreError, TransientStoreError
+from scanning.store import transactions
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +192,7 @@ def submit_batches(
         for start in range(0, len(batch_ops), MAX_BATCH):
             chunk = batch_ops[start : start + MAX_BATCH]
             with storage_errors(operation):
-                table.submit_transaction(chunk)
+                transactions.submit(table, chunk)
             submitted += len(chunk)
     return submitted
 

@@ -57,6 +57,7 @@ from scanning.model import (
     ScanTrigger,
     Severity,
 )
+from scanning.store import transactions
 from scanning.store.entities import (
     MAX_BATCH,
     as_datetime,
@@ -733,7 +734,7 @@ class ImageTable:
                 try:
                     with storage_errors(f"updating {len(chunk)} image rows"):
                         try:
-                            self.table.submit_transaction(operations)
+                            transactions.submit(self.table, operations)
                         except TableTransactionError as error:
                             if error.status_code not in (404, 409, 412):
                                 raise

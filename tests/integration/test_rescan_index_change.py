@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableClient, UpdateMode
 
 from scanning.advisories.index import compile_index, write_index
 from scanning.analyzers import analyzer_set_version
@@ -25,6 +25,7 @@ from scanning.service.context import Services
 from scanning.service.evaluation import save_inventories
 from scanning.service.rescan import rescan_pulled
 from scanning.store import Store
+from scanning.store import transactions as table_transactions
 from scanning.store.advisory_index import publish_index
 from scanning.store.images import image_keys
 
@@ -91,15 +92,15 @@ def rescans(azurite: Azurite, tmp_path: Path,
     store.record_pull(registry=REGISTRY, repository=REPOSITORY, digest=DIGEST,
                       at=NOW - timedelta(days=2))
     transactions: list[str] = []
-    for name, table in (("images", store.images.table), ("scans", store.scans.table)):
-        submit = table.submit_transaction
+    counted_tables = {"images": store.images.table, "scans": store.scans.table}
+    submit = table_transactions.submit
 
-        def counted(operations: Any, _name: str = name, _submit: Any = submit,
-                    **kwargs: Any) -> Any:
-            transactions.append(_name)
-            return _submit(operations, **kwargs)
+    def counted(table: TableClient, operations: Any) -> Any:
+        transactions.extend(name for name, counted_table in counted_tables.items()
+                            if counted_table is table)
+        return submit(table, operations)
 
-        monkeypatch.setattr(table, "submit_transaction", counted)
+    monkeypatch.setattr(table_transactions, "submit", counted)
     result = Rescans(services=services, folder=tmp_path, transactions=transactions)
     result.publish(BASE, "base")
     rescan_pulled(services, now=NOW - timedelta(days=7))

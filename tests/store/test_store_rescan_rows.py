@@ -13,9 +13,10 @@ from unittest import mock
 
 import pytest
 import zstandard
+from azure.data.tables import TableClient
 
 from scanning.model import AssessmentStatus, ScanTrigger
-from scanning.store import Assessment, Store
+from scanning.store import Assessment, Store, transactions
 from scanning.store.images import (
     ImageRecord,
     MergeReport,
@@ -77,13 +78,14 @@ def _outcome(report: MergeReport) -> tuple[list[str], list[str]]:
 
 def _count_transactions(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sizes: list[int] = []
-    submit = store.images.table.submit_transaction
+    submit = transactions.submit
 
-    def counted(operations: Any, **kwargs: Any) -> Any:
-        sizes.append(len(operations))
-        return submit(operations, **kwargs)
+    def counted(table: TableClient, operations: Any) -> Any:
+        if table is store.images.table:
+            sizes.append(len(operations))
+        return submit(table, operations)
 
-    monkeypatch.setattr(store.images.table, "submit_transaction", counted)
+    monkeypatch.setattr(transactions, "submit", counted)
     return sizes
 
 

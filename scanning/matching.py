@@ -66,6 +66,9 @@ _LANGUAGE_ECOSYSTEMS: dict[PackageType, str] = {
     PackageType.NUGET: "NuGet",
 }
 
+# ``PackageType.is_os`` as a set: a property call per package costs in the re-match loops.
+_OS_TYPES = frozenset(kind for kind in PackageType if kind.is_os)
+
 _CVE = re.compile(r"CVE-\d{4}-\d+")
 
 
@@ -210,7 +213,7 @@ def match_inventory(
     missing_ecosystems: set[str] = set()
     warnings: list[str] = []
     for package in packages:
-        if package.type.is_os:
+        if package.type in _OS_TYPES:
             if target is None:
                 continue
             lookups = [(ecosystem, name, version) for ecosystem in os_ecosystems
@@ -223,10 +226,12 @@ def match_inventory(
                 missing_ecosystems.add(ecosystem)
                 continue
             lookups = [(ecosystem, _language_name(package), _language_version(package))]
+        if not any(_named(index, ecosystem, name) for ecosystem, name, _ in lookups):
+            continue  # most packages: no advisory names them
         found = [(lookup, _lookup_hits(index, *lookup), index.rejected_for(*lookup[:2]))
                  for lookup in lookups]
         if not any(lookup_hits or lookup_rejected for _, lookup_hits, lookup_rejected in found):
-            continue  # most packages: no advisory names them
+            continue
         from_base = bool(base_layer_digests) and package.layer_digest in base_layer_digests
         # advisory id -> matches in lookup order; one finding per advisory and package.
         hits: dict[str, list[tuple[Any, MatchDetail, str]]] = {}
@@ -292,6 +297,18 @@ def _match_reason(index: AdvisoryIndex, entry: Mapping[str, Any],
         return f"{hit.reason} (a range could not be compiled: {skipped[0]})"
     return hit.reason
 
+
+def _named(index: AdvisoryIndex, ecosystem: str, name: str) -> bool:
+    """Whether any advisory (or rejected record) is filed under the package's name in
+    ``ecosystem``, whatever its version: a package no record names is passed over before its
+    hits are looked up and remembered (``_lookup_hits``), so names without advisories do not
+    fill the memo."""
+    normal = normalize_name(ecosystem, name)
+    return (normal in index.packages.get(ecosystem, _NO_NAMES)
+            or normal in index.rejected_keys.get(ecosystem, _NO_NAMES))
+
+
+_NO_NAMES: Mapping[str, Any] = {}
 
 # Lookups remembered per index before the memo is emptied (a worker matching for weeks with
 # one index must not grow without bound): ~100 bytes each.
@@ -641,12 +658,11 @@ def package_lookups(os_info: OSInfo | None, packages: Iterable[Package]) -> tupl
     """Every lookup ``match_inventory`` may make for these packages, whatever the index holds
     (sorted, without repeats)."""
     target = os_target(os_info) if os_info is not None else None
+    ecosystems = (() if target is None else
+                  target.ecosystems + tuple(p + PREFIX_WILDCARD for p in target.prefixes))
     lookups: set[Lookup] = set()
     for package in packages:
-        if package.type.is_os:
-            if target is None:
-                continue
-            ecosystems = target.ecosystems + tuple(p + PREFIX_WILDCARD for p in target.prefixes)
+        if package.type in _OS_TYPES:
             for ecosystem in ecosystems:
                 for name, version in _os_names(package):
                     lookups.add((ecosystem, normalize_name(ecosystem, name), version))
@@ -684,6 +700,8 @@ def _signature(index: AdvisoryIndex, lookup: Lookup) -> str:
                   else (ecosystem,))
     hits: list[str] = []
     for each in ecosystems:
+        if not _named(index, each, name):
+            continue
         for advisory_id, _entry, hit in _lookup_hits(index, each, name, version):
             modified = index.advisories.get(advisory_id, {}).get("modified", "")
             fixed = "!" if hit is None else hit.fixed_version or ""

@@ -63,7 +63,8 @@ def rescan_pulled(services: Services, *, now: datetime | None = None,
       the row, ``store.findings``), both in batched transactions per chunk of
       ``RESCAN_CHUNK`` images, and notified when new once the merge applied. Large runs
       spread the chunks over ``processes`` worker processes (default: the setting
-      ``RESCAN_PROCESSES``), each overlapping its reads with threads;
+      ``RESCAN_PROCESSES``), each re-matching on one thread (threads read only the blobs
+      of images without a copy);
     * no inventory, or one made by another analyzer set: returned for a full re-analysis
       (the caller starts those scans, also unbilled).
 

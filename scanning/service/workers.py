@@ -85,7 +85,7 @@ class ChunkRunner:
             self.pool = ProcessPoolExecutor(
                 max_workers=processes, initializer=_start_worker, initargs=(spec,),
                 mp_context=multiprocessing.get_context("spawn"))
-            # Each process overlaps its storage reads with a few threads of its own.
+            # Each process reads the blobs of images without an inventory copy with a few threads.
             self.workers = max(2, workers // processes)
             # Re-matches run in the workers: signatures decoded here are never taken.
             run.remember = False

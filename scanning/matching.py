@@ -37,6 +37,7 @@ from typing import Any, NamedTuple, cast
 from scanning.advisories.ecosystems import describe_ecosystem, normalize_name
 from scanning.advisories.index import AdvisoryIndex, IndexChange
 from scanning.model import (
+    OS_PACKAGE_TYPES,
     AssessmentStatus,
     CvssScore,
     Finding,
@@ -65,9 +66,6 @@ _LANGUAGE_ECOSYSTEMS: dict[PackageType, str] = {
     PackageType.MAVEN: "Maven",
     PackageType.NUGET: "NuGet",
 }
-
-# ``PackageType.is_os`` as a set: a property call per package costs in the re-match loops.
-_OS_TYPES = frozenset(kind for kind in PackageType if kind.is_os)
 
 _CVE = re.compile(r"CVE-\d{4}-\d+")
 
@@ -213,7 +211,7 @@ def match_inventory(
     missing_ecosystems: set[str] = set()
     warnings: list[str] = []
     for package in packages:
-        if package.type in _OS_TYPES:
+        if package.type in OS_PACKAGE_TYPES:
             if target is None:
                 continue
             lookups = [(ecosystem, name, version) for ecosystem in os_ecosystems
@@ -662,7 +660,7 @@ def package_lookups(os_info: OSInfo | None, packages: Iterable[Package]) -> tupl
                   target.ecosystems + tuple(p + PREFIX_WILDCARD for p in target.prefixes))
     lookups: set[Lookup] = set()
     for package in packages:
-        if package.type in _OS_TYPES:
+        if package.type in OS_PACKAGE_TYPES:
             for ecosystem in ecosystems:
                 for name, version in _os_names(package):
                     lookups.add((ecosystem, normalize_name(ecosystem, name), version))

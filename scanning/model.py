@@ -32,10 +32,10 @@ class PackageType(StrEnum):
 
     @property
     def is_os(self) -> bool:
-        return self in _OS_PACKAGE_TYPES
+        return self in OS_PACKAGE_TYPES
 
 
-_OS_PACKAGE_TYPES = frozenset({PackageType.DPKG, PackageType.APK, PackageType.RPM})
+OS_PACKAGE_TYPES = frozenset({PackageType.DPKG, PackageType.APK, PackageType.RPM})
 # Value -> member as a plain dict lookup: ``PackageType(value)`` runs Enum's Python __new__
 # (a rescan decodes hundreds of packages per image).
 _PACKAGE_TYPES = {member.value: member for member in PackageType}

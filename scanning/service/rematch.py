@@ -76,12 +76,14 @@ class RescanRun:
     # has findings disabled by a rule that no longer holds.
     last_expiry: datetime | None
     changes: dict[str, IndexChange | None] = dataclasses.field(default_factory=dict)
-    # Signed lookups ``unaffected`` decoded, by row ETag, for ``still_signed`` to take
-    # instead of decoding them again when the image is re-matched in this process (~100 KB
-    # each: at most ``REMEMBERED_SIGNATURES``, the oldest dropped). Off (``remember``) when
-    # the re-matches run in worker processes.
+    # Signed lookups ``unaffected`` decoded, by image and row ETag (rows written in one
+    # transaction can share an ETag), for ``still_signed`` to take instead of decoding them
+    # again when the image is re-matched in this process (~100 KB each: at most
+    # ``REMEMBERED_SIGNATURES``, the oldest dropped). Off (``remember``) when the re-matches
+    # run in worker processes.
     remember: bool = True
-    decoded: dict[str, tuple[SignedLookup, ...]] = dataclasses.field(default_factory=dict)
+    decoded: dict[tuple[ImageKey, str], tuple[SignedLookup, ...]] = dataclasses.field(
+        default_factory=dict)
 
     def change_since(self, index_version: str) -> IndexChange | None:
         """Keys changed from ``index_version`` to today's; None when unknown."""
@@ -115,7 +117,7 @@ class RescanRun:
         if self.remember and etag:
             if len(self.decoded) >= REMEMBERED_SIGNATURES:
                 del self.decoded[next(iter(self.decoded))]
-            self.decoded[etag] = signed
+            self.decoded[image_key(image), etag] = signed
         return False
 
     def still_signed(self, image: ImageRecord, etag: str = "") -> dict[Lookup, str]:
@@ -124,7 +126,7 @@ class RescanRun:
         made them)."""
         if image.analyzer_version != self.analyzer_version:
             return {}
-        signed = self.decoded.pop(etag, None) if etag else None
+        signed = self.decoded.pop((image_key(image), etag), None) if etag else None
         if signed is None:
             signed = decode_match_keys(image.match_keys)
         change = self.change_since(image.index_version) if signed is not None else None
@@ -311,9 +313,9 @@ def rescan_chunk(run: RescanRun, chunk: list[tuple[ImageRecord, str]],
         copies = {}
     uncopied = [image for image, _ in chunk if image_key(image) not in copies]
     blobs = _read_inventories(run, uncopied, workers) if uncopied else {}
-    outcomes = [guarded(lambda item: run.rematch(
-        item[0], item[1], copies.get(image_key(item[0])), blobs.get(image_key(item[0]))))(item)
-        for item in chunk]
+    rematch = guarded(lambda item: run.rematch(
+        item[0], item[1], copies.get(image_key(item[0])), blobs.get(image_key(item[0]))))
+    outcomes = [rematch(item) for item in chunk]
     for (image, _), outcome in zip(chunk, outcomes, strict=True):
         if isinstance(outcome, ScanRequest):
             report.reanalyze.append(outcome)

@@ -67,11 +67,27 @@ def test_without_the_etag_or_with_remembering_off_the_signatures_are_decoded_aga
     on.unaffected(image("sha256:b"), "etag-b")
     second = on.still_signed(image("sha256:b"))
     assert (first, second, len(decodes), off.decoded, sorted(on.decoded)) == (
-        {("PyPI", "same", "2.0"): ""}, {("PyPI", "same", "2.0"): ""}, 4, {}, ["etag-b"])
+        {("PyPI", "same", "2.0"): ""}, {("PyPI", "same", "2.0"): ""}, 4, {},
+        [(("r.io", "app", "sha256:b"), "etag-b")])
+
+
+def test_images_whose_rows_share_an_etag_keep_their_own_signatures() -> None:
+    # Rows written in one transaction can carry the same ETag.
+    run = run_with_change()
+    other = ImageRecord(registry="r.io", repository="app", digest="sha256:b",
+                        status=AssessmentStatus.UNHEALTHY, assessed_at=MOMENT,
+                        analyzer_version="a1", index_version="old",
+                        match_keys=encode_match_keys(((("PyPI", "other", "3.0"), "ff"),
+                                                      (("PyPI", "changed", "1.0"), "00"))))
+    run.unaffected(image("sha256:a"), "shared")
+    run.unaffected(other, "shared")
+    assert (run.still_signed(image("sha256:a"), "shared"), run.still_signed(other, "shared")) == (
+        {("PyPI", "same", "2.0"): ""}, {("PyPI", "other", "3.0"): "ff"})
 
 
 def test_the_remembered_signatures_are_bounded_oldest_first() -> None:
     run = run_with_change()
     for number in range(REMEMBERED_SIGNATURES + 3):
         run.unaffected(image(f"sha256:{number}"), f"etag-{number}")
-    assert (len(run.decoded), next(iter(run.decoded))) == (REMEMBERED_SIGNATURES, "etag-3")
+    assert (len(run.decoded), next(iter(run.decoded))) == (
+        REMEMBERED_SIGNATURES, (("r.io", "app", "sha256:3"), "etag-3"))

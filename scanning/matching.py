@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import operator
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -210,12 +211,12 @@ def match_inventory(
     unparsable = 0
     missing_ecosystems: set[str] = set()
     warnings: list[str] = []
+    memo = index.package_memo
     for package in packages:
         if package.type in OS_PACKAGE_TYPES:
             if target is None:
                 continue
-            lookups = [(ecosystem, name, version) for ecosystem in os_ecosystems
-                       for name, version in _os_names(package)]
+            scope: tuple[str, ...] | str = os_ecosystems
         else:
             ecosystem = _LANGUAGE_ECOSYSTEMS.get(package.type)
             if ecosystem is None:
@@ -223,44 +224,26 @@ def match_inventory(
             if not index.has_ecosystem(ecosystem):
                 missing_ecosystems.add(ecosystem)
                 continue
-            lookups = [(ecosystem, _language_name(package), _language_version(package))]
-        if not any(_named(index, ecosystem, name) for ecosystem, name, _ in lookups):
-            continue  # most packages: no advisory names them
-        found = [(lookup, _lookup_hits(index, *lookup), index.rejected_for(*lookup[:2]))
-                 for lookup in lookups]
-        if not any(lookup_hits or lookup_rejected for _, lookup_hits, lookup_rejected in found):
-            continue
+            scope = ecosystem
         from_base = bool(base_layer_digests) and package.layer_digest in base_layer_digests
-        # advisory id -> matches in lookup order; one finding per advisory and package.
-        hits: dict[str, list[tuple[Any, MatchDetail, str]]] = {}
-        rejected: dict[str, None] = {}
-        for (ecosystem, name, version), lookup_hits, lookup_rejected in found:
-            rejected.update(dict.fromkeys(i for i, _ in lookup_rejected))
-            for advisory_id, entry, hit in lookup_hits:
-                if hit is None:
-                    unparsable += 1
-                    logger.debug("advisory %s: cannot compare %s %s in %s", advisory_id, name,
-                                  version, ecosystem)
-                    continue
-                detail = MatchDetail(ecosystem=ecosystem, searched_name=name,
-                                     searched_version=version,
-                                     range=_match_reason(index, entry, hit))
-                hits.setdefault(advisory_id, []).append((entry, detail, hit.fixed_version or ""))
-        if rejected:
-            warnings.append(
-                f"{package.name} {package.version}: not assessed against advisory "
-                f"record{'s' if len(rejected) > 1 else ''} {', '.join(rejected)}, which could "
-                "not be compiled (rejected)"
-            )
-        members = []
-        for advisory_id, candidates in hits.items():
-            # The first match with a fix wins, else the first match: an Ubuntu advisory with
-            # no fix in the standard archive but one in Ubuntu Pro says where the fix is.
-            entry, detail, fixed = next((c for c in candidates if c[2]), candidates[0])
-            members.append(_Member(advisory_id, entry, detail, fixed,
-                                   _rated(index, advisory_id, entry)))
-        for group in _alias_groups(members):
-            finding = _finding(index, group, package, from_base=from_base)
+        key = (scope, package.type, package.name, package.version, package.purl, package.path,
+               package.source_name, package.source_version, from_base)
+        matched = memo.get(key)
+        if matched is None:
+            matched = _match_package(index, package, scope, from_base=from_base)
+            if matched is _UNMATCHED:
+                continue  # most packages: no advisory names them (not remembered)
+            if len(memo) >= MAX_REMEMBERED_PACKAGES:
+                memo.clear()
+            memo[key] = matched
+        package_findings, failed, warning = matched
+        unparsable += failed
+        if warning:
+            warnings.append(warning)
+        for finding in package_findings:
+            if (finding.layer_digest != package.layer_digest
+                    or finding.layer_instruction != package.layer_instruction):
+                finding = _in_layer(finding, package)
             findings[(finding.id, package.name, package.version, package.path)] = finding
     for ecosystem in sorted(missing_ecosystems):
         gaps.append(f"the advisory index has no records for {ecosystem}")
@@ -284,6 +267,94 @@ def match_inventory(
     else:
         status = AssessmentStatus.HEALTHY
     return MatchResult(status=status, findings=ordered, reason=reason, warnings=tuple(warnings))
+
+
+class _PackageMatch(NamedTuple):
+    """What one package meets in the index: its findings, the version comparisons that
+    failed, and the warning about rejected records ("" for none)."""
+
+    findings: tuple[Finding, ...]
+    unparsable: int
+    warning: str
+
+
+# Not named by any record (not remembered), and named but not affected (remembered).
+_UNMATCHED = _PackageMatch((), 0, "")
+_UNAFFECTED = _PackageMatch((), 0, "")
+
+# Packages whose matches are remembered per index (``AdvisoryIndex.package_memo``) before the
+# memo is emptied: only packages an advisory or rejected record names, a few findings each.
+MAX_REMEMBERED_PACKAGES = 50_000
+
+
+def _match_package(index: AdvisoryIndex, package: Package, scope: tuple[str, ...] | str, *,
+                   from_base: bool) -> _PackageMatch:
+    """One package's findings in ``scope`` (the OS's resolved ecosystems, or a language
+    ecosystem): the same for every image with the same package in the same index, except for
+    the layer it sits in, which ``match_inventory`` puts in (``_in_layer``)."""
+    if isinstance(scope, str):
+        lookups = [(scope, _language_name(package), _language_version(package))]
+    else:
+        lookups = [(ecosystem, name, version) for ecosystem in scope
+                   for name, version in _os_names(package)]
+    if not any(_named(index, ecosystem, name) for ecosystem, name, _ in lookups):
+        return _UNMATCHED
+    found = [(lookup, _lookup_hits(index, *lookup), index.rejected_for(*lookup[:2]))
+             for lookup in lookups]
+    if not any(lookup_hits or lookup_rejected for _, lookup_hits, lookup_rejected in found):
+        return _UNAFFECTED
+    unparsable = 0
+    # advisory id -> matches in lookup order; one finding per advisory and package.
+    hits: dict[str, list[tuple[Any, MatchDetail, str]]] = {}
+    rejected: dict[str, None] = {}
+    for (ecosystem, name, version), lookup_hits, lookup_rejected in found:
+        rejected.update(dict.fromkeys(i for i, _ in lookup_rejected))
+        for advisory_id, entry, hit in lookup_hits:
+            if hit is None:
+                unparsable += 1
+                logger.debug("advisory %s: cannot compare %s %s in %s", advisory_id, name,
+                              version, ecosystem)
+                continue
+            detail = MatchDetail(ecosystem=ecosystem, searched_name=name,
+                                 searched_version=version,
+                                 range=_match_reason(index, entry, hit))
+            hits.setdefault(advisory_id, []).append((entry, detail, hit.fixed_version or ""))
+    warning = ""
+    if rejected:
+        warning = (
+            f"{package.name} {package.version}: not assessed against advisory "
+            f"record{'s' if len(rejected) > 1 else ''} {', '.join(rejected)}, which could "
+            "not be compiled (rejected)"
+        )
+    members = []
+    for advisory_id, candidates in hits.items():
+        # The first match with a fix wins, else the first match: an Ubuntu advisory with
+        # no fix in the standard archive but one in Ubuntu Pro says where the fix is.
+        entry, detail, fixed = next((c for c in candidates if c[2]), candidates[0])
+        members.append(_Member(advisory_id, entry, detail, fixed,
+                               _rated(index, advisory_id, entry)))
+    findings = tuple(_finding(index, group, package, from_base=from_base)
+                     for group in _alias_groups(members))
+    return _PackageMatch(findings, unparsable, warning)
+
+
+# The slot descriptors of Finding (its fields, in order), for _in_layer.
+_FINDING_SLOTS: tuple[Any, ...] = tuple(vars(Finding)[name] for name in Finding.__slots__)
+_FINDING_VALUES = operator.attrgetter(*Finding.__slots__)
+_LAYER_DIGEST: Any = vars(Finding)["layer_digest"]
+_LAYER_INSTRUCTION: Any = vars(Finding)["layer_instruction"]
+
+
+def _in_layer(finding: Finding, package: Package) -> Finding:
+    """``finding`` for the same package in another layer: a copy with the package's layer
+    digest and instruction (slot by slot: ``dataclasses.replace`` costs twice as much, and a
+    re-match copies every remembered finding)."""
+    copy = object.__new__(Finding)
+    for slot, value in zip(_FINDING_SLOTS, _FINDING_VALUES(finding), strict=True):
+        slot.__set__(copy, value)
+    _LAYER_DIGEST.__set__(copy, package.layer_digest)
+    _LAYER_INSTRUCTION.__set__(copy, package.layer_instruction)
+    return copy
 
 
 def _match_reason(index: AdvisoryIndex, entry: Mapping[str, Any],

@@ -92,6 +92,10 @@ class AdvisoryIndex:
     # hits, and its signature), so images sharing packages are compared once per index.
     lookup_memo: dict[tuple[str, ...], Any] = field(default_factory=dict, repr=False,
                                                     compare=False)
+    # Per-package results of the matcher (scanning.matching: a package's findings), for the
+    # images that share the package.
+    package_memo: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False,
+                                                     compare=False)
 
     def compiled(self, entry: Mapping[str, Any]) -> osv_ranges.CompiledAffected:
         """The pre-compiled ranges of one affected entry from ``lookup``."""

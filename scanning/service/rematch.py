@@ -108,10 +108,17 @@ class RescanRun:
                 or image.analyzer_version != self.analyzer_version
                 or (self.last_expiry is not None and image.assessed_at < self.last_expiry)):
             return False
+        if not image.match_keys:
+            return False
+        change = self.change_since(image.index_version)
+        if change is not None and change.empty:
+            # Nothing changed since the index it was assessed with: no lookup can be
+            # affected, so its signatures are not decoded (a row whose column is unreadable
+            # is re-matched at the next change, which has to decode them).
+            return True
         signed = decode_match_keys(image.match_keys)
         if signed is None:
             return False
-        change = self.change_since(image.index_version)
         if change is not None and not lookups_affected(signed, change, self.index):
             return True
         if self.remember and etag:

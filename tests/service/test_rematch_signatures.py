@@ -3,6 +3,7 @@ decode when the image is re-matched in the same process), bounded, and only when
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -91,3 +92,20 @@ def test_the_remembered_signatures_are_bounded_oldest_first() -> None:
         run.unaffected(image(f"sha256:{number}"), f"etag-{number}")
     assert (len(run.decoded), next(iter(run.decoded))) == (
         REMEMBERED_SIGNATURES, (("r.io", "app", "sha256:3"), "etag-3"))
+
+
+def test_with_nothing_changed_since_its_index_the_signatures_are_not_decoded(
+        monkeypatch: Any) -> None:
+    run = run_with_change()
+    run.changes["same-content"] = IndexChange()  # another version, the same keys
+    decodes = count_decodes(monkeypatch)
+    today = dataclasses.replace(image("sha256:a"), index_version="new")
+    unreadable = dataclasses.replace(image("sha256:b"), index_version="same-content",
+                                     match_keys=b"not zlib")
+    never_signed = dataclasses.replace(image("sha256:c"), index_version="new", match_keys=b"")
+    assert [run.unaffected(each, "etag") for each in (today, unreadable, never_signed)] == [
+        True, True, False]
+    # Against the index that changed a key, the unreadable column is decoded and refused.
+    unreadable = dataclasses.replace(unreadable, index_version="old")
+    assert (run.unaffected(unreadable, "etag"), decodes, run.decoded) == (
+        False, [b"not zlib"], {})

@@ -236,3 +236,31 @@ def test_no_signature_is_kept_for_an_ecosystem_that_appeared_or_went() -> None:
     index = compile_index([_record("PYSEC-1", "other", "2.0")])
     change = IndexChange(ecosystems=frozenset({"Go"}))
     assert unchanged_signatures(signed, change, index) == {("PyPI", "some-package", "1.5"): ""}
+
+
+def _red_hat_record(advisory_id: str, ecosystem: str, fixed: str) -> dict[str, Any]:
+    return {"id": advisory_id, "modified": "2024-01-01T00:00:00Z", "affected": [{
+        "package": {"ecosystem": ecosystem, "name": "openssl"},
+        "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}],
+    }]}
+
+
+def test_a_key_change_under_a_prefix_ecosystem_reaches_its_wildcard_lookup() -> None:
+    # Keys only change (no ecosystem appears or goes): the wildcard lookup of a RHEL image is
+    # checked against every ecosystem under its prefix, as when ecosystems change too.
+    appstream = "Red Hat:enterprise_linux:9::appstream"
+    baseos = "Red Hat:enterprise_linux:9::baseos"
+    old = [_red_hat_record("RHSA-1", appstream, "1:3.0.7-1.el9"),
+           _red_hat_record("RHSA-2", baseos, "1:3.0.1-1.el9")]
+    new = [*old, _red_hat_record("RHSA-3", baseos, "1:3.0.7-30.el9")]
+    change = _change(old, new)
+    assert (change.keys, change.ecosystems) == (frozenset({(baseos, "openssl")}), frozenset())
+    before, today = compile_index(old, built=BUILT), compile_index(new, built=BUILT)
+    wildcard = ("Red Hat:enterprise_linux:9:*", "openssl", "1:3.0.7-24.el9")
+    untouched = ("PyPI", "some-package", "1.5")
+    signed = [(wildcard, lookup_signature(before, wildcard)), (untouched, "")]
+    assert lookups_affected(signed, change, today) is True
+    assert unchanged_signatures(signed, change, today) == {untouched: ""}
+    # A version the new record does not hit: the key changed, its hits did not.
+    fixed = ("Red Hat:enterprise_linux:9:*", "openssl", "1:3.0.7-31.el9")
+    assert lookups_affected([(fixed, lookup_signature(before, fixed))], change, today) is False

@@ -381,6 +381,23 @@ def summary_from_keys(status: AssessmentStatus, keys: Iterable[_Key]) -> Assessm
         f"{key.ids[0]}|{key.packages[0]}|{key.version}" for key in keys if not key.disabled))
 
 
+def summary_from_key_data(status: AssessmentStatus, data: bytes, what: str
+                          ) -> AssessmentSummary:
+    """``summary_from_keys(status, decode_keys(data, what))`` without building each key: the
+    weekly rescan asks it for every image it gives new findings (~1 instead of ~5 us a key).
+    Anything but a list of nine-field entries is a StoreError, as in ``decode_keys``."""
+    items = _decompress(data, what)
+    if type(items) is not list:
+        raise StoreError(f"{what} is malformed: not a list")
+    active: set[str] = set()
+    for entry in items:
+        if type(entry) is not list or len(entry) != 9:
+            raise StoreError(f"{what} is malformed: an entry is not nine fields")
+        if not entry[8]:  # disabled
+            active.add(f"{entry[1]}|{entry[3]}|{entry[5]}")  # id, package, version
+    return AssessmentSummary(status=status, active_finding_keys=frozenset(active))
+
+
 def _key_matches(key: _Key, filters: FindingFilter) -> bool:
     return ((not filters.vulnerability_id
              or filters.vulnerability_id.casefold() in (name.casefold() for name in key.ids))
@@ -593,8 +610,8 @@ class FindingTable:
                         for finding in result.findings]
             return AssessmentSummary(status=image.status, active_finding_keys=frozenset(
                 finding_key(finding) for finding in findings if not finding.disabled_by))
-        return summary_from_keys(image.status, decode_keys(
-            stored.keys, f"findings keys of {image.digest}"))
+        return summary_from_key_data(image.status, stored.keys,
+                                     f"findings keys of {image.digest}")
 
     def with_image(self, registry: str, repository: str, digest: str
                    ) -> tuple[ImageRecord, tuple[PlatformFindings, ...]]:

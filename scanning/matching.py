@@ -231,7 +231,7 @@ def match_inventory(
         matched = memo.get(key)
         if matched is None:
             matched = _match_package(index, package, scope, from_base=from_base)
-            if matched is _UNMATCHED:
+            if matched is None:
                 continue  # most packages: no advisory names them (not remembered)
             if len(memo) >= MAX_REMEMBERED_PACKAGES:
                 memo.clear()
@@ -278,8 +278,6 @@ class _PackageMatch(NamedTuple):
     warning: str
 
 
-# Not named by any record (not remembered), and named but not affected (remembered).
-_UNMATCHED = _PackageMatch((), 0, "")
 _UNAFFECTED = _PackageMatch((), 0, "")
 
 # Packages whose matches are remembered per index (``AdvisoryIndex.package_memo``) before the
@@ -288,17 +286,18 @@ MAX_REMEMBERED_PACKAGES = 50_000
 
 
 def _match_package(index: AdvisoryIndex, package: Package, scope: tuple[str, ...] | str, *,
-                   from_base: bool) -> _PackageMatch:
+                   from_base: bool) -> _PackageMatch | None:
     """One package's findings in ``scope`` (the OS's resolved ecosystems, or a language
     ecosystem): the same for every image with the same package in the same index, except for
-    the layer it sits in, which ``match_inventory`` puts in (``_in_layer``)."""
+    the layer it sits in, which ``match_inventory`` puts in (``_in_layer``). None when no
+    advisory or rejected record names the package (the caller does not remember those)."""
     if isinstance(scope, str):
         lookups = [(scope, _language_name(package), _language_version(package))]
     else:
         lookups = [(ecosystem, name, version) for ecosystem in scope
                    for name, version in _os_names(package)]
     if not any(_named(index, ecosystem, name) for ecosystem, name, _ in lookups):
-        return _UNMATCHED
+        return None
     found = [(lookup, _lookup_hits(index, *lookup), index.rejected_for(*lookup[:2]))
              for lookup in lookups]
     if not any(lookup_hits or lookup_rejected for _, lookup_hits, lookup_rejected in found):

@@ -1,5 +1,6 @@
 """What one notification queue message costs: the SDK's ``send_message`` against
-``NotificationQueue.send`` (its own pipeline), CPU and wall ms per message.
+``NotificationQueue.send`` (its own pipeline, over http.client as it runs without a proxy, and
+over ``RequestsTransport`` as it runs with one), CPU and wall ms per message.
 
     .venv/bin/python bench/bench_queue_send.py [--messages 1000] [--rounds 3]
 
@@ -71,6 +72,8 @@ def main() -> int:
             sdk_client.create_queue()
             queue = NotificationQueue(clients, "bench-pipeline")
             queue.create()
+            over_requests = NotificationQueue(clients, "bench-requests", use_requests=True)
+            over_requests.create()
             # What NotificationQueue.send did before it had its own pipeline.
             encoded = base64.b64encode(body.encode()).decode()
             ways: dict[str, tuple[Callable[[], None], Callable[[], None]]] = {
@@ -79,6 +82,9 @@ def main() -> int:
                 "NotificationQueue.send": (lambda: queue.send(body),
                                            clients.queue_service().get_queue_client(
                                                "bench-pipeline").clear_messages),
+                "send over requests": (lambda: over_requests.send(body),
+                                       clients.queue_service().get_queue_client(
+                                           "bench-requests").clear_messages),
             }
             results: dict[str, list[tuple[float, float]]] = {name: [] for name in ways}
             for send, clear in ways.values():

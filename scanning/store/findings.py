@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import operator
 import secrets
 import threading
 import time
@@ -202,16 +203,18 @@ def _decompress(data: bytes, what: str) -> Any:
 
 
 def finding_to_json(finding: Finding) -> dict[str, Any]:
-    """A finding as a document entry; free texts are cut to what a table property holds, as
-    the row layout did, so a hostile advisory cannot make a document unbounded."""
+    """A finding as a document entry for ``orjson.dumps``; free texts are cut to what a table
+    property holds, as the row layout did, so a hostile advisory cannot make a document
+    unbounded. Enum members are left as they are (orjson writes a member as its value, a
+    ``StrEnum`` as its text): ``.value`` costs ~0.6 us a read, four or more per finding."""
     entry: dict[str, Any] = {
         "id": finding.id, "aliases": list(finding.aliases), "package": finding.package,
         "installed_version": finding.installed_version,
-        "package_type": finding.package_type.value, "purl": bounded_text(finding.purl),
+        "package_type": finding.package_type, "purl": bounded_text(finding.purl),
         "source_package": finding.source_package, "fixed_version": finding.fixed_version,
-        "fix_status": finding.fix_status.value, "severity": finding.severity.value,
+        "fix_status": finding.fix_status, "severity": finding.severity,
         "vendor_severity": finding.vendor_severity,
-        "cvss": [[score.version, score.vector, score.base_score, score.severity.value]
+        "cvss": [[score.version, score.vector, score.base_score, score.severity]
                  for score in finding.cvss],
         "remediation": bounded_text(finding.remediation),
         "summary": bounded_text(finding.summary),
@@ -258,14 +261,22 @@ def finding_from_json(entry: Mapping[str, Any]) -> Finding:
 
 
 def _finding_order(finding: Finding) -> tuple[str, ...]:
-    return (finding.id, finding.package_type.value, finding.package, finding.installed_version,
+    # The package type as its member: a StrEnum compares, hashes and sorts as its text.
+    return (finding.id, finding.package_type, finding.package, finding.installed_version,
             finding.path, finding.purl)
+
+
+# Severity.rank without the property call (the keys are built for every finding written).
+_RANKS = {severity: severity.rank for severity in Severity}
 
 
 def _keys_entry(platform_index: int, finding: Finding) -> list[Any]:
     return [platform_index, finding.id, list(finding.aliases), finding.package,
-            finding.source_package, finding.installed_version, finding.severity.rank,
-            finding.fix_status.value, bool(finding.disabled_by)]
+            finding.source_package, finding.installed_version, _RANKS[finding.severity],
+            finding.fix_status, bool(finding.disabled_by)]
+
+
+_first = operator.itemgetter(0)
 
 
 def encode_findings(digest: str, results: Iterable[PlatformFindings]) -> EncodedFindings:
@@ -277,8 +288,9 @@ def encode_findings(digest: str, results: Iterable[PlatformFindings]) -> Encoded
     for platform_index, result in enumerate(results):
         seen: set[tuple[str, ...]] = set()
         entries: list[dict[str, Any]] = []
-        for finding in sorted(result.findings, key=_finding_order):
-            identity = _finding_order(finding)
+        ordered = [(_finding_order(finding), finding) for finding in result.findings]
+        ordered.sort(key=_first)
+        for identity, finding in ordered:
             if identity in seen:
                 log.warning("image %s: duplicate finding %s for %s on %s dropped",
                             digest, finding.id, finding.package, result.platform)

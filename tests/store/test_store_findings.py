@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import random
 import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import zstandard
 from azure.data.tables import UpdateMode
 
 from scanning.errors import StoreError
@@ -345,3 +347,49 @@ def test_concurrent_saves_leave_exactly_one_complete_assessment(pushed: Store) -
     for thread in threads:
         thread.join()
     assert (stored(pushed), findings_blobs(pushed)) == (sets[3], [])
+
+
+def test_document_and_keys_bytes_are_fixed() -> None:
+    # The fingerprint is a SHA-256 of these bytes: a change in how entries are written (enum
+    # members, key order, sorting) would re-write every stored image once. Two platforms, two
+    # findings out of order and one repeated (dropped) on the first.
+    first = make_finding("CVE-2024-0002", "zlib", severity=Severity.CRITICAL, score=9.8,
+                         aliases=("GHSA-xxxx-yyyy-zzzz",))
+    second = make_finding("CVE-2024-0001", "openssl", fix_status=FixStatus.NOT_FIXED,
+                          severity=Severity.LOW, disabled_by="rule-1")
+    encoded = encode_findings(DIGEST, [
+        PlatformFindings(platform="linux/amd64", findings=(first, second, first)),
+        PlatformFindings(platform="linux/arm64", findings=(second,), manifest_digest="sha256:m",
+                         status=AssessmentStatus.HEALTHY,
+                         analysis=AssessmentStatus.HEALTHY)])
+    entry = (
+        '{{"id":"{id}","aliases":{aliases},"package":"{package}","installed_version":"3.0.1-1",'
+        '"package_type":"deb","purl":"pkg:deb/debian/{package}@3.0.1-1",'
+        '"source_package":"{package}","fixed_version":"{fixed}","fix_status":"{fix}",'
+        '"severity":"{severity}","vendor_severity":"","cvss":{cvss},"remediation":"Upgrade",'
+        '"summary":"{id} in {package}","description":"details",'
+        '"published":"2024-01-01T00:00:00Z","modified":"2024-02-01T00:00:00Z",'
+        '"references":["https://example.invalid/advisory"],"layer_digest":"sha256:{layer}",'
+        '"layer_instruction":"RUN apt-get install","path":"/var/lib/dpkg/status",'
+        '"match":["Debian:12","{package}","3.0.1-1","introduced 0, fixed 3.0.2-1"],'
+        '"disabled_by":"{rule}"}}')
+    low = entry.format(id="CVE-2024-0001", aliases="[]", package="openssl", fixed="",
+                       fix="not_fixed", severity="low", cvss="[]", layer="a" * 64,
+                       rule="rule-1")
+    critical = entry.format(
+        id="CVE-2024-0002", aliases='["GHSA-xxxx-yyyy-zzzz"]', package="zlib",
+        fixed="3.0.2-1", fix="fixed", severity="critical", layer="a" * 64, rule="",
+        cvss='[["3.1","CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",9.8,"critical"]]')
+    document = zstandard.ZstdDecompressor().decompress(encoded.document).decode()
+    keys = zstandard.ZstdDecompressor().decompress(encoded.keys).decode()
+    assert document == (
+        '{"format":1,"platforms":['
+        f'{{"platform":"linux/amd64","manifest_digest":"","findings":[{low},{critical}]}},'
+        f'{{"platform":"linux/arm64","manifest_digest":"sha256:m","findings":[{low}],'
+        '"analysis":"healthy","status":"healthy"}]}')
+    assert keys == (
+        '[[0,"CVE-2024-0001",[],"openssl","openssl","3.0.1-1",2,"not_fixed",true],'
+        '[0,"CVE-2024-0002",["GHSA-xxxx-yyyy-zzzz"],"zlib","zlib","3.0.1-1",5,"fixed",false],'
+        '[1,"CVE-2024-0001",[],"openssl","openssl","3.0.1-1",2,"not_fixed",true]]')
+    assert (encoded.total, encoded.fingerprint) == (
+        3, hashlib.sha256(document.encode()).hexdigest())

@@ -103,7 +103,7 @@ class BlobStore:
         """Names of the blobs of ``kind`` that start with ``prefix``."""
         container = self.service.get_container_client(self.container_name(kind))
         with storage_errors(f"listing blobs {prefix}"):
-            return [blob.name for blob in container.list_blobs(name_starts_with=prefix)]
+            return list(container.list_blob_names(name_starts_with=prefix))
 
     # ------------------------------------------------------------ inventories
 
@@ -131,7 +131,9 @@ class BlobStore:
         container = self.service.get_container_client(
             self.container_name(BlobKind.INVENTORIES))
         with storage_errors("listing inventories"):
-            return frozenset(blob.name for blob in container.list_blobs())
+            # Names only: the SDK reads them straight from the XML, ~5x less CPU than
+            # list_blobs (which builds a BlobProperties per blob).
+            return frozenset(container.list_blob_names())
 
     def has_inventory(self, registry: str, digest: str) -> bool:
         return self.exists(BlobKind.INVENTORIES, self.inventory_name(registry, digest))

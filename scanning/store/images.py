@@ -75,6 +75,7 @@ from scanning.store.entities import (
 )
 from scanning.store.keys import SEPARATOR, SEPARATOR_END, encode_key, join_key
 from scanning.store.paging import Page, query_page
+from scanning.store.queries import query_entities
 
 log = logging.getLogger(__name__)
 
@@ -471,9 +472,9 @@ class ImageTable:
         ``columns`` (by default what the weekly rescan needs)."""
         query_filter, parameters = image_query(filters)
         with storage_errors("listing images"):
-            entities = self.table.query_entities(
-                query_filter or "PartitionKey ne ''", parameters=parameters,
-                results_per_page=1000, select=list(columns))
+            entities = query_entities(
+                self.table, query_filter or "PartitionKey ne ''", parameters=parameters,
+                results_per_page=1000, select=columns)
             for entity in entities:
                 yield image_from_entity(entity), etag_of(entity)
 
@@ -504,11 +505,11 @@ class ImageTable:
             left = dict(row_keys)
             budget = SPARSE_RANGE * len(row_keys)
             with storage_errors("reading image rows"):
-                entities = self.table.query_entities(
-                    "PartitionKey eq @pk and RowKey ge @low and RowKey le @high",
+                entities = query_entities(
+                    self.table, "PartitionKey eq @pk and RowKey ge @low and RowKey le @high",
                     parameters={"pk": partition_key, "low": min(row_keys),
                                 "high": max(row_keys)},
-                    results_per_page=1000, select=list(columns))
+                    results_per_page=1000, select=columns)
                 for scanned, entity in enumerate(entities, start=1):
                     row_key = as_str(entity.get("RowKey"))
                     if row_key in left:
@@ -538,8 +539,8 @@ class ImageTable:
                    *(INVENTORY_COLUMN.format(n) for n in range(MAX_INVENTORY_CHUNKS))]
         for partition_key, row_keys in wanted.items():
             with storage_errors("reading inventory copies"):
-                entities = list(self.table.query_entities(
-                    "PartitionKey eq @pk and RowKey ge @low and RowKey le @high",
+                entities = list(query_entities(
+                    self.table, "PartitionKey eq @pk and RowKey ge @low and RowKey le @high",
                     parameters={"pk": partition_key, "low": min(row_keys),
                                 "high": max(row_keys)}, select=columns))
             for entity in entities:

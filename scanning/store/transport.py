@@ -3,8 +3,8 @@
 azure-core's ``RequestsTransport`` spends most of a small request's client CPU in ``requests``
 and ``urllib3`` (session merging, header dictionaries, connection pool bookkeeping): of the
 ~1.1-1.4 ms a notification's Put Message costs in the queue's own pipeline, ~0.9 ms
-(``bench/bench_queue_send.py``). This transport sends the pipeline's request as it is, on one
-persistent ``http.client`` connection per thread and origin, and answers with azure-core's
+(``bench/bench_queue_send.py``). This transport sends the pipeline's request as it is, on a
+kept-alive ``http.client`` connection from a small pool per origin, and answers with azure-core's
 public (legacy) ``HttpResponse``: the pipeline's retry, date and auth policies are unchanged.
 
 It is meant for requests whose answers are small and read whole (``max_body``); it does not
@@ -35,6 +35,8 @@ from azure.core.utils import CaseInsensitiveDict
 
 # The largest answer read: Put Message answers ~400 bytes of XML.
 MAX_BODY = 1 << 20
+# Idle connections kept per origin.
+MAX_IDLE = 8
 
 
 def _closed_by_peer(sock: socket.socket) -> bool:
@@ -66,22 +68,26 @@ class SmallResponse(HttpResponse):
 
 
 class HTTPClientTransport(HttpTransport):
-    """Sends each request on this thread's connection to its origin (opened on first use and
-    kept while the server keeps it alive). ``connection_timeout`` bounds the connect (and the
-    TLS handshake), ``read_timeout`` each wait for the server after that; ``connection_verify``
-    is True (the system's CA store), a CA bundle's path, or False (no verification)."""
+    """Sends each request on an idle pooled connection to its origin, or a new one; a
+    connection goes back to the pool once its answer is read whole and the server keeps it
+    alive, and at most ``max_idle`` idle connections are kept per origin (the others are
+    closed), so threads that come and go do not leave sockets behind. ``connection_timeout``
+    bounds the connect (and the TLS handshake), ``read_timeout`` each wait for the server after
+    that; ``connection_verify`` is True (the system's CA store), a CA bundle's path, or False
+    (no verification)."""
 
     def __init__(self, *, connection_timeout: float = 5.0, read_timeout: float = 10.0,
-                 connection_verify: bool | str = True, max_body: int = MAX_BODY) -> None:
+                 connection_verify: bool | str = True, max_body: int = MAX_BODY,
+                 max_idle: int = MAX_IDLE) -> None:
         self.connection_timeout = connection_timeout
         self.read_timeout = read_timeout
         self.max_body = max_body
+        self.max_idle = max_idle
         self._verify = connection_verify
         self._tls: ssl.SSLContext | None = None
-        self._local = threading.local()
         self._lock = threading.Lock()
-        # Every open connection of every thread, for ``close``.
-        self._open: set[http.client.HTTPConnection] = set()
+        # Idle connections per (scheme, host:port), the most recently used last.
+        self._idle: dict[tuple[str, str], list[http.client.HTTPConnection]] = {}
 
     def __enter__(self) -> HTTPClientTransport:
         return self
@@ -93,20 +99,23 @@ class HTTPClientTransport(HttpTransport):
         pass
 
     def close(self) -> None:
+        """Close the idle connections. The transport stays usable: a connection in use when
+        this is called goes back to the pool, and a later send opens new ones."""
         with self._lock:
-            connections, self._open = self._open, set()
-        for connection in connections:
-            connection.close()
+            idle, self._idle = self._idle, {}
+        for connections in idle.values():
+            for connection in connections:
+                connection.close()
+
+    def idle_connections(self) -> int:
+        with self._lock:
+            return sum(len(connections) for connections in self._idle.values())
 
     def send(self, request: Any, **kwargs: Any) -> SmallResponse:
         url = urlsplit(request.url)
+        origin = (url.scheme, url.netloc)
         target = (url.path or "/") + (f"?{url.query}" if url.query else "")
-        connection = self._connection(url.scheme, url.netloc)
-        if connection.sock is not None and _closed_by_peer(connection.sock):
-            # An idle connection has nothing to read unless the server closed it (or broke
-            # the protocol): a new one, rather than an attempt that fails.
-            self._drop(connection)
-            connection = self._connection(url.scheme, url.netloc)
+        connection = self._acquire(origin)
         try:
             if connection.sock is None:
                 connection.connect()
@@ -115,7 +124,7 @@ class HTTPClientTransport(HttpTransport):
             connection.request(request.method, target, body=request.content,
                                headers=dict(request.headers))
         except (OSError, http.client.HTTPException) as error:
-            self._drop(connection)
+            connection.close()
             raise ServiceRequestError(f"{type(error).__name__}: {error}", error=error) from error
         try:
             answer = connection.getresponse()
@@ -124,43 +133,47 @@ class HTTPClientTransport(HttpTransport):
                 raise ServiceResponseError(
                     f"answer of {request.method} {url.path} over {self.max_body} bytes")
             headers = CaseInsensitiveDict(answer.getheaders())
-            if answer.will_close:
-                self._drop(connection)
         except (OSError, http.client.HTTPException) as error:
-            self._drop(connection)
+            connection.close()
             raise ServiceResponseError(f"{type(error).__name__}: {error}", error=error) from error
         except ServiceResponseError:
-            self._drop(connection)
+            connection.close()
             raise
+        if answer.will_close:
+            connection.close()
+        else:
+            self._release(origin, connection)
         return SmallResponse(request, answer.status, answer.reason, headers, data)
 
-    def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
-        connections: dict[tuple[str, str], http.client.HTTPConnection] | None = getattr(
-            self._local, "connections", None)
-        if connections is None:
-            connections = self._local.connections = {}
-        connection = connections.get((scheme, netloc))
-        if connection is None:
-            if scheme == "https":
-                connection = http.client.HTTPSConnection(
-                    netloc, timeout=self.connection_timeout, context=self._tls_context())
-            elif scheme == "http":
-                connection = http.client.HTTPConnection(netloc, timeout=self.connection_timeout)
-            else:
-                raise ServiceRequestError(f"unsupported URL scheme {scheme!r}")
-            connections[scheme, netloc] = connection
+    def _acquire(self, origin: tuple[str, str]) -> http.client.HTTPConnection:
+        """An idle connection to ``origin`` the server has not closed, or a new one."""
+        while True:
             with self._lock:
-                self._open.add(connection)
-        return connection
+                idle = self._idle.get(origin)
+                connection = idle.pop() if idle else None
+            if connection is None:
+                return self._new_connection(*origin)
+            if connection.sock is not None and not _closed_by_peer(connection.sock):
+                return connection
+            # An idle connection has nothing to read unless the server closed it (or broke
+            # the protocol): dropped, rather than an attempt that fails.
+            connection.close()
 
-    def _drop(self, connection: http.client.HTTPConnection) -> None:
-        connection.close()
-        connections = getattr(self._local, "connections", {})
-        for key, value in list(connections.items()):
-            if value is connection:
-                del connections[key]
+    def _release(self, origin: tuple[str, str], connection: http.client.HTTPConnection) -> None:
         with self._lock:
-            self._open.discard(connection)
+            idle = self._idle.setdefault(origin, [])
+            if len(idle) < self.max_idle:
+                idle.append(connection)
+                return
+        connection.close()
+
+    def _new_connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
+        if scheme == "https":
+            return http.client.HTTPSConnection(netloc, timeout=self.connection_timeout,
+                                               context=self._tls_context())
+        if scheme == "http":
+            return http.client.HTTPConnection(netloc, timeout=self.connection_timeout)
+        raise ServiceRequestError(f"unsupported URL scheme {scheme!r}")
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._tls is None:

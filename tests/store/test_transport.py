@@ -1,6 +1,6 @@
 """``HTTPClientTransport`` against real local HTTP and HTTPS servers: what is sent, connection
-reuse per thread, reconnecting after the server closes, and failures mapped to the errors
-azure-core's retry policy retries."""
+reuse and the bounded pool, reconnecting after the server closes, and failures mapped to the
+errors azure-core's retry policy retries."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -41,6 +42,7 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
     big: ClassVar[int] = 0
     connections: ClassVar[int] = 0
     seen: ClassVar[list[tuple[int, str, str, bytes, str, str]]] = []
+    hold: ClassVar[threading.Barrier | None] = None
 
     def setup(self) -> None:
         super().setup()
@@ -52,6 +54,8 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
         cls = type(self)
         cls.seen.append((self.number, self.command, self.path, body,
                          self.headers.get("x-test", ""), self.headers.get("Host", "")))
+        if cls.hold is not None and len(cls.seen) <= cls.hold.parties:
+            cls.hold.wait()
         if cls.mode == "silent":
             time.sleep(3)
             self.close_connection = True
@@ -72,6 +76,7 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
 
 def _serve(server: http.server.ThreadingHTTPServer) -> Iterator[int]:
     _Recorder.mode, _Recorder.big, _Recorder.connections, _Recorder.seen = "ok", 0, 0, []
+    _Recorder.hold = None
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -102,22 +107,25 @@ def test_requests_on_one_thread_share_one_connection_and_arrive_as_sent(port: in
     transport.close()
 
 
-def test_each_thread_has_its_own_connection(port: int) -> None:
-    transport = HTTPClientTransport()
-    barrier = threading.Barrier(2)
-
-    def work() -> None:
-        barrier.wait()
-        for _ in range(3):
-            assert _post(transport, f"http://127.0.0.1:{port}/").status_code == 201
-
-    threads = [threading.Thread(target=work) for _ in range(2)]
-    for thread in threads:
+def test_concurrent_requests_open_a_connection_each_and_only_max_idle_stay_open(
+        port: int) -> None:
+    # The server holds the first four requests until all four have arrived: four connections.
+    _Recorder.hold = threading.Barrier(4, timeout=5)
+    transport = HTTPClientTransport(max_idle=2)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        statuses = list(pool.map(lambda n: _post(transport, f"http://127.0.0.1:{port}/",
+                                                 f"c{n}".encode()).status_code, range(4)))
+    assert (statuses, _Recorder.connections, transport.idle_connections()) == (
+        [201] * 4, 4, 2)
+    # Sequential requests, from threads that come and go, reuse the idle connections.
+    for _ in range(6):
+        thread = threading.Thread(target=_post, args=(transport, f"http://127.0.0.1:{port}/"))
         thread.start()
-    for thread in threads:
         thread.join()
-    by_connection = sorted(number for number, *_ in _Recorder.seen)
-    assert (_Recorder.connections, by_connection) == (2, [1, 1, 1, 2, 2, 2])
+    assert (len(_Recorder.seen), _Recorder.connections, transport.idle_connections()) == (
+        10, 4, 2)
+    transport.close()
+    assert transport.idle_connections() == 0
 
 
 def test_an_idle_connection_the_server_closed_is_replaced_before_it_is_used(

@@ -115,12 +115,17 @@ class HTTPClientTransport(HttpTransport):
         url = urlsplit(request.url)
         origin = (url.scheme, url.netloc)
         target = (url.path or "/") + (f"?{url.query}" if url.query else "")
+        # Per-call timeouts, as azure-core's transports take them (the retry policy lowers
+        # ``connection_timeout`` to what is left of its deadline).
+        connect_timeout = kwargs.get("connection_timeout") or self.connection_timeout
+        read_timeout = kwargs.get("read_timeout") or self.read_timeout
         connection = self._acquire(origin)
         try:
             if connection.sock is None:
+                connection.timeout = connect_timeout
                 connection.connect()
-                assert connection.sock is not None
-                connection.sock.settimeout(self.read_timeout)
+            assert connection.sock is not None
+            connection.sock.settimeout(read_timeout)
             connection.request(request.method, target, body=request.content,
                                headers=dict(request.headers))
         except (OSError, http.client.HTTPException) as error:

@@ -258,3 +258,13 @@ def test_the_queue_sends_over_http_client_unless_a_proxy_is_set(
     assert direct is not None and asked is not None and proxied is not None
     assert (type(direct._transport), type(asked._transport), type(proxied._transport)) == (
         HTTPClientTransport, RequestsTransport, RequestsTransport)
+
+
+def test_per_call_timeouts_override_the_transports(port: int) -> None:
+    _Recorder.mode = "silent"
+    transport = HTTPClientTransport(read_timeout=5.0)
+    started = time.monotonic()
+    with pytest.raises(ServiceResponseError):
+        transport.send(HttpRequest("POST", f"http://127.0.0.1:{port}/", content=b"x"),
+                       read_timeout=0.2)
+    assert time.monotonic() - started < 1.5

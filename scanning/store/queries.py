@@ -7,11 +7,11 @@ more than the second: ~0.2-0.4 ms of client CPU per image row, paid by the weekl
 every pulled image (its listing) and again for every re-matched one (its chunk's rows and
 inventory copies). ``query_entities`` here sends the same request through the table client's
 own pipeline (its credential, retry, headers and logging policies), reads the page with
-orjson, and converts each entity with the SDK's own ``_convert_to_entity``, so callers get
-the entities the SDK would give, ETags and typed values included. Entities are converted as
-the SDK's ``_convert_to_entity`` converts them, but for the service's datetimes
-(``...T...Z``), read with ``datetime.fromisoformat`` instead of two ``strptime`` calls (~20 us
-each, seven to a row of the image table); anything else goes through the SDK's converters.
+orjson, and converts each entity step for step as the SDK's ``_convert_to_entity`` does
+(``_entity``; a test compares the two), so callers get the entities the SDK would give, ETags
+and typed values included. The one difference is speed: the service's datetimes (``...Z``)
+are read with ``datetime.fromisoformat`` instead of two ``strptime`` calls (~20 us each, seven
+to a row of the image table); other typed values go through the SDK's own converters.
 
 The request is the SDK's (``build_table_query_entities_request``): ``GET /<table>()`` with
 ``$filter``, ``$select``, ``$top`` and the continuation (``NextPartitionKey`` /

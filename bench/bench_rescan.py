@@ -1,10 +1,14 @@
 """The weekly rescan of stored images against Azurite (issue 5's goal: 10,000 images < 60 s).
 
     .venv/bin/python bench/bench_rescan.py [--images 10000] [--packages 300] [--workers 8]
-        [--processes N] [--azurite-on-disk] [--mode in-process|orchestration]
+        [--processes N] [--azurite-on-disk] [--blob-metadata loki|mariadb]
+        [--mode in-process|orchestration]
         [--chunk-images 500] [--distinct N] [--weeks 5pct,1pct,unchanged]
 
-Starts its own Azurite on free loopback ports, in memory (``--azurite-on-disk``: persisted in a
+Starts its own Azurite on free loopback ports (``bench_storage.py``; with ``--blob-metadata
+mariadb`` its blob service keeps blob metadata in a private MariaDB server, which past ~10,000
+images is the difference between a run of minutes and one of hours), in memory
+(``--azurite-on-disk``: persisted in a
 temporary folder), then:
 
 1. builds advisory indexes from real records when ``../shared/testdata/advisories`` exists
@@ -83,6 +87,7 @@ import zstandard
 from azure.core.exceptions import ServiceResponseError
 from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import EntityProperty, TableClient, TransactionOperation
+from bench_storage import BLOB_METADATA, start_storage
 
 from scanning.advisories.alpine_secdb import iter_secdb_osv
 from scanning.advisories.demo import DEMO_RECORDS
@@ -94,7 +99,6 @@ from scanning.inventory import ImageInventory, InventoryStatus
 from scanning.layer_types import LayerInfo
 from scanning.local.durable import Activity, DurableRuntime, Orchestrator
 from scanning.local.host import ACTIVITY_TRIGGER, ORCHESTRATION_TRIGGER, index_app, user_callable
-from scanning.local.services import AzuritePorts, start_azurite
 from scanning.model import (
     AssessmentStatus,
     FindingCounts,
@@ -527,6 +531,11 @@ def azurite_cpu(pid: int) -> float:
     return sum(process_cpu(each) for each in (pid, *descendants(pid)))
 
 
+def storage_cpu(pids: tuple[int, ...]) -> float:
+    """CPU seconds of the storage emulator's processes (Azurite, MariaDB) and their children."""
+    return sum(azurite_cpu(pid) for pid in pids)
+
+
 # ------------------------------------------------------------------------------- orchestration
 
 # The issue's goals for one chunk activity.
@@ -651,6 +660,11 @@ def main() -> int:
     parser.add_argument("--azurite-on-disk", action="store_true",
                         help="let Azurite persist to disk (it re-serialises its whole table "
                              "database on autosave: slower as the data grows)")
+    parser.add_argument("--blob-metadata", choices=BLOB_METADATA, default="loki",
+                        help="where Azurite keeps blob metadata: in memory (loki), or in a "
+                             "private MariaDB server (mariadb: a blob found by key, not by "
+                             "scanning every blob; needed past ~10,000 images, see "
+                             "bench_storage.py)")
     parser.add_argument("--processes", type=int, default=None,
                         help="worker processes (default: the RESCAN_PROCESSES setting, 0 = "
                              "one per core)")
@@ -690,8 +704,8 @@ def main() -> int:
           f"{len(known.pypi)} PyPI packages named", flush=True)
     meter = Meter()
     with tempfile.TemporaryDirectory(prefix="acr-scan-rescan-") as folder:
-        azurite = start_azurite(Path(folder) / "azurite", AzuritePorts.free(),
-                                in_memory=not args.azurite_on_disk)
+        azurite = start_storage(Path(folder), in_memory=not args.azurite_on_disk,
+                                blob_metadata=args.blob_metadata)
         try:
             store = Store.from_connection_string(azurite.connection_string, prefix="bench")
             services = Services.create(store)
@@ -752,7 +766,7 @@ def main() -> int:
                 if index is not None:
                     publish(store, index, Path(folder), name[0])
                     services.index.invalidate()
-                results.append((name, measure(meter, azurite.process.pid, moment, run)))
+                results.append((name, measure(meter, azurite.pids, moment, run)))
                 print(f"  measured {name}", flush=True)
                 if orchestrated is not None:
                     chunks[name] = orchestrated.times
@@ -804,13 +818,13 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(meter: Meter, azurite_pid: int, now: datetime,
+def measure(meter: Meter, storage_pids: tuple[int, ...], now: datetime,
             run: Callable[[datetime], RescanReport]) -> Measured:
     """One timed rescan (``run``) with its CPU and request split. Matching, reading and
     request counts are of this process only: worker processes report their CPU in all
     (``children``, Azurite excluded: it is not reaped until the end)."""
     meter.reset()
-    azurite_before = azurite_cpu(azurite_pid)
+    azurite_before = storage_cpu(storage_pids)
     children_before = children_cpu()
     cpu_before = time.process_time()
     started = time.perf_counter()
@@ -820,7 +834,7 @@ def measure(meter: Meter, azurite_pid: int, now: datetime,
         methods = ", ".join(f"{method} {count}"
                             for method, count in sorted(meter.requests.items()))
         return Measured(report=report, wall=wall, cpu=time.process_time() - cpu_before,
-                        azurite=azurite_cpu(azurite_pid) - azurite_before,
+                        azurite=storage_cpu(storage_pids) - azurite_before,
                         matching=meter.cpu.get("matching", 0.0),
                         reading=meter.cpu.get("decoding inventories", 0.0),
                         requests=sum(meter.requests.values()), methods=methods,

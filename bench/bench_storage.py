@@ -1,0 +1,163 @@
+"""The storage a rescan bench runs against: Azurite in memory, and for runs past ~10,000 images
+Azurite's blob service with its metadata in MariaDB (``--blob-metadata mariadb``).
+
+Why the second form. Azurite's in-memory blob metadata store (LokiJS) narrows every blob lookup
+by its first indexed field, the account, and scans the rest, so a PUT or GET costs
+O(blobs in the account): uploading 35,000 blobs of 30 KB with 16 threads took 526 s on this
+machine (2026-12-03), the last 5,000 costing Azurite 146 CPU s against 11 for the first 5,000.
+A 100,000-image run would spend hours in that scan, which Azure Blob Storage does not have. Azurite's supported alternative keeps the blob metadata in MySQL or
+MariaDB (the ``AZURITE_DB`` setting of ``azurite-blob``), where a blob is found by its key:
+the same upload took ~6 s per 1,000 blobs from the first to the 30,000th. Blob contents then
+live in Azurite's extent files, under a folder on ``/dev/shm`` when it exists (memory, like
+``--inMemoryPersistence``). Tables and the queue stay in the in-memory Azurite: its table store
+narrows by partition, which grows 2-3x per row from 10,000 to 100,000 rows in 16 partitions,
+not 10x.
+
+MariaDB (Debian ``mariadb-server``) runs as a private server on a free loopback port with its
+data in the same temporary folder, without a binary log and without a flush per commit (a
+bench, not a store of record).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scanning.errors import ServiceError
+from scanning.local.services import (
+    AZURITE_ACCOUNT,
+    AZURITE_KEY,
+    LOOPBACK,
+    PROJECT_ROOT,
+    AzuritePorts,
+    free_port,
+    spawn,
+    start_azurite,
+    stop_process,
+    wait_for_ports,
+)
+
+BLOB_METADATA = ("loki", "mariadb")
+DATABASE = "azurite_blob"
+# Azurite's table store keeps every entity in the Node heap: 100,000 image rows with their
+# findings documents and inventory copies pass Node's default limit (~4 GB on this machine).
+NODE_HEAP_MIB = 16_384
+
+
+@dataclass(slots=True, kw_only=True)
+class BenchStorage:
+    """The running storage: its connection string, and the processes whose CPU is the
+    emulator's (Azurite, and MariaDB when blob metadata lives there)."""
+
+    connection_string: str
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    folders: list[tempfile.TemporaryDirectory[str]] = field(default_factory=list)
+
+    @property
+    def pids(self) -> tuple[int, ...]:
+        return tuple(process.pid for process in self.processes)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            stop_process(process)
+        for folder in self.folders:
+            folder.cleanup()
+
+
+def memory_folder(prefix: str) -> tempfile.TemporaryDirectory[str]:
+    """A temporary folder in memory (``/dev/shm``) when the machine has one, else in /tmp."""
+    shm = Path("/dev/shm")
+    return tempfile.TemporaryDirectory(prefix=prefix,
+                                       dir=shm if shm.is_dir() and os.access(shm, os.W_OK)
+                                       else None)
+
+
+def _binary(name: str) -> str:
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
+    if found is None:
+        raise ServiceError(f"{name} is missing: --blob-metadata mariadb needs MariaDB "
+                           "(apt-get install mariadb-server)")
+    return found
+
+
+def start_mariadb(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A private MariaDB server on a free loopback port, its data under ``folder``, with the
+    database Azurite's blob metadata goes in."""
+    data = folder / "data"
+    data.mkdir(parents=True)
+    run_as = ["--user=root"] if os.geteuid() == 0 else []
+    installed = subprocess.run(
+        [_binary("mariadb-install-db"), "--no-defaults", f"--datadir={data}",
+         "--auth-root-authentication-method=normal", "--skip-test-db", *run_as],
+        capture_output=True, text=True, check=False)
+    if installed.returncode != 0:
+        raise ServiceError(f"mariadb-install-db failed: {installed.stderr[-2000:]}")
+    port = free_port()
+    process = spawn([_binary("mariadbd"), "--no-defaults", f"--datadir={data}",
+                     f"--bind-address={LOOPBACK}", f"--port={port}",
+                     f"--socket={folder / 'mariadb.sock'}", f"--pid-file={folder / 'pid'}",
+                     "--skip-log-bin", "--innodb-buffer-pool-size=1G",
+                     "--innodb-flush-log-at-trx-commit=0", "--max-connections=500", *run_as],
+                    folder / "mariadb.log")
+    wait_for_ports((port,), process, "MariaDB", timeout=60.0)
+    created = subprocess.run(
+        [_binary("mariadb"), "--no-defaults", f"--host={LOOPBACK}", f"--port={port}",
+         "--user=root", "-e", f"CREATE DATABASE {DATABASE}"],
+        capture_output=True, text=True, check=False)
+    if created.returncode != 0:
+        stop_process(process)
+        raise ServiceError(f"creating the {DATABASE} database failed: {created.stderr}")
+    return process, port
+
+
+def start_storage(folder: Path, *, in_memory: bool = True,
+                  blob_metadata: str = "loki") -> BenchStorage:
+    """Azurite on free loopback ports (``folder`` for its data and logs); with
+    ``blob_metadata="mariadb"`` the blob endpoint is ``azurite-blob`` over MariaDB instead."""
+    if blob_metadata not in BLOB_METADATA:
+        raise ValueError(f"blob_metadata: one of {BLOB_METADATA}, not {blob_metadata!r}")
+    heap = f"--max-old-space-size={NODE_HEAP_MIB}"
+    if heap not in os.environ.get("NODE_OPTIONS", ""):
+        os.environ["NODE_OPTIONS"] = f"{os.environ.get('NODE_OPTIONS', '')} {heap}".strip()
+    ports = AzuritePorts.free()
+    azurite = start_azurite(folder / "azurite", ports, in_memory=in_memory)
+    storage = BenchStorage(connection_string=azurite.connection_string,
+                           processes=[azurite.process])
+    if blob_metadata == "loki":
+        return storage
+    try:
+        memory = memory_folder("acr-scan-bench-blob-")
+        storage.folders.append(memory)
+        database, port = start_mariadb(Path(memory.name) / "mariadb")
+        storage.processes.append(database)
+        blob_port = free_port()
+        blob_folder = Path(memory.name) / "azurite-blob"
+        blob_folder.mkdir()
+        environment = dict(os.environ,
+                           AZURITE_DB=f"mysql://root:@{LOOPBACK}:{port}/{DATABASE}")
+        blob = subprocess.Popen(
+            [str(PROJECT_ROOT / "node_modules" / ".bin" / "azurite-blob"), "--silent",
+             "--skipApiVersionCheck", "--disableTelemetry", "--location", str(blob_folder),
+             "--blobHost", LOOPBACK, "--blobPort", str(blob_port)],
+            env=environment, stdin=subprocess.DEVNULL,
+            stdout=open(folder / "azurite-blob.log", "ab"),  # noqa: SIM115 (the child keeps it)
+            stderr=subprocess.STDOUT, start_new_session=True)
+        storage.processes.append(blob)
+        wait_for_ports((blob_port,), blob, "azurite-blob over MariaDB", timeout=60.0)
+    except BaseException:
+        storage.stop()
+        raise
+    storage.connection_string = (
+        "DefaultEndpointsProtocol=http;"
+        f"AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+        f"BlobEndpoint=http://{LOOPBACK}:{blob_port}/{AZURITE_ACCOUNT};"
+        f"QueueEndpoint=http://{LOOPBACK}:{ports.queue}/{AZURITE_ACCOUNT};"
+        f"TableEndpoint=http://{LOOPBACK}:{ports.table}/{AZURITE_ACCOUNT};")
+    return storage

@@ -135,6 +135,11 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "testdata" / "a
 SECDB = SHARED / "alpine-secdb-yaml" / "v3.11"
 PYPA = SHARED / "osv" / "pypi-pypa-advisory-database"
 REGISTRY = "bench.azurecr.io"
+# ``--registries N`` spreads the images over N registries (a fleet) in blocks of
+# REGISTRY_BLOCK numbers, so the distinct images (0..499) are in the first and the probes
+# (500..515) in the second: the copy self-check then compares copies moved across registries.
+REGISTRY_BLOCK = 500
+REGISTRIES = 1
 ALPINE = OSInfo(id="alpine", version_id="3.11.5", pretty_name="Alpine Linux v3.11")
 PLATFORM = Platform(os="linux", architecture="amd64")
 OS_SHARE = 5  # one package in five is an OS package
@@ -240,8 +245,14 @@ def image_repository(number: int) -> str:
     return f"team{number % 100}/app"
 
 
+def image_registry(number: int) -> str:
+    if REGISTRIES == 1:
+        return REGISTRY
+    return f"bench{number // REGISTRY_BLOCK % REGISTRIES:03d}.azurecr.io"
+
+
 def image_reference(number: int) -> str:
-    return f"{REGISTRY}/{image_repository(number)}@{image_digest(number)}"
+    return f"{image_registry(number)}/{image_repository(number)}@{image_digest(number)}"
 
 
 def image_row(number: int, now: datetime) -> dict[str, Any]:
@@ -249,8 +260,8 @@ def image_row(number: int, now: datetime) -> dict[str, Any]:
     rng = random.Random(number)
     digest = image_digest(number)
     repository = image_repository(number)
-    row = new_image_row(REGISTRY, repository, digest)
-    partition_key, row_key = image_keys(REGISTRY, repository, digest)
+    row = new_image_row(image_registry(number), repository, digest)
+    partition_key, row_key = image_keys(image_registry(number), repository, digest)
     row.update(PartitionKey=partition_key, RowKey=row_key,
                tags=json.dumps([f"build-{number}"]), first_pushed=now - timedelta(days=40),
                last_pushed=now - timedelta(days=40),
@@ -263,8 +274,9 @@ def pull_row(number: int, now: datetime) -> dict[str, Any]:
     digest = image_digest(number)
     at = now - timedelta(days=rng.randrange(1, 29))
     repository = image_repository(number)
-    return {"PartitionKey": encode_key(REGISTRY), "RowKey": join_key(digest, repository),
-            "registry": REGISTRY, "repository": repository, "digest": digest,
+    registry = image_registry(number)
+    return {"PartitionKey": encode_key(registry), "RowKey": join_key(digest, repository),
+            "registry": registry, "repository": repository, "digest": digest,
             "first_pulled": at, "last_pulled": at, "count": int64(1)}
 
 
@@ -281,7 +293,7 @@ def write_inventory(services: Services, known: Catalogue, number: int, packages:
         manifest_digest=digest, config_digest=digest, platform=PLATFORM,
         analyzer_set_version=analyzer_set_version(), status=InventoryStatus.COMPLETE,
         os=ALPINE, packages=inventory_packages(rng, known, packages), layers=(layer,))
-    save_inventories(services, REGISTRY, digest, (inventory,))
+    save_inventories(services, image_registry(number), digest, (inventory,))
 
 
 def seed(services: Services, known: Catalogue, images: int, distinct: int, packages: int,
@@ -319,8 +331,8 @@ def seed(services: Services, known: Catalogue, images: int, distinct: int, packa
 PROBES = 16
 COPY_ABOVE = 10_000  # by default, larger runs copy
 DEFAULT_DISTINCT = 500
-IDENTITY_COLUMNS = ("PartitionKey", "RowKey", "repository", "digest", "tags", "first_pushed",
-                    "last_pushed", "last_pulled")
+IDENTITY_COLUMNS = ("PartitionKey", "RowKey", "registry", "repository", "digest", "tags",
+                    "first_pushed", "last_pushed", "last_pulled")
 # Random per assessment (``new_generation``): the one column a copy cannot match.
 UNCOMPARED_COLUMNS = ("current_generation",)
 
@@ -341,7 +353,8 @@ def plain(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_template(store: Store, number: int) -> Template:
-    partition_key, row_key = image_keys(REGISTRY, image_repository(number), image_digest(number))
+    partition_key, row_key = image_keys(image_registry(number), image_repository(number),
+                                        image_digest(number))
     entity = read_entity(store.images.table, partition_key, row_key, "reading a template")
     if entity is None or not entity.get("status"):
         raise RuntimeError(f"image {number} was not assessed: it cannot be copied")
@@ -350,7 +363,8 @@ def read_template(store: Store, number: int) -> Template:
     # Typed values (Int64) stay wrapped, so a copy is written with the same types.
     return Template(number=number, row={name: value for name, value in entity.items()
                                         if name != "Timestamp"},
-                    inventory=store.blobs.get_inventory(REGISTRY, image_digest(number)))
+                    inventory=store.blobs.get_inventory(image_registry(number),
+                                                        image_digest(number)))
 
 
 def chunked(row: dict[str, Any], pattern: str, count: str) -> bytes:
@@ -362,10 +376,14 @@ def copy_image(template: Template, number: int, now: datetime,
     """Image ``number``'s row and inventory blob as the assessment at ``moment`` of its
     inventory (the template's, under ``number``'s digest) would have stored them."""
     def moved(data: bytes) -> bytes:
-        return (data.replace(image_reference(template.number).encode(),
+        data = (data.replace(image_reference(template.number).encode(),
                              image_reference(number).encode())
                 .replace(image_digest(template.number).encode(),
                          image_digest(number).encode()))
+        if image_registry(template.number) == image_registry(number):
+            return data
+        return data.replace(image_registry(template.number).encode(),
+                            image_registry(number).encode())
 
     source = template.row
     inventory = moved(template.inventory)
@@ -382,7 +400,7 @@ def copy_image(template: Template, number: int, now: datetime,
     identity = image_row(number, now)
     row.update({name: identity[name] for name in IDENTITY_COLUMNS})
     row.update(findings_columns(encoded), **inventory_columns(inventory),
-               last_scan_id=rescan_id(moment, REGISTRY, image_digest(number)),
+               last_scan_id=rescan_id(moment, image_registry(number), image_digest(number)),
                current_generation=new_generation())
     return row, inventory
 
@@ -439,7 +457,7 @@ def copy_images(services: Services, templates: list[Template], numbers: range, n
         for done, number in enumerate(numbers, start=1):
             row, inventory = copy_image(templates[number % len(templates)], number, now,
                                         moment)
-            pending.append(pool.submit(store.blobs.put_inventory, REGISTRY,
+            pending.append(pool.submit(store.blobs.put_inventory, image_registry(number),
                                        image_digest(number), inventory))
             partition = row["PartitionKey"]
             buffer = buffers.setdefault(partition, [])
@@ -466,8 +484,8 @@ def copy_images(services: Services, templates: list[Template], numbers: range, n
                                        for number in numbers), "seeding pulls")
     for start in range(numbers.start, numbers.stop, 10_000):
         store.scans.record_finished(
-            ScanRecord(id=rescan_id(moment, REGISTRY, image_digest(number)),
-                       registry=REGISTRY, repository=image_repository(number),
+            ScanRecord(id=rescan_id(moment, image_registry(number), image_digest(number)),
+                       registry=image_registry(number), repository=image_repository(number),
                        digest=image_digest(number), trigger=ScanTrigger.RESCAN, started=moment,
                        finished=now, outcome=AssessmentStatus(
                            templates[number % len(templates)].row["status"]))
@@ -665,6 +683,9 @@ def main() -> int:
                              "private MariaDB server (mariadb: a blob found by key, not by "
                              "scanning every blob; needed past ~10,000 images, see "
                              "bench_storage.py)")
+    parser.add_argument("--registries", type=int, default=1,
+                        help="spread the images over this many registries, in blocks of "
+                             f"{REGISTRY_BLOCK} (default 1: every image in {REGISTRY})")
     parser.add_argument("--processes", type=int, default=None,
                         help="worker processes (default: the RESCAN_PROCESSES setting, 0 = "
                              "one per core)")
@@ -682,6 +703,10 @@ def main() -> int:
                         help=f"the timed weeks, comma-separated, of {', '.join(WEEKS)} "
                              "(default: all three, in that order)")
     args = parser.parse_args()
+    if args.registries < 1:
+        parser.error("--registries: at least 1")
+    global REGISTRIES
+    REGISTRIES = args.registries
     chosen = {week.strip() for week in args.weeks.split(",") if week.strip()}
     if not chosen or not chosen <= set(WEEKS):
         parser.error(f"--weeks: a comma-separated subset of {', '.join(WEEKS)}")

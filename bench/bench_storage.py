@@ -2,16 +2,16 @@
 Azurite's blob service with its metadata in MariaDB (``--blob-metadata mariadb``).
 
 Why the second form. Azurite's in-memory blob metadata store (LokiJS) narrows every blob lookup
-by its first indexed field, the account, and scans the rest, so a PUT or GET costs
-O(blobs in the account): uploading 35,000 blobs of 30 KB with 16 threads took 526 s on this
-machine (2026-12-03), the last 5,000 costing Azurite 146 CPU s against 11 for the first 5,000.
-A 100,000-image run would spend hours in that scan, which Azure Blob Storage does not have. Azurite's supported alternative keeps the blob metadata in MySQL or
-MariaDB (the ``AZURITE_DB`` setting of ``azurite-blob``), where a blob is found by its key:
-the same upload took ~6 s per 1,000 blobs from the first to the 30,000th. Blob contents then
-live in Azurite's extent files, under a folder on ``/dev/shm`` when it exists (memory, like
-``--inMemoryPersistence``). Tables and the queue stay in the in-memory Azurite: its table store
-narrows by partition, which grows 2-3x per row from 10,000 to 100,000 rows in 16 partitions,
-not 10x.
+by its first indexed field, the account, and scans the rest, so a PUT or GET costs O(blobs in
+the account): uploading 35,000 blobs of 30 KB with 16 threads took 526 s on this machine
+(2026-12-03), the last 5,000 costing Azurite 146 CPU s against 11 for the first 5,000. A
+100,000-image run would spend hours in that scan, which Azure Blob Storage does not have.
+Azurite's supported alternative keeps the blob metadata in MySQL or MariaDB (the ``AZURITE_DB``
+setting of ``azurite-blob``), where a blob is found by its key: the same upload took ~6 s per
+1,000 blobs from the first to the 30,000th. Blob contents then live in Azurite's extent files,
+under a folder on ``/dev/shm`` when it exists (memory, like ``--inMemoryPersistence``). Tables
+and the queue stay in the in-memory Azurite: its table store narrows by partition, which grows
+2-3x per row from 10,000 to 100,000 rows in 16 partitions, not 10x.
 
 MariaDB (Debian ``mariadb-server``) runs as a private server on a free loopback port with its
 data in the same temporary folder, without a binary log and without a flush per commit (a

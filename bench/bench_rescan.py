@@ -60,6 +60,8 @@ seconds, Azurite's own CPU seconds, and the storage requests per image (this pro
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import hashlib
 import json
 import logging
@@ -773,6 +775,7 @@ def main() -> int:
                             first_moment, args.seed_workers)
                 print(f"copied {args.images - assessed} images from {distinct} assessed ones "
                       f"in {time.perf_counter() - started:.1f} s", flush=True)
+                release_freed_memory()
 
             evaluation.match_inventory = meter.wrap(
                 "matching", evaluation.match_inventory)
@@ -836,6 +839,14 @@ class Measured:
     requests: int
     methods: str
     children: float
+
+
+def release_freed_memory() -> None:
+    """Hand the memory the seeding threads freed back to the system (glibc keeps it in
+    per-thread arenas: after copying 100,000 images this process held 13 GB, of which
+    ``malloc_trim`` returned 12.5 GB, while Azurite's data and the workers need the room)."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to hand back
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def children_cpu() -> float:

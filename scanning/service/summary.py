@@ -262,7 +262,11 @@ def summarize(images: Iterable[tuple[ImageRecord, Sequence[FindingKeyLike]]], no
     highest: dict[str, int] = {}
     repositories: Counter[tuple[str, str]] = Counter()
     listed: list[ListedImage] = []
-    terms_of: list[frozenset[str]] = []
+    # Each image's terms as one tuple of shared strings: a term met in many images is kept
+    # once (``canonical``), not once per image in a set of its own (at 100,000 images of ~70
+    # findings the per-image frozensets of fresh strings took gigabytes).
+    canonical: dict[str, str] = {}
+    terms_of: list[tuple[str, ...]] = []
     for image, keys in images:
         statuses[image.status.value if image.status else "not assessed"] += 1
         active_ids = set()
@@ -279,9 +283,9 @@ def summarize(images: Iterable[tuple[ImageRecord, Sequence[FindingKeyLike]]], no
         if serious:
             repositories[(image.registry, image.repository)] += serious
         listed.append(_listed(image, keys))
-        terms_of.append(frozenset((
+        terms_of.append(tuple(canonical.setdefault(term, term) for term in frozenset((
             *(vulnerability_term(name) for key in keys for name in key.ids),
-            *(package_term(name) for key in keys for name in key.packages if name))))
+            *(package_term(name) for key in keys for name in key.packages if name)))))
     order = sorted(range(len(listed)), key=lambda index: listing_order(listed[index]))
     postings: dict[str, list[int]] = {}
     for position, index in enumerate(order):

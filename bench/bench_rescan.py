@@ -5,11 +5,10 @@
         [--mode in-process|orchestration]
         [--chunk-images 500] [--distinct N] [--weeks 5pct,1pct,unchanged]
 
-Starts its own Azurite on free loopback ports (``bench_storage.py``; with ``--blob-metadata
-mariadb`` its blob service keeps blob metadata in a private MariaDB server, which past ~10,000
-images is the difference between a run of minutes and one of hours), in memory
-(``--azurite-on-disk``: persisted in a
-temporary folder), then:
+Starts its own Azurite on free loopback ports, in memory (``--azurite-on-disk``: persisted in a
+temporary folder; ``--blob-metadata mariadb``: its blob service keeps blob metadata in a private
+MariaDB server, which past ~10,000 images is the difference between a run of minutes and one of
+hours, see ``bench_storage.py``), then:
 
 1. builds advisory indexes from real records when ``../shared/testdata/advisories`` exists
    (the Alpine secdb for v3.11 and the PyPA database, ~4,900 records), else from the demo
@@ -378,14 +377,12 @@ def copy_image(template: Template, number: int, now: datetime,
     """Image ``number``'s row and inventory blob as the assessment at ``moment`` of its
     inventory (the template's, under ``number``'s digest) would have stored them."""
     def moved(data: bytes) -> bytes:
-        data = (data.replace(image_reference(template.number).encode(),
+        return (data.replace(image_reference(template.number).encode(),
                              image_reference(number).encode())
                 .replace(image_digest(template.number).encode(),
-                         image_digest(number).encode()))
-        if image_registry(template.number) == image_registry(number):
-            return data
-        return data.replace(image_registry(template.number).encode(),
-                            image_registry(number).encode())
+                         image_digest(number).encode())
+                .replace(image_registry(template.number).encode(),
+                         image_registry(number).encode()))
 
     source = template.row
     inventory = moved(template.inventory)

@@ -32,11 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scanning.errors import ServiceError
 from scanning.local.services import (
-    AZURITE_ACCOUNT,
-    AZURITE_KEY,
     LOOPBACK,
-    PROJECT_ROOT,
     AzuritePorts,
+    azurite_binary,
+    azurite_connection_string,
     free_port,
     spawn,
     start_azurite,
@@ -140,24 +139,17 @@ def start_storage(folder: Path, *, in_memory: bool = True,
         blob_port = free_port()
         blob_folder = Path(memory.name) / "azurite-blob"
         blob_folder.mkdir()
-        environment = dict(os.environ,
-                           AZURITE_DB=f"mysql://root:@{LOOPBACK}:{port}/{DATABASE}")
-        blob = subprocess.Popen(
-            [str(PROJECT_ROOT / "node_modules" / ".bin" / "azurite-blob"), "--silent",
-             "--skipApiVersionCheck", "--disableTelemetry", "--location", str(blob_folder),
-             "--blobHost", LOOPBACK, "--blobPort", str(blob_port)],
-            env=environment, stdin=subprocess.DEVNULL,
-            stdout=open(folder / "azurite-blob.log", "ab"),  # noqa: SIM115 (the child keeps it)
-            stderr=subprocess.STDOUT, start_new_session=True)
+        blob = spawn([str(azurite_binary().with_name("azurite-blob")), "--silent",
+                      "--skipApiVersionCheck", "--disableTelemetry", "--location",
+                      str(blob_folder), "--blobHost", LOOPBACK, "--blobPort", str(blob_port)],
+                     folder / "azurite-blob.log",
+                     env=dict(os.environ,
+                              AZURITE_DB=f"mysql://root:@{LOOPBACK}:{port}/{DATABASE}"))
         storage.processes.append(blob)
         wait_for_ports((blob_port,), blob, "azurite-blob over MariaDB", timeout=60.0)
     except BaseException:
         storage.stop()
         raise
-    storage.connection_string = (
-        "DefaultEndpointsProtocol=http;"
-        f"AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
-        f"BlobEndpoint=http://{LOOPBACK}:{blob_port}/{AZURITE_ACCOUNT};"
-        f"QueueEndpoint=http://{LOOPBACK}:{ports.queue}/{AZURITE_ACCOUNT};"
-        f"TableEndpoint=http://{LOOPBACK}:{ports.table}/{AZURITE_ACCOUNT};")
+    storage.connection_string = azurite_connection_string(
+        AzuritePorts(blob=blob_port, queue=ports.queue, table=ports.table))
     return storage

@@ -75,7 +75,10 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> Non
         os.killpg(process.pid, signal.SIGKILL)
 
 
-def spawn(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+def spawn(args: list[str], log_path: Path,
+          env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start ``args`` in a session of its own, output appended to ``log_path``; ``env``
+    replaces the environment when given."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_file:
         return subprocess.Popen(
@@ -84,6 +87,7 @@ def spawn(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=env,
         )
 
 

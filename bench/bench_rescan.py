@@ -682,6 +682,11 @@ def main() -> int:
                              "private MariaDB server (mariadb: a blob found by key, not by "
                              "scanning every blob; needed past ~10,000 images, see "
                              "bench_storage.py)")
+    parser.add_argument("--table-index", action="store_true",
+                        help="preload bench/azurite_table_index.cjs into Azurite: a query that "
+                             "pins the partition reads that partition, not the whole table, "
+                             "as Azure's index does (needed to see how the app scales past "
+                             "~10,000 images, see bench_storage.py)")
     parser.add_argument("--registries", type=int, default=1,
                         help="spread the images over this many registries, in blocks of "
                              f"{REGISTRY_BLOCK} (default 1: every image in {REGISTRY})")
@@ -729,7 +734,8 @@ def main() -> int:
     meter = Meter()
     with tempfile.TemporaryDirectory(prefix="acr-scan-rescan-") as folder:
         azurite = start_storage(Path(folder), in_memory=not args.azurite_on_disk,
-                                blob_metadata=args.blob_metadata)
+                                blob_metadata=args.blob_metadata,
+                                table_index=args.table_index)
         try:
             store = Store.from_connection_string(azurite.connection_string, prefix="bench")
             services = Services.create(store)
@@ -804,7 +810,9 @@ def main() -> int:
             azurite.stop()
     print(f"weekly rescan ({args.mode}) of {args.images} images x {args.packages} packages "
           f"({distinct} distinct, the rest copies of their rows), {args.workers} workers, "
-          f"{findings / max(1, len(sample)):.0f} findings per image:")
+          f"{findings / max(1, len(sample)):.0f} findings per image; Azurite's table queries "
+          f"{'by partition (--table-index)' if args.table_index else 'scan the table'}, blob "
+          f"metadata {args.blob_metadata}:")
     for name, result in results:
         report = result.report
         print(f"  {name}: {result.wall:.1f} s wall (goal < 60 s for 10,000), "
@@ -851,14 +859,41 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def live_children_cpu(excluded: tuple[int, ...]) -> dict[int, float]:
+    """CPU seconds of this process's children that are still running (not reaped, so not in
+    ``children_cpu``), by pid: the orchestration's worker pool lives through every week.
+    ``excluded``: the storage emulator's processes."""
+    found: dict[int, float] = {}
+    for thread in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError):
+            for text in (thread / "children").read_text().split():
+                if int(text) not in excluded:
+                    with contextlib.suppress(OSError, IndexError, ValueError):
+                        found[int(text)] = process_cpu(int(text))
+    return found
+
+
+def workers_cpu(reaped_before: float, live_before: dict[int, float],
+                excluded: tuple[int, ...]) -> float:
+    """CPU seconds the child processes spent since ``reaped_before`` (``children_cpu``) and
+    ``live_before`` (``live_children_cpu``) were read: those reaped since count in full
+    (``getrusage``) less what they had spent before, those still running by their growth."""
+    live_after = live_children_cpu(excluded)
+    reaped = children_cpu() - reaped_before
+    grown = sum(cpu - live_before.get(pid, 0.0) for pid, cpu in live_after.items())
+    ended = sum(cpu for pid, cpu in live_before.items() if pid not in live_after)
+    return reaped + grown - ended
+
+
 def measure(meter: Meter, storage_pids: tuple[int, ...], now: datetime,
             run: Callable[[datetime], RescanReport]) -> Measured:
     """One timed rescan (``run``) with its CPU and request split. Matching, reading and
     request counts are of this process only: worker processes report their CPU in all
-    (``children``, Azurite excluded: it is not reaped until the end)."""
+    (``children``, the storage emulator excluded)."""
     meter.reset()
     azurite_before = storage_cpu(storage_pids)
     children_before = children_cpu()
+    live_before = live_children_cpu(storage_pids)
     cpu_before = time.process_time()
     started = time.perf_counter()
     report = run(now)
@@ -871,7 +906,7 @@ def measure(meter: Meter, storage_pids: tuple[int, ...], now: datetime,
                         matching=meter.cpu.get("matching", 0.0),
                         reading=meter.cpu.get("decoding inventories", 0.0),
                         requests=sum(meter.requests.values()), methods=methods,
-                        children=children_cpu() - children_before)
+                        children=workers_cpu(children_before, live_before, storage_pids))
 
 
 if __name__ == "__main__":

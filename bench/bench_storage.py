@@ -10,8 +10,19 @@ Azurite's supported alternative keeps the blob metadata in MySQL or MariaDB (the
 setting of ``azurite-blob``), where a blob is found by its key: the same upload took ~6 s per
 1,000 blobs from the first to the 30,000th. Blob contents then live in Azurite's extent files,
 under a folder on ``/dev/shm`` when it exists (memory, like ``--inMemoryPersistence``). Tables
-and the queue stay in the in-memory Azurite: its table store narrows by partition, which grows
-2-3x per row from 10,000 to 100,000 rows in 16 partitions, not 10x.
+and the queue stay in the in-memory Azurite.
+
+Azurite's table store has the same kind of cost. Its point reads and upserts find an entity
+through its PartitionKey index, but every Query Entities runs the interpreted filter on every
+entity of the table and sorts all the matches, once per page
+(``LokiTableMetadataStore.queryTableEntities``): a key-range read of 63 rows took 6.4 ms
+against 10,000 rows and 26.4 ms against 100,000 (``bench/bench_table_index.py``). Each chunk of
+a rescan reads its rows by key range, so a week is quadratic on Azurite; Azure Table Storage
+serves the range from its index. ``table_index`` (``bench_rescan.py --table-index``) preloads
+``bench/azurite_table_index.cjs`` into Azurite: a query whose filter pins the partition reads
+that partition through the index Azurite keeps for its point reads, and a page is picked with
+a bounded heap instead of a full sort. The same entities come back in the same order
+(``tests/bench/test_azurite_table_index.py``).
 
 MariaDB (Debian ``mariadb-server``) runs as a private server on a free loopback port with its
 data in the same temporary folder, without a binary log and without a flush per commit (a
@@ -44,6 +55,7 @@ from scanning.local.services import (
 )
 
 BLOB_METADATA = ("loki", "mariadb")
+TABLE_INDEX = Path(__file__).resolve().with_name("azurite_table_index.cjs")
 DATABASE = "azurite_blob"
 # Azurite's table store keeps every entity in the Node heap: 100,000 image rows with their
 # findings documents and inventory copies pass Node's default limit (~4 GB on this machine).
@@ -116,17 +128,25 @@ def start_mariadb(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
     return process, port
 
 
-def start_storage(folder: Path, *, in_memory: bool = True,
-                  blob_metadata: str = "loki") -> BenchStorage:
+def node_environment(*, table_index: bool = False) -> dict[str, str]:
+    """The environment Azurite's processes start with: a heap for 100,000 images' rows and,
+    with ``table_index``, the partition index for its table queries preloaded."""
+    options = [os.environ.get("NODE_OPTIONS", ""), f"--max-old-space-size={NODE_HEAP_MIB}"]
+    if table_index:
+        options.append(f'--require "{TABLE_INDEX}"')
+    return dict(os.environ, NODE_OPTIONS=" ".join(option for option in options if option))
+
+
+def start_storage(folder: Path, *, in_memory: bool = True, blob_metadata: str = "loki",
+                  table_index: bool = False) -> BenchStorage:
     """Azurite on free loopback ports (``folder`` for its data and logs); with
-    ``blob_metadata="mariadb"`` the blob endpoint is ``azurite-blob`` over MariaDB instead."""
+    ``blob_metadata="mariadb"`` the blob endpoint is ``azurite-blob`` over MariaDB instead;
+    with ``table_index`` Azurite's partition queries read the partition only."""
     if blob_metadata not in BLOB_METADATA:
         raise ValueError(f"blob_metadata: one of {BLOB_METADATA}, not {blob_metadata!r}")
-    heap = f"--max-old-space-size={NODE_HEAP_MIB}"
-    if heap not in os.environ.get("NODE_OPTIONS", ""):
-        os.environ["NODE_OPTIONS"] = f"{os.environ.get('NODE_OPTIONS', '')} {heap}".strip()
+    environment = node_environment(table_index=table_index)
     ports = AzuritePorts.free()
-    azurite = start_azurite(folder / "azurite", ports, in_memory=in_memory)
+    azurite = start_azurite(folder / "azurite", ports, in_memory=in_memory, env=environment)
     storage = BenchStorage(connection_string=azurite.connection_string,
                            processes=[azurite.process])
     if blob_metadata == "loki":
@@ -143,7 +163,7 @@ def start_storage(folder: Path, *, in_memory: bool = True,
                       "--skipApiVersionCheck", "--disableTelemetry", "--location",
                       str(blob_folder), "--blobHost", LOOPBACK, "--blobPort", str(blob_port)],
                      folder / "azurite-blob.log",
-                     env=dict(os.environ,
+                     env=dict(environment,
                               AZURITE_DB=f"mysql://root:@{LOOPBACK}:{port}/{DATABASE}"))
         storage.processes.append(blob)
         wait_for_ports((blob_port,), blob, "azurite-blob over MariaDB", timeout=60.0)

@@ -135,10 +135,11 @@ class Azurite:
 
 
 def start_azurite(data_dir: Path, ports: AzuritePorts | None = None, *,
-                  in_memory: bool = False) -> Azurite:
+                  in_memory: bool = False, env: dict[str, str] | None = None) -> Azurite:
     """Azurite on loopback, its data under ``data_dir``; with ``in_memory`` nothing is written
     to disk (Azurite otherwise re-serialises its whole table database on every autosave, a
-    cost that grows with the data and that Azure Table Storage does not have)."""
+    cost that grows with the data and that Azure Table Storage does not have). ``env``
+    replaces its environment when given."""
     ports = ports or AzuritePorts()
     data_dir.mkdir(parents=True, exist_ok=True)
     args = [
@@ -152,7 +153,7 @@ def start_azurite(data_dir: Path, ports: AzuritePorts | None = None, *,
         "--queueHost", LOOPBACK, "--queuePort", str(ports.queue),
         "--tableHost", LOOPBACK, "--tablePort", str(ports.table),
     ]
-    process = spawn(args, data_dir / "azurite.log")
+    process = spawn(args, data_dir / "azurite.log", env=env)
     wait_for_ports((ports.blob, ports.queue, ports.table), process, "Azurite")
     log.info("Azurite up: blob %s queue %s table %s", ports.blob, ports.queue, ports.table)
     return Azurite(ports=ports, data_dir=data_dir, process=process)

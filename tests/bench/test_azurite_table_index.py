@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError
-from azure.data.tables import TableClient, TableServiceClient
+from azure.data.tables import TableClient, TableEntity, TableServiceClient
 
 from scanning.local.services import Azurite, AzuritePorts, start_azurite
 
@@ -139,3 +139,86 @@ def test_node_environment_keeps_the_callers_options(monkeypatch: pytest.MonkeyPa
                                        f'--require "{BENCH / "azurite_table_index.cjs"}"')
     monkeypatch.delenv("NODE_OPTIONS")
     assert bench_storage.node_environment()["NODE_OPTIONS"] == "--max-old-space-size=16384"
+
+
+def _outcome(action: Any) -> Any:
+    """What an operation returned (its entity's keys and values), or its error's status."""
+    try:
+        result = action()
+    except HttpResponseError as error:
+        return ("error", error.status_code, type(error).__name__)
+    if isinstance(result, TableEntity):
+        return sorted(result.items())
+    return "done"
+
+
+def _point_operations(table: TableClient) -> list[Any]:
+    """Reads, writes and a failing transaction on big partitions, as the rescan's history and
+    image rows see them; every outcome, then the whole table."""
+    from azure.core import MatchConditions
+    from azure.data.tables import UpdateMode
+
+    outcomes: list[Any] = []
+    big = [{"PartitionKey": f"part{number % 2}", "RowKey": f"row{number:04d}", "n": number}
+           for number in range(600)]
+    # One RowKey in every partition: the RowKey index is then the wider one.
+    shared = [{"PartitionKey": f"shared{number:03d}", "RowKey": "same", "n": number}
+              for number in range(30)]
+    for entity in big + shared:
+        outcomes.append(_outcome(lambda entity=entity: table.upsert_entity(entity)))
+    outcomes += [
+        _outcome(lambda: table.get_entity("part0", "row0100")),
+        _outcome(lambda: table.get_entity("part1", "row0100")),  # on the other partition
+        _outcome(lambda: table.get_entity("shared007", "same")),
+        _outcome(lambda: table.get_entity("shared999", "same")),
+        _outcome(lambda: table.create_entity({"PartitionKey": "part0", "RowKey": "row0002"})),
+        _outcome(lambda: table.create_entity({"PartitionKey": "part0", "RowKey": "row9999"})),
+        _outcome(lambda: table.upsert_entity({"PartitionKey": "part1", "RowKey": "row0003",
+                                              "extra": "merged"}, mode=UpdateMode.MERGE)),
+        _outcome(lambda: table.upsert_entity({"PartitionKey": "shared003", "RowKey": "same",
+                                              "extra": "replaced"}, mode=UpdateMode.REPLACE)),
+        _outcome(lambda: table.update_entity(
+            {"PartitionKey": "part0", "RowKey": "row0004", "n": -1}, mode=UpdateMode.MERGE,
+            etag='W/"datetime\'2020-01-01T00%3A00%3A00.0000000Z\'"',
+            match_condition=MatchConditions.IfNotModified)),
+        _outcome(lambda: table.update_entity({"PartitionKey": "part0", "RowKey": "row8888",
+                                              "n": -1}, mode=UpdateMode.MERGE)),
+        _outcome(lambda: table.delete_entity("part1", "row0005")),
+        _outcome(lambda: table.delete_entity("shared004", "same")),
+        _outcome(lambda: table.get_entity("part1", "row0005")),
+        # A transaction whose last operation fails: nothing of it may stay.
+        _outcome(lambda: table.submit_transaction([
+            ("upsert", {"PartitionKey": "part0", "RowKey": "row0006", "n": 66}),
+            ("create", {"PartitionKey": "part0", "RowKey": "row0100"})])),
+    ]
+    outcomes.append(sorted((entity["PartitionKey"], entity["RowKey"], entity.get("n"),
+                            entity.get("extra")) for entity in table.list_entities()))
+    return outcomes
+
+
+def test_point_operations_end_the_same_way(azurite: Azurite, indexed: Azurite) -> None:
+    plain, keyed = (TableServiceClient.from_connection_string(
+        server.connection_string).create_table("pointindex") for server in (azurite, indexed))
+    expected = _point_operations(plain)
+    assert expected[630:644] == [
+        [("PartitionKey", "part0"), ("RowKey", "row0100"), ("n", 100)],
+        ("error", 404, "ResourceNotFoundError"),
+        [("PartitionKey", "shared007"), ("RowKey", "same"), ("n", 7)],
+        ("error", 404, "ResourceNotFoundError"),
+        ("error", 409, "ResourceExistsError"),
+        "done",
+        "done",
+        "done",
+        ("error", 412, "ResourceModifiedError"),
+        ("error", 404, "ResourceNotFoundError"),
+        "done",
+        "done",
+        ("error", 404, "ResourceNotFoundError"),
+        ("error", 409, "TableTransactionError"),
+    ]
+    rows = expected[-1]
+    assert len(rows) == 600 + 30 + 1 - 2
+    assert ("part0", "row0006", 6, None) in rows
+    assert ("part1", "row0003", 3, "merged") in rows
+    assert ("shared003", "same", None, "replaced") in rows
+    assert _point_operations(keyed) == expected

@@ -1,14 +1,16 @@
 """The weekly rescan of stored images against Azurite (issue 5's goal: 10,000 images < 60 s).
 
     .venv/bin/python bench/bench_rescan.py [--images 10000] [--packages 300] [--workers 8]
-        [--processes N] [--azurite-on-disk] [--blob-metadata loki|mariadb]
-        [--mode in-process|orchestration]
+        [--processes N] [--azurite-on-disk] [--blob-metadata loki|mariadb] [--table-index]
+        [--mode in-process|orchestration] [--registries N]
         [--chunk-images 500] [--distinct N] [--weeks 5pct,1pct,unchanged]
 
 Starts its own Azurite on free loopback ports, in memory (``--azurite-on-disk``: persisted in a
 temporary folder; ``--blob-metadata mariadb``: its blob service keeps blob metadata in a private
 MariaDB server, which past ~10,000 images is the difference between a run of minutes and one of
-hours, see ``bench_storage.py``), then:
+hours; ``--table-index``: its table store reads a query's pinned partition and a point
+operation's entity through its indexes instead of scanning, as Azure does; see
+``bench_storage.py``), then:
 
 1. builds advisory indexes from real records when ``../shared/testdata/advisories`` exists
    (the Alpine secdb for v3.11 and the PyPA database, ~4,900 records), else from the demo

@@ -21,8 +21,12 @@ chunk of a rescan reads its rows by key range, so a week is quadratic on Azurite
 Storage serves the range from its index. ``table_index`` (``bench_rescan.py --table-index``)
 preloads ``bench/azurite_table_index.cjs`` into Azurite: a query whose filter pins the
 partition reads that partition through the index Azurite keeps for its point reads, and a page
-is picked with a bounded heap instead of a full sort: 2.8 and 3.1 CPU ms. The same entities
-come back in the same order (``tests/bench/test_azurite_table_index.py``).
+is picked with a bounded heap instead of a full sort: 2.8 and 3.1 CPU ms. Point operations
+(reads, upserts, merges, deletes) find their entity with ``findOne({PartitionKey, RowKey})``,
+which LokiJS narrows by the first field's index and then scans: O(rows in the partition) each,
+and a weekly rescan writes its history into 16 partitions. The preload asks the narrower of the
+two indexes first. The same entities come back in the same order
+(``tests/bench/test_azurite_table_index.py``).
 
 MariaDB (Debian ``mariadb-server``) runs as a private server on a free loopback port with its
 data in the same temporary folder, without a binary log and without a flush per commit (a

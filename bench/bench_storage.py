@@ -60,6 +60,8 @@ from scanning.local.services import (
 
 BLOB_METADATA = ("loki", "mariadb")
 TABLE_INDEX = Path(__file__).resolve().with_name("azurite_table_index.cjs")
+# What the preload writes to Azurite's log once it has replaced the table store's methods.
+TABLE_INDEX_LOADED = "acr-scan bench: Azurite table queries read the pinned partition"
 DATABASE = "azurite_blob"
 # Azurite's table store keeps every entity in the Node heap: 100,000 image rows with their
 # findings documents and inventory copies pass Node's default limit (~4 GB on this machine).
@@ -153,6 +155,13 @@ def start_storage(folder: Path, *, in_memory: bool = True, blob_metadata: str = 
     azurite = start_azurite(folder / "azurite", ports, in_memory=in_memory, env=environment)
     storage = BenchStorage(connection_string=azurite.connection_string,
                            processes=[azurite.process])
+    if table_index and TABLE_INDEX_LOADED not in (azurite.data_dir / "azurite.log").read_text(
+            errors="replace"):
+        # The preload finds nothing to replace in another Azurite layout: a run would then
+        # report figures as indexed that were not.
+        storage.stop()
+        raise ServiceError(f"{TABLE_INDEX.name} was not applied to Azurite (see "
+                           f"{azurite.data_dir / 'azurite.log'})")
     if blob_metadata == "loki":
         return storage
     try:

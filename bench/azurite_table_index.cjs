@@ -139,8 +139,11 @@ if (fs.existsSync(path.join(persistence, "LokiTableMetadataStore.js"))) {
   // through its index and checks the second on every row left, so each costs O(rows in the
   // partition), and a rescan's history, 16 partitions a run, grows quadratic. The same two
   // equalities are asked with the narrower index first (Azurite 3.37 put RowKey first in one
-  // of these calls): the same entity comes back.
+  // of these calls): the same entity comes back. When few rows share the RowKey (the usual
+  // case: digests, scan ids), they are looked through directly.
   const keyed = Symbol("acr-scan keyed findOne");
+  // A RowKey shared by at most this many rows is looked through directly.
+  const FEW_ROWS = 16;
 
   function matching(collection, property, value) {
     if (!collection.binaryIndices || !collection.binaryIndices[property]) {
@@ -159,9 +162,24 @@ if (fs.existsSync(path.join(persistence, "LokiTableMetadataStore.js"))) {
     collection.findOne = function keyedFind(query) {
       if (query !== null && typeof query === "object" && Object.keys(query).length === 2
           && typeof query.PartitionKey === "string" && typeof query.RowKey === "string"
-          && matching(this, "RowKey", query.RowKey)
-             < matching(this, "PartitionKey", query.PartitionKey)) {
-        return findOne.call(this, { RowKey: query.RowKey, PartitionKey: query.PartitionKey });
+          && !this.cloneObjects && this.binaryIndices && this.binaryIndices.RowKey) {
+        this.ensureIndex("RowKey");
+        const [first, last] = this.calculateRange("$eq", "RowKey", query.RowKey);
+        if (last - first < FEW_ROWS) {
+          // What LokiJS's find does with that range (strict equality on both keys), without
+          // building a result set and computing the range a second time.
+          const values = this.binaryIndices.RowKey.values;
+          for (let at = first; at <= last; at += 1) {
+            const data = this.data[values[at]];
+            if (data.RowKey === query.RowKey && data.PartitionKey === query.PartitionKey) {
+              return data;
+            }
+          }
+          return null;
+        }
+        if (last - first + 1 < matching(this, "PartitionKey", query.PartitionKey)) {
+          return findOne.call(this, { RowKey: query.RowKey, PartitionKey: query.PartitionKey });
+        }
       }
       return findOne.call(this, query);
     };

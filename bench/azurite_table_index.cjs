@@ -249,6 +249,10 @@ if (fs.existsSync(path.join(persistence, "LokiTableMetadataStore.js"))) {
   // `Collection.update`'s index upkeep without the linear scan: the entity's slot is looked up
   // among the index entries equal to its value (binary search, then that run only); when it is
   // there the index is still sorted and nothing moves. Anything else goes to LokiJS's own.
+  // This replaces the method for every LokiJS collection of the process (Azurite's table,
+  // service and, in azurite-blob, blob metadata collections): none of them depends on where
+  // an unchanged value sits among its equals. Its cost is the run of equal values: a whole
+  // partition for the PartitionKey index, never more than LokiJS's own scan of the index.
   const lokijs = require(require.resolve("lokijs", { paths: [persistence] }));
   const indexUpdate = lokijs.Collection.prototype.adaptiveBinaryIndexUpdate;
   lokijs.Collection.prototype.adaptiveBinaryIndexUpdate = function keptIndexUpdate(

@@ -9,8 +9,9 @@ Starts its own Azurite on free loopback ports, in memory (``--azurite-on-disk``:
 temporary folder; ``--blob-metadata mariadb``: its blob service keeps blob metadata in a private
 MariaDB server, which past ~10,000 images is the difference between a run of minutes and one of
 hours; ``--table-index``: its table store reads a query's pinned partition and a point
-operation's entity through its indexes instead of scanning, as Azure does; see
-``bench_storage.py``), then:
+operation's entity through its indexes, pages a whole-table listing from its continuation and
+merges without an index scan, instead of scanning, as Azure does; see ``bench_storage.py``),
+then:
 
 1. builds advisory indexes from real records when ``../shared/testdata/advisories`` exists
    (the Alpine secdb for v3.11 and the PyPA database, ~4,900 records), else from the demo

@@ -212,6 +212,7 @@ def match_inventory(
     missing_ecosystems: set[str] = set()
     warnings: list[str] = []
     memo = index.package_memo
+    names = index.name_memo
     for package in packages:
         if package.type in OS_PACKAGE_TYPES:
             if target is None:
@@ -225,6 +226,19 @@ def match_inventory(
                 missing_ecosystems.add(ecosystem)
                 continue
             scope = ecosystem
+        # Most packages: no record names them, whatever their version. The lookup names come
+        # from the type, name, source name and (Maven) the purl's namespace: these fields
+        # decide it for every version at once.
+        name_key = (scope, package.type, package.name, package.source_name,
+                    package.purl if package.type is PackageType.MAVEN else "")
+        named = names.get(name_key)
+        if named is None:
+            named = _package_named(index, package, scope)
+            if len(names) >= MAX_REMEMBERED_NAMES:
+                names.clear()
+            names[name_key] = named
+        if not named:
+            continue
         from_base = bool(base_layer_digests) and package.layer_digest in base_layer_digests
         key = (scope, package.type, package.name, package.version, package.purl, package.path,
                package.source_name, package.source_version, from_base)
@@ -232,7 +246,7 @@ def match_inventory(
         if matched is None:
             matched = _match_package(index, package, scope, from_base=from_base)
             if matched is None:
-                continue  # most packages: no advisory names them (not remembered)
+                continue  # not named (the name memo says so first)
             if len(memo) >= MAX_REMEMBERED_PACKAGES:
                 memo.clear()
             memo[key] = matched
@@ -285,17 +299,34 @@ _UNAFFECTED = _PackageMatch((), 0, "")
 MAX_REMEMBERED_PACKAGES = 50_000
 
 
+# Package names remembered per index (``AdvisoryIndex.name_memo``) before that memo is emptied:
+# ~200 bytes each.
+MAX_REMEMBERED_NAMES = 100_000
+
+
+def _package_lookups(package: Package, scope: tuple[str, ...] | str) -> list[Lookup]:
+    """The lookups of one package in ``scope``, in the matcher's order."""
+    if isinstance(scope, str):
+        return [(scope, _language_name(package), _language_version(package))]
+    return [(ecosystem, name, version) for ecosystem in scope
+            for name, version in _os_names(package)]
+
+
+def _package_named(index: AdvisoryIndex, package: Package,
+                   scope: tuple[str, ...] | str) -> bool:
+    """Whether an advisory or rejected record is filed under a name the package is looked up
+    by in ``scope``, whatever its version."""
+    return any(_named(index, ecosystem, name)
+               for ecosystem, name, _ in _package_lookups(package, scope))
+
+
 def _match_package(index: AdvisoryIndex, package: Package, scope: tuple[str, ...] | str, *,
                    from_base: bool) -> _PackageMatch | None:
     """One package's findings in ``scope`` (the OS's resolved ecosystems, or a language
     ecosystem): the same for every image with the same package in the same index, except for
     the layer it sits in, which ``match_inventory`` puts in (``_in_layer``). None when no
     advisory or rejected record names the package (the caller does not remember those)."""
-    if isinstance(scope, str):
-        lookups = [(scope, _language_name(package), _language_version(package))]
-    else:
-        lookups = [(ecosystem, name, version) for ecosystem in scope
-                   for name, version in _os_names(package)]
+    lookups = _package_lookups(package, scope)
     if not any(_named(index, ecosystem, name) for ecosystem, name, _ in lookups):
         return None
     found = [(lookup, _lookup_hits(index, *lookup), index.rejected_for(*lookup[:2]))
@@ -729,17 +760,23 @@ def package_lookups(os_info: OSInfo | None, packages: Iterable[Package]) -> tupl
     ecosystems = (() if target is None else
                   target.ecosystems + tuple(p + PREFIX_WILDCARD for p in target.prefixes))
     lookups: set[Lookup] = set()
+    add = lookups.add
     for package in packages:
-        if package.type in OS_PACKAGE_TYPES:
+        kind = package.type
+        if kind in OS_PACKAGE_TYPES:
             for ecosystem in ecosystems:
                 for name, version in _os_names(package):
-                    lookups.add((ecosystem, normalize_name(ecosystem, name), version))
-        else:
-            language = _LANGUAGE_ECOSYSTEMS.get(package.type)
-            if language is None:
-                continue
-            lookups.add((language, normalize_name(language, _language_name(package)),
-                         _language_version(package)))
+                    add((ecosystem, normalize_name(ecosystem, name), version))
+            continue
+        language = _LANGUAGE_ECOSYSTEMS.get(kind)
+        if language is None:
+            continue
+        # _language_name and _language_version inline for the types they leave alone (the
+        # rescan asks this for every package of every re-matched image).
+        name = _language_name(package) if kind is PackageType.MAVEN else package.name
+        version = (_language_version(package) if kind is PackageType.GOLANG
+                   else package.version)
+        add((language, normalize_name(language, name), version))
     return tuple(sorted(lookups))
 
 

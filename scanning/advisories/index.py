@@ -96,6 +96,10 @@ class AdvisoryIndex:
     # images that share the package.
     package_memo: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False,
                                                      compare=False)
+    # Whether any record names a package, by the package fields its lookup names come from
+    # (scanning.matching): most packages have no advisory, and an image meets them all.
+    name_memo: dict[tuple[Any, ...], bool] = field(default_factory=dict, repr=False,
+                                                   compare=False)
 
     def compiled(self, entry: Mapping[str, Any]) -> osv_ranges.CompiledAffected:
         """The pre-compiled ranges of one affected entry from ``lookup``."""

@@ -18,7 +18,7 @@ from scanning import matching
 from scanning.advisories.index import AdvisoryIndex, compile_index
 from scanning.advisories.osv import iter_records
 from scanning.matching import MatchResult, match_inventory
-from scanning.model import AssessmentStatus, Package, PackageType
+from scanning.model import AssessmentStatus, OSInfo, Package, PackageType
 
 BUILT = datetime(2024, 10, 10, 12, 0, tzinfo=UTC)
 LAYER_A = "sha256:" + "a" * 64
@@ -122,3 +122,57 @@ def test_failed_comparisons_and_rejected_records_count_for_every_image() -> None
     twice = match_inventory(None, [package, dataclasses.replace(package, path="other")], index)
     assert twice.reason == (f"2 version comparisons failed (unparsable versions); {warning}; "
                             f"{warning}")
+
+
+def _record(advisory_id: str, ecosystem: str, name: str) -> dict[str, Any]:
+    return {"id": advisory_id, "modified": "2024-01-01T00:00:00Z", "affected": [{
+        "package": {"ecosystem": ecosystem, "name": name},
+        "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "9.0"}]}]}]}
+
+
+def test_whether_a_name_is_named_is_remembered_for_every_version(
+    shared_advisories: Path,
+) -> None:
+    index = _index(shared_advisories)
+    unnamed = [Package(type=PackageType.PYPI, name="no-such-package", version=version,
+                       purl="", path="") for version in ("1.0", "2.0")]
+    result = match_inventory(None, [*unnamed, _jinja2("2.10"), _jinja2("3.1.6")], index)
+    assert [f.id for f in result.findings] == ["CVE-2019-10906", "CVE-2020-28493"]
+    assert index.name_memo == {("PyPI", PackageType.PYPI, "no-such-package", "", ""): False,
+                               ("PyPI", PackageType.PYPI, "Jinja2", "", ""): True}
+
+
+def test_maven_packages_of_one_name_in_two_groups_are_told_apart() -> None:
+    # Maven names are "group:artifact" and the group comes from the purl: the same artifact
+    # name in a group no record names must not hide the named one.
+    index = compile_index([_record("X-1", "Maven", "com.example:lib")], built=BUILT)
+    packages = [Package(type=PackageType.MAVEN, name="lib", version="1.0",
+                        purl=f"pkg:maven/{group}/lib@1.0", path="app.jar")
+                for group in ("org.other", "com.example")]
+    result = match_inventory(None, packages, index)
+    assert [(f.id, f.purl) for f in result.findings] == [
+        ("X-1", "pkg:maven/com.example/lib@1.0")]
+
+
+def test_debian_packages_of_one_name_from_two_sources_are_told_apart() -> None:
+    # Debian advisories name source packages: the same binary package built from a source no
+    # record names must not hide the one built from a named source.
+    index = compile_index([_record("X-2", "Debian:13", "openssl")], built=BUILT)
+    packages = [Package(type=PackageType.DPKG, name="libssl3", version="3.0", purl="",
+                        path="var/lib/dpkg/status", source_name=source, source_version="3.0")
+                for source in ("other-source", "openssl")]
+    result = match_inventory(OSInfo(id="debian", version_id="13"), packages, index)
+    assert [(f.id, f.source_package) for f in result.findings] == [("X-2", "openssl")]
+
+
+def test_the_name_memo_is_emptied_at_its_bound_and_results_stay_the_same(
+    shared_advisories: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(matching, "MAX_REMEMBERED_NAMES", 1)
+    index = _index(shared_advisories)
+    packages = [Package(type=PackageType.PYPI, name="no-such-package", version="1.0",
+                        purl="", path=""), _jinja2("2.10")]
+    result = match_inventory(None, packages, index)
+    assert list(index.name_memo) == [("PyPI", PackageType.PYPI, "Jinja2", "", "")]
+    assert result == _fresh(shared_advisories, packages)
+    assert match_inventory(None, packages, index) == result

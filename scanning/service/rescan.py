@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -26,6 +27,9 @@ RESCAN_CHUNK = 100
 RESCAN_PROCESS_MIN_IMAGES = 400
 # Row updates of unaffected images are merged every so many rows, while the listing goes on.
 UNAFFECTED_BATCH = 1000
+# History rows are written every so many rows while the run goes on: a run's rows spread over
+# 16 partitions (``store.scans``), so about 100 rows, one full transaction, a partition.
+HISTORY_BATCH = 1600
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,21 +73,58 @@ def rescan_pulled(services: Services, *, now: datetime | None = None,
       (the caller starts those scans, also unbilled).
 
     Every re-assessed image gets its scan history row (trigger ``rescan``), written in
-    transactions of 100 at the end of the run.
+    transactions of 100 per partition, ``HISTORY_BATCH`` rows at a time as chunks finish
+    (after their merges), while the worker processes re-match the next chunks; the rest at
+    the end (all of them used to wait for the end of the run, which then spent seconds on
+    them alone).
     """
     moment = now or datetime.now(UTC)
     store = services.store
     days = window_days if window_days is not None else int_setting("PULL_WINDOW_DAYS")
-    pulled = {(entry.registry, entry.repository, entry.digest)
-              for entry in store.images_pulled_since(moment - timedelta(days=days))}
-    run = open_run(services, moment)
-    inventories = store.blobs.inventory_names() if pulled else frozenset()
+    # The three reads a run starts with go on at once: the inventory names (a blob listing) in
+    # a thread, the pull ledger and today's index here.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rescan-names") as reader:
+        names = reader.submit(store.blobs.inventory_names)
+        try:
+            pulled = {(entry.registry, entry.repository, entry.digest)
+                      for entry in store.images_pulled_since(moment - timedelta(days=days))}
+            run = open_run(services, moment)
+        except BaseException:
+            names.cancel()
+            raise
+        inventories = names.result() if pulled else frozenset()
     if processes is None:
         processes = int_setting("RESCAN_PROCESSES") or os.cpu_count() or 1
-    runner = ChunkRunner(run, processes if len(pulled) >= RESCAN_PROCESS_MIN_IMAGES else 1,
-                          workers)
-    updates: list[RowUpdate] = []
+    # History rows whose image rows are merged, written HISTORY_BATCH at a time while the
+    # run goes on; the unaffected images' wait in ``settled`` for their rows' merge.
     history: list[ScanRecord] = []
+    settled: list[ScanRecord] = []
+
+    # One thread writes them, so the transactions overlap the listing and the chunks' results.
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rescan-history")
+    writes: list[Future[int]] = []
+
+    def write_history(at_least: int) -> None:
+        if history and len(history) >= at_least:
+            writes.append(writer.submit(store.scans.record_finished, list(history)))
+            history.clear()
+
+    def chunk_done(report: ChunkReport) -> None:
+        # A chunk's rows are merged when its report comes back: its history can be written
+        # while later chunks re-match.
+        history.extend(report.history)
+        report.history = []
+        write_history(HISTORY_BATCH)
+
+    def merge_settled() -> None:
+        merged.add(merge_unaffected(store, updates))
+        history.extend(settled)
+        settled.clear()
+        write_history(HISTORY_BATCH)
+
+    runner = ChunkRunner(run, processes if len(pulled) >= RESCAN_PROCESS_MIN_IMAGES else 1,
+                          workers, each=chunk_done)
+    updates: list[RowUpdate] = []
     to_match: list[tuple[ImageRecord, str]] = []
     reanalyze: list[ScanRequest] = []
     merged = ChunkReport()
@@ -100,25 +141,28 @@ def rescan_pulled(services: Services, *, now: datetime | None = None,
                 update, record = run.settle_unaffected(image, etag)
                 if update is not None:
                     updates.append(update)
-                history.append(record)
+                settled.append(record)
             else:
                 to_match.append((image, etag))
             if len(to_match) == RESCAN_CHUNK:
                 runner.submit(to_match)
                 to_match = []
             if len(updates) >= UNAFFECTED_BATCH:
-                merged.add(merge_unaffected(store, updates))
+                merge_settled()
         if to_match:
             runner.submit(to_match)
-        merged.add(merge_unaffected(store, updates))
+        merge_settled()
+        totals = runner.finish()
+        write_history(1)
+        for write in writes:
+            write.result()  # the first failed write fails the run, as it did before
     except BaseException:
         runner.abandon()
         raise
-    totals = runner.finish()
+    finally:
+        writer.shutdown(wait=True, cancel_futures=True)
     totals.add(merged)
-    history.extend(totals.history)
     reanalyze.extend(totals.reanalyze)
-    store.scans.record_finished(history)
     log.info("weekly rescan: %d re-assessed (%d unaffected by the index change, %d re-matched, "
              "%d with new findings), %d rows updated in batches (%d superseded), %d to "
              "re-analyse, %d failed", unaffected + totals.matched, unaffected, totals.matched,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -70,9 +71,12 @@ class ChunkRunner:
     read), else in this process. ``finish`` waits for them; chunks whose worker failed, or a
     pool that could not start, are re-matched in this process then."""
 
-    def __init__(self, run: RescanRun, processes: int, workers: int) -> None:
+    def __init__(self, run: RescanRun, processes: int, workers: int,
+                 each: Callable[[ChunkReport], None] | None = None) -> None:
         self.run = run
         self.workers = workers
+        # Called with each chunk's report as it is added to the totals (in submission order).
+        self.each = each
         self.totals = ChunkReport()
         self.pool: ProcessPoolExecutor | None = None
         self.futures: list[tuple[list[tuple[ImageRecord, str]], Future[ChunkReport]]] = []
@@ -92,12 +96,17 @@ class ChunkRunner:
 
     def submit(self, chunk: list[tuple[ImageRecord, str]]) -> None:
         if self.pool is None:
-            self.totals.add(rescan_chunk(self.run, chunk, self.workers))
+            self._add(rescan_chunk(self.run, chunk, self.workers))
             return
         try:
             self.futures.append((chunk, self.pool.submit(_worker_chunk, chunk, self.workers)))
         except (BrokenProcessPool, RuntimeError):
-            self.totals.add(rescan_chunk(self.run, chunk, self.workers))
+            self._add(rescan_chunk(self.run, chunk, self.workers))
+
+    def _add(self, report: ChunkReport) -> None:
+        if self.each is not None:
+            self.each(report)
+        self.totals.add(report)
 
     def abandon(self) -> None:
         """Stop the workers without waiting for their chunks (the run failed)."""
@@ -111,15 +120,17 @@ class ChunkRunner:
         try:
             for chunk, future in self.futures:
                 try:
-                    self.totals.add(future.result())
+                    report = future.result()
                 except (BrokenProcessPool, OSError, ScanError) as error:
                     log.warning("rescan worker process failed (%s): its %d images are "
                                 "re-matched here", error, len(chunk))
                     left.append(chunk)
+                else:
+                    self._add(report)
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
         for chunk in left:
-            self.totals.add(rescan_chunk(self.run, chunk, self.workers))
+            self._add(rescan_chunk(self.run, chunk, self.workers))
         return self.totals
 
 

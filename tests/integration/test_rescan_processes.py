@@ -18,16 +18,17 @@ import pytest
 
 from scanning.advisories.index import compile_index, write_index
 from scanning.analyzers import analyzer_set_version
-from scanning.errors import AdvisoryError
+from scanning.errors import AdvisoryError, StoreError
 from scanning.inventory import ImageInventory, InventoryStatus
 from scanning.layer_types import LayerInfo
 from scanning.local.services import Azurite
-from scanning.model import OSInfo, Package, PackageType, Platform
+from scanning.model import AssessmentStatus, OSInfo, Package, PackageType, Platform, ScanTrigger
 from scanning.service import rematch, rescan, workers
 from scanning.service.context import Services
 from scanning.service.evaluation import save_inventories
 from scanning.store import Store
 from scanning.store.advisory_index import publish_index
+from scanning.store.scans import ScanFilter
 from tests.integration.test_rescan_index_change import BASE, BUILT, _record
 
 pytestmark = pytest.mark.integration
@@ -144,3 +145,50 @@ def test_a_pool_that_cannot_start_leaves_the_work_to_the_caller(
             [message.split(" (")[0] for message in caplog.messages]) == (
         (6, 3, 3, 0), EXPECTED, [digest(0), digest(2), digest(4)],
         ["rescan worker process failed"] * 2)  # one per chunk: [0, 2] and [4]
+
+
+@pytest.mark.parametrize(("batch", "writes"), [(2, [3, 2, 1]), (1600, [6])])
+def test_history_is_written_as_chunks_finish_after_their_rows(
+        registry: Registry, monkeypatch: pytest.MonkeyPatch, batch: int,
+        writes: list[int]) -> None:
+    # Three images are unaffected (django 4.2, the new record's key but not its range) and
+    # three re-matched in two chunks ([0, 2] and [4]): with two rows a write, the settled
+    # images' rows go once they are merged after the listing, a chunk's once it comes back,
+    # the rest at the end.
+    monkeypatch.setattr(rescan, "HISTORY_BATCH", batch)
+    scans = registry.services.store.scans
+    written: list[list[str]] = []
+    record_finished = scans.record_finished
+
+    def spied(records: Any) -> int:
+        records = list(records)
+        written.append(sorted(record.digest for record in records))
+        return record_finished(records)
+
+    monkeypatch.setattr(scans, "record_finished", spied)
+    registry.publish([*BASE, _record("PYSEC-3", "django", "4.2")], "django")
+    report = rescan.rescan_pulled(registry.services, now=NOW, processes=2)
+    page = scans.list(ScanFilter(trigger=ScanTrigger.RESCAN), page_size=100)
+    this_run = sorted((record.digest, record.outcome) for record in page.items
+                      if record.started == NOW)
+    assert ((report.rematched, report.unaffected, report.matched), [len(w) for w in written],
+            sorted(digest for w in written for digest in w), this_run) == (
+        (6, 3, 3), writes, [digest(n) for n in range(IMAGES)],
+        [(digest(n), AssessmentStatus.UNHEALTHY) for n in range(IMAGES)])
+    if batch == 2:
+        assert written[0] == [digest(1), digest(3), digest(5)]
+        assert written[1] == [digest(0), digest(2)]
+
+
+def test_a_history_write_that_fails_fails_the_run(registry: Registry,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing(records: Any) -> int:
+        raise StoreError("recording scans: the table is gone")
+
+    monkeypatch.setattr(rescan, "HISTORY_BATCH", 2)
+    monkeypatch.setattr(registry.services.store.scans, "record_finished", failing)
+    registry.publish([*BASE, _record("PYSEC-3", "django", "4.2")], "django")
+    with pytest.raises(StoreError, match="the table is gone"):
+        rescan.rescan_pulled(registry.services, now=NOW, processes=2)
+    # The rows merged before the failure keep their new findings.
+    assert registry.findings() == EXPECTED

@@ -284,20 +284,26 @@ def pull_row(number: int, now: datetime) -> dict[str, Any]:
             "first_pulled": at, "last_pulled": at, "count": int64(1)}
 
 
-def write_inventory(services: Services, known: Catalogue, number: int, packages: int,
-                    template: int) -> None:
+def image_inventory(known: Catalogue, number: int, packages: int,
+                    template: int) -> ImageInventory:
     """Image ``number``'s inventory: the packages and layer of image ``template`` (itself
     unless the image is a copy, see ``copy_images``)."""
     rng = random.Random(template)
     digest = image_digest(number)
     layer = LayerInfo(
         digest="sha256:" + hashlib.sha256(f"layer-{template}".encode()).hexdigest(), size=1000)
-    inventory = ImageInventory(
+    return ImageInventory(
         reference=image_reference(number), image_digest=digest,
         manifest_digest=digest, config_digest=digest, platform=PLATFORM,
         analyzer_set_version=analyzer_set_version(), status=InventoryStatus.COMPLETE,
         os=ALPINE, packages=inventory_packages(rng, known, packages), layers=(layer,))
-    save_inventories(services, image_registry(number), digest, (inventory,))
+
+
+def write_inventory(services: Services, known: Catalogue, number: int, packages: int,
+                    template: int) -> None:
+    """Stores ``image_inventory`` as the image's inventory blob."""
+    save_inventories(services, image_registry(number), image_digest(number),
+                     (image_inventory(known, number, packages, template),))
 
 
 def seed(services: Services, known: Catalogue, images: int, distinct: int, packages: int,

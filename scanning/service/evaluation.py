@@ -40,12 +40,17 @@ log = logging.getLogger(__name__)
 INVENTORY_SCHEMA = 1
 
 
-def save_inventories(services: Services, registry: str, digest: str,
-                     inventories: tuple[ImageInventory, ...]) -> None:
+def inventory_document(digest: str, inventories: tuple[ImageInventory, ...]) -> bytes:
+    """The stored inventory document of an image (what ``parse_inventories`` reads)."""
     document = {"schema": INVENTORY_SCHEMA, "digest": digest,
                 "analyzer_set_version": analyzer_set_version(),
                 "platforms": [inventory.to_json() for inventory in inventories]}
-    services.store.blobs.put_inventory(registry, digest, json.dumps(document).encode())
+    return json.dumps(document).encode()
+
+
+def save_inventories(services: Services, registry: str, digest: str,
+                     inventories: tuple[ImageInventory, ...]) -> None:
+    services.store.blobs.put_inventory(registry, digest, inventory_document(digest, inventories))
 
 
 def parse_inventories(data: bytes, registry: str,

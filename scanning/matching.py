@@ -39,6 +39,7 @@ from scanning.advisories.ecosystems import describe_ecosystem, normalize_name
 from scanning.advisories.index import AdvisoryIndex, IndexChange
 from scanning.model import (
     OS_PACKAGE_TYPES,
+    PACKAGE_TYPES_BY_VALUE,
     AssessmentStatus,
     CvssScore,
     Finding,
@@ -226,11 +227,9 @@ def match_inventory(
                 missing_ecosystems.add(ecosystem)
                 continue
             scope = ecosystem
-        # Most packages: no record names them, whatever their version. The lookup names come
-        # from the type, name, source name and (Maven) the purl's namespace: these fields
-        # decide it for every version at once.
-        name_key = (scope, package.type, package.name, package.source_name,
-                    package.purl if package.type is PackageType.MAVEN else "")
+        # Most packages: no record names them, whatever their version (see _name_key).
+        name_key = _name_key(scope, package.type, package.name, package.source_name,
+                             package.purl)
         named = names.get(name_key)
         if named is None:
             named = _package_named(index, package, scope)
@@ -281,6 +280,59 @@ def match_inventory(
     else:
         status = AssessmentStatus.HEALTHY
     return MatchResult(status=status, findings=ordered, reason=reason, warnings=tuple(warnings))
+
+
+def _name_key(scope: tuple[str, ...] | str, kind: PackageType, name: str, source_name: str,
+              purl: str) -> tuple[Any, ...]:
+    """What decides whether a record names a package in ``scope``, for every version at
+    once: the lookup names come from the type, name, source name and (Maven) the purl's
+    namespace (``AdvisoryIndex.name_memo``'s key)."""
+    return (scope, kind, name, source_name, purl if kind is PackageType.MAVEN else "")
+
+
+def named_package_entries(os_info: OSInfo | None, entries: Sequence[Any],
+                          index: AdvisoryIndex) -> list[Any]:
+    """The stored package entries (``package_to_json``'s dicts) of one inventory that
+    ``match_inventory`` has to see to match it against ``index``: all but those the index's
+    name memo already knows no record names (what ``match_inventory`` passes over without
+    effect), so a re-match builds only the packages it matches. Packages whose OS or
+    ecosystem the index lacks are kept (they make the verdict's gaps), and so is one package
+    when every one would go (``not inventory.packages`` means "no packages found"). An entry
+    left out lacks no field ``package_from_json`` requires (KeyError, as building it would
+    raise). The lookups of the packages left out are not listed from what this returns: the
+    caller has them from the match keys of the same document."""
+    target = os_target(os_info) if os_info is not None else None
+    os_ecosystems = _resolve_ecosystems(target, index) if target is not None else ()
+    names = index.name_memo
+    language = _LANGUAGE_ECOSYSTEMS.get
+    kinds = PACKAGE_TYPES_BY_VALUE
+    kept: list[Any] = []
+    for data in entries:
+        kind = kinds.get(data["type"])
+        name, purl = data["name"], data["purl"]
+        data["version"], data["path"]  # required: KeyError as package_from_json would
+        if kind is None:
+            kept.append(data)  # an unknown type: building it raises, as it should
+            continue
+        if kind in OS_PACKAGE_TYPES:
+            if not os_ecosystems:
+                kept.append(data)
+                continue
+            scope: tuple[str, ...] | str = os_ecosystems
+        else:
+            ecosystem = language(kind)
+            if ecosystem is None:
+                continue  # no ecosystem: never matched
+            if not index.has_ecosystem(ecosystem):
+                kept.append(data)
+                continue
+            scope = ecosystem
+        if names.get(_name_key(scope, kind, name, data.get("source_name", ""), purl)) is False:
+            continue
+        kept.append(data)
+    if not kept and entries:
+        kept.append(entries[0])
+    return kept
 
 
 class _PackageMatch(NamedTuple):
@@ -750,6 +802,11 @@ def package_ecosystems(os_info: OSInfo | None) -> dict[PackageType, str]:
 # ``lookups_affected`` says whether an ``IndexChange`` can change any of them.
 
 PREFIX_WILDCARD = "*"
+# The version of the rules that list an inventory's lookups (``package_lookups``, the OS
+# targets): match keys name the inventory they were listed from with it
+# (``scanning.service.evaluation.inventory_digest``), and a re-match takes its lookups from
+# them only when it is today's. Change it with anything that changes what they list.
+LOOKUP_RULES = b"lookups-1"
 Lookup = tuple[str, str, str]  # (ecosystem or "<prefix>*", normalised name, version)
 
 

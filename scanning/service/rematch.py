@@ -22,18 +22,25 @@ from scanning.advisories.index import (
 )
 from scanning.analyzers import analyzer_set_version
 from scanning.errors import AdvisoryError, NotFound, ScanError
+from scanning.inventory import ImageInventory
 from scanning.matching import Lookup, lookups_affected, unchanged_signatures
 from scanning.model import AssessmentStatus, ScanTrigger
 from scanning.rules import DisableRule
 from scanning.service.context import Services, index_keys_name, record_index_keys
-from scanning.service.evaluation import evaluate, notification, parse_inventories, send_notification
+from scanning.service.evaluation import (
+    evaluate,
+    inventory_digest,
+    notification,
+    parse_inventories,
+    send_notification,
+)
 from scanning.service.payloads import ScanRequest
 from scanning.service.rules import load_rules
 from scanning.store.blobs import BlobKind
 from scanning.store.entities import bounded_text
 from scanning.store.findings import Assessment, encode_findings
 from scanning.store.images import ImageKey, ImageRecord, RowUpdate, image_key, inventory_columns
-from scanning.store.match_keys import SignedLookup, decode_match_keys
+from scanning.store.match_keys import MatchKeys, read_match_keys
 from scanning.store.scans import ScanRecord, new_scan_id
 from scanning.store.store import Store
 
@@ -82,7 +89,7 @@ class RescanRun:
     # ``REMEMBERED_SIGNATURES``, the oldest dropped). Off (``remember``) when the re-matches
     # run in worker processes.
     remember: bool = True
-    decoded: dict[tuple[ImageKey, str], tuple[SignedLookup, ...]] = dataclasses.field(
+    decoded: dict[tuple[ImageKey, str], MatchKeys] = dataclasses.field(
         default_factory=dict)
 
     def change_since(self, index_version: str) -> IndexChange | None:
@@ -116,30 +123,49 @@ class RescanRun:
             # affected, so its signatures are not decoded (a row whose column is unreadable
             # is re-matched at the next change, which has to decode them).
             return True
-        signed = decode_match_keys(image.match_keys)
-        if signed is None:
+        keys = read_match_keys(image.match_keys)
+        if keys is None:
             return False
-        if change is not None and not lookups_affected(signed, change, self.index):
+        if change is not None and not lookups_affected(keys.signed, change, self.index):
             return True
         if self.remember and etag:
             if len(self.decoded) >= REMEMBERED_SIGNATURES:
                 del self.decoded[next(iter(self.decoded))]
-            self.decoded[image_key(image), etag] = signed
+            self.decoded[image_key(image), etag] = keys
         return False
+
+    def row_keys(self, image: ImageRecord, etag: str = "") -> MatchKeys | None:
+        """The row's match keys (those ``unaffected`` decoded, when it kept them); None when
+        absent, unreadable or made by another analyzer set."""
+        if image.analyzer_version != self.analyzer_version:
+            return None
+        keys = self.decoded.pop((image_key(image), etag), None) if etag else None
+        return keys if keys is not None else read_match_keys(image.match_keys)
+
+    def kept_signatures(self, image: ImageRecord, keys: MatchKeys | None) -> dict[Lookup, str]:
+        """The row's lookup signatures (``keys``) that are still today's (none when they or
+        the index the image was assessed with are unknown)."""
+        change = self.change_since(image.index_version) if keys is not None else None
+        if keys is None or change is None:
+            return {}
+        return unchanged_signatures(keys.signed, change, self.index)
 
     def still_signed(self, image: ImageRecord, etag: str = "") -> dict[Lookup, str]:
         """The image's stored lookup signatures that are still today's (none when the row's
         signatures or the index it was assessed with are unknown, or another analyzer set
         made them)."""
-        if image.analyzer_version != self.analyzer_version:
-            return {}
-        signed = self.decoded.pop((image_key(image), etag), None) if etag else None
-        if signed is None:
-            signed = decode_match_keys(image.match_keys)
-        change = self.change_since(image.index_version) if signed is not None else None
-        if signed is None or change is None:
-            return {}
-        return unchanged_signatures(signed, change, self.index)
+        return self.kept_signatures(image, self.row_keys(image, etag))
+
+    def read_inventories(self, image: ImageRecord, data: bytes, keys: MatchKeys | None,
+                         ) -> tuple[tuple[ImageInventory, ...] | None, str, bool]:
+        """The inventories of the document ``data``, its digest, and whether the row's match
+        keys list its lookups (they were listed from this very document by today's rules).
+        Then only the packages matching can use are built (``named_in``): the lookups of the
+        others come from the keys."""
+        digest = inventory_digest(data)
+        lean = keys is not None and keys.inventory == digest
+        return (parse_inventories(data, image.registry, image.digest,
+                                  named_in=self.index if lean else None), digest, lean)
 
     def reanalysis(self, image: ImageRecord) -> ScanRequest:
         """The full re-analysis of an image the run cannot re-match (no inventory)."""
@@ -184,7 +210,9 @@ class RescanRun:
         by the caller), or are saved at once when the findings document lives in a blob."""
         store = self.services.store
         request = self.reanalysis(image)
-        inventories = parse_inventories(copy, image.registry, image.digest) if copy else None
+        keys = self.row_keys(image, etag)
+        inventories, digest, lean = (self.read_inventories(image, copy, keys) if copy
+                                     else (None, "", False))
         fill: dict[str, Any] = {}
         if inventories is None:
             try:
@@ -192,13 +220,15 @@ class RescanRun:
                         else store.blobs.get_inventory(image.registry, image.digest))
             except NotFound:
                 return request
-            inventories = parse_inventories(data, image.registry, image.digest)
+            inventories, digest, lean = self.read_inventories(image, data, keys)
             if inventories is None:
                 return request
             fill = inventory_columns(data, image.inventory_chunks)
         scan_id = rescan_id(self.moment, image.registry, image.digest)
-        evaluation = evaluate(inventories, request=request, rules=self.rules, index=self.index,
-                              moment=self.moment, signatures=self.still_signed(image, etag))
+        evaluation = evaluate(
+            inventories, request=request, rules=self.rules, index=self.index,
+            moment=self.moment, signatures=self.kept_signatures(image, keys), inventory=digest,
+            lookups=[lookup for lookup, _ in keys.signed] if lean and keys else None)
         verdict = evaluation.verdict
         encoded = encode_findings(image.digest, verdict.platforms)
         history = self.history(image, scan_id, verdict.status, verdict.reason)

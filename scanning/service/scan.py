@@ -194,14 +194,16 @@ def assess_image(services: Services, step: AssessStep) -> ScanOutcome:
         inventory_from_cache(step.resolved, image, services.layer_cache, version, errors)
         for image in step.resolved.platforms
     )
-    save_inventories(services, request.registry, request.digest, inventories)
-    return record_verdict(services, step.step, inventories)
+    document = save_inventories(services, request.registry, request.digest, inventories)
+    return record_verdict(services, step.step, inventories, inventory=document)
 
 
 def record_verdict(services: Services, step: ScanStep, inventories: tuple[ImageInventory, ...],
                    *, now: datetime | None = None,
-                   index: tuple[AdvisoryIndex, str] | None = None) -> ScanOutcome:
-    """Match, decide the verdict, store it, bill a first scan, notify, close the scan."""
+                   index: tuple[AdvisoryIndex, str] | None = None,
+                   inventory: str = "") -> ScanOutcome:
+    """Match, decide the verdict, store it, bill a first scan, notify, close the scan.
+    ``inventory``: the stored inventory document's ``inventory_digest`` ("" when unknown)."""
     request = step.request
     store = services.store
     moment = now or datetime.now(UTC)
@@ -212,7 +214,7 @@ def record_verdict(services: Services, step: ScanStep, inventories: tuple[ImageI
                                                       NO_INDEX_REASON))
     record_index_keys(services, advisory_index, index_version)
     evaluation = evaluate(inventories, request=request, rules=load_rules(store),
-                          index=advisory_index, moment=moment)
+                          index=advisory_index, moment=moment, inventory=inventory)
     verdict = evaluation.verdict
     image = store.images.find(request.registry, request.repository, request.digest)
     previous = None if image is None else store.findings.previous_summary(image)

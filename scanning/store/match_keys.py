@@ -2,16 +2,21 @@
 advisory index to prove an image unaffected without reading its inventory.
 
 Stored per image as one Edm.Binary property (at most 64 KiB, Table service data model):
-zlib-compressed JSON ``[[ecosystem, name, version, signature], …]``, sorted, one item per
-lookup the matcher makes for the image's packages (``scanning.matching.package_lookups``)
-with the signature of its hits (``lookup_signature``). JSON, not tab-separated text: names
-and versions come from hostile images.
+zlib-compressed JSON ``{"inventory": <digest>, "keys": [[ecosystem, name, version,
+signature], …]}``, the keys sorted, one item per lookup the matcher makes for the image's
+packages (``scanning.matching.package_lookups``) with the signature of its hits
+(``lookup_signature``). ``inventory`` is the digest of the inventory document the lookups
+were listed from (``scanning.service.evaluation.inventory_digest``): a re-match of that same
+document can take its lookups from here instead of listing them again. Keys written without
+one (and those stored before it was kept) are the bare list ``[[ecosystem, name, version,
+signature], …]``. JSON, not tab-separated text: names and versions come from hostile images.
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import orjson
 
@@ -22,12 +27,22 @@ MAX_MATCH_KEYS_JSON = 16 * 1024 * 1024
 SignedLookup = tuple[tuple[str, str, str], str]
 
 
-def encode_match_keys(signed: Iterable[SignedLookup]) -> bytes:
+@dataclass(frozen=True, slots=True)
+class MatchKeys:
+    """Decoded match keys: the signed lookups, sorted, and the digest of the inventory
+    document they were listed from ("" when unknown)."""
+
+    signed: tuple[SignedLookup, ...]
+    inventory: str = ""
+
+
+def encode_match_keys(signed: Iterable[SignedLookup], inventory: str = "") -> bytes:
     """The property value, or b"" when it would not fit (the image is then re-matched on
-    every index change)."""
+    every index change). ``inventory``: the digest of the document the lookups
+    were listed from ("" when unknown: the bare list is stored)."""
     items = sorted([ecosystem, name, version, signature]
                    for (ecosystem, name, version), signature in signed)
-    raw = orjson.dumps(items)
+    raw = orjson.dumps({"inventory": inventory, "keys": items} if inventory else items)
     # Level 1: a third of level 6's time for ~15% more bytes (written for every re-match);
     # the slowest level when that would not fit, so a big image keeps what level 6 kept.
     data = zlib.compress(raw, 1)
@@ -38,6 +53,13 @@ def encode_match_keys(signed: Iterable[SignedLookup]) -> bytes:
 
 def decode_match_keys(data: bytes) -> tuple[SignedLookup, ...] | None:
     """The signed lookups, or None when absent or unreadable (re-match the image)."""
+    keys = read_match_keys(data)
+    return None if keys is None else keys.signed
+
+
+def read_match_keys(data: bytes) -> MatchKeys | None:
+    """The signed lookups and their inventory's digest, or None when absent or unreadable
+    (re-match the image)."""
     if not data:
         return None
     try:
@@ -48,7 +70,13 @@ def decode_match_keys(data: bytes) -> tuple[SignedLookup, ...] | None:
         items = orjson.loads(raw)
     except (zlib.error, orjson.JSONDecodeError):
         return None
-    if not isinstance(items, list):
+    inventory = ""
+    if type(items) is dict:
+        named, items = items.get("inventory"), items.get("keys")
+        if type(named) is not str or not named:
+            return None
+        inventory = named
+    if type(items) is not list:
         return None
     signed: list[SignedLookup] = []
     # Read for every pulled image of every rescan: plain type checks, no generator per item.
@@ -60,4 +88,4 @@ def decode_match_keys(data: bytes) -> tuple[SignedLookup, ...] | None:
                 and type(signature) is str):
             return None
         signed.append(((ecosystem, name, version), signature))
-    return tuple(signed)
+    return MatchKeys(tuple(signed), inventory)

@@ -21,13 +21,15 @@ from scanning.inventory import ImageInventory, InventoryStatus
 from scanning.layer_types import LayerInfo
 from scanning.local.services import Azurite
 from scanning.model import OSInfo, Package, PackageType, Platform
+from scanning.service import rematch
 from scanning.service.context import Services
-from scanning.service.evaluation import save_inventories
+from scanning.service.evaluation import inventory_digest, save_inventories
 from scanning.service.rescan import rescan_pulled
 from scanning.store import Store
 from scanning.store import transactions as table_transactions
 from scanning.store.advisory_index import publish_index
 from scanning.store.images import image_keys
+from scanning.store.match_keys import MatchKeys, encode_match_keys, read_match_keys
 
 pytestmark = pytest.mark.integration
 
@@ -162,3 +164,61 @@ def test_unreadable_inventory_is_returned_for_a_new_analysis(rescans: Rescans) -
     assert ((report.rematched, report.failed),
             [(request.digest, request.trigger.value) for request in report.to_reanalyze],
             rescans.findings()) == ((0, 0), [(DIGEST, "rescan")], [("PYSEC-1", "requests")])
+
+
+def _spy_parses(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each re-match read its inventory lean (``named_in``: lookups from the keys)."""
+    lean: list[bool] = []
+    parse = rematch.parse_inventories
+
+    def spied(data: bytes, registry: str, digest: str, **options: Any) -> Any:
+        lean.append(options.get("named_in") is not None)
+        return parse(data, registry, digest, **options)
+
+    monkeypatch.setattr(rematch, "parse_inventories", spied)
+    return lean
+
+
+def _row_keys(store: Store) -> MatchKeys:
+    keys = read_match_keys(store.images.get(REGISTRY, REPOSITORY, DIGEST).match_keys)
+    assert keys is not None
+    return keys
+
+
+def test_a_rematch_of_the_document_its_keys_name_takes_its_lookups_from_them(
+        rescans: Rescans, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = rescans.services.store
+    document = inventory_digest(store.blobs.get_inventory(REGISTRY, DIGEST))
+    listed = _row_keys(store)
+    lean = _spy_parses(monkeypatch)
+    rescans.publish([*BASE, _record("PYSEC-3", "django", "4.2")], "django")
+    report = rescan_pulled(rescans.services, now=NOW)
+    after = _row_keys(store)
+    assert (listed.inventory, [lookup for lookup, _ in listed.signed]) == (
+        document, [("PyPI", "django", "4.0"), ("PyPI", "requests", "2.0.0")])
+    assert ((report.matched, report.rewritten), lean, sorted(rescans.findings()),
+            after.inventory, [lookup for lookup, _ in after.signed]) == (
+        (1, 1), [True], [("PYSEC-1", "requests"), ("PYSEC-3", "django")], document,
+        [("PyPI", "django", "4.0"), ("PyPI", "requests", "2.0.0")])
+
+
+def test_keys_naming_another_document_make_the_rematch_list_every_lookup(
+        rescans: Rescans, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Keys listed from some other inventory (a scan that stored a new document and died
+    # before its row): django's lookup is there, requests' is not.
+    store = rescans.services.store
+    document = inventory_digest(store.blobs.get_inventory(REGISTRY, DIGEST))
+    stale = [(lookup, signature) for lookup, signature in _row_keys(store).signed
+             if lookup[1] == "django"]
+    partition_key, row_key = image_keys(REGISTRY, REPOSITORY, DIGEST)
+    store.images.table.upsert_entity({"PartitionKey": partition_key, "RowKey": row_key,
+                                      "match_keys": encode_match_keys(stale, "f" * 32)},
+                                     mode=UpdateMode.MERGE)
+    lean = _spy_parses(monkeypatch)
+    rescans.publish([*BASE, _record("PYSEC-3", "django", "4.2")], "django")
+    report = rescan_pulled(rescans.services, now=NOW)
+    after = _row_keys(store)
+    assert ((report.matched, report.rewritten), lean, sorted(rescans.findings()),
+            after.inventory, [lookup for lookup, _ in after.signed]) == (
+        (1, 1), [False], [("PYSEC-1", "requests"), ("PYSEC-3", "django")], document,
+        [("PyPI", "django", "4.0"), ("PyPI", "requests", "2.0.0")])

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from scanning.advisories.alpine_secdb import iter_secdb_osv
 from scanning.advisories.index import (
     AdvisoryIndex,
@@ -25,9 +27,14 @@ from scanning.matching import (
     unchanged_signatures,
 )
 from scanning.model import OSInfo, Package, PackageType, Platform, ScanTrigger
-from scanning.service.evaluation import evaluate
+from scanning.service.evaluation import (
+    evaluate,
+    inventory_digest,
+    inventory_document,
+    parse_inventories,
+)
 from scanning.service.payloads import ScanRequest
-from scanning.store.match_keys import decode_match_keys
+from scanning.store.match_keys import decode_match_keys, read_match_keys
 
 BUILT = datetime(2024, 10, 10, 12, 0, tzinfo=UTC)
 ALPINE = OSInfo(id="alpine", version_id="3.19.1")
@@ -264,3 +271,99 @@ def test_a_key_change_under_a_prefix_ecosystem_reaches_its_wildcard_lookup() -> 
     # A version the new record does not hit: the key changed, its hits did not.
     fixed = ("Red Hat:enterprise_linux:9:*", "openssl", "1:3.0.7-31.el9")
     assert lookups_affected([(fixed, lookup_signature(before, fixed))], change, today) is False
+
+
+# ------------------------------------------------- a re-match that takes its lookups from the keys
+
+def _document_rematch(inventory: ImageInventory, older: AdvisoryIndex,
+                      today: AdvisoryIndex) -> tuple[Any, Any, int, int]:
+    """The lean re-match (packages no record of ``today`` names left out, lookups from the
+    keys of the first assessment of the same document) and the full one, with the package
+    counts each built."""
+    document = inventory_document(inventory.image_digest, (inventory,))
+    digest = inventory_digest(document)
+    request = ScanRequest(registry="myacr.azurecr.io", repository="app",
+                          digest=inventory.image_digest, trigger=ScanTrigger.RESCAN,
+                          requested_at=BUILT.isoformat())
+    parsed = parse_inventories(document, request.registry, request.digest)
+    assert parsed is not None
+    before = evaluate(parsed, request=request, rules=(), index=older, moment=BUILT,
+                      inventory=digest)
+    keys = read_match_keys(before.match_keys)
+    assert keys is not None and keys.inventory == digest
+    change = diff_key_fingerprints(fingerprints_of(older), fingerprints_of(today))
+    kept = unchanged_signatures(keys.signed, change, today)
+    # The full re-match first: it fills today's name memo, as earlier images of a chunk do.
+    full = evaluate(parsed, request=request, rules=(), index=today, moment=BUILT,
+                    signatures=kept, inventory=digest)
+    lean_inventories = parse_inventories(document, request.registry, request.digest,
+                                         named_in=today)
+    assert lean_inventories is not None
+    lean = evaluate(lean_inventories, request=request, rules=(), index=today, moment=BUILT,
+                    signatures=kept, inventory=digest,
+                    lookups=[lookup for lookup, _ in keys.signed])
+    return lean, full, len(lean_inventories[0].packages), len(parsed[0].packages)
+
+
+def _inventory(os_info: OSInfo | None, packages: tuple[Package, ...]) -> ImageInventory:
+    return ImageInventory(
+        reference="myacr.azurecr.io/app@sha256:" + "a" * 64, image_digest="sha256:" + "a" * 64,
+        manifest_digest="sha256:" + "a" * 64, config_digest="sha256:" + "b" * 64,
+        platform=Platform(os="linux", architecture="amd64"),
+        analyzer_set_version=analyzer_set_version(), status=InventoryStatus.COMPLETE,
+        os=os_info, packages=packages, layers=())
+
+
+def test_a_rematch_with_lookups_from_the_keys_equals_a_full_rematch(
+        shared_advisories: Path) -> None:
+    """Real PyPA and Alpine records, plus packages of an ecosystem the index lacks (npm) and
+    of a Maven coordinate: building only the packages today's index names and taking the
+    lookups from the keys gives the verdict and the match keys, byte for byte, of building
+    them all."""
+    older_records, records = _changed(_real_records(shared_advisories))
+    os_info, packages = _real_inventory(records)
+    extra = (Package(type=PackageType.NPM, name="left-pad", version="1.0.0", purl="",
+                     path="node_modules/left-pad"),
+             Package(type=PackageType.MAVEN, name="log4j-core", version="2.14.1",
+                     purl="pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1", path="app.jar"))
+    lean, full, built, every = _document_rematch(
+        _inventory(os_info, (*packages, *extra)), compile_index(older_records),
+        compile_index(records))
+    assert full.verdict.findings
+    assert "the advisory index has no records for npm" in full.verdict.reason
+    assert (lean.verdict, lean.match_keys) == (full.verdict, full.match_keys)
+    assert built < every
+    assert every - built >= 20  # at least the 20 unnamed PyPI packages were not built
+
+
+def test_a_lean_rematch_whose_packages_no_record_names_keeps_one_so_the_image_has_packages(
+        ) -> None:
+    packages = tuple(Package(type=PackageType.PYPI, name=f"unnamed-{n}", version="1.0",
+                             purl="", path="") for n in range(3))
+    records = [_record("PYSEC-1", "requests", "2.0")]
+    lean, full, built, every = _document_rematch(
+        _inventory(None, packages), compile_index(records), compile_index(records))
+    assert (full.verdict.status.value, built, every) == ("healthy", 1, 3)
+    assert (lean.verdict, lean.match_keys) == (full.verdict, full.match_keys)
+
+
+def test_os_packages_whose_os_the_index_lacks_are_all_built() -> None:
+    # Debian packages against a PyPI-only index: the gap needs them, and none is matched.
+    packages = tuple(Package(type=PackageType.DPKG, name=f"lib{n}", version="1.0", purl="",
+                             path="var/lib/dpkg/status") for n in range(4))
+    records = [_record("PYSEC-1", "requests", "2.0")]
+    lean, full, built, every = _document_rematch(
+        _inventory(OSInfo(id="debian", version_id="12"), packages), compile_index(records),
+        compile_index(records))
+    assert (full.verdict.status.value, built, every) == ("unsupported", 4, 4)
+    assert (lean.verdict, lean.match_keys) == (full.verdict, full.match_keys)
+
+
+def test_a_lean_inventory_lacking_a_required_package_field_is_malformed() -> None:
+    index = compile_index([_record("PYSEC-1", "requests", "2.0")])
+    inventory = _inventory(None, (Package(type=PackageType.PYPI, name="unnamed", version="1.0",
+                                          purl="", path=""),))
+    document = orjson.loads(inventory_document(inventory.image_digest, (inventory,)))
+    del document["platforms"][0]["packages"][0]["version"]
+    assert parse_inventories(orjson.dumps(document), "r.io", inventory.image_digest,
+                             named_in=index) is None

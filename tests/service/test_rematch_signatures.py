@@ -38,13 +38,13 @@ def image(digest: str) -> ImageRecord:
 
 def count_decodes(monkeypatch: Any) -> list[bytes]:
     calls: list[bytes] = []
-    decode = rematch.decode_match_keys
+    decode = rematch.read_match_keys
 
     def counted(data: bytes) -> Any:
         calls.append(data)
         return decode(data)
 
-    monkeypatch.setattr(rematch, "decode_match_keys", counted)
+    monkeypatch.setattr(rematch, "read_match_keys", counted)
     return calls
 
 

@@ -23,7 +23,12 @@ from scanning.store.images import (
     RowUpdate,
     inventory_columns,
 )
-from scanning.store.match_keys import decode_match_keys, encode_match_keys
+from scanning.store.match_keys import (
+    MatchKeys,
+    decode_match_keys,
+    encode_match_keys,
+    read_match_keys,
+)
 from scanning.store.scans import ScanRecord, new_scan_id
 
 REGISTRY = "myacr.azurecr.io"
@@ -41,6 +46,31 @@ def test_match_keys_are_compressed_sorted_json() -> None:
 
 def test_match_keys_read_back_sorted() -> None:
     assert decode_match_keys(encode_match_keys(SIGNED)) == (SIGNED[1], SIGNED[0])
+
+
+def test_match_keys_name_the_inventory_document_they_were_listed_from() -> None:
+    data = encode_match_keys(SIGNED, "0123456789abcdef0123456789abcdef")
+    assert json.loads(zlib.decompress(data)) == {
+        "inventory": "0123456789abcdef0123456789abcdef",
+        "keys": [["Alpine:v3.19", "musl", "1.2.4-r1", ""],
+                 ["PyPI", "requests", "2.0.0", "0123456789abcdef"]]}
+    assert read_match_keys(data) == MatchKeys((SIGNED[1], SIGNED[0]),
+                                              "0123456789abcdef0123456789abcdef")
+    assert decode_match_keys(data) == (SIGNED[1], SIGNED[0])
+
+
+def test_match_keys_stored_as_the_bare_list_name_no_inventory() -> None:
+    assert read_match_keys(encode_match_keys(SIGNED)) == MatchKeys((SIGNED[1], SIGNED[0]), "")
+
+
+@pytest.mark.parametrize("document", [
+    {"inventory": "", "keys": []}, {"inventory": 7, "keys": []},
+    {"inventory": "ab", "keys": {"a": 1}}, {"inventory": "ab"},
+    {"inventory": "ab", "keys": [["PyPI", "requests", "2.0.0"]]},
+])
+def test_match_keys_naming_no_usable_inventory_or_keys_are_unreadable(
+        document: dict[str, Any]) -> None:
+    assert read_match_keys(zlib.compress(json.dumps(document).encode())) is None
 
 
 def test_match_keys_that_fit_only_compressed_hardest_are_stored() -> None:

@@ -7,12 +7,13 @@ It builds ``bench_rescan``'s inventories and its indexes A and B (B adds ~5% of 
 assesses every image with A as the first assessment does (match keys, findings), then times,
 per image, what ``RescanRun.rematch`` does with B in a worker:
 
-1. ``parse``: the inventory document read back: its digest, then, when the row's match keys
-   were listed from this same document (they name its digest), only the packages matching
+1. ``parse``: the row's match keys decoded (``read_match_keys``) and the inventory document
+   read back: its digest, then, when the keys were listed from this same document (they
+   name its digest), only the packages matching
    against B can use (``parse_inventories(named_in=B)``, as ``RescanRun.read_inventories``
    does), else all of them (``--full``: always all, as before the keys named the document);
-2. ``signatures``: the row's match keys decoded and the signatures B left alone kept
-   (``read_match_keys`` + ``unchanged_signatures``);
+2. ``signatures``: the signatures B left alone kept from those keys
+   (``unchanged_signatures``);
 3. ``evaluate``: matching against B and the verdict (``evaluate``, match keys included, the
    lookups taken from the row's keys when the document is theirs);
 4. ``encode``: the findings document and keys (``encode_findings``);

@@ -304,35 +304,47 @@ def named_package_entries(os_info: OSInfo | None, entries: Sequence[Any],
     target = os_target(os_info) if os_info is not None else None
     os_ecosystems = _resolve_ecosystems(target, index) if target is not None else ()
     names = index.name_memo
-    language = _LANGUAGE_ECOSYSTEMS.get
     kinds = PACKAGE_TYPES_BY_VALUE
+    maven = PackageType.MAVEN
+    # Per package type: its scope, _KEEP or None (see _entry_scope); an unknown type is kept
+    # (building it raises, as it should).
+    scopes: dict[PackageType | None, Any] = {None: _KEEP}
     kept: list[Any] = []
     for data in entries:
         kind = kinds.get(data["type"])
         name, purl = data["name"], data["purl"]
         data["version"], data["path"]  # required: KeyError as package_from_json would
-        if kind is None:
-            kept.append(data)  # an unknown type: building it raises, as it should
+        scope = scopes.get(kind, _UNSET)
+        if scope is _UNSET:
+            scope = scopes[kind] = _entry_scope(kind, os_ecosystems, index)
+        if scope is _KEEP:
+            kept.append(data)
             continue
-        if kind in OS_PACKAGE_TYPES:
-            if not os_ecosystems:
-                kept.append(data)
-                continue
-            scope: tuple[str, ...] | str = os_ecosystems
-        else:
-            ecosystem = language(kind)
-            if ecosystem is None:
-                continue  # no ecosystem: never matched
-            if not index.has_ecosystem(ecosystem):
-                kept.append(data)
-                continue
-            scope = ecosystem
-        if names.get(_name_key(scope, kind, name, data.get("source_name", ""), purl)) is False:
+        # _name_key, inline (300 packages an image): the memo's key of this package.
+        if scope is None or names.get((scope, kind, name, data.get("source_name", ""),
+                                       purl if kind is maven else "")) is False:
             continue
         kept.append(data)
     if not kept and entries:
         kept.append(entries[0])
     return kept
+
+
+_KEEP = object()
+_UNSET = object()
+
+
+def _entry_scope(kind: PackageType | None, os_ecosystems: tuple[str, ...],
+                 index: AdvisoryIndex) -> Any:
+    """Where ``match_inventory`` looks a package of this type up (``named_package_entries``):
+    the OS's ecosystems or the language's; ``_KEEP`` when the OS or ecosystem is not in the
+    index (the package makes a gap of the verdict); None when it is never matched."""
+    if kind in OS_PACKAGE_TYPES:
+        return os_ecosystems or _KEEP
+    ecosystem = _LANGUAGE_ECOSYSTEMS.get(kind) if kind is not None else None
+    if ecosystem is None:
+        return None
+    return ecosystem if index.has_ecosystem(ecosystem) else _KEEP
 
 
 class _PackageMatch(NamedTuple):

@@ -23,6 +23,7 @@ from scanning.inventory import ImageInventory, InventoryStatus
 from scanning.matching import (
     lookup_signature,
     lookups_affected,
+    named_package_entries,
     package_lookups,
     unchanged_signatures,
 )
@@ -367,3 +368,40 @@ def test_a_lean_inventory_lacking_a_required_package_field_is_malformed() -> Non
     del document["platforms"][0]["packages"][0]["version"]
     assert parse_inventories(orjson.dumps(document), "r.io", inventory.image_digest,
                              named_in=index) is None
+
+
+def _named_record(advisory_id: str, ecosystem: str, name: str) -> dict[str, Any]:
+    return {"id": advisory_id, "modified": "2024-01-01T00:00:00Z", "affected": [{
+        "package": {"ecosystem": ecosystem, "name": name},
+        "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "9.0"}]}],
+    }]}
+
+
+def test_with_the_name_memo_filled_every_unnamed_package_of_every_type_is_left_out() -> None:
+    """The lean read's inline name key is the matcher's (``_name_key``): a package whose key
+    differed would miss the memo and be kept, so every unnamed package going shows they
+    agree, for the fields each type adds (an APK source, a Maven purl)."""
+    index = compile_index([
+        _named_record(f"X-{number}", ecosystem, "named")
+        for number, ecosystem in enumerate(("Alpine:v3.19", "PyPI", "npm", "Go", "Maven",
+                                            "NuGet"))])
+    unnamed = (
+        Package(type=PackageType.APK, name="libfoo", version="1.0-r0", purl="", path="",
+                source_name="foo"),
+        Package(type=PackageType.PYPI, name="Un_Named", version="1.0", purl="", path=""),
+        Package(type=PackageType.NPM, name="unnamed", version="1.0.0", purl="", path=""),
+        Package(type=PackageType.GOLANG, name="example.com/unnamed", version="v1.0.0",
+                purl="", path=""),
+        Package(type=PackageType.MAVEN, name="unnamed", version="1.0",
+                purl="pkg:maven/org.example/unnamed@1.0", path=""),
+        Package(type=PackageType.NUGET, name="Unnamed", version="1.0.0", purl="", path=""),
+    )
+    named = Package(type=PackageType.PYPI, name="named", version="1.0", purl="", path="")
+    inventory = _inventory(ALPINE, (*unnamed, named))
+    request = ScanRequest(registry="r.io", repository="app", digest=inventory.image_digest,
+                          trigger=ScanTrigger.RESCAN, requested_at=BUILT.isoformat())
+    full = evaluate((inventory,), request=request, rules=(), index=index, moment=BUILT)
+    entries = orjson.loads(inventory_document(inventory.image_digest, (inventory,)))[
+        "platforms"][0]["packages"]
+    assert [finding.package for finding in full.verdict.findings] == ["named"]
+    assert named_package_entries(ALPINE, entries, index) == [entries[-1]]

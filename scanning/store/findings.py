@@ -232,6 +232,40 @@ def finding_to_json(finding: Finding) -> dict[str, Any]:
     return entry
 
 
+# Encoded entries of findings met before (``finding_to_json`` as orjson bytes), by the
+# finding's identity: the matcher hands each image with a package version it has matched
+# already the same finding objects (``AdvisoryIndex.package_memo``), so a rescan encodes a
+# finding once, not once per image that has it. An entry holds its finding, so the id cannot
+# be reused while it is here. Emptied when it holds MAX_ENCODED_FINDINGS entries or
+# MAX_ENCODED_BYTES of them (~1-2 KB an entry; a finding's texts can reach ~100 KB).
+MAX_ENCODED_FINDINGS = 20_000
+MAX_ENCODED_BYTES = 32 * 1024 * 1024
+
+
+class _EncodedEntries:
+    def __init__(self) -> None:
+        self.entries: dict[int, tuple[Finding, orjson.Fragment]] = {}
+        self.size = 0
+
+    def get(self, finding: Finding) -> orjson.Fragment:
+        """``finding_to_json(finding)`` as orjson writes it, remembered by identity (a finding
+        is immutable: its rules and layer are set on copies)."""
+        hit = self.entries.get(id(finding))
+        if hit is not None and hit[0] is finding:
+            return hit[1]
+        data = orjson.dumps(finding_to_json(finding))
+        if len(self.entries) >= MAX_ENCODED_FINDINGS or self.size >= MAX_ENCODED_BYTES:
+            self.entries.clear()
+            self.size = 0
+        fragment = orjson.Fragment(data)
+        self.entries[id(finding)] = (finding, fragment)
+        self.size += len(data)
+        return fragment
+
+
+_ENCODED = _EncodedEntries()
+
+
 def finding_from_json(entry: Mapping[str, Any]) -> Finding:
     try:
         ecosystem, searched_name, searched_version, matched_range = entry["match"]
@@ -287,7 +321,7 @@ def encode_findings(digest: str, results: Iterable[PlatformFindings]) -> Encoded
     kept: list[Finding] = []
     for platform_index, result in enumerate(results):
         seen: set[tuple[str, ...]] = set()
-        entries: list[dict[str, Any]] = []
+        entries: list[orjson.Fragment] = []
         ordered = [(_finding_order(finding), finding) for finding in result.findings]
         ordered.sort(key=_first)
         for identity, finding in ordered:
@@ -296,7 +330,7 @@ def encode_findings(digest: str, results: Iterable[PlatformFindings]) -> Encoded
                             digest, finding.id, finding.package, result.platform)
                 continue
             seen.add(identity)
-            entries.append(finding_to_json(finding))
+            entries.append(_ENCODED.get(finding))
             keys.append(_keys_entry(platform_index, finding))
             kept.append(finding)
         platform: dict[str, Any] = {"platform": result.platform,

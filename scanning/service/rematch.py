@@ -47,7 +47,7 @@ from scanning.store.store import Store
 log = logging.getLogger(__name__)
 
 
-# Decoded signatures kept between ``RescanRun.unaffected`` and ``still_signed``: one chunk of
+# Decoded signatures kept between ``RescanRun.unaffected`` and ``row_keys``: one chunk of
 # re-matches (``scanning.service.rescan.RESCAN_CHUNK``).
 REMEMBERED_SIGNATURES = 100
 
@@ -84,7 +84,7 @@ class RescanRun:
     last_expiry: datetime | None
     changes: dict[str, IndexChange | None] = dataclasses.field(default_factory=dict)
     # Signed lookups ``unaffected`` decoded, by image and row ETag (rows written in one
-    # transaction can share an ETag), for ``still_signed`` to take instead of decoding them
+    # transaction can share an ETag), for ``row_keys`` to take instead of decoding them
     # again when the image is re-matched in this process (~100 KB each: at most
     # ``REMEMBERED_SIGNATURES``, the oldest dropped). Off (``remember``) when the re-matches
     # run in worker processes.
@@ -110,7 +110,7 @@ class RescanRun:
 
     def unaffected(self, image: ImageRecord, etag: str = "") -> bool:
         """Whether today's index cannot change the image's stored assessment (``etag``: the
-        row's, to remember its decoded signatures by for ``still_signed``)."""
+        row's, to remember its decoded signatures by for ``row_keys``)."""
         if (image.status is None or image.assessed_at is None
                 or image.analyzer_version != self.analyzer_version
                 or (self.last_expiry is not None and image.assessed_at < self.last_expiry)):
@@ -149,12 +149,6 @@ class RescanRun:
         if keys is None or change is None:
             return {}
         return unchanged_signatures(keys.signed, change, self.index)
-
-    def still_signed(self, image: ImageRecord, etag: str = "") -> dict[Lookup, str]:
-        """The image's stored lookup signatures that are still today's (none when the row's
-        signatures or the index it was assessed with are unknown, or another analyzer set
-        made them)."""
-        return self.kept_signatures(image, self.row_keys(image, etag))
 
     def read_inventories(self, image: ImageRecord, data: bytes, keys: MatchKeys | None,
                          ) -> tuple[tuple[ImageInventory, ...] | None, str, bool]:

@@ -1,4 +1,4 @@
-"""``RescanRun`` keeps the signatures ``unaffected`` decoded for ``still_signed`` (no second
+"""``RescanRun`` keeps the signatures ``unaffected`` decoded for ``row_keys`` (no second
 decode when the image is re-matched in the same process), bounded, and only when asked to."""
 
 from __future__ import annotations
@@ -17,6 +17,11 @@ from scanning.store.match_keys import encode_match_keys
 MOMENT = datetime(2026, 12, 1, tzinfo=UTC)
 # Two lookups: the first under a key the index change names, the second under one it leaves.
 SIGNED = ((("PyPI", "changed", "1.0"), "0123456789abcdef"), (("PyPI", "same", "2.0"), ""))
+
+
+def still_signed(run: RescanRun, image: ImageRecord, etag: str = "") -> dict[Any, str]:
+    """What a re-match keeps of the row's signatures."""
+    return run.kept_signatures(image, run.row_keys(image, etag))
 
 
 def run_with_change(*, remember: bool = True) -> RescanRun:
@@ -53,7 +58,7 @@ def test_an_affected_image_is_decoded_once_and_its_unchanged_signatures_kept(
     run = run_with_change()
     decodes = count_decodes(monkeypatch)
     affected = run.unaffected(image("sha256:a"), "etag-a")
-    signed = run.still_signed(image("sha256:a"), "etag-a")
+    signed = still_signed(run, image("sha256:a"), "etag-a")
     assert (affected, signed, len(decodes), run.decoded) == (
         False, {("PyPI", "same", "2.0"): ""}, 1, {})
 
@@ -64,9 +69,9 @@ def test_without_the_etag_or_with_remembering_off_the_signatures_are_decoded_aga
     on = run_with_change()
     decodes = count_decodes(monkeypatch)
     off.unaffected(image("sha256:a"), "etag-a")
-    first = off.still_signed(image("sha256:a"), "etag-a")
+    first = still_signed(off, image("sha256:a"), "etag-a")
     on.unaffected(image("sha256:b"), "etag-b")
-    second = on.still_signed(image("sha256:b"))
+    second = still_signed(on, image("sha256:b"))
     assert (first, second, len(decodes), off.decoded, sorted(on.decoded)) == (
         {("PyPI", "same", "2.0"): ""}, {("PyPI", "same", "2.0"): ""}, 4, {},
         [(("r.io", "app", "sha256:b"), "etag-b")])
@@ -82,7 +87,7 @@ def test_images_whose_rows_share_an_etag_keep_their_own_signatures() -> None:
                                                       (("PyPI", "changed", "1.0"), "00"))))
     run.unaffected(image("sha256:a"), "shared")
     run.unaffected(other, "shared")
-    assert (run.still_signed(image("sha256:a"), "shared"), run.still_signed(other, "shared")) == (
+    assert (still_signed(run, image("sha256:a"), "shared"), still_signed(run, other, "shared")) == (
         {("PyPI", "same", "2.0"): ""}, {("PyPI", "other", "3.0"): "ff"})
 
 

@@ -227,9 +227,11 @@ def match_inventory(
                 missing_ecosystems.add(ecosystem)
                 continue
             scope = ecosystem
-        # Most packages: no record names them, whatever their version (see _name_key).
-        name_key = _name_key(scope, package.type, package.name, package.source_name,
-                             package.purl)
+        # Most packages: no record names them, whatever their version. The lookup names come
+        # from the type, name, source name and (Maven) the purl's namespace: these fields
+        # decide it for every version at once (``named_package_entries`` builds this key too).
+        name_key = (scope, package.type, package.name, package.source_name,
+                    package.purl if package.type is PackageType.MAVEN else "")
         named = names.get(name_key)
         if named is None:
             named = _package_named(index, package, scope)
@@ -282,14 +284,6 @@ def match_inventory(
     return MatchResult(status=status, findings=ordered, reason=reason, warnings=tuple(warnings))
 
 
-def _name_key(scope: tuple[str, ...] | str, kind: PackageType, name: str, source_name: str,
-              purl: str) -> tuple[Any, ...]:
-    """What decides whether a record names a package in ``scope``, for every version at
-    once: the lookup names come from the type, name, source name and (Maven) the purl's
-    namespace (``AdvisoryIndex.name_memo``'s key)."""
-    return (scope, kind, name, source_name, purl if kind is PackageType.MAVEN else "")
-
-
 def named_package_entries(os_info: OSInfo | None, entries: Sequence[Any],
                           index: AdvisoryIndex) -> list[Any]:
     """The stored package entries (``package_to_json``'s dicts) of one inventory that
@@ -320,7 +314,7 @@ def named_package_entries(os_info: OSInfo | None, entries: Sequence[Any],
         if scope is _KEEP:
             kept.append(data)
             continue
-        # _name_key, inline (300 packages an image): the memo's key of this package.
+        # The name memo's key of this package, as match_inventory builds it.
         if scope is None or names.get((scope, kind, name, data.get("source_name", ""),
                                        purl if kind is maven else "")) is False:
             continue

@@ -51,12 +51,6 @@ def encode_match_keys(signed: Iterable[SignedLookup], inventory: str = "") -> by
     return data if len(data) <= MAX_BINARY else b""
 
 
-def decode_match_keys(data: bytes) -> tuple[SignedLookup, ...] | None:
-    """The signed lookups, or None when absent or unreadable (re-match the image)."""
-    keys = read_match_keys(data)
-    return None if keys is None else keys.signed
-
-
 def read_match_keys(data: bytes) -> MatchKeys | None:
     """The signed lookups and their inventory's digest, or None when absent or unreadable
     (re-match the image)."""

@@ -35,7 +35,7 @@ from scanning.service.evaluation import (
     parse_inventories,
 )
 from scanning.service.payloads import ScanRequest
-from scanning.store.match_keys import decode_match_keys, read_match_keys
+from scanning.store.match_keys import read_match_keys
 
 BUILT = datetime(2024, 10, 10, 12, 0, tzinfo=UTC)
 ALPINE = OSInfo(id="alpine", version_id="3.19.1")
@@ -228,8 +228,9 @@ def test_rematch_with_kept_signatures_equals_a_full_rematch(shared_advisories: P
     before = evaluate((inventory,), request=request, rules=(), index=older, moment=BUILT)
     today = compile_index(records)
     change = diff_key_fingerprints(fingerprints_of(older), fingerprints_of(today))
-    signed = decode_match_keys(before.match_keys)
-    assert signed is not None
+    keys = read_match_keys(before.match_keys)
+    assert keys is not None
+    signed = keys.signed
     kept = evaluate((inventory,), request=request, rules=(), index=today, moment=BUILT,
                     signatures=unchanged_signatures(signed, change, today))
     full = evaluate((inventory,), request=request, rules=(), index=compile_index(records),
@@ -378,7 +379,7 @@ def _named_record(advisory_id: str, ecosystem: str, name: str) -> dict[str, Any]
 
 
 def test_with_the_name_memo_filled_every_unnamed_package_of_every_type_is_left_out() -> None:
-    """The lean read's inline name key is the matcher's (``_name_key``): a package whose key
+    """The lean read's inline name key is match_inventory's: a package whose key
     differed would miss the memo and be kept, so every unnamed package going shows they
     agree, for the fields each type adds (an APK source, a Maven purl)."""
     index = compile_index([

@@ -25,7 +25,6 @@ from scanning.store.images import (
 )
 from scanning.store.match_keys import (
     MatchKeys,
-    decode_match_keys,
     encode_match_keys,
     read_match_keys,
 )
@@ -33,6 +32,12 @@ from scanning.store.scans import ScanRecord, new_scan_id
 
 REGISTRY = "myacr.azurecr.io"
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+def decode_match_keys(data: bytes) -> tuple | None:
+    """The signed lookups the match keys hold (None when unreadable)."""
+    keys = read_match_keys(data)
+    return None if keys is None else keys.signed
+
+
 SIGNED = ((("PyPI", "requests", "2.0.0"), "0123456789abcdef"),
           (("Alpine:v3.19", "musl", "1.2.4-r1"), ""))
 

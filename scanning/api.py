@@ -303,6 +303,7 @@ def image_json(image: ImageRecord, *, status: AssessmentStatus | None = None,
         "assessedAt": time_text(image.assessed_at),
         "analyzerVersion": image.analyzer_version,
         "indexVersion": image.index_version,
+        "matcherVersion": image.matcher_version,
         "lastScanId": image.last_scan_id,
         "firstScanTrigger": (image.first_scan_trigger.value
                              if image.first_scan_trigger is not None else None),

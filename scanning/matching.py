@@ -808,11 +808,6 @@ def package_ecosystems(os_info: OSInfo | None) -> dict[PackageType, str]:
 # ``lookups_affected`` says whether an ``IndexChange`` can change any of them.
 
 PREFIX_WILDCARD = "*"
-# The version of the rules that list an inventory's lookups (``package_lookups``, the OS
-# targets): match keys name the inventory they were listed from with it
-# (``scanning.service.evaluation.inventory_digest``), and a re-match takes its lookups from
-# them only when it is today's. Change it with anything that changes what they list.
-LOOKUP_RULES = b"lookups-1"
 Lookup = tuple[str, str, str]  # (ecosystem or "<prefix>*", normalised name, version)
 
 

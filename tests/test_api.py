@@ -87,8 +87,8 @@ def seed_image(store: Store, *, registry: str = REGISTRY, digest: str = DIGEST,
                              platforms=("linux/amd64",))
     store.save_assessment(registry, REPOSITORY, digest, Assessment(
         status=AssessmentStatus.UNHEALTHY if findings else AssessmentStatus.HEALTHY,
-        assessed_at=ASSESSED, analyzer_version="a1", index_version="i1", scan_id="s1",
-        trigger=ScanTrigger.PUSH,
+        assessed_at=ASSESSED, analyzer_version="a1", index_version="i1",
+        matcher_version="m1", scan_id="s1", trigger=ScanTrigger.PUSH,
         results=(PlatformFindings(platform="linux/amd64", manifest_digest=MANIFEST,
                                   findings=findings, os=os_info),),
     ))
@@ -112,7 +112,8 @@ def image_body(status: str = "unhealthy", active: dict[str, int] | None = None,
         "counts": counts({"high": 1, "low": 1} if active is None else active, disabled),
         "firstPushed": "2025-03-01T12:00:00Z", "lastPushed": "2025-03-01T12:00:00Z",
         "lastPulled": None, "assessedAt": "2025-03-01T12:05:00Z", "analyzerVersion": "a1",
-        "indexVersion": "i1", "lastScanId": "s1", "firstScanTrigger": "push",
+        "indexVersion": "i1", "matcherVersion": "m1", "lastScanId": "s1",
+        "firstScanTrigger": "push",
         "deleted": False, "deletedAt": None, "scanState": None,
     }
 

@@ -23,6 +23,7 @@ from scanning.advisories.index import (
 from scanning.analyzers import analyzer_set_version
 from scanning.errors import AdvisoryError, NotFound, ScanError
 from scanning.inventory import ImageInventory
+from scanning.matcher_version import matcher_version
 from scanning.matching import Lookup, lookups_affected, unchanged_signatures
 from scanning.model import AssessmentStatus, ScanTrigger
 from scanning.rules import DisableRule
@@ -82,6 +83,9 @@ class RescanRun:
     # Rules that expired before the run: an image assessed before the last of them expired
     # has findings disabled by a rule that no longer holds.
     last_expiry: datetime | None
+    # This code's matcher (``scanning.matcher_version``): a row another one matched is
+    # re-matched in full, whatever the index did.
+    matcher_version: str = dataclasses.field(default_factory=matcher_version)
     changes: dict[str, IndexChange | None] = dataclasses.field(default_factory=dict)
     # Signed lookups ``unaffected`` decoded, by image and row ETag (rows written in one
     # transaction can share an ETag), for ``row_keys`` to take instead of decoding them
@@ -113,6 +117,7 @@ class RescanRun:
         row's, to remember its decoded signatures by for ``row_keys``)."""
         if (image.status is None or image.assessed_at is None
                 or image.analyzer_version != self.analyzer_version
+                or image.matcher_version != self.matcher_version
                 or (self.last_expiry is not None and image.assessed_at < self.last_expiry)):
             return False
         if not image.match_keys:
@@ -136,8 +141,9 @@ class RescanRun:
 
     def row_keys(self, image: ImageRecord, etag: str = "") -> MatchKeys | None:
         """The row's match keys (those ``unaffected`` decoded, when it kept them); None when
-        absent, unreadable or made by another analyzer set."""
-        if image.analyzer_version != self.analyzer_version:
+        absent, unreadable, or made by another analyzer set or another matcher."""
+        if (image.analyzer_version != self.analyzer_version
+                or image.matcher_version != self.matcher_version):
             return None
         keys = self.decoded.pop((image_key(image), etag), None) if etag else None
         return keys if keys is not None else read_match_keys(image.match_keys)
@@ -187,6 +193,7 @@ class RescanRun:
     def row_update(self, image: ImageRecord, etag: str, scan_id: str,
                    match_keys: bytes | None = None) -> RowUpdate:
         changes: dict[str, Any] = {"index_version": self.index_version,
+                                   "matcher_version": self.matcher_version,
                                    "assessed_at": self.moment, "last_scan_id": scan_id}
         if match_keys:
             changes["match_keys"] = match_keys
@@ -237,7 +244,8 @@ class RescanRun:
             status=verdict.status, analysis_status=verdict.analysis,
             assessed_at=self.moment, results=verdict.platforms, reason=verdict.reason,
             analyzer_version=self.analyzer_version, index_version=self.index_version,
-            scan_id=scan_id, trigger=ScanTrigger.RESCAN, match_keys=evaluation.match_keys)
+            matcher_version=self.matcher_version, scan_id=scan_id, trigger=ScanTrigger.RESCAN,
+            match_keys=evaluation.match_keys)
         previous = store.findings.previous_summary(image)
         message = notification(request, verdict, previous, image)
         changes = store.findings.rescan_changes(image, assessment, encoded)
@@ -267,6 +275,7 @@ def open_run(services: Services, moment: datetime) -> RescanRun:
                      index_version=index_version,
                      keys=services.index.key_fingerprints(advisory_index, index_version),
                      rules=rules, analyzer_version=analyzer_set_version(),
+                     matcher_version=matcher_version(),
                      last_expiry=max(expiries) if expiries else None)
 
 

@@ -79,7 +79,8 @@ def reapply_to_image(store: Store, image: ImageRecord, rules: tuple[DisableRule,
         status=verdict.status, analysis_status=verdict.analysis,
         assessed_at=image.assessed_at, results=verdict.platforms, reason=verdict.reason,
         analyzer_version=image.analyzer_version, index_version=image.index_version,
-        scan_id=image.last_scan_id, match_keys=image.match_keys,
+        matcher_version=image.matcher_version, scan_id=image.last_scan_id,
+        match_keys=image.match_keys,
     ))
 
 

@@ -30,6 +30,7 @@ from scanning.findings_export import export_assessment, identity_uploader
 from scanning.inventory import ImageInventory
 from scanning.layer_types import LayerInfo, LayerResult
 from scanning.layercache import LayerCache
+from scanning.matcher_version import matcher_version
 from scanning.model import AssessmentStatus, ScanState, ScanTrigger
 from scanning.pulls import pull_from_event
 from scanning.registry import (
@@ -222,7 +223,8 @@ def record_verdict(services: Services, step: ScanStep, inventories: tuple[ImageI
         status=verdict.status, analysis_status=verdict.analysis, assessed_at=moment,
         results=verdict.platforms, reason=verdict.reason,
         analyzer_version=analyzer_set_version(), index_version=index_version,
-        scan_id=step.scan_id, trigger=request.trigger, match_keys=evaluation.match_keys,
+        matcher_version=matcher_version(), scan_id=step.scan_id, trigger=request.trigger,
+        match_keys=evaluation.match_keys,
     ))
     billed = bill(services, request, verdict.status, moment)
     store.scans.finish(step.scan_id, finished=datetime.now(UTC), outcome=verdict.status,

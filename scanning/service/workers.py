@@ -38,6 +38,7 @@ class _RescanSpec:
     index_version: str
     rules: tuple[DisableRule, ...]
     analyzer_version: str
+    matcher_version: str
     last_expiry: datetime | None
 
 
@@ -57,6 +58,7 @@ def _start_worker(spec: _RescanSpec) -> None:
                             keys=services.index.key_fingerprints(index, version),
                             rules=spec.rules,
                             analyzer_version=spec.analyzer_version,
+                            matcher_version=spec.matcher_version,
                             last_expiry=spec.last_expiry)
 
 
@@ -85,6 +87,7 @@ class ChunkRunner:
                                prefix=run.services.store.prefix, moment=run.moment,
                                index_version=run.index_version, rules=run.rules,
                                analyzer_version=run.analyzer_version,
+                               matcher_version=run.matcher_version,
                                last_expiry=run.last_expiry)
             self.pool = ProcessPoolExecutor(
                 max_workers=processes, initializer=_start_worker, initargs=(spec,),

@@ -115,6 +115,8 @@ class Assessment:
     reason: str = ""
     analyzer_version: str = ""
     index_version: str = ""
+    # The code that matched (``scanning.matcher_version``); "" when nothing was matched.
+    matcher_version: str = ""
     scan_id: str = ""
     trigger: ScanTrigger | None = None
     # ``images.encode_match_keys`` of the assessed inventories; b"" when unknown.
@@ -503,7 +505,8 @@ def assessment_columns(assessment: Assessment, *, counts: FindingCounts, generat
         status=assessment.status.value, reason=bounded_text(assessment.reason),
         analysis_status=(assessment.analysis_status or assessment.status).value,
         assessed_at=utc(assessment.assessed_at), analyzer_version=assessment.analyzer_version,
-        index_version=assessment.index_version, last_scan_id=assessment.scan_id,
+        index_version=assessment.index_version,
+        matcher_version=assessment.matcher_version, last_scan_id=assessment.scan_id,
         current_generation=generation, match_keys=assessment.match_keys,
         platform_details=platform_details_to_json(tuple(
             PlatformDetail(platform=result.platform, manifest_digest=result.manifest_digest,

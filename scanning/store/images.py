@@ -158,6 +158,8 @@ class ImageRecord:
     counts: FindingCounts = field(default_factory=FindingCounts)
     analyzer_version: str = ""
     index_version: str = ""
+    # The code that matched its inventory (``scanning.matcher_version``); "" when none did.
+    matcher_version: str = ""
     assessed_at: datetime | None = None
     last_scan_id: str = ""
     first_scan_trigger: ScanTrigger | None = None
@@ -275,6 +277,7 @@ def image_from_entity(entity: Mapping[str, Any]) -> ImageRecord:
             counts=counts_from_entity(entity),
             analyzer_version=as_str(entity.get("analyzer_version")),
             index_version=as_str(entity.get("index_version")),
+            matcher_version=as_str(entity.get("matcher_version")),
             assessed_at=as_datetime(entity.get("assessed_at")),
             last_scan_id=as_str(entity.get("last_scan_id")),
             first_scan_trigger=ScanTrigger(trigger) if trigger else None,
@@ -311,9 +314,9 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "scan_state",
     "analysis_status", "reason", *(count_column(kind, severity) for kind in ("active", "disabled")
                                    for severity in Severity),
-    "analyzer_version", "index_version", "assessed_at", "last_scan_id", "first_scan_trigger",
-    "deleted", "deleted_at", "current_generation", "platform_details", "findings_fingerprint",
-    "findings_total", "findings_doc_n", "findings_blob", "findings_keys_n",
+    "analyzer_version", "index_version", "matcher_version", "assessed_at", "last_scan_id",
+    "first_scan_trigger", "deleted", "deleted_at", "current_generation", "platform_details",
+    "findings_fingerprint", "findings_total", "findings_doc_n", "findings_blob", "findings_keys_n",
     "findings_keys_external", "inventory_n",
 )
 KEYS_COLUMNS: tuple[str, ...] = tuple(KEYS_COLUMN.format(n) for n in range(MAX_KEYS_CHUNKS))

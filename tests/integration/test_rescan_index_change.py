@@ -20,8 +20,10 @@ from scanning.analyzers import analyzer_set_version
 from scanning.inventory import ImageInventory, InventoryStatus
 from scanning.layer_types import LayerInfo
 from scanning.local.services import Azurite
-from scanning.model import OSInfo, Package, PackageType, Platform
-from scanning.service import rematch
+from scanning.matcher_version import matcher_version
+from scanning.matching import MatchResult
+from scanning.model import AssessmentStatus, OSInfo, Package, PackageType, Platform
+from scanning.service import evaluation, rematch
 from scanning.service.context import Services
 from scanning.service.evaluation import inventory_digest, save_inventories
 from scanning.service.rescan import rescan_pulled
@@ -222,3 +224,35 @@ def test_keys_naming_another_document_make_the_rematch_list_every_lookup(
             after.inventory, [lookup for lookup, _ in after.signed]) == (
         (1, 1), [False], [("PYSEC-1", "requests"), ("PYSEC-3", "django")], document,
         [("PyPI", "django", "4.0"), ("PyPI", "requests", "2.0.0")])
+
+
+def test_a_row_another_release_matched_is_re_matched_though_the_index_did_not_change(
+        rescans: Rescans, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An older release whose matcher missed PYSEC-1 (say, a version comparison it got wrong)
+    # re-assessed the image: healthy. The fixed release runs the next rescan against the
+    # same index: the row names another matcher, so it is re-matched, not proven unaffected
+    # by an index that did not change.
+    store = rescans.services.store
+    match = evaluation.match_inventory
+
+    def missed(*args: Any, **options: Any) -> MatchResult:
+        result = match(*args, **options)
+        return MatchResult(status=AssessmentStatus.HEALTHY, findings=(), reason=result.reason,
+                           warnings=result.warnings)
+
+    with monkeypatch.context() as older_release:
+        older_release.setattr(evaluation, "match_inventory", missed)
+        older_release.setattr(rematch, "matcher_version", lambda: "0123456789abcdef")
+        older = rescan_pulled(rescans.services, now=NOW - timedelta(days=1))
+    before = store.images.get(REGISTRY, REPOSITORY, DIGEST)
+    lean = _spy_parses(monkeypatch)
+    fixed = rescan_pulled(rescans.services, now=NOW)
+    after = store.images.get(REGISTRY, REPOSITORY, DIGEST)
+    again = rescan_pulled(rescans.services, now=NOW + timedelta(days=7))
+    assert ((older.unaffected, older.matched), before.status.value if before.status else None,
+            before.matcher_version) == ((0, 1), "healthy", "0123456789abcdef")
+    assert ((fixed.unaffected, fixed.matched, fixed.rewritten), lean,
+            after.status.value if after.status else None, rescans.findings(),
+            after.matcher_version, after.index_version == before.index_version) == (
+        (0, 1, 1), [False], "unhealthy", [("PYSEC-1", "requests")], matcher_version(), True)
+    assert (again.unaffected, again.matched) == (1, 0)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from scanning.advisories.index import AdvisoryIndex, IndexChange
+from scanning.matcher_version import matcher_version
 from scanning.model import AssessmentStatus
 from scanning.service import rematch
 from scanning.service.rematch import REMEMBERED_SIGNATURES, RescanRun
@@ -38,7 +39,7 @@ def image(digest: str) -> ImageRecord:
     return ImageRecord(registry="r.io", repository="app", digest=digest,
                        status=AssessmentStatus.UNHEALTHY, assessed_at=MOMENT,
                        analyzer_version="a1", index_version="old",
-                       match_keys=encode_match_keys(SIGNED))
+                       matcher_version=matcher_version(), match_keys=encode_match_keys(SIGNED))
 
 
 def count_decodes(monkeypatch: Any) -> list[bytes]:
@@ -83,6 +84,7 @@ def test_images_whose_rows_share_an_etag_keep_their_own_signatures() -> None:
     other = ImageRecord(registry="r.io", repository="app", digest="sha256:b",
                         status=AssessmentStatus.UNHEALTHY, assessed_at=MOMENT,
                         analyzer_version="a1", index_version="old",
+                        matcher_version=matcher_version(),
                         match_keys=encode_match_keys(((("PyPI", "other", "3.0"), "ff"),
                                                       (("PyPI", "changed", "1.0"), "00"))))
     run.unaffected(image("sha256:a"), "shared")
@@ -114,3 +116,22 @@ def test_with_nothing_changed_since_its_index_the_signatures_are_not_decoded(
     unreadable = dataclasses.replace(unreadable, index_version="old")
     assert (run.unaffected(unreadable, "etag"), decodes, run.decoded) == (
         False, [b"not zlib"], {})
+
+
+def test_a_row_another_matcher_assessed_is_re_matched_in_full_whatever_the_index_did(
+        monkeypatch: Any) -> None:
+    # A release that changes how versions compare or which lookups a package makes changes
+    # findings while no advisory changes: its keys and signatures are not trusted.
+    run = run_with_change()
+    decodes = count_decodes(monkeypatch)
+    unchanged_index = dataclasses.replace(image("sha256:a"), index_version="new")
+    older = dataclasses.replace(unchanged_index, matcher_version="0123456789abcdef")
+    never = dataclasses.replace(unchanged_index, matcher_version="")
+    assert [run.unaffected(each, "etag") for each in (unchanged_index, older, never)] == [
+        True, False, False]
+    assert [run.row_keys(each) is None for each in (unchanged_index, older, never)] == [
+        False, True, True]
+    assert (still_signed(run, dataclasses.replace(image("sha256:b"), matcher_version="")),
+            len(decodes)) == ({}, 1)
+    assert (run.matcher_version, run.row_update(older, "etag", "scan").changes[
+        "matcher_version"]) == (matcher_version(), matcher_version())

@@ -91,6 +91,8 @@ import zstandard
 from azure.core.exceptions import ServiceResponseError
 from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import EntityProperty, TableClient, TransactionOperation
+from azurite_profile import Profiler
+from azurite_profile import report as profile_report
 from bench_storage import BLOB_METADATA, start_storage
 
 from scanning.advisories.alpine_secdb import iter_secdb_osv
@@ -696,6 +698,10 @@ def main() -> int:
                              "pins the partition reads that partition, not the whole table, "
                              "as Azure's index does (needed to see how the app scales past "
                              "~10,000 images, see bench_storage.py)")
+    parser.add_argument("--azurite-profile", type=Path, default=None, metavar="DIR",
+                        help="write a CPU profile of Azurite for each timed week to DIR "
+                             "(<week>-<pid>.cpuprofile, bench/azurite_profile.cjs) and print "
+                             "where its CPU went (bench/azurite_profile.py)")
     parser.add_argument("--registries", type=int, default=1,
                         help="spread the images over this many registries, in blocks of "
                              f"{REGISTRY_BLOCK} (default 1: every image in {REGISTRY})")
@@ -744,7 +750,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="acr-scan-rescan-") as folder:
         azurite = start_storage(Path(folder), in_memory=not args.azurite_on_disk,
                                 blob_metadata=args.blob_metadata,
-                                table_index=args.table_index)
+                                table_index=args.table_index,
+                                profile=args.azurite_profile)
+        profiler = (Profiler(args.azurite_profile, azurite.pids)
+                    if args.azurite_profile is not None else None)
         try:
             store = Store.from_connection_string(azurite.connection_string, prefix="bench")
             services = Services.create(store)
@@ -806,8 +815,13 @@ def main() -> int:
                 if index is not None:
                     publish(store, index, Path(folder), name[0])
                     services.index.invalidate()
+                if profiler is not None:
+                    profiler.start()
                 results.append((name, measure(meter, azurite.pids, moment, run)))
                 print(f"  measured {name}", flush=True)
+                if profiler is not None:
+                    for written in profiler.stop(week):
+                        print(profile_report(written, 8), flush=True)
                 if orchestrated is not None:
                     chunks[name] = orchestrated.times
             sample = store.images.list(page_size=1000).items

@@ -51,6 +51,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from azurite_profile import LOADED as PROFILE_LOADED
+from azurite_profile import Profiler
 
 from scanning.errors import ServiceError
 from scanning.local.services import (
@@ -151,13 +155,16 @@ def node_environment(*, table_index: bool = False) -> dict[str, str]:
 
 
 def start_storage(folder: Path, *, in_memory: bool = True, blob_metadata: str = "loki",
-                  table_index: bool = False) -> BenchStorage:
+                  table_index: bool = False, profile: Path | None = None) -> BenchStorage:
     """Azurite on free loopback ports (``folder`` for its data and logs); with
     ``blob_metadata="mariadb"`` the blob endpoint is ``azurite-blob`` over MariaDB instead;
-    with ``table_index`` Azurite's partition queries read the partition only."""
+    with ``table_index`` Azurite's partition queries read the partition only; with
+    ``profile`` its processes write CPU profiles there on request (``azurite_profile``)."""
     if blob_metadata not in BLOB_METADATA:
         raise ValueError(f"blob_metadata: one of {BLOB_METADATA}, not {blob_metadata!r}")
     environment = node_environment(table_index=table_index)
+    if profile is not None:
+        environment = Profiler.environment(profile, environment)
     ports = AzuritePorts.free()
     azurite = start_azurite(folder / "azurite", ports, in_memory=in_memory, env=environment)
     storage = BenchStorage(connection_string=azurite.connection_string,
@@ -168,6 +175,11 @@ def start_storage(folder: Path, *, in_memory: bool = True, blob_metadata: str = 
         # report figures as indexed that were not.
         storage.stop()
         raise ServiceError(f"{TABLE_INDEX.name} was not applied to Azurite (see "
+                           f"{azurite.data_dir / 'azurite.log'})")
+    if profile is not None and PROFILE_LOADED not in (
+            azurite.data_dir / "azurite.log").read_text(errors="replace"):
+        storage.stop()
+        raise ServiceError(f"the profiler was not loaded into Azurite (see "
                            f"{azurite.data_dir / 'azurite.log'})")
     if blob_metadata == "loki":
         return storage

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
+import copy
 import json
 import zlib
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,8 @@ from scanning.advisories.index import (
     diff_key_fingerprints,
     encode_key_fingerprints,
     key_fingerprints,
+    load_index,
+    write_index,
 )
 from scanning.errors import AdvisoryError
 
@@ -30,20 +33,47 @@ def _record(advisory_id: str, ecosystem: str, name: str, modified: str) -> dict[
     }]}
 
 
-def _fingerprint(*pairs: str) -> str:
-    return hashlib.blake2b("\n".join(["1", *pairs]).encode(), digest_size=8).hexdigest()
-
-
 def test_key_fingerprint_covers_the_ids_and_modified_times_under_the_key() -> None:
-    index = compile_index([_record("X-2", "PyPI", "Some_Package", "2024-02-01T00:00:00Z"),
-                           _record("X-1", "PyPI", "some.package", "2024-01-01T00:00:00Z"),
-                           _record("A-1", "Alpine:v3.19", "musl", "2024-03-01T00:00:00Z")],
-                          built=BUILT)
-    assert key_fingerprints(index) == {
-        ("PyPI", "some-package"): _fingerprint("X-1|2024-01-01T00:00:00Z",
-                                               "X-2|2024-02-01T00:00:00Z"),
-        ("Alpine:v3.19", "musl"): _fingerprint("A-1|2024-03-01T00:00:00Z"),
-    }
+    records = [_record("X-2", "PyPI", "Some_Package", "2024-02-01T00:00:00Z"),
+               _record("X-1", "PyPI", "some.package", "2024-01-01T00:00:00Z"),
+               _record("A-1", "Alpine:v3.19", "musl", "2024-03-01T00:00:00Z")]
+    index = key_fingerprints(compile_index(records, built=BUILT))
+    moved = key_fingerprints(compile_index(
+        [records[0], {**records[1], "modified": "2024-06-01T00:00:00Z"}, records[2]],
+        built=BUILT))
+    assert (sorted(index), [len(value) for _, value in sorted(index.items())]) == (
+        [("Alpine:v3.19", "musl"), ("PyPI", "some-package")], [16, 16])
+    assert diff_key_fingerprints(index, moved) == IndexChange(
+        keys=frozenset({("PyPI", "some-package")}))
+
+
+def test_an_index_compiled_otherwise_from_the_same_records_differs_in_those_keys() -> None:
+    # Other code compiling the same records (a parser fix): no record's modified moved, but
+    # one key's affected entry has other ranges and another advisory another severity.
+    records = [_record("X-1", "PyPI", "ranges", "2024-01-01T00:00:00Z"),
+               _record("X-2", "PyPI", "severity", "2024-01-01T00:00:00Z"),
+               _record("X-3", "PyPI", "same", "2024-01-01T00:00:00Z")]
+    before = compile_index(records, built=BUILT)
+    after = copy.deepcopy(before)
+    compiled = after.packages["PyPI"]["ranges"][0][1]["ranges"]["ranges"][0]
+    compiled["events"] = [["introduced", "0"], ["fixed", "3.0"]]
+    after.advisories["X-2"]["severity"] = [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N"}]
+    assert diff_key_fingerprints(key_fingerprints(before), key_fingerprints(after)) == (
+        IndexChange(keys=frozenset({("PyPI", "ranges"), ("PyPI", "severity")})))
+
+
+def test_the_index_read_back_from_its_file_has_the_fingerprints_it_was_compiled_with(
+        tmp_path: Path) -> None:
+    # The refresh compares a freshly compiled index with the published one, read back.
+    # A lone surrogate (which JSON allows as an escape) in an advisory's text too.
+    records = [_record("X-1", "PyPI", "some.package", "2024-01-01T00:00:00Z"),
+               {**_record("A-1", "Alpine:v3.19", "musl", "2024-03-01T00:00:00Z"),
+                "summary": "broken \ud800 text"}]
+    index = compile_index(records, built=BUILT)
+    write_index(index, tmp_path / "index.idx")
+    loaded = load_index(tmp_path / "index.idx")
+    assert (loaded.advisories["A-1"]["summary"], key_fingerprints(loaded)) == (
+        "broken \ud800 text", key_fingerprints(index))
 
 
 def test_diff_lists_added_modified_and_removed_keys_and_ecosystems() -> None:

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import urllib.request
 import zipfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from scanning.advisories.index import AdvisoryIndex
+from scanning.functions import timers
 from scanning.ocibuild import OCI_MANIFEST
+from scanning.service import maintenance
 from tests.integration.helpers import (
     ADVISORIES,
     App,
@@ -70,3 +75,37 @@ def test_refresh_without_changes_reassesses_nothing(app: App, pulled_image: str,
     app.host.run_timer("refresh_advisories")
     app.wait_idle()
     assert [scan.trigger.value for scan in app.scans_of(pulled_image)] == ["push", "rescan"]
+
+
+def test_a_compiler_that_reads_the_same_records_otherwise_publishes_and_reassesses(
+        app: App, pulled_image: str, feed_mirror: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A release whose parser reads ITEST-0003 as fixed in 1.36.1-r1 (the image has r5): no
+    # record's modified moved, but busybox's key reads otherwise, so the index is published
+    # and the image re-assessed without that finding.
+    app.host.run_timer("refresh_advisories")
+    app.wait_idle()
+    _, before = app.api(f"images/{pulled_image}")
+    compile_feeds = maintenance.download_and_compile
+
+    def otherwise(*args: Any, **options: Any) -> AdvisoryIndex:
+        index = compile_feeds(*args, **options)
+        for by_name in index.packages.values():
+            for _, entry in by_name.get("busybox", ()):
+                for compiled in entry["ranges"]["ranges"]:
+                    compiled["events"] = [[kind, "1.36.1-r1" if kind == "fixed" else value]
+                                          for kind, value in compiled["events"]]
+        return index
+
+    monkeypatch.setattr(maintenance, "download_and_compile", otherwise)
+    # A re-assessment is started once a minute at most (its instance id names the minute).
+    monkeypatch.setattr(timers, "now", lambda: datetime.now(UTC) + timedelta(minutes=1))
+    app.host.run_timer("refresh_advisories")
+    app.wait_idle()
+    _, image = app.api(f"images/{pulled_image}")
+    assert (len(findings_summary(before)), before["indexVersion"] != image["indexVersion"],
+            findings_summary(image)) == (4, True, [
+        ("ITEST-0001", "musl", "1.2.4-r1", "1.2.4-r2", "Critical", "Unhealthy"),
+        ("ITEST-0002", "libcrypto3", "3.1.4-r0", "", "Medium", "Unhealthy"),
+        ("ITEST-0002", "libssl3", "3.1.4-r0", "", "Medium", "Unhealthy"),
+    ])

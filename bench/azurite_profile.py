@@ -100,20 +100,14 @@ def report(path: Path, top: int = 10) -> str:
 
 
 class Profiler:
-    """Profiles the Azurite processes (started with ``environment``) over windows: ``start``
-    and ``stop`` send SIGUSR2; ``stop`` waits for each profile and names it ``<label>``."""
+    """Profiles the Azurite processes (started with ``bench_storage.node_environment(profile=
+    folder)``) over windows: ``start`` and ``stop`` send SIGUSR2; ``stop`` waits for each
+    profile and names it ``<label>``."""
 
     def __init__(self, folder: Path, pids: tuple[int, ...]) -> None:
         self.folder = folder
         self.pids = tuple(pid for pid in pids if _is_node(pid))
         self.seen: set[str] = set()
-
-    @staticmethod
-    def environment(folder: Path, base: dict[str, str]) -> dict[str, str]:
-        folder.mkdir(parents=True, exist_ok=True)
-        options = " ".join(part for part in (base.get("NODE_OPTIONS", ""),
-                                             f'--require "{PRELOAD}"') if part)
-        return dict(base, NODE_OPTIONS=options, AZURITE_PROFILE_DIR=str(folder))
 
     def start(self) -> None:
         for pid in self.pids:

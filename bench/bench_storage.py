@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from azurite_profile import LOADED as PROFILE_LOADED
-from azurite_profile import Profiler
+from azurite_profile import PRELOAD as PROFILE_PRELOAD
 
 from scanning.errors import ServiceError
 from scanning.local.services import (
@@ -145,13 +145,21 @@ def start_mariadb(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
     return process, port
 
 
-def node_environment(*, table_index: bool = False) -> dict[str, str]:
+def node_environment(*, table_index: bool = False,
+                     profile: Path | None = None) -> dict[str, str]:
     """The environment Azurite's processes start with: a heap for 100,000 images' rows and,
-    with ``table_index``, the partition index for its table queries preloaded."""
+    with ``table_index``, the partition index for its table queries preloaded; with
+    ``profile``, the profiler (``azurite_profile``) writing there."""
     options = [os.environ.get("NODE_OPTIONS", ""), f"--max-old-space-size={NODE_HEAP_MIB}"]
+    extra: dict[str, str] = {}
     if table_index:
         options.append(f'--require "{TABLE_INDEX}"')
-    return dict(os.environ, NODE_OPTIONS=" ".join(option for option in options if option))
+    if profile is not None:
+        profile.mkdir(parents=True, exist_ok=True)
+        options.append(f'--require "{PROFILE_PRELOAD}"')
+        extra["AZURITE_PROFILE_DIR"] = str(profile)
+    return dict(os.environ, NODE_OPTIONS=" ".join(option for option in options if option),
+                **extra)
 
 
 def start_storage(folder: Path, *, in_memory: bool = True, blob_metadata: str = "loki",
@@ -162,25 +170,20 @@ def start_storage(folder: Path, *, in_memory: bool = True, blob_metadata: str = 
     ``profile`` its processes write CPU profiles there on request (``azurite_profile``)."""
     if blob_metadata not in BLOB_METADATA:
         raise ValueError(f"blob_metadata: one of {BLOB_METADATA}, not {blob_metadata!r}")
-    environment = node_environment(table_index=table_index)
-    if profile is not None:
-        environment = Profiler.environment(profile, environment)
+    environment = node_environment(table_index=table_index, profile=profile)
     ports = AzuritePorts.free()
     azurite = start_azurite(folder / "azurite", ports, in_memory=in_memory, env=environment)
     storage = BenchStorage(connection_string=azurite.connection_string,
                            processes=[azurite.process])
-    if table_index and TABLE_INDEX_LOADED not in (azurite.data_dir / "azurite.log").read_text(
-            errors="replace"):
-        # The preload finds nothing to replace in another Azurite layout: a run would then
-        # report figures as indexed that were not.
-        storage.stop()
-        raise ServiceError(f"{TABLE_INDEX.name} was not applied to Azurite (see "
-                           f"{azurite.data_dir / 'azurite.log'})")
-    if profile is not None and PROFILE_LOADED not in (
-            azurite.data_dir / "azurite.log").read_text(errors="replace"):
-        storage.stop()
-        raise ServiceError(f"the profiler was not loaded into Azurite (see "
-                           f"{azurite.data_dir / 'azurite.log'})")
+    log = (azurite.data_dir / "azurite.log").read_text(errors="replace")
+    # A preload that finds nothing to replace in another Azurite layout would leave a run
+    # reporting figures as indexed (or profiled) that were not.
+    for wanted, loaded, preload in ((table_index, TABLE_INDEX_LOADED, TABLE_INDEX),
+                                    (profile is not None, PROFILE_LOADED, PROFILE_PRELOAD)):
+        if wanted and loaded not in log:
+            storage.stop()
+            raise ServiceError(f"{preload.name} was not applied to Azurite (see "
+                               f"{azurite.data_dir / 'azurite.log'})")
     if blob_metadata == "loki":
         return storage
     try:

@@ -78,8 +78,7 @@ def profiled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Azurite
     folder = tmp_path_factory.mktemp("profiles")
     server = start_azurite(tmp_path_factory.mktemp("azurite-profile"), AzuritePorts.free(),
                            in_memory=True,
-                           env=profiles.Profiler.environment(folder,
-                                                             bench_storage.node_environment()))
+                           env=bench_storage.node_environment(profile=folder))
     yield server, folder
     server.stop()
 

@@ -177,7 +177,7 @@ def _storage() -> BlobServiceClient:
 def run_publish(args: argparse.Namespace) -> int:
     from scanning.store.advisory_index import publish_index
 
-    index = publish_index(_storage(), args.file)
+    index = publish_index(_storage(), args.file).index
     _print_summary(index, args.file)
     return 0
 

@@ -5,6 +5,7 @@ activity parses its payload and calls one function of ``scanning.service.fanout`
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Generator
 from datetime import UTC, datetime
 from typing import Any
@@ -30,9 +31,13 @@ def weekly_rescan_id(prefix: str, moment: datetime) -> str:
     return f"rescan-{prefix}-{year}-W{week:02d}"
 
 
-def reassessment_id(prefix: str, moment: datetime) -> str:
-    """One re-assessment per advisory refresh (to the minute of the refresh)."""
-    return f"reassess-{prefix}-{moment:%Y%m%dT%H%M}"
+def reassessment_id(prefix: str, moment: datetime, index_version: str) -> str:
+    """One re-assessment per published index: the refresh's minute, for people, and 8 hex
+    digits of the published version, so two refreshes that publish within one minute start
+    two re-assessments (the second against its own index), and a repeated start of the same
+    one finds it."""
+    published = hashlib.blake2b(index_version.encode(), digest_size=4).hexdigest()
+    return f"reassess-{prefix}-{moment:%Y%m%dT%H%M}-{published}"
 
 
 def rescan_start(rescan_id: str, moment: datetime) -> RescanStart:

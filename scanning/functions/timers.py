@@ -63,10 +63,11 @@ async def weekly_rescan(timer: func.TimerRequest, client: df.DurableOrchestratio
 async def refresh_advisories(timer: func.TimerRequest,
                              client: df.DurableOrchestrationClient) -> None:
     with tempfile.TemporaryDirectory(prefix="acr-scan-feeds-") as workdir:
-        changed = maintenance.refresh_advisories(services(), Path(workdir))
-    if changed:
+        published = maintenance.refresh_advisories(services(), Path(workdir))
+    if published:
         moment = now()
-        await _start_rescan(client, reassessment_id(services().store.prefix, moment), moment)
+        await _start_rescan(client, reassessment_id(services().store.prefix, moment, published),
+                            moment)
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%CATCHUP_SCHEDULE%")

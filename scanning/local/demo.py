@@ -85,7 +85,7 @@ def publish_demo_index(connection_string: str) -> int:
         path = Path(workdir) / "index.idx"
         build_demo_index(path)
         service = StorageClients.from_connection_string(connection_string).blob_service()
-        return len(publish_index(service, path).advisories)
+        return len(publish_index(service, path).index.advisories)
 
 
 # --------------------------------------------------------------------------- the API

@@ -18,7 +18,7 @@ from scanning.advisories.index import (
 )
 from scanning.config import setting
 from scanning.layercache import LayerCache
-from scanning.store.advisory_index import index_etag, load_index_from_blob
+from scanning.store.advisory_index import index_etag, index_version, load_index_from_blob
 from scanning.store.blobs import BlobKind
 from scanning.store.layer_cache import BlobLayerCache
 from scanning.store.queue import NotificationQueue
@@ -56,7 +56,7 @@ class IndexSource:
                     self._etag = etag
                     log.info("loaded advisory index built %s (etag %s)", self._index.built, etag)
                 self._checked = now
-            return self._index, f"{self._index.built}|{self._etag}"
+            return self._index, index_version(self._index.built, self._etag)
 
     def key_fingerprints(self, index: AdvisoryIndex,
                          version: str) -> dict[LookupKey, str]:

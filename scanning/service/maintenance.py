@@ -63,8 +63,9 @@ def catch_up(services: Services, registries: Iterable[str] | None = None, *,
     return tuple(requests)
 
 
-def refresh_advisories(services: Services, workdir: Path) -> bool:
-    """Download the feeds, compile and publish the index; True when its content changed.
+def refresh_advisories(services: Services, workdir: Path) -> str:
+    """Download the feeds, compile and publish the index when its content changed; the
+    published index's version, or "" when nothing was published (the content is today's).
 
     A failed download raises before anything is published: the previous index stays.
     """
@@ -79,12 +80,12 @@ def refresh_advisories(services: Services, workdir: Path) -> bool:
         previous = ""
     if previous == content_fingerprint(key_fingerprints(index)):
         log.info("advisory index unchanged (%d advisories)", len(index.advisories))
-        return False
+        return ""
     path = workdir / "index.idx"
     write_index(index, path)
-    publish_index(services.store.clients.blob_service(), path)
+    published = publish_index(services.store.clients.blob_service(), path)
     services.index.invalidate()
-    return True
+    return published.version
 
 
 def sync_pulls_from_log_analytics(services: Services, *, now: datetime | None = None) -> int:

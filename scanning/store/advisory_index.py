@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -27,10 +28,25 @@ INDEX_BLOB_NAME = "index/current.idx"
 NO_INDEX_REASON = "no advisory index published yet"
 
 
+def index_version(built: str, etag: str) -> str:
+    """An index's version as image rows record it: its build time and its blob's ETag, which
+    changes with every publish (so two publishes of the same content are two versions)."""
+    return f"{built}|{etag}"
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """What ``publish_index`` put in place: the parsed index and its ``index_version``."""
+
+    index: AdvisoryIndex
+    version: str
+
+
 def publish_index(
     service: BlobServiceClient, path: Path, *, container: str | None = None
-) -> AdvisoryIndex:
-    """Upload the index file at ``path``; returns the parsed index that was published."""
+) -> Published:
+    """Upload the index file at ``path``; returns the parsed index that was published and
+    its version."""
     data = path.read_bytes()
     index = parse_index(data, str(path))
     container_name = container or setting("ADVISORY_CONTAINER")
@@ -38,8 +54,7 @@ def publish_index(
         container_client = service.get_container_client(container_name)
         with contextlib.suppress(ResourceExistsError):
             container_client.create_container()
-        container_client.upload_blob(
-            INDEX_BLOB_NAME,
+        uploaded = container_client.get_blob_client(INDEX_BLOB_NAME).upload_blob(
             data,
             overwrite=True,
             content_settings=ContentSettings(content_type="application/zstd"),
@@ -59,7 +74,7 @@ def publish_index(
         container_name,
         INDEX_BLOB_NAME,
     )
-    return index
+    return Published(index, index_version(index.built, str(uploaded["etag"])))
 
 
 def index_published(service: BlobServiceClient, *, container: str | None = None) -> bool:

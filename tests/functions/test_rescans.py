@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from scanning.api import _RESCAN_ID
 from scanning.functions.rescans import reassessment_id, weekly_rescan_id
 
 
@@ -17,6 +18,12 @@ def test_weekly_id_is_the_iso_week_so_a_tick_in_the_same_week_finds_it() -> None
         "rescan-acrscan-2026-W53"]
 
 
-def test_reassessment_id_is_the_refresh_minute() -> None:
-    assert reassessment_id("acrscan", datetime(2026, 12, 3, 2, 0, 41, tzinfo=UTC)) == (
-        "reassess-acrscan-20261203T0200")
+def test_reassessment_id_names_the_refresh_minute_and_the_published_index() -> None:
+    # Two publishes in one minute are two re-assessments; the same publish is the same one.
+    moment = datetime(2026, 12, 3, 2, 0, 41, tzinfo=UTC)
+    first = '2026-12-03T01:58:12Z|"0x8DE3F1A2B3C4D50"'
+    second = '2026-12-03T01:58:12Z|"0x8DE3F1A2B3C4D51"'
+    ids = [reassessment_id("acrscan", moment, version) for version in (first, second, first)]
+    assert (ids, [bool(_RESCAN_ID.fullmatch(each)) for each in ids]) == ([
+        "reassess-acrscan-20261203T0200-ca1dd2a5", "reassess-acrscan-20261203T0200-c03ef931",
+        "reassess-acrscan-20261203T0200-ca1dd2a5"], [True, True, True])

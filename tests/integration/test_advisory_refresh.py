@@ -3,6 +3,7 @@ the new index, and the pulled images are re-assessed against it when it changed.
 
 from __future__ import annotations
 
+import itertools
 import urllib.request
 import zipfile
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ import pytest
 
 from scanning.advisories.index import AdvisoryIndex
 from scanning.functions import timers
+from scanning.functions.rescans import reassessment_id
 from scanning.ocibuild import OCI_MANIFEST
 from scanning.service import maintenance
 from tests.integration.helpers import (
@@ -82,7 +84,11 @@ def test_a_compiler_that_reads_the_same_records_otherwise_publishes_and_reassess
         monkeypatch: pytest.MonkeyPatch) -> None:
     # A release whose parser reads ITEST-0003 as fixed in 1.36.1-r1 (the image has r5): no
     # record's modified moved, but busybox's key reads otherwise, so the index is published
-    # and the image re-assessed without that finding.
+    # and the image re-assessed without that finding. Both refreshes are in the same minute:
+    # each publish starts its own re-assessment (the instance id names the published index).
+    minute = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    seconds = itertools.count(1)
+    monkeypatch.setattr(timers, "now", lambda: minute + timedelta(seconds=next(seconds)))
     app.host.run_timer("refresh_advisories")
     app.wait_idle()
     _, before = app.api(f"images/{pulled_image}")
@@ -98,14 +104,19 @@ def test_a_compiler_that_reads_the_same_records_otherwise_publishes_and_reassess
         return index
 
     monkeypatch.setattr(maintenance, "download_and_compile", otherwise)
-    # A re-assessment is started once a minute at most (its instance id names the minute).
-    monkeypatch.setattr(timers, "now", lambda: datetime.now(UTC) + timedelta(minutes=1))
     app.host.run_timer("refresh_advisories")
     app.wait_idle()
     _, image = app.api(f"images/{pulled_image}")
     assert (len(findings_summary(before)), before["indexVersion"] != image["indexVersion"],
-            findings_summary(image)) == (4, True, [
+            [scan.trigger.value for scan in app.scans_of(pulled_image)],
+            findings_summary(image)) == (4, True, ["push", "rescan", "rescan"], [
         ("ITEST-0001", "musl", "1.2.4-r1", "1.2.4-r2", "Critical", "Unhealthy"),
         ("ITEST-0002", "libcrypto3", "3.1.4-r0", "", "Medium", "Unhealthy"),
         ("ITEST-0002", "libssl3", "3.1.4-r0", "", "Medium", "Unhealthy"),
     ])
+    # Each re-assessment is found under the id its publish named, against its own index.
+    progress = [app.api("rescans/" + reassessment_id(
+        app.store.prefix, minute + timedelta(seconds=second), version))
+        for second, version in ((1, before["indexVersion"]), (2, image["indexVersion"]))]
+    assert [(status, body["indexVersion"], body["complete"]) for status, body in progress] == [
+        (200, before["indexVersion"], True), (200, image["indexVersion"], True)]

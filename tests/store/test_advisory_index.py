@@ -14,7 +14,9 @@ from scanning.errors import AdvisoryError, NotFound
 from scanning.local.services import Azurite
 from scanning.store.advisory_index import (
     INDEX_BLOB_NAME,
+    index_etag,
     index_published_at,
+    index_version,
     load_index_from_blob,
     publish_index,
 )
@@ -30,6 +32,23 @@ def test_published_index_loads_back(azurite: Azurite, tmp_path: Path) -> None:
     service = BlobServiceClient.from_connection_string(azurite.connection_string)
     publish_index(service, tmp_path / "index.idx", container="advisories-test")
     assert load_index_from_blob(service, container="advisories-test").to_json() == index.to_json()
+
+
+def test_each_publish_is_a_version_readers_see(azurite: Azurite, tmp_path: Path) -> None:
+    # The same file published twice: two versions (the re-assessment after each names its
+    # own), each the one IndexSource reports (build time + the blob's ETag).
+    index = compile_index(iter_records(FIXTURE_RECORDS), built=datetime(2024, 10, 10, tzinfo=UTC))
+    write_index(index, tmp_path / "index.idx")
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    versions = []
+    for _ in range(2):
+        published = publish_index(service, tmp_path / "index.idx", container="advisories-twice")
+        versions.append((published.version, index_version(
+            index.built, index_etag(service, container="advisories-twice")),
+            published.index.to_json() == index.to_json()))
+    assert ([(ours == theirs, same) for ours, theirs, same in versions],
+            versions[0][0] != versions[1][0], versions[0][0].split("|")[0]) == (
+        [(True, True), (True, True)], True, index.built)
 
 
 def test_missing_index_is_a_clear_error(azurite: Azurite) -> None:

@@ -117,7 +117,7 @@ from scanning.model import (
 )
 from scanning.service import evaluation, fanout, rematch
 from scanning.service.context import Services
-from scanning.service.evaluation import save_inventories
+from scanning.service.evaluation import inventory_digest, save_inventories
 from scanning.service.rematch import rescan_id
 from scanning.service.rescan import RescanReport, rescan_pulled
 from scanning.store import Store
@@ -136,6 +136,7 @@ from scanning.store.images import (
 )
 from scanning.store.images import _payload_size as payload_size
 from scanning.store.keys import encode_key, join_key
+from scanning.store.match_keys import encode_match_keys, read_match_keys
 from scanning.store.scans import ScanRecord
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "testdata" / "advisories"
@@ -408,6 +409,13 @@ def copy_image(template: Template, number: int, now: datetime,
     row = {name: moved(value.encode()).decode() if isinstance(value, str) else value
            for name, value in source.items()
            if not name.startswith(("findings_doc_", "findings_keys_", "inventory_"))}
+    # The match keys name the inventory document they were listed from (its digest): the
+    # copy's are the template's lookups, naming the copy's document.
+    keys = read_match_keys(bytes(source["match_keys"]))
+    if keys is None or keys.inventory != inventory_digest(template.inventory):
+        raise RuntimeError(f"image {template.number}'s match keys do not name its inventory: "
+                           "it cannot be copied")
+    row["match_keys"] = encode_match_keys(keys.signed, inventory_digest(inventory))
     identity = image_row(number, now)
     row.update({name: identity[name] for name in IDENTITY_COLUMNS})
     row.update(findings_columns(encoded), **inventory_columns(inventory),

@@ -8,17 +8,21 @@ how a verdict is decided changes findings while no advisory changes. So every as
 matched an inventory records ``matcher_version()`` on the image row, and a row recorded by
 another one is re-matched in full at the next rescan, whatever the index did.
 
-``matcher_version()`` is a fingerprint of the source files that decide findings from an
-inventory and an index, and of the installed versions of the libraries they use. There is no
-constant to bump by hand: any edit of those files changes it (a comment too), at the cost of
-one full re-match of each pulled image (its stored inventory is matched again; nothing is
-pulled or billed).
+``matcher_version()`` is a fingerprint of the code of the source files that decide findings
+from an inventory and an index, of the Python version that runs it, and of the installed
+versions of the libraries they use. There is no constant to bump by hand: any change to that
+code changes it, at the cost of one full re-match of each pulled image (its stored inventory
+is matched again; nothing is pulled or billed). A file's code is its syntax tree
+(``ast.dump``, without positions): comments, blank lines and line breaks do not count,
+docstrings and every name and literal do. A file that does not parse counts by its bytes.
 """
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
+import sys
 from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
@@ -38,6 +42,8 @@ SOURCES = (
 )
 # Third-party libraries those files compare versions or score vectors with.
 LIBRARIES = ("cvss", "packaging", "univers")
+# The syntax trees' form (and the standard library's behaviour) may change with it.
+PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
 def source_files(root: Path, sources: Iterable[str] = SOURCES) -> list[Path]:
@@ -51,17 +57,15 @@ def source_files(root: Path, sources: Iterable[str] = SOURCES) -> list[Path]:
 
 
 def fingerprint(root: Path, sources: Iterable[str] = SOURCES,
-                libraries: Iterable[str] = LIBRARIES) -> str:
-    """16 hex digits of BLAKE2b over each source file's path (relative to ``root``) and
-    bytes, then each library's installed version."""
+                libraries: Iterable[str] = LIBRARIES, python: str = PYTHON) -> str:
+    """16 hex digits of BLAKE2b over each source file's path (relative to ``root``) and code
+    (``source_code``), then the Python version and each library's installed version."""
     digest = hashlib.blake2b(digest_size=8, person=b"acr-scan-matcher")
     for path in source_files(root, sources):
-        try:
-            data = path.read_bytes()
-        except OSError:
-            data = b"\0missing"
+        data = source_code(path)
         name = path.relative_to(root).as_posix().encode()
         digest.update(len(name).to_bytes(4, "big") + name + len(data).to_bytes(8, "big") + data)
+    digest.update(f"python=={python}\n".encode())
     for library in libraries:
         try:
             version = metadata.version(library)
@@ -71,8 +75,21 @@ def fingerprint(root: Path, sources: Iterable[str] = SOURCES,
     return digest.hexdigest()
 
 
+def source_code(path: Path) -> bytes:
+    """What of a source file counts: its syntax tree without positions (so not its comments
+    or layout), its bytes when it does not parse, a marker when it cannot be read."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return b"\0missing"
+    try:
+        return b"ast:" + ast.dump(ast.parse(data, str(path))).encode()
+    except (SyntaxError, ValueError):
+        return b"bytes:" + data
+
+
 @functools.cache
 def matcher_version() -> str:
-    """This code's fingerprint (computed once a process, on first use: ~50 ms, most of it
-    reading the libraries' metadata)."""
+    """This code's fingerprint (computed once a process, on first use: ~100 ms, most of it
+    parsing the sources)."""
     return fingerprint(Path(__file__).resolve().parent)

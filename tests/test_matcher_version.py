@@ -3,13 +3,20 @@ findings, so a stored verdict names the code that decided it."""
 
 from __future__ import annotations
 
+import sys
 from importlib import metadata
 from pathlib import Path
 
 import pytest
 
 from scanning import matcher_version as version_module
-from scanning.matcher_version import SOURCES, fingerprint, matcher_version, source_files
+from scanning.matcher_version import (
+    PYTHON,
+    SOURCES,
+    fingerprint,
+    matcher_version,
+    source_files,
+)
 
 PACKAGE = Path(version_module.__file__).resolve().parent
 
@@ -30,22 +37,43 @@ def test_this_code_s_version_is_the_fingerprint_of_its_matcher_sources() -> None
     assert "analyzers/apk.py" not in names and names == sorted(names)
 
 
-def test_any_edit_of_a_source_changes_it_and_nothing_else_does(tmp_path: Path) -> None:
-    files = {"matching.py": "A = 1\n", "versions/_semver.py": "B = 2\n", "api.py": "C = 3\n"}
+def test_any_change_to_a_source_s_code_changes_it_and_nothing_else_does(
+        tmp_path: Path) -> None:
+    files = {"matching.py": '"""Doc."""\nA = 1\n', "versions/_semver.py": "B = 2\n",
+             "api.py": "C = 3\n"}
     sources = ("matching.py", "versions")
-    root = tree(tmp_path / "one", files)
-    first = fingerprint(root, sources, ())
-    same = fingerprint(tree(tmp_path / "two", files), sources, ())
-    comment = fingerprint(tree(tmp_path / "three", {**files, "matching.py": "A = 1  # x\n"}),
+
+    def variant(name: str, changed: dict[str, str]) -> str:
+        return fingerprint(tree(tmp_path / name, {**files, **changed}), sources, ())
+
+    first = fingerprint(tree(tmp_path / "one", files), sources, ())
+    same = variant("two", {})
+    other = variant("other", {"api.py": "C = 4\n"})
+    # Comments and layout are not code.
+    comment = variant("comment", {"matching.py": '"""Doc."""\nA = 1  # why\n# more\n'})
+    layout = variant("layout", {"matching.py": '"""Doc."""\n\n\nA = (\n    1\n)\n'})
+    code = variant("code", {"matching.py": '"""Doc."""\nA = 2\n'})
+    docstring = variant("docstring", {"matching.py": '"""Other doc."""\nA = 1\n'})
+    added = variant("added", {"versions/_rpm.py": ""})
+    moved = fingerprint(tree(tmp_path / "moved", {"matching.py": files["matching.py"],
+                                                  "versions/_apk.py": "B = 2\n"}), sources, ())
+    missing = fingerprint(tree(tmp_path / "missing", {"versions/_semver.py": "B = 2\n"}),
                           sources, ())
-    added = fingerprint(tree(tmp_path / "four", {**files, "versions/_rpm.py": ""}), sources, ())
-    moved = fingerprint(tree(tmp_path / "five", {"matching.py": "A = 1\n",
-                                                 "versions/_apk.py": "B = 2\n"}), sources, ())
-    other = fingerprint(tree(tmp_path / "six", {**files, "api.py": "C = 4\n"}), sources, ())
-    missing = fingerprint(tree(tmp_path / "seven", {"versions/_semver.py": "B = 2\n"}),
-                          sources, ())
-    assert same == other == first
-    assert len({first, comment, added, moved, missing}) == 5
+    # A file that does not parse counts by its bytes: any edit of it changes the version.
+    broken = variant("broken", {"matching.py": "A = (\n"})
+    broken_again = variant("broken-again", {"matching.py": "A = (  \n"})
+    assert same == other == comment == layout == first
+    assert len({first, code, docstring, added, moved, missing, broken, broken_again}) == 8
+
+
+def test_the_python_version_is_part_of_it(tmp_path: Path) -> None:
+    root = tree(tmp_path, {"matching.py": "A = 1\n"})
+    by_python = {python: fingerprint(root, ("matching.py",), (), python=python)
+                 for python in ("3.11", "3.12")}
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert (running == PYTHON, fingerprint(root, ("matching.py",), ()) == fingerprint(
+        root, ("matching.py",), (), python=running), by_python["3.11"] != by_python["3.12"]
+            ) == (True, True, True)
 
 
 def test_the_libraries_it_compares_versions_with_are_part_of_it(

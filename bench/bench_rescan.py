@@ -136,7 +136,7 @@ from scanning.store.images import (
 )
 from scanning.store.images import _payload_size as payload_size
 from scanning.store.keys import encode_key, join_key
-from scanning.store.match_keys import encode_match_keys, read_match_keys
+from scanning.store.match_keys import MatchKeys, encode_match_keys, read_match_keys
 from scanning.store.scans import ScanRecord
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "testdata" / "advisories"
@@ -358,6 +358,10 @@ class Template:
     number: int
     row: dict[str, Any]
     inventory: bytes
+    # Its match keys, decoded once for all its copies (None: unreadable), and the digest of
+    # its inventory document, which they must name.
+    keys: MatchKeys | None
+    inventory_digest: str
 
 
 def plain(row: dict[str, Any]) -> dict[str, Any]:
@@ -375,10 +379,11 @@ def read_template(store: Store, number: int) -> Template:
     if entity.get("findings_blob"):
         raise RuntimeError(f"image {number} keeps its findings in a blob: not copied")
     # Typed values (Int64) stay wrapped, so a copy is written with the same types.
+    inventory = store.blobs.get_inventory(image_registry(number), image_digest(number))
     return Template(number=number, row={name: value for name, value in entity.items()
                                         if name != "Timestamp"},
-                    inventory=store.blobs.get_inventory(image_registry(number),
-                                                        image_digest(number)))
+                    inventory=inventory, keys=read_match_keys(bytes(entity["match_keys"])),
+                    inventory_digest=inventory_digest(inventory))
 
 
 def chunked(row: dict[str, Any], pattern: str, count: str) -> bytes:
@@ -411,8 +416,8 @@ def copy_image(template: Template, number: int, now: datetime,
            if not name.startswith(("findings_doc_", "findings_keys_", "inventory_"))}
     # The match keys name the inventory document they were listed from (its digest): the
     # copy's are the template's lookups, naming the copy's document.
-    keys = read_match_keys(bytes(source["match_keys"]))
-    if keys is None or keys.inventory != inventory_digest(template.inventory):
+    keys = template.keys
+    if keys is None or keys.inventory != template.inventory_digest:
         raise RuntimeError(f"image {template.number}'s match keys do not name its inventory: "
                            "it cannot be copied")
     row["match_keys"] = encode_match_keys(keys.signed, inventory_digest(inventory))

@@ -48,6 +48,13 @@ def store() -> Store:
         return _stores[0]
 
 
+def forget_store() -> None:
+    """Forget the built store (see ``context.forget_services``); waits for a build in
+    progress."""
+    with _store_lock:
+        _stores.clear()
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 

@@ -117,6 +117,15 @@ def services() -> Services:
         return _services
 
 
+def forget_services() -> None:
+    """Forget the built services, so the next ``services()`` builds them from the settings as
+    they are then (a local host switching settings between runs). Waits for a build in
+    progress: a build that read the old settings cannot land after this returns."""
+    global _services
+    with _services_lock:
+        _services = None
+
+
 def index_keys_name(index_version: str) -> str:
     """Blob name of an index version's key fingerprints (versions hold ``|`` and quotes)."""
     return hashlib.sha256(index_version.encode()).hexdigest()

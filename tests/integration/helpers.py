@@ -177,9 +177,11 @@ class Stack:
 
 
 def reset_singletons() -> None:
-    """The worker's services and the API's store are built from settings once per process."""
-    context._services = None
-    api_functions._stores.clear()
+    """The worker's services and the API's store are built from settings once per process.
+    Under their locks: a build a previous test's late thread started with that test's
+    settings must not land after the reset (its writes would go to the other namespace)."""
+    context.forget_services()
+    api_functions.forget_store()
 
 
 @dataclass(slots=True, kw_only=True)

@@ -7,22 +7,28 @@
 // @high`, one or more per chunk) therefore each scan the whole images table, and a week at
 // 100,000 images is quadratic on Azurite while Azure serves such a range from its index.
 //
-// This replaces that one method with the same filter, continuation and order, and two changes:
+// This replaces that one method with the same filter, continuation and order, and keeps each
+// entity collection's rows in a map (PartitionKey -> RowKey -> entity) in place of LokiJS's two
+// sorted key indexes:
 // - when the filter pins the partition (`PartitionKey eq '<text>'` as a term of a top-level
 //   `and`, which is how every partition query of acr-scan reads), the candidates are that
-//   partition, found through the PartitionKey index Azurite already keeps for its point reads
-//   (`findOne({PartitionKey, RowKey})`), and the filter runs on them only;
+//   partition's rows in the map, and the filter runs on them only;
 // - the page (the first `top` + 1 matches in PartitionKey, RowKey order) is selected with a
-//   bounded heap instead of sorting every match.
+//   bounded heap instead of sorting every match;
+// - point operations (`findOne({PartitionKey, RowKey})`, before every read and write of one
+//   entity) look their entity up in the map instead of scanning its partition;
+// - a new row is added to the map instead of being spliced into two sorted arrays of every row
+//   (LokiJS moved the whole of both for each history row, whose keys sort near the front).
 // Any other query (no filter, a partition named under `or` or `not`: the paged listings of a
 // whole table) walks the table in key order from its continuation, through a sorted view of the
 // table's positions kept until a row is added or removed, and stops at the page's last match:
 // Azurite evaluated the filter on every entity for every page, so listing a table of n rows in
 // pages of 1,000 cost n * n / 1,000 evaluations (20 million for the two listings of a
 // 100,000-image week), where Azure reads a page from its continuation.
-// Merges (`Collection.update`) keep an entity's keys, but LokiJS looked for the entity's slot
-// in each key index with a linear scan and moved it out and back in (O(rows) per merge); the
-// slot is now found by a binary search, and left where it is when it is still in order.
+// Merges (`Collection.update`) in LokiJS's other collections (tables, service properties, blob
+// metadata) looked for the entity's slot in each key index with a linear scan and moved it out
+// and back in (O(rows) per merge); the slot is now found by a binary search, and left where it
+// is when it is still in order.
 // What comes back is the same entities in the same order with the same continuation:
 // tests/bench/test_azurite_table_index.py compares both over the same data.
 
@@ -134,57 +140,162 @@ if (fs.existsSync(path.join(persistence, "LokiTableMetadataStore.js"))) {
     return heap.sort(compare);
   }
 
-  // Point operations (read, insert, upsert, merge, replace, delete, a batch's rollback) find
-  // the entity with `findOne({PartitionKey, RowKey})`: LokiJS narrows by the first field
-  // through its index and checks the second on every row left, so each costs O(rows in the
-  // partition), and a rescan's history, 16 partitions a run, grows quadratic. The same two
-  // equalities are asked with the narrower index first (Azurite 3.37 put RowKey first in one
-  // of these calls): the same entity comes back. When few rows share the RowKey (the usual
-  // case: digests, scan ids), they are looked through directly.
-  const keyed = Symbol("acr-scan keyed findOne");
-  // A RowKey shared by at most this many rows is looked through directly.
-  const FEW_ROWS = 16;
+  // Each entity collection keeps its rows in a map, PartitionKey -> RowKey -> entity, instead of
+  // LokiJS's two sorted key indexes ("PartitionKey", "RowKey": arrays of data positions).
+  // - LokiJS splices every new row into both arrays, and a rescan's history rows go near the
+  //   front of both (their keys are newest first), so each insert moved the whole index: an
+  //   O(rows) write, quadratic over a week at 100,000 images. A removal also walked each index
+  //   to renumber the positions after it. Azure's index has neither cost. With the map an
+  //   insert is O(1), and a removal is left with LokiJS's own `data` and `idIndex` splices.
+  // - Point operations (read, insert, upsert, merge, replace, delete, a batch's rollback) find
+  //   their entity with `findOne({PartitionKey, RowKey})`, which LokiJS answers by narrowing
+  //   one key through its index and checking the other on every row left: O(rows in the
+  //   partition). The map answers it in O(1), with the same strict equality on both keys.
+  // - A query that pins a partition reads that partition's rows from the map.
+  // The map follows `add`, `update` and `remove` (every way Azurite changes an entity
+  // collection, a failed batch's rollback included); it is rebuilt from `data` if LokiJS ever
+  // replaced or resized `data` behind them. Dropping the sorted indexes also means that a table
+  // persisted by a run with this preload (`--azurite-on-disk`) has none when plain Azurite
+  // loads it again: its queries are then the same, and slower.
+  const rowMap = Symbol("acr-scan row map");
 
-  function matching(collection, property, value) {
-    if (!collection.binaryIndices || !collection.binaryIndices[property]) {
-      return Infinity;
+  function buildRows(collection) {
+    const partitions = new Map();
+    for (const data of collection.data) {
+      let rows = partitions.get(data.PartitionKey);
+      if (rows === undefined) {
+        rows = new Map();
+        partitions.set(data.PartitionKey, rows);
+      }
+      rows.set(data.RowKey, data);
     }
-    collection.ensureIndex(property);
-    const [first, last] = collection.calculateRange("$eq", property, value);
-    return last - first + 1;
+    collection[rowMap] = {
+      partitions, data: collection.data, length: collection.data.length,
+      maxId: collection.maxId,
+    };
+    return partitions;
   }
 
-  function keyedFindOne(collection) {
-    if (collection[keyed]) {
+  // The collection's map, rebuilt when `data` changed in a way the hooks did not see.
+  function rowsOf(collection) {
+    const known = collection[rowMap];
+    if (known !== undefined && known.data === collection.data
+        && known.length === collection.data.length && known.maxId === collection.maxId) {
+      return known.partitions;
+    }
+    return buildRows(collection);
+  }
+
+  function setRow(partitions, data) {
+    let rows = partitions.get(data.PartitionKey);
+    if (rows === undefined) {
+      rows = new Map();
+      partitions.set(data.PartitionKey, rows);
+    }
+    rows.set(data.RowKey, data);
+  }
+
+  // Removes the row if the map still holds `data` for it (LokiJS deletes `$loki` from an
+  // entity it removes, so the entity itself is compared).
+  function deleteRow(partitions, partitionKey, rowKey, data) {
+    const rows = partitions.get(partitionKey);
+    if (rows !== undefined && rows.get(rowKey) === data) {
+      rows.delete(rowKey);
+      if (rows.size === 0) {
+        partitions.delete(partitionKey);
+      }
+    }
+  }
+
+  // The map's bookkeeping after a change the hooks made themselves.
+  function seen(collection) {
+    const known = collection[rowMap];
+    known.data = collection.data;
+    known.length = collection.data.length;
+    known.maxId = collection.maxId;
+  }
+
+  // A stored entity (an object with LokiJS's `$loki`), not a batch, an id or anything else.
+  function isDocument(value) {
+    return value !== null && typeof value === "object" && !Array.isArray(value)
+      && Object.prototype.hasOwnProperty.call(value, "$loki");
+  }
+
+  // LokiJS's own method for a call the hooks do not follow, and the map rebuilt after it.
+  function unfollowed(collection, method, argument) {
+    const result = method.call(collection, argument);
+    buildRows(collection);
+    return result;
+  }
+
+  function keyedCollection(collection) {
+    if (collection[rowMap] !== undefined) {
       return collection;
     }
-    const findOne = collection.findOne;
-    collection.findOne = function keyedFind(query) {
+    if (collection.cloneObjects) {
+      return collection; // Azurite never clones; the map holds the stored objects
+    }
+    collection.binaryIndices = {};
+    buildRows(collection);
+    const { add, update, remove, findOne } = collection;
+
+    collection.add = function keyedAdd(object) {
+      const partitions = rowsOf(this);
+      const result = add.call(this, object);
+      setRow(partitions, this.data[this.data.length - 1]);
+      seen(this);
+      return result;
+    };
+
+    collection.update = function keyedUpdate(doc) {
+      if (!isDocument(doc)) {
+        return unfollowed(this, update, doc);
+      }
+      const partitions = rowsOf(this);
+      const before = this.get(doc.$loki);
+      const result = update.call(this, doc);
+      if (before) {
+        deleteRow(partitions, before.PartitionKey, before.RowKey, before);
+      }
+      const stored = this.get(doc.$loki);
+      if (stored) {
+        setRow(partitions, stored);
+      }
+      seen(this);
+      return result;
+    };
+
+    collection.remove = function keyedRemove(doc) {
+      const stored = typeof doc === "number" ? this.get(doc) : doc;
+      if (!isDocument(stored)) {
+        return unfollowed(this, remove, doc);
+      }
+      const partitions = rowsOf(this);
+      const [partitionKey, rowKey, id] = [stored.PartitionKey, stored.RowKey, stored.$loki];
+      const result = remove.call(this, doc);
+      if (this.get(id) === null) {
+        deleteRow(partitions, partitionKey, rowKey, stored);
+      }
+      seen(this);
+      return result;
+    };
+
+    collection.findOne = function keyedFindOne(query) {
       if (query !== null && typeof query === "object" && Object.keys(query).length === 2
-          && typeof query.PartitionKey === "string" && typeof query.RowKey === "string"
-          && !this.cloneObjects && this.binaryIndices && this.binaryIndices.RowKey) {
-        this.ensureIndex("RowKey");
-        const [first, last] = this.calculateRange("$eq", "RowKey", query.RowKey);
-        if (last - first < FEW_ROWS) {
-          // What LokiJS's find does with that range (strict equality on both keys), without
-          // building a result set and computing the range a second time.
-          const values = this.binaryIndices.RowKey.values;
-          for (let at = first; at <= last; at += 1) {
-            const data = this.data[values[at]];
-            if (data.RowKey === query.RowKey && data.PartitionKey === query.PartitionKey) {
-              return data;
-            }
-          }
-          return null;
-        }
-        if (last - first + 1 < matching(this, "PartitionKey", query.PartitionKey)) {
-          return findOne.call(this, { RowKey: query.RowKey, PartitionKey: query.PartitionKey });
-        }
+          && typeof query.PartitionKey === "string" && typeof query.RowKey === "string") {
+        const rows = rowsOf(this).get(query.PartitionKey);
+        const found = rows === undefined ? undefined : rows.get(query.RowKey);
+        return found === undefined ? null : found;
       }
       return findOne.call(this, query);
     };
-    collection[keyed] = true;
     return collection;
+  }
+
+  // The rows of one partition, in no particular order.
+  function partitionRows(collection, partition) {
+    const rows = rowsOf(collection).get(partition);
+    return rows === undefined ? [] : Array.from(rows.values());
   }
 
   // A table's data positions sorted in Azurite's order, with their keys: rebuilt when a row was
@@ -271,7 +382,7 @@ if (fs.existsSync(path.join(persistence, "LokiTableMetadataStore.js"))) {
 
   const getEntityCollection = store.prototype.getEntityCollection;
   store.prototype.getEntityCollection = function keyedEntityCollection(...args) {
-    return keyedFindOne(getEntityCollection.apply(this, args));
+    return keyedCollection(getEntityCollection.apply(this, args));
   };
 
   store.prototype.queryTableEntities = async function queryTableEntities(
@@ -294,15 +405,15 @@ if (fs.existsSync(path.join(persistence, "LokiTableMetadataStore.js"))) {
     };
     const partition = pinnedPartition(queryOptions.filter);
     const result = partition !== undefined
-      ? smallest(collection.chain().find({ PartitionKey: partition }).where(queryWhere)
-        .where(continued).data(), maxResults + 1)
+      ? smallest(partitionRows(collection, partition).filter(
+        (data) => queryWhere(data) === true && continued(data) === true), maxResults + 1)
       : inKeyOrder(collection, nextPartition, maxResults + 1,
         (data) => continued(data) && queryWhere(data) === true);
     const response = this.adjustQueryResultforTop(result, maxResults);
     return [result, response.nextPartitionKeyResponse, response.nextRowKeyResponse];
   };
-  process.stderr.write("acr-scan bench: Azurite table queries read the pinned partition " +
-                       "through its index, listings from their continuation, point operations the " +
-                       "narrower index first, merges without an index scan " +
+  process.stderr.write("acr-scan bench: Azurite table queries read the pinned partition, " +
+                       "point operations and inserts through a key map, listings from their " +
+                       "continuation, merges without an index scan " +
                        "(bench/azurite_table_index.cjs)\n");
 }

@@ -9,7 +9,13 @@ partitions by key range, as a rescan chunk reads its rows (``PartitionKey eq @pk
 Azurite's CPU milliseconds per query (from /proc), which is what grows with the table when every
 query scans it.
 
+Then it adds ``--inserts`` rows to the same table the way a rescan records its history: one
+transaction of 100 rows at a time, over 16 partitions, keys newest first (each new key sorts
+before every earlier one). Azurite's CPU milliseconds per row added are what LokiJS's sorted key
+indexes make grow with the table: each new row was spliced into both, near their front.
+
     .venv/bin/python bench/bench_table_index.py [--rows 10000,100000] [--queries 200]
+        [--inserts 2000]
 """
 
 from __future__ import annotations
@@ -34,7 +40,14 @@ def partition(number: int) -> str:
     return f"registry{number // 16:04d}|{number % 16:x}"
 
 
-def measure(rows: int, partition_rows: int, queries: int, *, table_index: bool) -> str:
+def history_key(number: int) -> tuple[str, str]:
+    """A history row's keys: 16 partitions (one per transaction of 100, in turn), RowKeys that
+    fall as ``number`` grows."""
+    return f"202612|{number // BATCH % 16:x}", f"{10 ** 12 - number:013d}"
+
+
+def measure(rows: int, partition_rows: int, queries: int, inserts: int, *,
+            table_index: bool) -> str:
     with tempfile.TemporaryDirectory(prefix="acr-scan-table-index-") as folder:
         storage = start_storage(Path(folder), table_index=table_index)
         try:
@@ -62,11 +75,21 @@ def measure(rows: int, partition_rows: int, queries: int, *, table_index: bool) 
                     results_per_page=1000))
             wall = (time.perf_counter() - started) / len(chosen) * 1000
             cpu = (storage_cpu(storage.pids) - cpu_before) / len(chosen) * 1000
+            cpu_before = storage_cpu(storage.pids)
+            for first in range(0, inserts, BATCH):
+                operations = []
+                for number in range(first, min(inserts, first + BATCH)):
+                    partition_key, row_key = history_key(number)
+                    operations.append(("upsert", {"PartitionKey": partition_key,
+                                                  "RowKey": row_key, "n": number}))
+                table.submit_transaction(operations)
+            insert_cpu = (storage_cpu(storage.pids) - cpu_before) / max(1, inserts) * 1000
         finally:
             storage.stop()
-    mode = "partition index" if table_index else "whole table   "
+    mode = "with the preload" if table_index else "plain Azurite   "
     return (f"{rows:>8,} rows, {mode}: {wall:6.1f} ms per query (Azurite {cpu:6.1f} CPU ms), "
-            f"{found / len(chosen):.0f} rows each; filled in {filled:.0f} s")
+            f"{found / len(chosen):.0f} rows each; {inserts} history rows added at Azurite "
+            f"{insert_cpu:.3f} CPU ms each; filled in {filled:.0f} s")
 
 
 def main() -> int:
@@ -76,11 +99,12 @@ def main() -> int:
                         help="table sizes, comma-separated")
     parser.add_argument("--partition-rows", type=int, default=62)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--inserts", type=int, default=2000)
     args = parser.parse_args()
     for rows in (int(text) for text in args.rows.split(",") if text.strip()):
         for table_index in (False, True):
-            print(measure(rows, args.partition_rows, args.queries, table_index=table_index),
-                  flush=True)
+            print(measure(rows, args.partition_rows, args.queries, args.inserts,
+                          table_index=table_index), flush=True)
     return 0
 
 

@@ -190,6 +190,17 @@ def _point_operations(table: TableClient) -> list[Any]:
         _outcome(lambda: table.submit_transaction([
             ("upsert", {"PartitionKey": "part0", "RowKey": "row0006", "n": 66}),
             ("create", {"PartitionKey": "part0", "RowKey": "row0100"})])),
+        # One that adds a new row, then fails: the new row is removed again.
+        _outcome(lambda: table.submit_transaction([
+            ("create", {"PartitionKey": "part1", "RowKey": "row7777", "n": 7777}),
+            ("create", {"PartitionKey": "part1", "RowKey": "row0101"})])),
+        _outcome(lambda: table.get_entity("part1", "row7777")),
+        _outcome(lambda: table.get_entity("part0", "row0006")),
+        # A row removed and added again under the same keys.
+        _outcome(lambda: table.delete_entity("part1", "row0007")),
+        _outcome(lambda: table.create_entity({"PartitionKey": "part1", "RowKey": "row0007",
+                                              "n": 77})),
+        _outcome(lambda: table.get_entity("part1", "row0007")),
     ]
     outcomes.append(sorted((entity["PartitionKey"], entity["RowKey"], entity.get("n"),
                             entity.get("extra")) for entity in table.list_entities()))
@@ -200,7 +211,7 @@ def test_point_operations_end_the_same_way(azurite: Azurite, indexed: Azurite) -
     plain, keyed = (TableServiceClient.from_connection_string(
         server.connection_string).create_table("pointindex") for server in (azurite, indexed))
     expected = _point_operations(plain)
-    assert expected[630:644] == [
+    assert expected[630:650] == [
         [("PartitionKey", "part0"), ("RowKey", "row0100"), ("n", 100)],
         ("error", 404, "ResourceNotFoundError"),
         [("PartitionKey", "shared007"), ("RowKey", "same"), ("n", 7)],
@@ -215,13 +226,48 @@ def test_point_operations_end_the_same_way(azurite: Azurite, indexed: Azurite) -
         "done",
         ("error", 404, "ResourceNotFoundError"),
         ("error", 409, "TableTransactionError"),
+        ("error", 409, "TableTransactionError"),
+        ("error", 404, "ResourceNotFoundError"),
+        [("PartitionKey", "part0"), ("RowKey", "row0006"), ("n", 6)],
+        "done",
+        "done",
+        [("PartitionKey", "part1"), ("RowKey", "row0007"), ("n", 77)],
     ]
     rows = expected[-1]
     assert len(rows) == 600 + 30 + 1 - 2
-    assert ("part0", "row0006", 6, None) in rows
+    assert ("part0", "row0006", 6, None) in rows and ("part1", "row0007", 77, None) in rows
     assert ("part1", "row0003", 3, "merged") in rows
     assert ("shared003", "same", None, "replaced") in rows
     assert _point_operations(keyed) == expected
+
+
+def _table_made_again(service: TableServiceClient) -> list[Any]:
+    """A table deleted and created again under its name: Azurite replaces its collection, whose
+    rows must not come back. Point reads, a partition query and the listing."""
+    outcomes: list[Any] = []
+    for round_ in range(2):
+        table = service.create_table("againindex")
+        for number in range(5 + round_):
+            table.upsert_entity({"PartitionKey": "p", "RowKey": f"r{number}", "n": round_})
+        outcomes += [_outcome(lambda table=table: table.get_entity("p", "r5")),
+                     _outcome(lambda table=table: table.get_entity("p", "r0")),
+                     [(entity["RowKey"], entity["n"])
+                      for entity in table.query_entities("PartitionKey eq 'p'")],
+                     [(entity["RowKey"], entity["n"]) for entity in table.list_entities()]]
+        service.delete_table("againindex")
+    return outcomes
+
+
+def test_a_table_made_again_starts_empty(azurite: Azurite, indexed: Azurite) -> None:
+    plain, keyed = (_table_made_again(TableServiceClient.from_connection_string(
+        server.connection_string)) for server in (azurite, indexed))
+    first = [(f"r{number}", 0) for number in range(5)]
+    again = [(f"r{number}", 1) for number in range(6)]
+    assert plain == [("error", 404, "ResourceNotFoundError"),
+                     [("PartitionKey", "p"), ("RowKey", "r0"), ("n", 0)], first, first,
+                     [("PartitionKey", "p"), ("RowKey", "r5"), ("n", 1)],
+                     [("PartitionKey", "p"), ("RowKey", "r0"), ("n", 1)], again, again]
+    assert keyed == plain
 
 
 def _listing_between_writes(table: TableClient) -> list[Any]:

@@ -9,9 +9,10 @@
 Starts its own Azurite on free loopback ports, in memory (``--azurite-on-disk``: persisted in a
 temporary folder; ``--blob-metadata mariadb``: its blob service keeps blob metadata in a private
 MariaDB server, which past ~10,000 images is the difference between a run of minutes and one of
-hours; ``--table-index``: its table store reads a query's pinned partition and a point
-operation's entity through its indexes, pages a whole-table listing from its continuation and
-merges without an index scan, instead of scanning, as Azure does; see ``bench_storage.py``),
+hours; ``--table-index``: its table store keeps each table's rows in a key map, from which it
+reads a query's pinned partition and a point operation's entity and to which it adds a row
+without moving a sorted index, pages a whole-table listing from its continuation and merges
+without an index scan, instead of scanning, as Azure does; see ``bench_storage.py``),
 then:
 
 1. builds advisory indexes from real records when ``../shared/testdata/advisories`` exists

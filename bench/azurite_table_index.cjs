@@ -154,20 +154,26 @@ if (fs.existsSync(path.join(persistence, "LokiTableMetadataStore.js"))) {
   // - A query that pins a partition reads that partition's rows from the map.
   // The map follows `add`, `update` and `remove` (every way Azurite changes an entity
   // collection, a failed batch's rollback included); it is rebuilt from `data` if LokiJS ever
-  // replaced or resized `data` behind them. Dropping the sorted indexes also means that a table
+  // replaced or resized `data` behind them. It holds the stored objects (what `data` holds),
+  // and `findOne` returns them, as LokiJS does for collections that do not clone (Azurite
+  // makes none that do). Dropping the sorted indexes also means that a table
   // persisted by a run with this preload (`--azurite-on-disk`) has none when plain Azurite
   // loads it again: its queries are then the same, and slower.
   const rowMap = Symbol("acr-scan row map");
 
+  function setRow(partitions, data) {
+    let rows = partitions.get(data.PartitionKey);
+    if (rows === undefined) {
+      rows = new Map();
+      partitions.set(data.PartitionKey, rows);
+    }
+    rows.set(data.RowKey, data);
+  }
+
   function buildRows(collection) {
     const partitions = new Map();
     for (const data of collection.data) {
-      let rows = partitions.get(data.PartitionKey);
-      if (rows === undefined) {
-        rows = new Map();
-        partitions.set(data.PartitionKey, rows);
-      }
-      rows.set(data.RowKey, data);
+      setRow(partitions, data);
     }
     collection[rowMap] = {
       partitions, data: collection.data, length: collection.data.length,
@@ -184,15 +190,6 @@ if (fs.existsSync(path.join(persistence, "LokiTableMetadataStore.js"))) {
       return known.partitions;
     }
     return buildRows(collection);
-  }
-
-  function setRow(partitions, data) {
-    let rows = partitions.get(data.PartitionKey);
-    if (rows === undefined) {
-      rows = new Map();
-      partitions.set(data.PartitionKey, rows);
-    }
-    rows.set(data.RowKey, data);
   }
 
   // Removes the row if the map still holds `data` for it (LokiJS deletes `$loki` from an
@@ -231,9 +228,6 @@ if (fs.existsSync(path.join(persistence, "LokiTableMetadataStore.js"))) {
   function keyedCollection(collection) {
     if (collection[rowMap] !== undefined) {
       return collection;
-    }
-    if (collection.cloneObjects) {
-      return collection; // Azurite never clones; the map holds the stored objects
     }
     collection.binaryIndices = {};
     buildRows(collection);

@@ -22,6 +22,7 @@ from scanning.store import Store
 from scanning.store.advisory_index import publish_index
 from tests.integration.helpers import (
     ADVISORIES,
+    BARRIER_REPOSITORY,
     FUNCTION_KEY,
     REGISTRY_TOKEN,
     App,
@@ -29,6 +30,7 @@ from tests.integration.helpers import (
     PullRecorder,
     Stack,
     compile_folders,
+    push_blob,
     reset_singletons,
 )
 
@@ -64,9 +66,11 @@ def stack(azurite: Azurite, index_files: IndexFiles,
         running.callback(registry.stop)
         quiet = start_registry(tmp_path_factory.mktemp("quiet-registry"), port=free_port())
         running.callback(quiet.stop)
+        # Pushing a blob notifies the host of nothing it acts on (ACR sends no event for it).
+        barrier = push_blob(registry.host, BARRIER_REPOSITORY, b"acr-scan test barrier\n")
         yield Stack(host=host, registry=registry, quiet_registry=quiet,
                     connection_string=azurite.connection_string, pulls=pulls,
-                    index_files=index_files)
+                    index_files=index_files, barrier_blob=barrier["digest"])
 
 
 @pytest.fixture
@@ -84,6 +88,7 @@ def app(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[App]:
     try:
         yield running
     finally:
-        # A scan still running would write into the next test's namespace.
-        running.wait_idle()
+        # A notification not yet delivered, or a scan still running, would write into the
+        # next test's namespace.
+        running.settle()
         reset_singletons()

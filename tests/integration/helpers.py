@@ -8,6 +8,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -166,6 +167,10 @@ class PullRecorder:
             return [event for event in self._events if event.repository == repository]
 
 
+# The repository of the blob ``Stack.settle_notifications`` pulls: nothing else uses it.
+BARRIER_REPOSITORY = "acr-scan-test-barrier"
+
+
 @dataclass(slots=True, kw_only=True)
 class Stack:
     host: FunctionHost
@@ -174,6 +179,22 @@ class Stack:
     connection_string: str
     pulls: PullRecorder
     index_files: IndexFiles
+    barrier_blob: str  # the digest of a blob in BARRIER_REPOSITORY of ``registry``
+
+    def settle_notifications(self, timeout: float = SCAN_TIMEOUT) -> None:
+        """Wait until the host has handled every notification the registry queued so far.
+
+        The registry sends its notifications one at a time, in order, each once the host
+        answered the one before. So once the host has received the pull of the barrier blob
+        made now (told apart from earlier barriers by its user agent), every push, delete or
+        pull the registry saw before it has been handled: none of a test's registry events
+        can reach the host after the test ended, in the next test's storage namespace."""
+        agent = f"acr-scan-test-barrier/{uuid.uuid4().hex}"
+        _registry_call(f"http://{self.registry.host}/v2/{BARRIER_REPOSITORY}/blobs/"
+                       f"{self.barrier_blob}", method="GET", headers={"User-Agent": agent})
+        wait_until(lambda: any(event.user_agent == agent
+                               for event in self.pulls.events(BARRIER_REPOSITORY)) or None,
+                   timeout, "the registry's notifications delivered")
 
 
 def reset_singletons() -> None:
@@ -281,6 +302,12 @@ class App:
         """Every orchestration the host knows has ended."""
         for instance in self.host.durable.instances():
             instance.done.wait(timeout)
+
+    def settle(self, timeout: float = SCAN_TIMEOUT) -> None:
+        """Nothing of this test is left to run: the registry's notifications are delivered
+        (they may start orchestrations), then every orchestration has ended."""
+        self.stack.settle_notifications(timeout)
+        self.wait_idle(timeout)
 
 
 def push_and_scan(app: App, tmp_path: Path, repository: str) -> str:

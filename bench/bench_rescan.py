@@ -95,7 +95,7 @@ from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import EntityProperty, TableClient, TransactionOperation
 from azurite_profile import Profiler
 from azurite_profile import report as profile_report
-from bench_storage import BLOB_METADATA, start_storage
+from bench_storage import BLOB_METADATA, SEMI_SPACE_MIB, start_storage
 
 from scanning.advisories.alpine_secdb import iter_secdb_osv
 from scanning.advisories.demo import DEMO_RECORDS
@@ -713,6 +713,11 @@ def main() -> int:
                              "pins the partition reads that partition, not the whole table, "
                              "as Azure's index does (needed to see how the app scales past "
                              "~10,000 images, see bench_storage.py)")
+    parser.add_argument("--azurite-semi-space", type=int, default=SEMI_SPACE_MIB,
+                        metavar="MIB",
+                        help="the fixed size of each semi-space of Azurite's young generation "
+                             f"(default {SEMI_SPACE_MIB}; 0: V8's own sizing, 16 MB at most; "
+                             "see bench_storage.py)")
     parser.add_argument("--azurite-profile", type=Path, default=None, metavar="DIR",
                         help="write a CPU profile of Azurite for each timed week to DIR "
                              "(<week>-<pid>.cpuprofile, bench/azurite_profile.cjs) and print "
@@ -766,7 +771,8 @@ def main() -> int:
         azurite = start_storage(Path(folder), in_memory=not args.azurite_on_disk,
                                 blob_metadata=args.blob_metadata,
                                 table_index=args.table_index,
-                                profile=args.azurite_profile)
+                                profile=args.azurite_profile,
+                                semi_space_mib=args.azurite_semi_space)
         profiler = (Profiler(args.azurite_profile, azurite.pids)
                     if args.azurite_profile is not None else None)
         try:

@@ -16,6 +16,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,15 +136,21 @@ class Azurite:
 
 
 def start_azurite(data_dir: Path, ports: AzuritePorts | None = None, *,
-                  in_memory: bool = False, env: dict[str, str] | None = None) -> Azurite:
+                  in_memory: bool = False, env: dict[str, str] | None = None,
+                  node_flags: Sequence[str] = ()) -> Azurite:
     """Azurite on loopback, its data under ``data_dir``; with ``in_memory`` nothing is written
     to disk (Azurite otherwise re-serialises its whole table database on every autosave, a
     cost that grows with the data and that Azure Table Storage does not have). ``env``
-    replaces its environment when given."""
+    replaces its environment when given; ``node_flags`` are passed to ``node`` itself (for the
+    V8 options ``NODE_OPTIONS`` refuses)."""
     ports = ports or AzuritePorts()
     data_dir.mkdir(parents=True, exist_ok=True)
+    node = shutil.which("node") if node_flags else None
+    if node_flags and node is None:
+        raise ConfigError("node is missing: Azurite runs on Node.js (make setup)")
     args = [
-        str(azurite_binary()),
+        *([node, *node_flags, str(azurite_binary().resolve())] if node else
+          [str(azurite_binary())]),
         "--silent",
         "--skipApiVersionCheck",
         "--disableTelemetry",

@@ -4,12 +4,9 @@ each window."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -17,23 +14,10 @@ from azure.data.tables import TableServiceClient
 from azure.storage.queue import QueueClient
 
 from scanning.local.services import Azurite, AzuritePorts, start_azurite
+from tests.bench.modules import load_bench
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
-
-def _load(name: str) -> ModuleType:
-    if str(BENCH) not in sys.path:
-        sys.path.append(str(BENCH))
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
-profiles = _load("azurite_profile")
-bench_storage = _load("bench_storage")
+profiles = load_bench("azurite_profile")
+bench_storage = load_bench("bench_storage")
 
 
 def _frame(name: str, url: str = "", line: int = 0) -> dict[str, Any]:

@@ -3,11 +3,7 @@ same entities, in the same pages, as Azurite without it (the session's ``azurite
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -15,20 +11,9 @@ from azure.core.exceptions import HttpResponseError
 from azure.data.tables import TableClient, TableEntity, TableServiceClient
 
 from scanning.local.services import Azurite, AzuritePorts, start_azurite
+from tests.bench.modules import BENCH, load_bench
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
-
-def _bench_storage() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_storage", BENCH / "bench_storage.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("bench_storage", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench_storage = _bench_storage()
+bench_storage = load_bench("bench_storage")
 
 # Partition keys with a quote, numeric-looking text (Azurite's index compares "1" and "1.0" as
 # numbers) and non-ASCII text, beside ordinary ones.

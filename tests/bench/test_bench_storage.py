@@ -4,29 +4,14 @@ command line), and serves."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from azure.data.tables import TableServiceClient
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+from tests.bench.modules import load_bench
 
-
-def _load(name: str) -> ModuleType:
-    if str(BENCH) not in sys.path:
-        sys.path.append(str(BENCH))
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench_storage = _load("bench_storage")
+bench_storage = load_bench("bench_storage")
 
 # Preloaded through NODE_OPTIONS: writes the young generation's semi-space size to the log.
 PROBE = """

@@ -4,7 +4,7 @@
         [--processes N] [--azurite-on-disk] [--blob-metadata loki|mariadb] [--table-index]
         [--mode in-process|orchestration] [--registries N]
         [--chunk-images 500] [--distinct N] [--weeks 5pct,1pct,unchanged]
-        [--azurite-profile DIR]
+        [--azurite-profile DIR] [--azurite-semi-space MIB]
 
 Starts its own Azurite on free loopback ports, in memory (``--azurite-on-disk``: persisted in a
 temporary folder; ``--blob-metadata mariadb``: its blob service keeps blob metadata in a private

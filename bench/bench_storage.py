@@ -36,8 +36,13 @@ evaluations for a table of n rows; the preload walks the table in key order from
 continuation and stops at the page's end. A merge made LokiJS scan each key index for the
 entity's slot; the preload finds it by binary search and leaves it in place (the collections
 that keep LokiJS's indexes). The same entities come back in the same order
-(``tests/bench/test_azurite_table_index.py``). What stays beyond linear is Azurite's garbage
-collector, whose work grows with the heap it marks (several GB at 100,000 images).
+(``tests/bench/test_azurite_table_index.py``). What stayed beyond linear was Azurite's garbage
+collector: each young-generation collection (scavenge) also pays ~4 ms per GB of old
+generation, and Node keeps the young generation small, so a week's scavenges grew with the
+bytes Azurite handled and each cost more as the table grew (several GB at 100,000 images).
+The table process therefore runs with fixed 128 MB semi-spaces (``SEMI_SPACE_MIB``; 8x
+fewer scavenges than V8's 16 MB at most); ``bench_rescan.py --azurite-semi-space 0`` restores
+V8's sizing.
 
 MariaDB (Debian ``mariadb-server``) runs as a private server on a free loopback port with its
 data in the same temporary folder, without a binary log and without a flush per commit (a

@@ -145,12 +145,14 @@ def start_azurite(data_dir: Path, ports: AzuritePorts | None = None, *,
     V8 options ``NODE_OPTIONS`` refuses)."""
     ports = ports or AzuritePorts()
     data_dir.mkdir(parents=True, exist_ok=True)
-    node = shutil.which("node") if node_flags else None
-    if node_flags and node is None:
-        raise ConfigError("node is missing: Azurite runs on Node.js (make setup)")
+    command = [str(azurite_binary())]
+    if node_flags:
+        node = shutil.which("node")
+        if node is None:
+            raise ConfigError("node is missing: Azurite runs on Node.js (make setup)")
+        command = [node, *node_flags, str(azurite_binary().resolve())]
     args = [
-        *([node, *node_flags, str(azurite_binary().resolve())] if node else
-          [str(azurite_binary())]),
+        *command,
         "--silent",
         "--skipApiVersionCheck",
         "--disableTelemetry",

@@ -4,7 +4,7 @@
         [--processes N] [--azurite-on-disk] [--blob-metadata loki|mariadb] [--table-index]
         [--mode in-process|orchestration] [--registries N]
         [--chunk-images 500] [--distinct N] [--weeks 5pct,1pct,unchanged]
-        [--azurite-profile DIR] [--azurite-semi-space MIB]
+        [--azurite-profile DIR] [--azurite-semi-space MIB] [--table-bodies]
 
 Starts its own Azurite on free loopback ports, in memory (``--azurite-on-disk``: persisted in a
 temporary folder; ``--blob-metadata mariadb``: its blob service keeps blob metadata in a private
@@ -73,6 +73,7 @@ import multiprocessing
 import os
 import random
 import resource
+import signal
 import sys
 import tempfile
 import threading
@@ -496,6 +497,17 @@ def copy_images(services: Services, templates: list[Template], numbers: range, n
                 sizes[partition] = 0
             buffer.append((TransactionOperation.UPSERT, row))
             sizes[partition] = sizes.get(partition, 0) + size
+            if (number + 1) % REGISTRY_BLOCK == 0:
+                # The block's registry gets no more images until the numbers come round again:
+                # its rows go now. Kept until the end, as before, 100 registries' unfilled
+                # transactions held every row (13 GB at 100,000 images, which with Azurite's
+                # young generation at 512 MB semi-spaces ran the machine out of memory).
+                for partition, waiting in buffers.items():
+                    if waiting:
+                        pending.append(pool.submit(upsert_rows, store.images.table,
+                                                   waiting.copy(), resets))
+                        waiting.clear()
+                        sizes[partition] = 0
             wait(4 * workers)
             if done % 10_000 == 0:
                 print(f"  copied {done} images ({time.perf_counter() - started:.0f} s, "
@@ -694,7 +706,14 @@ class Orchestrated:
 # ------------------------------------------------------------------------------- main
 
 
+def stop_on_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM ends the run as Ctrl-C does, through the ``finally`` blocks that stop Azurite,
+    MariaDB and the workers: killed without them, they stayed behind with their memory."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=10_000)
@@ -713,6 +732,11 @@ def main() -> int:
                              "pins the partition reads that partition, not the whole table, "
                              "as Azure's index does (needed to see how the app scales past "
                              "~10,000 images, see bench_storage.py)")
+    parser.add_argument("--table-bodies", action="store_true",
+                        help="preload bench/azurite_table_bodies.cjs into Azurite: its table "
+                             "process sends and reads bodies as text, without a Buffer copy of "
+                             "each, so its garbage collections stop growing as images x images "
+                             "(see bench_storage.py)")
     parser.add_argument("--azurite-semi-space", type=int, default=SEMI_SPACE_MIB,
                         metavar="MIB",
                         help="the fixed size of each semi-space of Azurite's young generation "
@@ -771,6 +795,7 @@ def main() -> int:
         azurite = start_storage(Path(folder), in_memory=not args.azurite_on_disk,
                                 blob_metadata=args.blob_metadata,
                                 table_index=args.table_index,
+                                table_bodies=args.table_bodies,
                                 profile=args.azurite_profile,
                                 semi_space_mib=args.azurite_semi_space)
         profiler = (Profiler(args.azurite_profile, azurite.pids)
@@ -855,8 +880,9 @@ def main() -> int:
     print(f"weekly rescan ({args.mode}) of {args.images} images x {args.packages} packages "
           f"({distinct} distinct, the rest copies of their rows), {args.workers} workers, "
           f"{findings / max(1, len(sample)):.0f} findings per image; Azurite's table queries "
-          f"{'by partition (--table-index)' if args.table_index else 'scan the table'}, blob "
-          f"metadata {args.blob_metadata}:")
+          f"{'by partition (--table-index)' if args.table_index else 'scan the table'}"
+          f"{', bodies as text (--table-bodies)' if args.table_bodies else ''}, blob "
+          f"metadata {args.blob_metadata}, semi-spaces {args.azurite_semi_space} MB:")
     for name, result in results:
         report = result.report
         print(f"  {name}: {result.wall:.1f} s wall (goal < 60 s for 10,000), "

@@ -37,15 +37,33 @@ continuation and stops at the page's end. A merge made LokiJS scan each key inde
 entity's slot; the preload finds it by binary search and leaves it in place (the collections
 that keep LokiJS's indexes). The same entities come back in the same order
 (``tests/bench/test_azurite_table_index.py``). What stayed beyond linear was Azurite's garbage
-collector: each young-generation collection (scavenge) also pays ~4 ms per GB of old
-generation, and Node keeps the young generation small, so a week's scavenges grew with the
-bytes Azurite handled and each cost more as the table grew (several GB at 100,000 images).
-The table process therefore runs with fixed 128 MB semi-spaces (``SEMI_SPACE_MIB``; 8x
-fewer scavenges than V8's 16 MB at most: 1,843 scavenges, 32.7 s, became 264, 7.7 s, in the 1%
-week at 100,000 images); ``bench_rescan.py --azurite-semi-space 0`` restores V8's sizing. The
-collector still grows faster than the images (0.5 -> 17.1 s of the table process's main thread
-from 10,000 to 100,000 images in that week, the rest 10.2x): the remaining scavenges, and the
-mark-compacts V8 starts whenever another 64 MB of ArrayBuffers survive.
+collector, for a reason found in two steps.
+
+First, each young-generation collection (scavenge) also pays ~4 ms per GB of old generation,
+and Node kept the young generation at 16 MB semi-spaces at most: fixed 128 MB semi-spaces
+(fourteenth session) turned the 1% week's 1,843 scavenges at 100,000 images (32.7 s) into 264
+(7.7 s). Second, tracing what started each collection (``--trace-gc``, fifteenth session) showed
+that the heap filling did not: V8 counts every ArrayBuffer's bytes as external memory and
+starts a collection for each further 64 MB of it. 67 of the 68 scavenges of a 10,000-image run
+were "external memory pressure", and so was the incremental marking of the mark-compacts, each
+of which marks the whole table heap (3.5 GB at 100,000 images). So the collections were as many
+as the bytes Azurite copied into Buffers, each cost more as the table grew, and a week's GC grew
+as images x images. Of the ~2 GB of Buffers the table process made in a 10,000-image run, half
+were response bodies (TableHandler's ``new BufferStream(Buffer.from(text))``) and a quarter the
+``Buffer.concat`` of each batch request; the rest are the socket's own reads. ``table_bodies``
+(``bench_rescan.py --table-bodies``) preloads ``bench/azurite_table_bodies.cjs``, which sends
+those responses as strings (Node encodes them into memory V8 does not count) and decodes batch
+bodies as they arrive; the bytes on the wire are the same
+(``tests/bench/test_azurite_table_bodies.py``). External-pressure scavenges went from 67 (512 MB
+semi-spaces, without it) to 22 (128 MB, with it) at 10,000 images. Over a whole
+100,000-image run (seeding and both timed weeks) the table process's mark-compacts went from
+112 to 18 and its CPU from 244 to 178 s (128 MB semi-spaces without the preload, 512 MB with
+it); Azurite's CPU in the 1% week at 100,000 images went from 144.9 to 99.9 s, 9.5x its
+10,000-image figure against 13.9-15.1x before. The scavenges that remain are still mostly
+started by external memory (384 of 436 in that run: the socket's reads), and each cost more
+than at 128 MB (64 against 25 ms on average); 128 MB with the preload was not measured at
+100,000 images. The table process runs with fixed 512 MB semi-spaces (``SEMI_SPACE_MIB``,
+``--azurite-semi-space``; 0 restores V8's sizing; ~1.5 GB more memory than V8's sizing).
 
 MariaDB (Debian ``mariadb-server``) runs as a private server on a free loopback port with its
 data in the same temporary folder, without a binary log and without a flush per commit (a
@@ -85,6 +103,8 @@ BLOB_METADATA = ("loki", "mariadb")
 TABLE_INDEX = Path(__file__).resolve().with_name("azurite_table_index.cjs")
 # What the preload writes to Azurite's log once it has replaced the table store's methods.
 TABLE_INDEX_LOADED = "acr-scan bench: Azurite table queries read the pinned partition"
+TABLE_BODIES = Path(__file__).resolve().with_name("azurite_table_bodies.cjs")
+TABLE_BODIES_LOADED = "acr-scan bench: Azurite table bodies are sent and read as text"
 DATABASE = "azurite_blob"
 # Azurite's table store keeps every entity in the Node heap: 100,000 image rows with their
 # findings documents and inventory copies pass Node's default limit (~4 GB on this machine).
@@ -92,12 +112,12 @@ NODE_HEAP_MIB = 16_384
 # Each young-generation collection (scavenge) of V8 also costs time in proportion to the old
 # generation, ~4 ms per GB here (2026-12-05, `--trace-gc-nvp`: 4.5 ms a scavenge at 450 MB,
 # 16.7 ms at 3.5 GB, of which the phases V8 names take ~2.3 ms at both sizes), and Node's
-# young generation stays at 16 MB semi-spaces however busy Azurite is: so the scavenges, as
-# many as the bytes Azurite handles, each cost more as the table grows, and a week's GC
-# grows as images x images (29% of Azurite's CPU in the 1% week at 100,000 images, 10% at
-# 10,000). Semi-spaces of this size, fixed (``--min-semi-space-size``, which NODE_OPTIONS
-# refuses, so ``node`` gets it on its command line), make the scavenges 8x fewer.
-SEMI_SPACE_MIB = 128
+# young generation stays at 16 MB semi-spaces however busy Azurite is. Semi-spaces of this
+# size, fixed (``--min-semi-space-size``, which NODE_OPTIONS refuses, so ``node`` gets it on
+# its command line), leave the scavenges to the Buffers Azurite makes (``TABLE_BODIES``) and
+# to its young generation filling: 128 MB made the 1% week's scavenges at 100,000 images 7x
+# fewer, and 512 MB is what the fifteenth session's 100,000-image runs used.
+SEMI_SPACE_MIB = 512
 
 
 @dataclass(slots=True, kw_only=True)
@@ -166,15 +186,18 @@ def start_mariadb(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
     return process, port
 
 
-def node_environment(*, table_index: bool = False,
+def node_environment(*, table_index: bool = False, table_bodies: bool = False,
                      profile: Path | None = None) -> dict[str, str]:
     """The environment Azurite's processes start with: a heap for 100,000 images' rows and,
     with ``table_index``, the partition index for its table queries preloaded; with
-    ``profile``, the profiler (``azurite_profile``) writing there."""
+    ``table_bodies``, its table bodies sent and read as text (``azurite_table_bodies.cjs``);
+    with ``profile``, the profiler (``azurite_profile``) writing there."""
     options = [os.environ.get("NODE_OPTIONS", ""), f"--max-old-space-size={NODE_HEAP_MIB}"]
     extra: dict[str, str] = {}
     if table_index:
         options.append(f'--require "{TABLE_INDEX}"')
+    if table_bodies:
+        options.append(f'--require "{TABLE_BODIES}"')
     if profile is not None:
         profile.mkdir(parents=True, exist_ok=True)
         options.append(f'--require "{PROFILE_PRELOAD}"')
@@ -184,17 +207,20 @@ def node_environment(*, table_index: bool = False,
 
 
 def start_storage(folder: Path, *, in_memory: bool = True, blob_metadata: str = "loki",
-                  table_index: bool = False, profile: Path | None = None,
+                  table_index: bool = False, table_bodies: bool = False,
+                  profile: Path | None = None,
                   semi_space_mib: int = SEMI_SPACE_MIB) -> BenchStorage:
     """Azurite on free loopback ports (``folder`` for its data and logs); with
     ``blob_metadata="mariadb"`` the blob endpoint is ``azurite-blob`` over MariaDB instead;
     with ``table_index`` Azurite's partition queries read the partition only; with
+    ``table_bodies`` its table process sends and reads bodies as text; with
     ``profile`` its processes write CPU profiles there on request (``azurite_profile``);
     the table process's young generation has fixed semi-spaces of ``semi_space_mib`` (0: V8's
     own sizing)."""
     if blob_metadata not in BLOB_METADATA:
         raise ValueError(f"blob_metadata: one of {BLOB_METADATA}, not {blob_metadata!r}")
-    environment = node_environment(table_index=table_index, profile=profile)
+    environment = node_environment(table_index=table_index, table_bodies=table_bodies,
+                                   profile=profile)
     ports = AzuritePorts.free()
     young = ([f"--min-semi-space-size={semi_space_mib}",
               f"--max-semi-space-size={semi_space_mib}"] if semi_space_mib > 0 else [])
@@ -206,6 +232,7 @@ def start_storage(folder: Path, *, in_memory: bool = True, blob_metadata: str = 
     # A preload that finds nothing to replace in another Azurite layout would leave a run
     # reporting figures as indexed (or profiled) that were not.
     for wanted, loaded, preload in ((table_index, TABLE_INDEX_LOADED, TABLE_INDEX),
+                                    (table_bodies, TABLE_BODIES_LOADED, TABLE_BODIES),
                                     (profile is not None, PROFILE_LOADED, PROFILE_PRELOAD)):
         if wanted and loaded not in log:
             storage.stop()

@@ -6,6 +6,9 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
+
+from scanning.local.services import Azurite, AzuritePorts, start_azurite
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
@@ -23,3 +26,10 @@ def load_bench(name: str) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def preloaded_azurite(folder: Path, **preloads: Any) -> Azurite:
+    """Azurite in memory on free ports, started as the bench starts it with ``preloads``
+    (``bench_storage.node_environment``'s options, e.g. ``table_index=True``)."""
+    environment = load_bench("bench_storage").node_environment(**preloads)
+    return start_azurite(folder, AzuritePorts.free(), in_memory=True, env=environment)

@@ -10,8 +10,8 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.data.tables import TableClient, TableEntity, TableServiceClient
 
-from scanning.local.services import Azurite, AzuritePorts, start_azurite
-from tests.bench.modules import BENCH, load_bench
+from scanning.local.services import Azurite
+from tests.bench.modules import BENCH, load_bench, preloaded_azurite
 
 bench_storage = load_bench("bench_storage")
 
@@ -39,9 +39,7 @@ def _fill(connection_string: str, name: str) -> TableClient:
 
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
-    server = start_azurite(tmp_path_factory.mktemp("azurite-index"), AzuritePorts.free(),
-                           in_memory=True,
-                           env=bench_storage.node_environment(table_index=True))
+    server = preloaded_azurite(tmp_path_factory.mktemp("azurite-index"), table_index=True)
     yield server
     server.stop()
 

@@ -12,7 +12,9 @@ MariaDB server, which past ~10,000 images is the difference between a run of min
 hours; ``--table-index``: its table store keeps each table's rows in a key map, from which it
 reads a query's pinned partition and a point operation's entity and to which it adds a row
 without moving a sorted index, pages a whole-table listing from its continuation and merges
-without an index scan, instead of scanning, as Azure does; see ``bench_storage.py``),
+without an index scan, instead of scanning, as Azure does; ``--table-bodies``: its table
+process sends responses and reads batch bodies as text, without the Buffer copies that set how
+many garbage collections it runs; see ``bench_storage.py``),
 then:
 
 1. builds advisory indexes from real records when ``../shared/testdata/advisories`` exists

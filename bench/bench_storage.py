@@ -58,12 +58,12 @@ bodies as they arrive; the bytes on the wire are the same
 semi-spaces, without it) to 22 (128 MB, with it) at 10,000 images. Over a whole
 100,000-image run (seeding and both timed weeks) the table process's mark-compacts went from
 112 to 18 and its CPU from 244 to 178 s (128 MB semi-spaces without the preload, 512 MB with
-it); Azurite's CPU in the 1% week at 100,000 images went from 144.9 to 99.9 s, 9.5x its
-10,000-image figure against 13.9-15.1x before. The scavenges that remain are still mostly
-started by external memory (384 of 436 in that run: the socket's reads), and each cost more
-than at 128 MB (64 against 25 ms on average); 128 MB with the preload was not measured at
-100,000 images. The table process runs with fixed 512 MB semi-spaces (``SEMI_SPACE_MIB``,
-``--azurite-semi-space``; 0 restores V8's sizing; ~1.5 GB more memory than V8's sizing).
+it); Azurite's CPU in the 1% week at 100,000 images went from 144.9 to 97.0-100.0 s, 9.2-10.3x
+its 10,000-image figure against 13.9-15.1x before. The scavenges that remain are still mostly
+started by external memory (384 of 436 in that run: the socket's reads). With the preload,
+512 MB semi-spaces did no better than 128 (1% week at 100,000 images 236.6-237.6 s against
+228.6 s), so the table process keeps fixed 128 MB semi-spaces (``SEMI_SPACE_MIB``,
+``--azurite-semi-space``; 0 restores V8's sizing).
 
 MariaDB (Debian ``mariadb-server``) runs as a private server on a free loopback port with its
 data in the same temporary folder, without a binary log and without a flush per commit (a
@@ -116,8 +116,8 @@ NODE_HEAP_MIB = 16_384
 # size, fixed (``--min-semi-space-size``, which NODE_OPTIONS refuses, so ``node`` gets it on
 # its command line), leave the scavenges to the Buffers Azurite makes (``TABLE_BODIES``) and
 # to its young generation filling: 128 MB made the 1% week's scavenges at 100,000 images 7x
-# fewer, and 512 MB is what the fifteenth session's 100,000-image runs used.
-SEMI_SPACE_MIB = 512
+# fewer; with ``TABLE_BODIES``, 512 MB did no better than 128 (fifteenth session).
+SEMI_SPACE_MIB = 128
 
 
 @dataclass(slots=True, kw_only=True)

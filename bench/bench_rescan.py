@@ -482,42 +482,39 @@ def copy_images(services: Services, templates: list[Template], numbers: range, n
     sizes: dict[str, int] = {}
     resets: Counter[str] = Counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
+
+        def send(partition: str) -> None:
+            del sizes[partition]
+            pending.append(pool.submit(upsert_rows, store.images.table,
+                                       buffers.pop(partition), resets))
+
         for done, number in enumerate(numbers, start=1):
             row, inventory = copy_image(templates[number % len(templates)], number, now,
                                         moment)
             pending.append(pool.submit(store.blobs.put_inventory, image_registry(number),
                                        image_digest(number), inventory))
             partition = row["PartitionKey"]
-            buffer = buffers.setdefault(partition, [])
             # The limits ImageTable.merge_rows keeps: 100 rows and 3 MiB of body.
             size = payload_size(row)
-            if buffer and (len(buffer) == MAX_BATCH
-                           or sizes[partition] + size > MAX_BATCH_BYTES):
-                pending.append(pool.submit(upsert_rows, store.images.table, buffer.copy(),
-                                           resets))
-                buffer.clear()
-                sizes[partition] = 0
-            buffer.append((TransactionOperation.UPSERT, row))
+            if partition in buffers and (len(buffers[partition]) == MAX_BATCH
+                                         or sizes[partition] + size > MAX_BATCH_BYTES):
+                send(partition)
+            buffers.setdefault(partition, []).append((TransactionOperation.UPSERT, row))
             sizes[partition] = sizes.get(partition, 0) + size
             if (number + 1) % REGISTRY_BLOCK == 0:
                 # The block's registry gets no more images until the numbers come round again:
                 # its rows go now. Kept until the end, as before, 100 registries' unfilled
                 # transactions held every row (13 GB at 100,000 images, which with Azurite's
                 # young generation at 512 MB semi-spaces ran the machine out of memory).
-                for partition, waiting in buffers.items():
-                    if waiting:
-                        pending.append(pool.submit(upsert_rows, store.images.table,
-                                                   waiting.copy(), resets))
-                        waiting.clear()
-                        sizes[partition] = 0
+                for waiting in list(buffers):
+                    send(waiting)
             wait(4 * workers)
             if done % 10_000 == 0:
                 print(f"  copied {done} images ({time.perf_counter() - started:.0f} s, "
                       f"{resets['transactions sent again']} transactions sent again after a "
                       "connection reset)", flush=True)
-        for buffer in buffers.values():
-            if buffer:
-                pending.append(pool.submit(upsert_rows, store.images.table, buffer, resets))
+        for waiting in list(buffers):
+            send(waiting)
         wait(0)
     submit_batches(store.pulls.table, ((TransactionOperation.UPSERT, pull_row(number, now))
                                        for number in numbers), "seeding pulls")

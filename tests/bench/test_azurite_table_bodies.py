@@ -107,11 +107,6 @@ def test_the_same_answers_with_and_without_text_bodies(azurite: Azurite,
     assert _answers(TableServiceClient.from_connection_string(bodied.connection_string)) == plain
 
 
-def _node(script: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["node", *args, "-e", script], capture_output=True, text=True,
-                          check=False, timeout=60)
-
-
 def test_stream_to_string_decodes_characters_cut_between_chunks() -> None:
     # "é€😀" is 2 + 3 + 4 bytes: cut after 1, 4 and 7 bytes, every character is split.
     script = f"""
@@ -129,7 +124,8 @@ const chunks = [bytes.subarray(0, 1), bytes.subarray(1, 4), bytes.subarray(4, 7)
   console.log(JSON.stringify([cut, text, empty, parts]));
 }})();
 """
-    result = _node(script)
+    result = subprocess.run(["node", "-e", script], capture_output=True, text=True,
+                            check=False, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == '["é€😀","a€","",["a€"]]'
 
